@@ -1,0 +1,115 @@
+"""HTTP routes under /api/v1. Each one is a thin call into the :class:`Engine`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from pydantic import BaseModel
+
+from service.api.errors import ERROR_RESPONSES
+from service.engine import MAX_QUERY_CHARS, Engine
+from service.errors import NotReady
+from service.schemas import (
+    MAX_K,
+    BuildManifest,
+    Health,
+    Hit,
+    MapPoints,
+    PaperOut,
+    Ready,
+    TopicDetail,
+    TopicSummary,
+)
+
+router = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES)
+
+
+def get_engine(request: Request) -> Engine:
+    engine: Engine | None = request.app.state.engine
+    if engine is None:
+        raise NotReady("no build is published yet; run: paperscope build")
+    return engine
+
+
+EngineDep = Annotated[Engine, Depends(get_engine)]
+K = Annotated[int, Query(ge=1, le=MAX_K, description="Number of results.")]
+PaperId = Annotated[str, Path(min_length=1, max_length=200, description="Paper id.")]
+
+
+class SearchResults(BaseModel):
+    query: str
+    results: list[Hit]
+
+
+class SimilarResults(BaseModel):
+    paper_id: str
+    results: list[Hit]
+
+
+@router.get("/health", response_model=Health, tags=["service"])
+def health() -> Health:
+    """Liveness: the process answers."""
+    return Health()
+
+
+@router.get("/ready", response_model=Ready, tags=["service"])
+def ready(engine: EngineDep) -> Ready:
+    """Readiness: a build is loaded (503 otherwise)."""
+    return Ready(
+        ready=True,
+        build_id=engine.manifest.build_id,
+        papers=engine.size,
+        topics=engine.manifest.n_topics,
+        model=engine.manifest.model.name,
+    )
+
+
+@router.get("/build", response_model=BuildManifest, tags=["service"])
+def build_manifest(engine: EngineDep) -> BuildManifest:
+    """The manifest of the build being served: model, parameters, stage times, versions."""
+    return engine.manifest
+
+
+@router.get("/search", response_model=SearchResults, tags=["search"])
+def search(
+    engine: EngineDep,
+    q: Annotated[str, Query(min_length=1, max_length=MAX_QUERY_CHARS, description="Free text.")],
+    k: K = 10,
+) -> SearchResults:
+    """Papers closest in meaning to free text: a question, a title, or a pasted abstract."""
+    return SearchResults(query=q, results=engine.search(q, k))
+
+
+@router.get("/papers/{paper_id:path}/similar", response_model=SimilarResults, tags=["search"])
+def similar(engine: EngineDep, paper_id: PaperId, k: K = 10) -> SimilarResults:
+    """Papers like this one (the paper itself is never among the results)."""
+    return SimilarResults(paper_id=paper_id, results=engine.similar(paper_id, k))
+
+
+@router.get("/papers/{paper_id:path}", response_model=PaperOut, tags=["papers"])
+def paper(engine: EngineDep, paper_id: PaperId) -> PaperOut:
+    """One paper with its topic."""
+    return engine.paper(paper_id)
+
+
+@router.get("/topics", response_model=list[TopicSummary], tags=["topics"])
+def topics(engine: EngineDep) -> list[TopicSummary]:
+    """All topics, largest first, with keyword labels; id -1 holds unclustered papers."""
+    return engine.topics()
+
+
+@router.get("/topics/{topic_id}", response_model=TopicDetail, tags=["topics"])
+def topic(
+    engine: EngineDep,
+    topic_id: int,
+    limit: Annotated[int, Query(ge=1, le=10_000, description="Papers to list.")] = 100,
+) -> TopicDetail:
+    """One topic and its papers, closest to the topic centre first."""
+    return engine.topic(topic_id, limit)
+
+
+@router.get("/map", response_model=MapPoints, tags=["map"])
+def map_points(engine: EngineDep) -> MapPoints:
+    """Every paper's 2-D map position and topic, as parallel arrays (compact for big corpora)."""
+    return engine.map_points()

@@ -1,0 +1,287 @@
+"""A build: run every stage over the stored papers and publish the result atomically.
+
+Layout of the data directory::
+
+    papers.sqlite            the store (papers + embedding cache)
+    builds/<build_id>/       one folder per build: manifest.json, embeddings.npy, index.faiss,
+                             papers.sqlite (snapshot + topic per paper), topics.json,
+                             assignments.npy, map.npy, clusterer.joblib
+    builds/CURRENT           the id of the published build (replaced atomically)
+
+Artifacts are written into ``builds/.tmp-<id>`` and renamed into place, then ``CURRENT`` is
+swapped, so a reader never sees half a build and a crash leaves the previous build serving.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import secrets
+import shutil
+import sqlite3
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+from service.config import Settings
+from service.embed import Embedder, embed_with_cache
+from service.errors import InvalidInput, NotReady
+from service.index import build_index, save_index
+from service.ingest import read_records
+from service.maps import layout_map
+from service.schemas import BuildManifest, IngestReport, ModelInfo, TopicParams
+from service.store import Store, embedding_text
+from service.topics import TopicModel, clean_for_labels, fit_topics, resolve_params
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CORPUS = Path(__file__).parent / "data" / "trending-papers.jsonl"
+KEEP_BUILDS = 3
+CURRENT = "CURRENT"
+LIBRARIES = (
+    "paperscope", "sentence-transformers", "torch", "faiss-cpu", "umap-learn", "hdbscan",
+    "scikit-learn", "numpy",
+)  # fmt: skip
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"python": sys.version.split()[0]}
+    for name in LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def current_build_dir(builds_dir: Path) -> Path | None:
+    """The published build folder, or None when nothing was published yet."""
+    pointer = builds_dir / CURRENT
+    if not pointer.exists():
+        return None
+    build_id = pointer.read_text(encoding="utf-8").strip()
+    folder = builds_dir / build_id
+    return folder if build_id and folder.is_dir() else None
+
+
+def read_manifest(build_dir: Path) -> BuildManifest:
+    return BuildManifest.model_validate_json((build_dir / "manifest.json").read_text("utf-8"))
+
+
+@contextmanager
+def _build_lock(builds_dir: Path) -> Iterator[None]:
+    builds_dir.mkdir(parents=True, exist_ok=True)
+    with (builds_dir / ".lock").open("w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise InvalidInput(f"another build is running in {builds_dir}") from None
+        yield
+
+
+def ingest_file(store: Store, path: Path, fmt: str = "auto", progress: bool = True) -> IngestReport:
+    """Read one file into the store (one transaction); the report says what changed."""
+    from tqdm import tqdm
+
+    resolved, records = read_records(path, fmt)
+    report = IngestReport(file=str(path), format=resolved)
+    store.ingest(
+        tqdm(records, desc=f"ingest {path.name}", unit="rec", disable=not progress), report
+    )
+    return report
+
+
+@dataclass
+class StageClock:
+    """Times each stage so the manifest (and the closing log line) can report them."""
+
+    seconds: dict[str, float]
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        log.info("stage %s ...", name)
+        yield
+        self.seconds[name] = round(time.perf_counter() - start, 3)
+        log.info("stage %s done in %.1fs", name, self.seconds[name])
+
+
+def _write_papers_snapshot(path: Path, store: Store, assignments: np.ndarray) -> None:
+    db = sqlite3.connect(path)
+    db.execute(
+        "CREATE TABLE papers (row INTEGER PRIMARY KEY, id TEXT UNIQUE NOT NULL, title TEXT, "
+        "abstract TEXT, authors TEXT, categories TEXT, date TEXT, source TEXT, topic INTEGER)"
+    )
+    rows = (
+        (row, p.id, p.title, p.abstract, json.dumps(p.authors), json.dumps(p.categories), p.date,
+         p.source, int(assignments[row]))
+        for row, (p, _) in enumerate(store.papers())
+    )  # fmt: skip
+    db.executemany("INSERT INTO papers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    db.commit()
+    db.close()
+
+
+def _write_topics(path: Path, model: TopicModel) -> None:
+    payload = {
+        "hdbscan_to_topic": {str(k): v for k, v in model.hdbscan_to_topic.items()},
+        "topics": [
+            {"id": t.id, "label": t.label, "keywords": t.keywords, "members": t.members}
+            for t in model.topics
+        ],
+    }
+    path.write_text(json.dumps(payload), encoding="utf-8")
+
+
+def _publish(builds_dir: Path, staging: Path, build_id: str) -> Path:
+    final = builds_dir / build_id
+    staging.rename(final)
+    pointer_tmp = builds_dir / f".{CURRENT}.tmp"
+    pointer_tmp.write_text(build_id, encoding="utf-8")
+    with pointer_tmp.open("rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(pointer_tmp, builds_dir / CURRENT)
+    return final
+
+
+def _prune(builds_dir: Path, keep: str) -> None:
+    """Remove leftovers of crashed builds and all but the newest KEEP_BUILDS builds."""
+    for leftover in builds_dir.glob(".tmp-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+    builds = sorted(p for p in builds_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+    for old in builds[:-KEEP_BUILDS]:
+        if old.name != keep:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def run_build(
+    settings: Settings,
+    embedder_factory: Callable[[], Embedder],
+    *,
+    force: bool = False,
+    progress: bool = True,
+) -> tuple[Path, BuildManifest, bool]:
+    """Build and publish; returns (build folder, manifest, whether a new build was made).
+
+    Without ``force``, an up-to-date build (same corpus, model and parameters) is kept as is.
+    An empty store is first filled with the bundled default corpus.
+    """
+    builds_dir = settings.builds_dir
+    with _build_lock(builds_dir), Store(settings.db_path) as store:
+        for leftover in builds_dir.glob(".tmp-*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+        if store.count() == 0:
+            log.info("the store is empty: ingesting the bundled corpus %s", DEFAULT_CORPUS.name)
+            ingest_file(store, DEFAULT_CORPUS, progress=progress)
+        n = store.count()
+        corpus_hash = store.corpus_hash()
+
+        embedder = embedder_factory()
+        if settings.umap_components >= embedder.dim:
+            raise InvalidInput(
+                f"umap_components ({settings.umap_components}) must be below the model's "
+                f"dimension ({embedder.dim})"
+            )
+        current = current_build_dir(builds_dir)
+        if current is not None and not force:
+            manifest = read_manifest(current)
+            if (
+                manifest.corpus_hash == corpus_hash
+                and manifest.model.revision == embedder.revision
+                and topic_params(settings, n) == manifest.topics
+            ):
+                log.info("build %s is up to date (same corpus, model, parameters)", current.name)
+                return current, manifest, False
+
+        clock = StageClock({})
+        params = topic_params(settings, n)
+        papers = list(store.papers())
+        with clock.stage("embed"):
+            texts = [embedding_text(p) for p, _ in papers]
+            hashes = [h for _, h in papers]
+            vectors, embedded_new = embed_with_cache(store, embedder, texts, hashes, progress)
+        with clock.stage("index"):
+            index, index_info = build_index(vectors, settings.exact_index_max, settings.seed)
+        with clock.stage("topics"):
+            topic_model = fit_topics(
+                vectors,
+                [clean_for_labels(t) for t in texts],
+                params,
+                settings.label_terms,
+            )
+        with clock.stage("map"):
+            coords = layout_map(vectors, params.umap_neighbors, settings.seed)
+
+        stamp = datetime.now(UTC)
+        build_id = f"{stamp:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+        staging = builds_dir / f".tmp-{build_id}"
+        staging.mkdir(parents=True)
+        try:
+            with clock.stage("write"):
+                np.save(staging / "embeddings.npy", vectors)
+                np.save(staging / "assignments.npy", topic_model.assignments)
+                np.save(staging / "map.npy", coords)
+                save_index(index, staging / "index.faiss")
+                _write_papers_snapshot(staging / "papers.sqlite", store, topic_model.assignments)
+                _write_topics(staging / "topics.json", topic_model)
+                if topic_model.clusterer is not None:
+                    import joblib
+
+                    joblib.dump(topic_model.clusterer, staging / "clusterer.joblib")
+            noise = float(np.mean(topic_model.assignments == -1)) if n else 0.0
+            manifest = BuildManifest(
+                build_id=build_id,
+                created_at=stamp.isoformat(timespec="seconds"),
+                model=ModelInfo(
+                    name=embedder.name,
+                    revision=embedder.revision,
+                    dim=embedder.dim,
+                    backend=embedder.backend,
+                ),
+                papers=n,
+                corpus_hash=corpus_hash,
+                embedded_new=embedded_new,
+                index=index_info,
+                topics=topic_model.params,
+                n_topics=sum(1 for t in topic_model.topics if t.id >= 0),
+                noise_share=round(noise, 4),
+                map_neighbors=params.umap_neighbors,
+                stage_seconds=clock.seconds,
+                versions=library_versions(),
+            )
+            (staging / "manifest.json").write_text(manifest.model_dump_json(indent=2), "utf-8")
+            final = _publish(builds_dir, staging, build_id)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        _prune(builds_dir, keep=build_id)
+        log.info("published build %s: %s", build_id, clock.seconds)
+        return final, manifest, True
+
+
+def topic_params(settings: Settings, n: int) -> TopicParams:
+    return resolve_params(
+        n,
+        umap_components=settings.umap_components,
+        umap_neighbors=settings.umap_neighbors,
+        min_cluster_size=settings.min_cluster_size,
+        min_samples=settings.min_samples,
+        cluster_selection=settings.cluster_selection,
+        seed=settings.seed,
+    )
+
+
+def require_build(settings: Settings) -> Path:
+    build = current_build_dir(settings.builds_dir)
+    if build is None:
+        raise NotReady(f"no build in {settings.data_dir}; run: paperscope build")
+    return build

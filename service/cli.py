@@ -1,0 +1,290 @@
+"""The ``paperscope`` command: ingest, build, serve, query, similar, info, models.
+
+Every command builds its :class:`Settings` from ``PAPERSCOPE_*`` variables plus the flags given.
+A :class:`PaperscopeError` ends the command with ``error: <message>`` and exit code 2, never a
+traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import threading
+import time
+import webbrowser
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from service.config import Settings, configure_runtime, load_settings
+from service.errors import IngestError, PaperscopeError
+from service.ingest import FORMATS
+from service.schemas import Hit
+
+if TYPE_CHECKING:
+    from service.engine import Engine
+
+app = typer.Typer(
+    help="paperscope: semantic search and topic maps for paper abstracts.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+models_app = typer.Typer(help="Prepare and list embedding models.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+log = logging.getLogger("paperscope")
+
+DataDirOpt = Annotated[
+    Path | None, typer.Option("--data-dir", help="Data folder [env PAPERSCOPE_DATA_DIR].")
+]
+ModelOpt = Annotated[
+    str | None, typer.Option("--model", help="Embedding model [env PAPERSCOPE_MODEL].")
+]
+KOpt = Annotated[int, typer.Option("-k", "--k", help="Number of results.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def _settings(**overrides: object) -> Settings:
+    settings = load_settings(**overrides)
+    configure_runtime(settings)
+    return settings
+
+
+def _echo_json(payload: object) -> None:
+    typer.echo(json.dumps(payload, indent=2, ensure_ascii=False))
+
+
+def _open_engine(settings: Settings, with_model: bool = True) -> Engine:
+    from service.build import require_build
+    from service.embed import load_embedder
+    from service.engine import Engine
+
+    build = require_build(settings)
+    embedder = load_embedder(settings) if with_model else None
+    return Engine(build, embedder)
+
+
+@app.command()
+def ingest(
+    files: Annotated[list[Path], typer.Argument(help="Files to ingest.")],
+    fmt: Annotated[str, typer.Option("--format", help=f"One of {', '.join(FORMATS)}.")] = "auto",
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Add or update papers from files (one transaction per file)."""
+    from service.build import ingest_file
+    from service.store import Store
+
+    if fmt not in FORMATS:
+        raise typer.BadParameter(f"choose one of: {', '.join(FORMATS)}", param_hint="--format")
+    settings = _settings(data_dir=data_dir)
+    with Store(settings.db_path) as store:
+        for path in files:
+            report = ingest_file(store, path, fmt)
+            if report.new + report.updated + report.unchanged == 0:
+                rejected = "; ".join(f"{r.location}: {r.reason}" for r in report.rejected[:5])
+                raise IngestError(
+                    f"{path}: no papers found as {report.format}"
+                    + (f" ({rejected})" if rejected else "")
+                )
+            verdict = "changed" if report.changed else "nothing changed (all papers already stored)"
+            counts = f"{report.new} new, {report.updated} updated, {report.unchanged} unchanged"
+            typer.echo(
+                f"{path}: {counts}, {len(report.rejected)} rejected as {report.format} -> {verdict}"
+            )
+            for item in report.rejected:
+                typer.echo(f"  rejected {item.location}: {item.reason}", err=True)
+        typer.echo(f"{store.count()} papers in {settings.db_path}")
+
+
+@app.command()
+def build(
+    force: Annotated[bool, typer.Option(help="Rebuild even if the build is up to date.")] = False,
+    if_missing: Annotated[
+        bool, typer.Option("--if-missing", help="Do nothing when a build already exists.")
+    ] = False,
+    data_dir: DataDirOpt = None,
+    model: ModelOpt = None,
+) -> None:
+    """Embed, index, cluster and lay out the stored papers; publish the build atomically.
+
+    With an empty store, the bundled corpus of 115 trending papers is ingested first.
+    """
+    from service.build import current_build_dir, read_manifest, run_build
+    from service.embed import load_embedder
+
+    settings = _settings(data_dir=data_dir, model=model)
+    existing = current_build_dir(settings.builds_dir)
+    if if_missing and existing is not None:
+        typer.echo(f"build {existing.name} exists; nothing to do (--if-missing)")
+        return
+    folder, manifest, made = run_build(settings, lambda: load_embedder(settings), force=force)
+    if not made:
+        typer.echo(f"build {folder.name} is up to date; use --force to rebuild")
+        return
+    manifest = read_manifest(folder)
+    typer.echo(
+        f"published build {manifest.build_id}: {manifest.papers} papers "
+        f"({manifest.embedded_new} embedded now), {manifest.n_topics} topics, "
+        f"{manifest.noise_share:.0%} unclustered, index {manifest.index.type}"
+    )
+    typer.echo(
+        "stage seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in manifest.stage_seconds.items())
+    )
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address [env PAPERSCOPE_HOST].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port [env PAPERSCOPE_PORT].")] = None,
+    open_browser: Annotated[
+        bool, typer.Option("--open", help="Open the map in a web browser when ready.")
+    ] = False,
+    data_dir: DataDirOpt = None,
+    model: ModelOpt = None,
+) -> None:
+    """Serve the JSON API (/api/v1, docs at /docs) and the topic map page (/)."""
+    import uvicorn
+
+    from service.api.app import create_app
+
+    settings = _settings(data_dir=data_dir, model=model, host=host, port=port)
+    url = f"http://{settings.host}:{settings.port}/"
+    if open_browser:
+
+        def _open() -> None:
+            time.sleep(3)
+            if not webbrowser.open(url):
+                log.info("no web browser found here; open %s yourself", url)
+
+        threading.Thread(target=_open, daemon=True).start()
+    typer.echo(f"serving {settings.data_dir} at {url} (API docs at {url}docs)")
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+
+
+@app.command()
+def query(
+    text: Annotated[str, typer.Argument(help="Free text: a question, a title or an abstract.")],
+    k: KOpt = 10,
+    as_json: JsonOpt = False,
+    data_dir: DataDirOpt = None,
+    model: ModelOpt = None,
+) -> None:
+    """Search the current build by meaning."""
+    engine = _open_engine(_settings(data_dir=data_dir, model=model))
+    hits = engine.search(text, k)
+    _print_hits(hits, as_json)
+
+
+@app.command()
+def similar(
+    paper_id: Annotated[str, typer.Argument(help="Id of a paper in the build.")],
+    k: KOpt = 10,
+    as_json: JsonOpt = False,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Papers like PAPER_ID (the paper itself excluded)."""
+    engine = _open_engine(_settings(data_dir=data_dir), with_model=False)
+    _print_hits(engine.similar(paper_id, k), as_json)
+
+
+def _print_hits(hits: list[Hit], as_json: bool) -> None:
+    if as_json:
+        _echo_json([h.model_dump() for h in hits])
+        return
+    for rank, hit in enumerate(hits, 1):
+        typer.echo(f"{rank:>3}. {hit.score:.3f}  {hit.title}")
+        typer.echo(f"      {hit.id}   [topic {hit.topic_id}: {hit.topic_label}]")
+
+
+@app.command()
+def info(as_json: JsonOpt = False, data_dir: DataDirOpt = None) -> None:
+    """What is stored and what the current build holds (topics with their labels)."""
+    from service.build import current_build_dir
+    from service.store import Store
+
+    settings = _settings(data_dir=data_dir)
+    with Store(settings.db_path) as store:
+        stored = store.count()
+    folder = current_build_dir(settings.builds_dir)
+    if folder is None:
+        payload: dict[str, object] = {"data_dir": str(settings.data_dir), "papers_stored": stored,
+                                      "build": None}  # fmt: skip
+        if as_json:
+            _echo_json(payload)
+        else:
+            typer.echo(
+                f"{stored} papers stored in {settings.db_path}; no build yet (paperscope build)"
+            )
+        return
+    engine = _open_engine(settings, with_model=False)
+    topics = engine.topics()
+    manifest = engine.manifest
+    if as_json:
+        _echo_json(
+            {
+                "data_dir": str(settings.data_dir),
+                "papers_stored": stored,
+                "build": manifest.model_dump(),
+                "topics": [t.model_dump(exclude={"representative"}) for t in topics],
+            }
+        )
+        return
+    typer.echo(f"data dir     {settings.data_dir}  ({stored} papers stored)")
+    typer.echo(f"build        {manifest.build_id}  ({manifest.created_at})")
+    typer.echo(
+        f"model        {manifest.model.name} ({manifest.model.dim}-dim, {manifest.model.backend})"
+    )
+    typer.echo(f"papers       {manifest.papers}  ({manifest.noise_share:.0%} unclustered)")
+    typer.echo(f"index        {manifest.index.type}: {manifest.index.reason}")
+    typer.echo(
+        "stages       " + ", ".join(f"{k} {v:.1f}s" for k, v in manifest.stage_seconds.items())
+    )
+    typer.echo(f"topics       {manifest.n_topics}")
+    for topic in topics:
+        typer.echo(f"  {topic.id:>4}  {topic.size:>5}  {topic.label}")
+
+
+@models_app.command("prepare")
+def models_prepare(
+    models_dir: Annotated[Path | None, typer.Option(help="Models folder.")] = None,
+) -> None:
+    """Verify the installed model weights against models/manifest.json and link them."""
+    from service.models import prepare_models
+
+    settings = load_settings(models_dir=models_dir)
+    for line in prepare_models(settings.models_dir):
+        typer.echo(line)
+
+
+@models_app.command("list")
+def models_list(
+    models_dir: Annotated[Path | None, typer.Option(help="Models folder.")] = None,
+) -> None:
+    """Models named in the manifest and where each resolves to."""
+    from service.models import read_manifest, resolve_model
+
+    settings = load_settings(models_dir=models_dir)
+    for name, entry in read_manifest(settings.models_dir).items():
+        resolved = resolve_model(name, settings.models_dir)
+        typer.echo(f"{name}  dim {entry.dim}  {entry.licence}\n    -> {resolved.location}")
+
+
+def main() -> None:
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("sentence_transformers", "httpx", "numba", "faiss"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        app()
+    except PaperscopeError as err:
+        typer.echo(f"error: {err.message}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)

@@ -1,0 +1,119 @@
+"""Typed settings, read from ``PAPERSCOPE_*`` environment variables and CLI flags.
+
+Settings are built at the edges (the CLI command, the app factory), never at import time, so tests
+and several corpora side by side each get their own. Nonsense fails fast with a clear message.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from service.errors import InvalidInput
+
+#: The repository's ``models/`` folder (where ``scripts/install`` prepares model files).
+REPO_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+
+
+class Settings(BaseSettings):
+    """Everything a deployment can change. Each field is documented in the README."""
+
+    model_config = SettingsConfigDict(env_prefix="PAPERSCOPE_", extra="ignore")
+
+    data_dir: Path = Field(
+        default=Path("paperscope-data"),
+        description="Folder holding the papers database, the embedding cache and the builds.",
+    )
+    host: str = Field(default="127.0.0.1", description="Address the server binds to.")
+    port: int = Field(default=8000, ge=1, le=65535, description="Port the server listens on.")
+    model: str = Field(
+        default=DEFAULT_MODEL,
+        description="Embedding model: a name from models/manifest.json, a local folder, "
+        "or any sentence-transformers model name (needs a reachable hub).",
+    )
+    models_dir: Path = Field(
+        default=REPO_MODELS_DIR, description="Folder with the model manifest and prepared models."
+    )
+    device: str | None = Field(
+        default=None, description="torch device for embedding (cpu, cuda); default: automatic."
+    )
+    embed_batch_size: int = Field(default=32, ge=1, le=4096)
+    umap_components: int = Field(
+        default=5, ge=2, le=100, description="Dimensions of the UMAP space HDBSCAN clusters in."
+    )
+    umap_neighbors: int | None = Field(
+        default=None,
+        ge=2,
+        le=200,
+        description="UMAP n_neighbors; default: chosen from corpus size.",
+    )
+    min_cluster_size: int | None = Field(
+        default=None,
+        ge=2,
+        description="HDBSCAN min_cluster_size; default: chosen from corpus size.",
+    )
+    min_samples: int | None = Field(
+        default=None, ge=1, description="HDBSCAN min_samples; default: chosen from corpus size."
+    )
+    cluster_selection: Literal["eom", "leaf"] = Field(
+        default="leaf", description="HDBSCAN cluster_selection_method."
+    )
+    label_terms: int = Field(default=4, ge=1, le=20, description="Keywords in a topic label.")
+    seed: int = Field(default=42, ge=0, description="Random seed for UMAP (map and clustering).")
+    exact_index_max: int = Field(
+        default=20_000, ge=0, description="Corpora up to this size get an exact FAISS index."
+    )
+
+    @field_validator("host")
+    @classmethod
+    def _host_not_empty(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("host must not be empty")
+        return value
+
+    @model_validator(mode="after")
+    def _clustering_consistent(self) -> Settings:
+        if (
+            self.min_cluster_size is not None
+            and self.min_samples is not None
+            and self.min_samples > self.min_cluster_size
+        ):
+            raise ValueError("min_samples must not exceed min_cluster_size")
+        return self
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "papers.sqlite"
+
+    @property
+    def builds_dir(self) -> Path:
+        return self.data_dir / "builds"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings from the environment plus explicit overrides (``None`` means not given).
+
+    Raises :class:`InvalidInput` with every problem listed instead of a pydantic traceback.
+    """
+    given = {key: value for key, value in overrides.items() if value is not None}
+    try:
+        return Settings(**given)  # type: ignore[arg-type]
+    except ValidationError as err:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in err.errors()
+        )
+        raise InvalidInput(f"invalid settings: {problems}") from None
+
+
+def configure_runtime(settings: Settings) -> None:
+    """Process-wide knobs that must be set before numba / transformers are imported."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "paperscope"
+    os.environ.setdefault("NUMBA_CACHE_DIR", str(cache / "numba"))
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    settings.data_dir.mkdir(parents=True, exist_ok=True)

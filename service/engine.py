@@ -1,0 +1,230 @@
+"""Read-only query engine over one published build: search, like-this, topics, map.
+
+Artifacts are opened read-only and the embedding matrix memory-mapped. Every method returns
+:mod:`service.schemas` objects, so callers (API routes, CLI) never see numpy or faiss.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from service.build import read_manifest
+from service.embed import Embedder
+from service.errors import ArtifactMismatch, InvalidInput, NotFound
+from service.index import load_index, search
+from service.schemas import (
+    MAX_K,
+    NOISE_TOPIC,
+    BuildManifest,
+    Hit,
+    MapPoints,
+    PaperOut,
+    PaperRef,
+    TopicDetail,
+    TopicSummary,
+)
+from service.topics import REPRESENTATIVES
+
+MAX_QUERY_CHARS = 10_000
+ARTIFACTS = ("manifest.json", "embeddings.npy", "index.faiss", "papers.sqlite", "topics.json",
+             "assignments.npy", "map.npy")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _Topic:
+    id: int
+    label: str
+    keywords: list[str]
+    members: list[int]
+
+
+class Engine:
+    """Answers queries from one build folder. Thread-safe for concurrent readers."""
+
+    def __init__(self, build_dir: Path, embedder: Embedder | None) -> None:
+        missing = [name for name in ARTIFACTS if not (build_dir / name).is_file()]
+        if missing:
+            raise ArtifactMismatch(f"build {build_dir.name} is incomplete: missing {missing}")
+        try:
+            self.manifest: BuildManifest = read_manifest(build_dir)
+        except ValueError as err:
+            raise ArtifactMismatch(
+                f"build {build_dir.name} has an unreadable manifest: {err}"
+            ) from None
+        if embedder is not None:
+            _check_model(self.manifest, embedder)
+        self.build_dir = build_dir
+        self.embedder = embedder
+        self._vectors: npt.NDArray[np.float32] = np.load(
+            build_dir / "embeddings.npy", mmap_mode="r"
+        )
+        self._index = load_index(build_dir / "index.faiss", self.manifest.index)
+        self._assignments = np.load(build_dir / "assignments.npy")
+        self._map = np.load(build_dir / "map.npy")
+        raw = json.loads((build_dir / "topics.json").read_text(encoding="utf-8"))
+        self._topics = {
+            t["id"]: _Topic(t["id"], t["label"], t["keywords"], t["members"]) for t in raw["topics"]
+        }
+        self._db = sqlite3.connect(
+            f"file:{build_dir / 'papers.sqlite'}?mode=ro", uri=True, check_same_thread=False
+        )
+        self._db.row_factory = sqlite3.Row
+        self._lock = threading.Lock()
+        rows = self._db.execute("SELECT row, id, title FROM papers ORDER BY row").fetchall()
+        self._ids = [r["id"] for r in rows]
+        self._titles = [r["title"] for r in rows]
+        self._row_of = {paper_id: row for row, paper_id in enumerate(self._ids)}
+        counts = {len(self._ids), len(self._vectors), self._index.ntotal, len(self._map),
+                  len(self._assignments), self.manifest.papers}  # fmt: skip
+        if len(counts) != 1:
+            raise ArtifactMismatch(f"build {build_dir.name} is inconsistent: row counts {counts}")
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    @property
+    def size(self) -> int:
+        return len(self._ids)
+
+    def _label(self, topic_id: int) -> str:
+        topic = self._topics.get(topic_id)
+        return topic.label if topic else "unclustered"
+
+    def _row(self, paper_id: str) -> int:
+        row = self._row_of.get(paper_id)
+        if row is None:
+            raise NotFound(f"no paper with id {paper_id!r}")
+        return row
+
+    def _check_k(self, k: int) -> int:
+        if not 1 <= k <= MAX_K:
+            raise InvalidInput(f"k must be between 1 and {MAX_K}, got {k}")
+        return k
+
+    def _hits(
+        self, scores: npt.NDArray[Any], rows: npt.NDArray[Any], skip: int, k: int
+    ) -> list[Hit]:
+        hits = []
+        fetched = self._fetch([int(r) for r in rows if r >= 0 and r != skip][:k])
+        for score, row in zip(scores.tolist(), rows.tolist(), strict=True):
+            if row < 0 or row == skip or row not in fetched:
+                continue
+            record = fetched[row]
+            topic = int(self._assignments[row])
+            hits.append(
+                Hit(
+                    id=record["id"],
+                    title=record["title"],
+                    score=round(float(score), 6),
+                    date=record["date"],
+                    categories=json.loads(record["categories"]),
+                    topic_id=topic,
+                    topic_label=self._label(topic),
+                )
+            )
+        return hits[:k]
+
+    def _fetch(self, rows: list[int]) -> dict[int, sqlite3.Row]:
+        if not rows:
+            return {}
+        marks = ",".join("?" * len(rows))
+        with self._lock:
+            sql = f"SELECT * FROM papers WHERE row IN ({marks})"  # noqa: S608 - marks are '?'
+            found = self._db.execute(sql, rows).fetchall()
+        return {r["row"]: r for r in found}
+
+    # -- queries ----------------------------------------------------------------------------
+
+    def paper(self, paper_id: str) -> PaperOut:
+        row = self._row(paper_id)
+        record = self._fetch([row])[row]
+        topic = int(self._assignments[row])
+        return PaperOut(
+            id=record["id"],
+            title=record["title"],
+            abstract=record["abstract"],
+            authors=json.loads(record["authors"]),
+            categories=json.loads(record["categories"]),
+            date=record["date"],
+            source=record["source"],
+            topic_id=topic,
+            topic_label=self._label(topic),
+        )
+
+    def similar(self, paper_id: str, k: int = 10) -> list[Hit]:
+        """Papers most like ``paper_id`` (the paper itself excluded)."""
+        k = self._check_k(k)
+        row = self._row(paper_id)
+        query = np.asarray(self._vectors[row : row + 1], dtype=np.float32)
+        scores, rows = search(self._index, query, k + 1)
+        return self._hits(scores[0], rows[0], skip=row, k=k)
+
+    def search(self, text: str, k: int = 10) -> list[Hit]:
+        """Papers closest in meaning to free text (a question, a title, a pasted abstract)."""
+        k = self._check_k(k)
+        text = text.strip()
+        if not text:
+            raise InvalidInput("query text must not be empty")
+        if len(text) > MAX_QUERY_CHARS:
+            raise InvalidInput(f"query text is longer than {MAX_QUERY_CHARS} characters")
+        if self.embedder is None:
+            raise InvalidInput("this engine was opened without an embedding model")
+        query = self.embedder.encode([text])
+        scores, rows = search(self._index, query, k)
+        return self._hits(scores[0], rows[0], skip=-1, k=k)
+
+    def _summary(self, topic: _Topic) -> TopicSummary:
+        return TopicSummary(
+            id=topic.id,
+            label=topic.label,
+            keywords=topic.keywords,
+            size=len(topic.members),
+            representative=self._refs(topic.members[:REPRESENTATIVES]),
+        )
+
+    def _refs(self, rows: list[int]) -> list[PaperRef]:
+        return [PaperRef(id=self._ids[r], title=self._titles[r]) for r in rows]
+
+    def topics(self) -> list[TopicSummary]:
+        """All topics, largest first; the unclustered papers (id -1) come last."""
+        ordered = sorted(self._topics.values(), key=lambda t: (t.id == NOISE_TOPIC, t.id))
+        return [self._summary(t) for t in ordered]
+
+    def topic(self, topic_id: int, limit: int = 100) -> TopicDetail:
+        topic = self._topics.get(topic_id)
+        if topic is None:
+            raise NotFound(f"no topic with id {topic_id}")
+        if limit < 1:
+            raise InvalidInput("limit must be at least 1")
+        summary = self._summary(topic)
+        return TopicDetail(**summary.model_dump(), papers=self._refs(topic.members[:limit]))
+
+    def map_points(self) -> MapPoints:
+        return MapPoints(
+            ids=self._ids,
+            x=[round(float(v), 5) for v in self._map[:, 0]],
+            y=[round(float(v), 5) for v in self._map[:, 1]],
+            topic=[int(t) for t in self._assignments],
+            title=self._titles,
+        )
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def _check_model(manifest: BuildManifest, embedder: Embedder) -> None:
+    built = manifest.model
+    if built.dim != embedder.dim or built.revision != embedder.revision:
+        raise ArtifactMismatch(
+            f"build {manifest.build_id} was made with model {built.name} (dim {built.dim}, "
+            f"revision {built.revision[:12]}) but the configured model is {embedder.name} "
+            f"(dim {embedder.dim}, revision {embedder.revision[:12]}); "
+            "rebuild with: paperscope build --force, or set PAPERSCOPE_MODEL to the build's model"
+        )

@@ -1,0 +1,147 @@
+"""Pydantic contracts shared by the core and the API: what goes in, what comes out.
+
+The engine returns these objects only (no numpy, no faiss), so routes and the CLI never see the
+internals of a build.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+NOISE_TOPIC = -1
+"""Topic id of papers HDBSCAN leaves unclustered."""
+
+MAX_K = 100
+"""Upper bound for ``k`` (results per query) everywhere: API, CLI and engine."""
+
+
+class Paper(BaseModel):
+    """One paper as stored. ``id`` is the source's id or, lacking one, derived from the title."""
+
+    id: str = Field(min_length=1, max_length=200)
+    title: str = Field(min_length=1)
+    abstract: str = Field(min_length=1)
+    authors: list[str] = Field(default_factory=list)
+    categories: list[str] = Field(default_factory=list)
+    date: str | None = Field(default=None, description="ISO date (YYYY-MM-DD) when known.")
+    source: str = Field(default="", description="Where the paper was ingested from.")
+
+
+class Rejected(BaseModel):
+    """A record that could not be ingested, with the reason; never dropped silently."""
+
+    location: str = Field(description="Line or record number in the file.")
+    reason: str
+
+
+class IngestReport(BaseModel):
+    file: str
+    format: str
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: list[Rejected] = Field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return self.new + self.updated > 0
+
+
+class PaperRef(BaseModel):
+    id: str
+    title: str
+
+
+class PaperOut(Paper):
+    topic_id: int
+    topic_label: str
+
+
+class Hit(BaseModel):
+    """One search / like-this result; ``score`` is the cosine similarity to the query."""
+
+    id: str
+    title: str
+    score: float
+    date: str | None = None
+    categories: list[str] = Field(default_factory=list)
+    topic_id: int
+    topic_label: str
+
+
+class TopicSummary(BaseModel):
+    id: int
+    label: str
+    keywords: list[str]
+    size: int
+    representative: list[PaperRef]
+
+
+class TopicDetail(TopicSummary):
+    papers: list[PaperRef] = Field(description="Members, closest to the topic centre first.")
+
+
+class MapPoints(BaseModel):
+    """Columnar map payload: element ``i`` of every list describes the same paper."""
+
+    ids: list[str]
+    x: list[float]
+    y: list[float]
+    topic: list[int]
+    title: list[str]
+
+
+class ModelInfo(BaseModel):
+    name: str
+    revision: str = Field(description="sha256 of the weights when known, else the name.")
+    dim: int
+    backend: str
+
+
+class IndexInfo(BaseModel):
+    type: str
+    reason: str
+    recall_at_10: float | None = None
+    ef_search: int | None = None
+
+
+class TopicParams(BaseModel):
+    umap_components: int
+    umap_neighbors: int
+    min_cluster_size: int
+    min_samples: int
+    cluster_selection: str
+    seed: int
+
+
+class BuildManifest(BaseModel):
+    """Written into every build directory; the server checks it before serving the build."""
+
+    format_version: Literal[1] = 1
+    build_id: str
+    created_at: str
+    model: ModelInfo
+    papers: int
+    corpus_hash: str
+    embedded_new: int = Field(description="Papers embedded in this build (the rest were cached).")
+    index: IndexInfo
+    topics: TopicParams
+    n_topics: int
+    noise_share: float
+    map_neighbors: int
+    stage_seconds: dict[str, float]
+    versions: dict[str, str]
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class Ready(BaseModel):
+    ready: bool
+    build_id: str
+    papers: int
+    topics: int
+    model: str

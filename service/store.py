@@ -1,0 +1,188 @@
+"""The papers database (SQLite): the only module that touches it.
+
+Papers are upserted by id inside one transaction per file, so a crash mid-ingest leaves the
+database as it was before the file. Embeddings are cached by (model, content hash): an unchanged
+paper is never embedded twice, whichever build asks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from types import TracebackType
+
+import numpy as np
+import numpy.typing as npt
+
+from service.schemas import IngestReport, Paper, Rejected
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS papers (
+    id           TEXT PRIMARY KEY,
+    title        TEXT NOT NULL,
+    abstract     TEXT NOT NULL,
+    authors      TEXT NOT NULL,   -- JSON list
+    categories   TEXT NOT NULL,   -- JSON list, primary first
+    date         TEXT,
+    source       TEXT NOT NULL,
+    content_hash TEXT NOT NULL    -- sha256 of what is embedded (title + abstract)
+);
+CREATE TABLE IF NOT EXISTS embeddings (
+    model        TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    vector       BLOB NOT NULL,   -- float32, L2-normalised
+    PRIMARY KEY (model, content_hash)
+);
+"""
+
+
+def content_hash(title: str, abstract: str) -> str:
+    return hashlib.sha256(f"{title}\n{abstract}".encode()).hexdigest()
+
+
+def embedding_text(paper: Paper) -> str:
+    """The text the model sees for a paper: title and abstract."""
+    return f"{paper.title}. {paper.abstract}"
+
+
+def _row_to_paper(row: sqlite3.Row) -> Paper:
+    return Paper(
+        id=row["id"],
+        title=row["title"],
+        abstract=row["abstract"],
+        authors=json.loads(row["authors"]),
+        categories=json.loads(row["categories"]),
+        date=row["date"],
+        source=row["source"],
+    )
+
+
+class Store:
+    """A connection to one papers database. Use as a context manager."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._db = sqlite3.connect(path, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(SCHEMA)
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._db.close()
+
+    # -- papers -----------------------------------------------------------------------------
+
+    def ingest(self, records: Iterable[Paper | Rejected], report: IngestReport) -> IngestReport:
+        """Upsert every paper of one file in a single transaction; rejected records are listed.
+
+        If anything raises (a reader error, an interrupt), the whole file is rolled back.
+        """
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            for record in records:
+                if isinstance(record, Rejected):
+                    report.rejected.append(record)
+                    continue
+                outcome = self._upsert(record)
+                setattr(report, outcome, getattr(report, outcome) + 1)
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+        return report
+
+    def _upsert(self, paper: Paper) -> str:
+        row = (
+            paper.title,
+            paper.abstract,
+            json.dumps(paper.authors),
+            json.dumps(paper.categories),
+            paper.date,
+            paper.source,
+            content_hash(paper.title, paper.abstract),
+        )
+        old = self._db.execute(
+            "SELECT title, abstract, authors, categories, date, source, content_hash "
+            "FROM papers WHERE id = ?",
+            (paper.id,),
+        ).fetchone()
+        if old is None:
+            self._db.execute("INSERT INTO papers VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (paper.id, *row))
+            return "new"
+        if tuple(old) == row:
+            return "unchanged"
+        self._db.execute(
+            "UPDATE papers SET title=?, abstract=?, authors=?, categories=?, date=?, source=?, "
+            "content_hash=? WHERE id=?",
+            (*row, paper.id),
+        )
+        return "updated"
+
+    def count(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM papers").fetchone()[0])
+
+    def get(self, paper_id: str) -> Paper | None:
+        row = self._db.execute("SELECT * FROM papers WHERE id = ?", (paper_id,)).fetchone()
+        return _row_to_paper(row) if row else None
+
+    def papers(self) -> Iterator[tuple[Paper, str]]:
+        """Every paper with its content hash, in id order (the order of a build's rows)."""
+        for row in self._db.execute("SELECT * FROM papers ORDER BY id"):
+            yield _row_to_paper(row), row["content_hash"]
+
+    def corpus_hash(self) -> str:
+        """One hash of every (id, content hash): equal hashes mean the same embedded corpus."""
+        digest = hashlib.sha256()
+        for paper_id, text_hash in self._db.execute(
+            "SELECT id, content_hash FROM papers ORDER BY id"
+        ):
+            digest.update(f"{paper_id}\t{text_hash}\n".encode())
+        return digest.hexdigest()
+
+    # -- embedding cache --------------------------------------------------------------------
+
+    def cached_embeddings(
+        self, model: str, hashes: Iterable[str]
+    ) -> dict[str, npt.NDArray[np.float32]]:
+        wanted = list(dict.fromkeys(hashes))
+        found: dict[str, npt.NDArray[np.float32]] = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for text_hash, blob in self._db.execute(
+                f"SELECT content_hash, vector FROM embeddings "  # noqa: S608 - marks are '?'
+                f"WHERE model = ? AND content_hash IN ({marks})",
+                (model, *chunk),
+            ):
+                found[text_hash] = np.frombuffer(blob, dtype=np.float32)
+        return found
+
+    def save_embeddings(
+        self, model: str, hashes: list[str], vectors: npt.NDArray[np.float32]
+    ) -> None:
+        rows = (
+            (model, h, v.astype(np.float32).tobytes()) for h, v in zip(hashes, vectors, strict=True)
+        )
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.executemany("INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?)", rows)
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
