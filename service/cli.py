@@ -38,10 +38,10 @@ app.add_typer(models_app, name="models")
 log = logging.getLogger("paperscope")
 
 DataDirOpt = Annotated[
-    Path | None, typer.Option("--data-dir", help="Data folder [env PAPERSCOPE_DATA_DIR].")
+    Path | None, typer.Option("--data-dir", help="Data folder (env PAPERSCOPE_DATA_DIR).")
 ]
 ModelOpt = Annotated[
-    str | None, typer.Option("--model", help="Embedding model [env PAPERSCOPE_MODEL].")
+    str | None, typer.Option("--model", help="Embedding model (env PAPERSCOPE_MODEL).")
 ]
 KOpt = Annotated[int, typer.Option("-k", "--k", help="Number of results.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
@@ -137,8 +137,8 @@ def build(
 
 @app.command()
 def serve(
-    host: Annotated[str | None, typer.Option(help="Bind address [env PAPERSCOPE_HOST].")] = None,
-    port: Annotated[int | None, typer.Option(help="Port [env PAPERSCOPE_PORT].")] = None,
+    host: Annotated[str | None, typer.Option(help="Bind address (env PAPERSCOPE_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (env PAPERSCOPE_PORT).")] = None,
     open_browser: Annotated[
         bool, typer.Option("--open", help="Open the map in a web browser when ready.")
     ] = False,

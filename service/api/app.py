@@ -18,21 +18,31 @@ from service.build import current_build_dir
 from service.config import Settings
 from service.embed import Embedder, load_embedder
 from service.engine import Engine
+from service.errors import PaperscopeError
 
 log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
 
 
-def open_engine(settings: Settings, embedder: Embedder) -> Engine | None:
-    """The engine over the published build, or None when there is no build yet."""
+def open_engine(settings: Settings, embedder: Embedder) -> tuple[Engine | None, str]:
+    """The engine over the published build, or None and the reason it cannot serve.
+
+    The server stays up either way: /api/v1/ready answers 503 with the reason (no build yet, or a
+    build made with another model), which is clearer than a process that dies at start.
+    """
     build = current_build_dir(settings.builds_dir)
     if build is None:
-        log.warning("no build in %s yet: serving 503 until one is published", settings.data_dir)
-        return None
-    engine = Engine(build, embedder)
+        reason = f"no build in {settings.data_dir} yet; run: paperscope build"
+        log.warning("%s", reason)
+        return None, reason
+    try:
+        engine = Engine(build, embedder)
+    except PaperscopeError as err:
+        log.error("cannot serve build %s: %s", build.name, err.message)
+        return None, err.message
     log.info("serving build %s (%d papers)", build.name, engine.size)
-    return engine
+    return engine, ""
 
 
 def create_app(settings: Settings, embedder: Embedder | None = None) -> FastAPI:
@@ -42,7 +52,7 @@ def create_app(settings: Settings, embedder: Embedder | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         model = embedder or load_embedder(settings)
         model.encode(["warm up"])  # first call pays tokenizer / graph set-up, not the first user
-        app.state.engine = open_engine(settings, model)
+        app.state.engine, app.state.not_ready_reason = open_engine(settings, model)
         yield
         if app.state.engine is not None:
             app.state.engine.close()
@@ -55,6 +65,7 @@ def create_app(settings: Settings, embedder: Embedder | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.engine = None
+    app.state.not_ready_reason = "starting up"
     install_error_handlers(app)
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

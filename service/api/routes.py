@@ -28,7 +28,7 @@ router = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES)
 def get_engine(request: Request) -> Engine:
     engine: Engine | None = request.app.state.engine
     if engine is None:
-        raise NotReady("no build is published yet; run: paperscope build")
+        raise NotReady(request.app.state.not_ready_reason)
     return engine
 
 

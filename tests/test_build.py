@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from service import build as build_module
+from service.build import current_build_dir, read_manifest, run_build
+from service.embed import Embedder
+from service.engine import Engine
+from service.errors import ArtifactMismatch, InvalidInput
+from tests.conftest import make_settings
+
+
+def test_build_of_bundled_corpus_has_a_full_manifest(built_dir: Path) -> None:
+    build = current_build_dir(built_dir / "builds")
+    assert build is not None
+    manifest = read_manifest(build)
+    assert manifest.papers == 115
+    assert manifest.model.name == "all-MiniLM-L6-v2"
+    assert manifest.model.dim == 384
+    assert manifest.model.revision.startswith("53aa5117")
+    assert manifest.index.type == "Flat" and "exact" in manifest.index.reason
+    assert set(manifest.stage_seconds) == {"embed", "index", "topics", "map", "write"}
+    assert manifest.versions["faiss-cpu"] != "not installed"
+    assert 5 <= manifest.n_topics <= 25
+    assert manifest.noise_share < 0.4
+    assert not list((built_dir / "builds").glob(".tmp-*"))
+
+
+def test_unchanged_corpus_is_not_rebuilt_unless_forced(
+    built_copy: Path, embedder: Embedder
+) -> None:
+    settings = make_settings(built_copy)
+    before = current_build_dir(settings.builds_dir)
+    folder, _, made = run_build(settings, lambda: embedder, progress=False)
+    assert not made and folder == before
+    folder, manifest, made = run_build(settings, lambda: embedder, force=True, progress=False)
+    assert made and folder != before
+    assert manifest.embedded_new == 0  # every vector came from the cache
+    assert current_build_dir(settings.builds_dir) == folder
+
+
+def test_crash_while_writing_keeps_previous_build_and_no_leftovers(
+    built_copy: Path, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = make_settings(built_copy)
+    before = current_build_dir(settings.builds_dir)
+
+    def broken_save(*_: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(build_module, "save_index", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        run_build(settings, lambda: embedder, force=True, progress=False)
+    assert current_build_dir(settings.builds_dir) == before
+    assert not list(settings.builds_dir.glob(".tmp-*"))
+
+
+def test_old_builds_are_pruned(built_copy: Path, embedder: Embedder) -> None:
+    settings = make_settings(built_copy)
+    for _ in range(build_module.KEEP_BUILDS + 1):
+        run_build(settings, lambda: embedder, force=True, progress=False)
+    kept = [p for p in settings.builds_dir.iterdir() if p.is_dir()]
+    assert len(kept) == build_module.KEEP_BUILDS
+    assert current_build_dir(settings.builds_dir) in kept
+
+
+def test_engine_refuses_a_build_of_another_model(built_copy: Path, embedder: Embedder) -> None:
+    build = current_build_dir(built_copy / "builds")
+    assert build is not None
+    manifest_path = build / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["model"]["revision"] = "0" * 64
+    manifest["model"]["dim"] = 768
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactMismatch, match="configured model"):
+        Engine(build, embedder)
+
+
+def test_incomplete_build_is_refused(built_copy: Path, embedder: Embedder) -> None:
+    build = current_build_dir(built_copy / "builds")
+    assert build is not None
+    (build / "index.faiss").unlink()
+    with pytest.raises(ArtifactMismatch, match="missing"):
+        Engine(build, embedder)
+
+
+def test_umap_components_must_be_below_model_dim(tmp_path: Path, embedder: Embedder) -> None:
+    settings = make_settings(tmp_path, umap_components=100)
+    settings.__dict__["umap_components"] = 500  # beyond the settings' own bound, as a bad config
+    with pytest.raises(InvalidInput, match="below the model's dimension"):
+        run_build(settings, lambda: embedder, progress=False)

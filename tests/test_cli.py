@@ -1,0 +1,89 @@
+"""The installed ``paperscope`` console script, run as a user would (a subprocess each)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import FIXTURES
+
+SCRIPT = shutil.which("paperscope", path=str(Path(sys.executable).parent)) or "paperscope"
+
+
+def run(*args: str | Path, data_dir: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PAPERSCOPE_DATA_DIR": str(data_dir)}
+    return subprocess.run(
+        [SCRIPT, *map(str, args)], capture_output=True, text=True, env=env, timeout=300
+    )
+
+
+def assert_clean_failure(result: subprocess.CompletedProcess[str], text: str) -> None:
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert text in result.stderr, result.stderr
+
+
+def test_info_json_lists_topics(built_dir: Path) -> None:
+    result = run("info", "--json", data_dir=built_dir)
+    assert result.returncode == 0, result.stderr
+    info = json.loads(result.stdout)
+    assert info["build"]["papers"] == 115
+    assert len(info["topics"]) >= 5
+
+
+def test_query_and_similar(built_dir: Path) -> None:
+    found = run("query", "knowledge distillation teacher student", "-k", "3", "--json",
+                data_dir=built_dir)  # fmt: skip
+    assert found.returncode == 0, found.stderr
+    hits = json.loads(found.stdout)
+    assert len(hits) == 3
+    similar = run("similar", hits[0]["id"], "-k", "4", data_dir=built_dir)
+    assert similar.returncode == 0, similar.stderr
+    assert similar.stdout.count("\n") == 8  # two lines per hit
+    assert hits[0]["id"] not in similar.stdout
+
+
+def test_ingest_reports_and_is_idempotent(tmp_path: Path) -> None:
+    first = run("ingest", FIXTURES / "papers-page.txt", data_dir=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "4 new" in first.stdout and "1 rejected" in first.stdout
+    assert "title without an abstract" in first.stderr
+    again = run("ingest", FIXTURES / "papers-page.txt", data_dir=tmp_path)
+    assert "0 new, 0 updated, 4 unchanged" in again.stdout
+    assert "nothing changed" in again.stdout
+
+
+def test_bad_inputs_fail_cleanly(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.jsonl"
+    empty.write_bytes(b"")
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes("Caf\xe9 title\n\n".encode("latin-1") + b"x " * 50)
+    wrong = tmp_path / "wrong.jsonl"
+    wrong.write_text("this is not json\n")
+    assert_clean_failure(run("ingest", tmp_path / "missing.txt", data_dir=tmp_path), "not found")
+    assert_clean_failure(run("ingest", empty, data_dir=tmp_path), "empty")
+    assert_clean_failure(run("ingest", latin, data_dir=tmp_path), "not UTF-8")
+    assert_clean_failure(run("ingest", wrong, data_dir=tmp_path), "no papers found")
+    assert_clean_failure(
+        run("ingest", wrong, "--format", "bogus", data_dir=tmp_path), "choose one of"
+    )
+    assert_clean_failure(run("similar", "x", data_dir=tmp_path), "no build")
+
+
+def test_unknown_id_and_bad_k(built_dir: Path) -> None:
+    assert_clean_failure(run("similar", "no-such-paper", data_dir=built_dir), "no paper with id")
+    assert_clean_failure(run("query", "x", "-k", "0", data_dir=built_dir), "k must be between")
+
+
+@pytest.mark.slow
+def test_ingest_then_build_from_scratch(tmp_path: Path) -> None:
+    assert run("ingest", FIXTURES / "papers.jsonl", data_dir=tmp_path).returncode == 0
+    built = run("build", data_dir=tmp_path)
+    assert built.returncode == 0, built.stderr
+    assert "3 papers" in built.stdout

@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from service.engine import Engine
+from service.errors import InvalidInput, NotFound
+from service.schemas import MAX_K, NOISE_TOPIC
+
+
+def test_similar_excludes_the_paper_itself(engine: Engine) -> None:
+    paper_id = engine.topics()[0].representative[0].id
+    hits = engine.similar(paper_id, k=10)
+    assert len(hits) == 10
+    assert paper_id not in {h.id for h in hits}
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+
+
+def test_search_finds_the_paper_by_its_title(engine: Engine) -> None:
+    hits = engine.search("Sinkhorn Distance Minimization for Knowledge Distillation", k=3)
+    assert hits[0].title == "Sinkhorn Distance Minimization for Knowledge Distillation"
+    assert hits[0].score > hits[1].score
+
+
+def test_pasted_abstract_finds_its_paper(engine: Engine) -> None:
+    paper = engine.paper(engine.topics()[1].representative[0].id)
+    hits = engine.search(f"{paper.title}. {paper.abstract}", k=2)
+    assert hits[0].id == paper.id
+    assert hits[0].score > 0.99
+
+
+def test_search_by_meaning(engine: Engine) -> None:
+    hits = engine.search("making language models follow human preferences", k=5)
+    text = " ".join(h.title.lower() for h in hits)
+    assert "preference" in text or "alignment" in text or "align" in text
+
+
+@pytest.mark.parametrize("k", [0, -1, MAX_K + 1])
+def test_k_out_of_bounds(engine: Engine, k: int) -> None:
+    with pytest.raises(InvalidInput):
+        engine.similar(engine.topics()[0].representative[0].id, k=k)
+
+
+@pytest.mark.parametrize("text", ["", "   ", "x" * 20_000])
+def test_bad_query_text(engine: Engine, text: str) -> None:
+    with pytest.raises(InvalidInput):
+        engine.search(text)
+
+
+def test_unknown_ids(engine: Engine) -> None:
+    with pytest.raises(NotFound):
+        engine.paper("no-such-paper")
+    with pytest.raises(NotFound):
+        engine.similar("no-such-paper")
+    with pytest.raises(NotFound):
+        engine.topic(12345)
+
+
+def test_topics_partition_the_corpus(engine: Engine) -> None:
+    topics = engine.topics()
+    assert sum(t.size for t in topics) == engine.size == 115
+    assert topics[-1].id == NOISE_TOPIC or all(t.id >= 0 for t in topics)
+    sizes = [t.size for t in topics if t.id >= 0]
+    assert sizes == sorted(sizes, reverse=True)
+    points = engine.map_points()
+    for topic in topics:
+        assert points.topic.count(topic.id) == topic.size
+
+
+def test_bundled_corpus_topics_read_sensibly(engine: Engine) -> None:
+    """The themes a reader sees in the 115 trending papers each get a topic of their own."""
+    labels = [" ".join(t.keywords) for t in engine.topics() if t.id >= 0]
+    expected: dict[str, Callable[[str], bool]] = {
+        "knowledge distillation": lambda s: "teacher" in s or "knowledge" in s,
+        "one-step diffusion": lambda s: "one-step" in s or ("diffusion" in s and "distill" in s),
+        "preference / alignment": lambda s: "preference" in s or "alignment" in s,
+        "multimodal models": lambda s: "multimodal" in s or "visual" in s,
+        "reinforcement learning": lambda s: "reward" in s or "rl" in s.split() or "policy" in s,
+    }
+    missing = [name for name, found in expected.items() if not any(found(s) for s in labels)]
+    assert not missing, f"no topic for {missing}; labels: {labels}"
+
+
+def test_topic_detail_lists_members_centre_first(engine: Engine) -> None:
+    topic = engine.topic(0, limit=3)
+    assert len(topic.papers) == 3
+    assert topic.papers[0] == topic.representative[0]
+
+
+def test_paper_has_topic_label(engine: Engine) -> None:
+    ref = engine.topics()[0].representative[0]
+    paper = engine.paper(ref.id)
+    assert paper.title == ref.title
+    assert paper.topic_id == 0
+    assert paper.abstract

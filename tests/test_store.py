@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from service.ingest import read_records
+from service.schemas import IngestReport, Paper, Rejected
+from service.store import Store
+from tests.conftest import FIXTURES
+
+
+def _ingest(store: Store, path: Path) -> IngestReport:
+    fmt, records = read_records(path)
+    return store.ingest(records, IngestReport(file=str(path), format=fmt))
+
+
+def test_reingest_same_file_changes_nothing(tmp_path: Path) -> None:
+    with Store(tmp_path / "p.sqlite") as store:
+        first = _ingest(store, FIXTURES / "papers-page.txt")
+        again = _ingest(store, FIXTURES / "papers-page.txt")
+        assert (first.new, first.updated, first.unchanged) == (4, 0, 0)
+        assert (again.new, again.updated, again.unchanged) == (0, 0, 4)
+        assert not again.changed
+        assert store.count() == 4
+
+
+def test_changed_abstract_is_an_update_with_a_new_hash(tmp_path: Path) -> None:
+    paper = Paper(id="p1", title="T", abstract="first version")
+    with Store(tmp_path / "p.sqlite") as store:
+        store.ingest([paper], IngestReport(file="a", format="x"))
+        hash_before = store.corpus_hash()
+        report = store.ingest(
+            [paper.model_copy(update={"abstract": "second version"})],
+            IngestReport(file="b", format="x"),
+        )
+        assert report.updated == 1
+        assert store.get("p1") == paper.model_copy(update={"abstract": "second version"})
+        assert store.corpus_hash() != hash_before
+
+
+def test_rejected_records_are_listed_not_stored(tmp_path: Path) -> None:
+    with Store(tmp_path / "p.sqlite") as store:
+        report = _ingest(store, FIXTURES / "papers.jsonl")
+        assert report.new == 3
+        assert len(report.rejected) == 3
+        assert store.count() == 3
+
+
+def test_crash_mid_file_rolls_back_the_whole_file(tmp_path: Path) -> None:
+    def exploding() -> Iterator[Paper | Rejected]:
+        yield Paper(id="a", title="A", abstract="alpha")
+        yield Paper(id="b", title="B", abstract="beta")
+        raise RuntimeError("disk on fire")
+
+    with Store(tmp_path / "p.sqlite") as store:
+        store.ingest(
+            [Paper(id="keep", title="K", abstract="kept")], IngestReport(file="", format="")
+        )
+        with pytest.raises(RuntimeError):
+            store.ingest(exploding(), IngestReport(file="x", format="x"))
+        assert store.count() == 1
+        assert store.get("a") is None
+    with Store(tmp_path / "p.sqlite") as reopened:  # and the file on disk agrees
+        assert [p.id for p, _ in reopened.papers()] == ["keep"]
+
+
+def test_embedding_cache_round_trip(tmp_path: Path) -> None:
+    vectors = np.random.default_rng(0).normal(size=(3, 8)).astype(np.float32)
+    with Store(tmp_path / "p.sqlite") as store:
+        store.save_embeddings("m@1", ["h1", "h2", "h3"], vectors)
+        found = store.cached_embeddings("m@1", ["h3", "h1", "missing"])
+        assert set(found) == {"h1", "h3"}
+        np.testing.assert_array_equal(found["h3"], vectors[2])
+        assert store.cached_embeddings("other-model@1", ["h1"]) == {}
