@@ -40,6 +40,10 @@ class Settings(BaseSettings):
     models_dir: Path = Field(
         default=REPO_MODELS_DIR, description="Folder with the model manifest and prepared models."
     )
+    backend: Literal["auto", "torch", "onnx", "onnx-int8"] = Field(
+        default="auto",
+        description="Embedding backend; auto = ONNX Runtime fp32 when prepared and no GPU.",
+    )
     device: str | None = Field(
         default=None, description="torch device for embedding (cpu, cuda); default: automatic."
     )

@@ -1,7 +1,16 @@
 """Embedding: texts -> L2-normalised float32 vectors, with a cache keyed by content hash.
 
-The :class:`Embedder` protocol is what the rest of the service needs; the sentence-transformers
-backend is the default. Vectors for papers are looked up in the store's cache first, and only new
+The :class:`Embedder` protocol is what the rest of the service needs. Two backends:
+
+- ``torch``: sentence-transformers itself (any model, CPU or GPU).
+- ``onnx`` / ``onnx-int8``: ONNX Runtime over the transformer exported at install time
+  (``paperscope models prepare``), with the same tokenizer, mean pooling and normalisation as
+  sentence-transformers, and batches sorted by length so little time goes into padding. fp32 ONNX
+  gives the torch vectors (cosine >= 0.9999, checked at export) about 1.7x faster on CPU; int8 is
+  faster still but moves vectors (cosine ~0.99), so it gets its own cache key and build identity.
+
+``auto`` (the default) picks ``onnx`` when the ONNX files are prepared and no GPU is present,
+else ``torch``. Vectors for papers are looked up in the store's cache first, and only new
 or changed papers are sent to the model, chunk by chunk, so an interrupted build keeps its work.
 """
 
@@ -10,14 +19,16 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
-from typing import Protocol
+from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 from tqdm import tqdm
 
 from service.config import Settings
-from service.models import ResolvedModel, resolve_model
+from service.errors import InvalidInput
+from service.models import ResolvedModel, onnx_agreement, resolve_model
 from service.store import Store
 
 log = logging.getLogger(__name__)
@@ -78,9 +89,125 @@ class SentenceTransformerEmbedder:
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
 
+IDENTICAL_COSINE = 0.9999
+"""fp32 ONNX vectors at least this close to torch's share torch's cache and build identity."""
+
+
+class OnnxEmbedder:
+    """ONNX Runtime transformer + tokenizers + mean pooling + L2 normalisation."""
+
+    def __init__(
+        self,
+        session: Any,
+        tokenizer: Any,
+        *,
+        name: str,
+        revision: str,
+        backend: str,
+        batch_size: int = 32,
+    ) -> None:
+        self._session = session
+        self._tokenizer = tokenizer
+        self._inputs = {i.name for i in session.get_inputs()}
+        self.name, self.revision, self.backend = name, revision, backend
+        self.dim = int(session.get_outputs()[0].shape[-1])
+        self.batch_size = batch_size
+
+    @classmethod
+    def from_files(
+        cls,
+        weights: Path,
+        onnx_file: Path,
+        max_tokens: int,
+        *,
+        name: str = "",
+        revision: str = "",
+        backend: str = "onnx",
+        batch_size: int = 32,
+    ) -> OnnxEmbedder:
+        import onnxruntime
+        from tokenizers import Tokenizer
+
+        tokenizer = Tokenizer.from_file(str(weights / "tokenizer.json"))
+        tokenizer.enable_truncation(max_length=max_tokens)
+        tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")  # noqa: S106 - a token, no secret
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = max(1, os.cpu_count() or 1)
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        session = onnxruntime.InferenceSession(
+            str(onnx_file), options, providers=["CPUExecutionProvider"]
+        )
+        return cls(session, tokenizer, name=name or weights.name, revision=revision,
+                   backend=backend, batch_size=batch_size)  # fmt: skip
+
+    @property
+    def cache_key(self) -> str:
+        return f"{self.name}@{self.revision}"
+
+    def encode(self, texts: Sequence[str], progress: bool = False) -> Vectors:
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
+        batches = [order[s : s + self.batch_size] for s in range(0, len(order), self.batch_size)]
+        for batch in tqdm(batches, desc="batches", disable=not progress):
+            encoded = self._tokenizer.encode_batch([texts[i] for i in batch])
+            ids = np.array([e.ids for e in encoded], dtype=np.int64)
+            mask = np.array([e.attention_mask for e in encoded], dtype=np.int64)
+            feeds = {"input_ids": ids, "attention_mask": mask,
+                     "token_type_ids": np.zeros_like(ids)}  # fmt: skip
+            hidden = self._session.run(None, {k: v for k, v in feeds.items() if k in self._inputs})
+            weights = mask[:, :, None].astype(np.float32)
+            pooled = (hidden[0] * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+            norms = np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
+            out[batch] = pooled / norms
+        return out
+
+
+def _gpu_present() -> bool:
+    return Path("/proc/driver/nvidia").exists()
+
+
+def choose_backend(requested: str, resolved: ResolvedModel) -> str:
+    if requested != "auto":
+        return requested
+    if resolved.onnx_dir is not None and not _gpu_present():
+        return "onnx"
+    return "torch"
+
+
 def load_embedder(settings: Settings) -> Embedder:
     resolved = resolve_model(settings.model, settings.models_dir)
-    return SentenceTransformerEmbedder(resolved, settings.device, settings.embed_batch_size)
+    backend = choose_backend(settings.backend, resolved)
+    if backend == "torch":
+        return SentenceTransformerEmbedder(resolved, settings.device, settings.embed_batch_size)
+    if resolved.onnx_dir is None:
+        raise InvalidInput(
+            f"backend {backend!r} needs the ONNX export of {resolved.name}; "
+            "run: paperscope models prepare (or set PAPERSCOPE_BACKEND=torch)"
+        )
+    variant_file = "model.onnx" if backend == "onnx" else "model-int8.onnx"
+    agreement = onnx_agreement(resolved.onnx_dir, backend) or {}
+    identical = backend == "onnx" and agreement.get("min_cosine", 0.0) >= IDENTICAL_COSINE
+    revision = resolved.revision if identical else f"{resolved.revision}+{backend}"
+    log.info("embedding backend %s (agreement with torch: %s)", backend, agreement or "unknown")
+    return OnnxEmbedder.from_files(
+        Path(resolved.location),
+        resolved.onnx_dir / variant_file,
+        _max_tokens(Path(resolved.location)),
+        name=resolved.name,
+        revision=revision,
+        backend=f"onnxruntime/{'fp32' if backend == 'onnx' else 'int8'}",
+        batch_size=settings.embed_batch_size,
+    )
+
+
+def _max_tokens(weights: Path) -> int:
+    """The model's own window (sentence-transformers' max_seq_length), 256 for MiniLM."""
+    import json
+
+    config = weights / "sentence_bert_config.json"
+    if config.is_file():
+        return int(json.loads(config.read_text(encoding="utf-8")).get("max_seq_length", 256))
+    return 256
 
 
 def embed_with_cache(

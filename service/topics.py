@@ -113,29 +113,46 @@ def _singular(term: str) -> str:
 def keyword_labels(
     texts: list[str], assignments: npt.NDArray[np.int32], topic_ids: list[int], count: int
 ) -> dict[int, list[str]]:
-    """c-TF-IDF keywords for each topic id in ``topic_ids``."""
+    """c-TF-IDF keywords for each topic id in ``topic_ids``.
+
+    Terms are counted per paper (sparse; on large corpora only terms in at least 3 papers, which
+    keeps the bigram vocabulary bounded), then summed per class with one sparse product.
+    """
+    from scipy import sparse
+
     classes = sorted(set(assignments.tolist()))
-    documents = [" ".join(texts[i] for i in np.flatnonzero(assignments == c)) for c in classes]
     vectorizer = CountVectorizer(
         stop_words=STOP_WORDS,
         ngram_range=(1, 2),
         token_pattern=TOKEN_PATTERN,
-        min_df=1,
+        min_df=1 if len(texts) < 1000 else 3,
         lowercase=True,
+        dtype=np.float32,
     )
     try:
-        counts = vectorizer.fit_transform(documents).astype(np.float64)
+        per_paper = vectorizer.fit_transform(texts)
     except ValueError:  # every word is a stop word
         return {topic_id: [] for topic_id in topic_ids}
-    frequency = counts.toarray()
-    term_totals = frequency.sum(axis=0)
-    mean_words = frequency.sum() / len(classes)
+    class_of = {c: i for i, c in enumerate(classes)}
+    membership = sparse.csr_matrix(
+        (
+            np.ones(len(texts), dtype=np.float32),
+            ([class_of[int(c)] for c in assignments], np.arange(len(texts))),
+        ),
+        shape=(len(classes), len(texts)),
+    )
+    frequency = sparse.csr_matrix(membership @ per_paper)
+    term_totals = np.asarray(frequency.sum(axis=0)).ravel()
+    mean_words = float(frequency.sum()) / len(classes)
     idf = np.log1p(mean_words / np.maximum(term_totals, 1.0))
-    row_totals = np.maximum(frequency.sum(axis=1, keepdims=True), 1.0)
-    ctfidf = (frequency / row_totals) * idf
+    row_totals = np.maximum(np.asarray(frequency.sum(axis=1)).ravel(), 1.0)
     vocabulary = vectorizer.get_feature_names_out()
-    by_class = {c: ctfidf[i] for i, c in enumerate(classes)}
-    return {t: _top_terms(by_class[t], vocabulary, count) for t in topic_ids}
+    keywords = {}
+    for topic_id in topic_ids:
+        row = class_of[topic_id]
+        scores = frequency.getrow(row).toarray().ravel() / row_totals[row] * idf
+        keywords[topic_id] = _top_terms(scores, vocabulary, count)
+    return keywords
 
 
 def _label(keywords: list[str], fallback: str) -> str:

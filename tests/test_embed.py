@@ -56,3 +56,29 @@ def test_unchanged_texts_are_never_embedded_twice(tmp_path: Path, embedder: Embe
         assert counting.seen[-1] == "third"
         np.testing.assert_array_equal(first, again[:3])
         np.testing.assert_array_equal(first[0], first[2])
+
+
+def test_onnx_backend_reproduces_torch_vectors() -> None:
+    """fp32 ONNX (prepared by scripts/install) gives the torch vectors and shares their cache."""
+    from service.config import Settings
+    from service.embed import load_embedder
+
+    onnx = load_embedder(Settings(backend="onnx"))
+    torch = load_embedder(Settings(backend="torch"))
+    texts = ["one-step diffusion distillation " * 60, "RLHF", "graph neural networks for molecules"]
+    cosines = np.sum(onnx.encode(texts) * torch.encode(texts), axis=1)
+    assert cosines.min() >= 0.9999
+    assert onnx.cache_key == torch.cache_key
+    assert onnx.backend == "onnxruntime/fp32"
+
+
+def test_int8_backend_has_its_own_identity() -> None:
+    from service.config import Settings
+    from service.embed import load_embedder
+
+    int8 = load_embedder(Settings(backend="onnx-int8"))
+    fp32 = load_embedder(Settings(backend="onnx"))
+    assert int8.cache_key != fp32.cache_key
+    vectors = int8.encode(["a paper about protein folding", "protein structure prediction"])
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
+    assert float(vectors[0] @ vectors[1]) > 0.5

@@ -1,0 +1,98 @@
+"""Export a sentence-transformers (BERT-style) model to ONNX, offline, and quantise it.
+
+Done once at install time by ``paperscope models prepare`` from the local weights (no hub).
+Only the transformer is exported; tokenisation, mean pooling and normalisation run in
+:class:`service.embed.OnnxEmbedder`, exactly as sentence-transformers does them. Uses torch's
+TorchScript exporter (``dynamo=False``), which needs no extra packages.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+PROBE_TEXTS = [
+    "Diffusion models generate images by reversing a noising process.",
+    "We study preference optimisation for aligning large language models with human feedback.",
+    "Knowledge distillation transfers what a large teacher network knows to a small student. " * 8,
+    "Protein structure prediction from amino-acid sequences.",
+    "A short query",
+]
+
+
+def export_onnx(weights: Path, target: Path) -> None:
+    import torch
+    from transformers import AutoModel
+
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    # Eager attention exports to plain MatMul/Softmax, which ONNX Runtime runs ~1.5x faster on CPU
+    # than the decomposed scaled-dot-product attention (measured: 24 -> 31 seq/s at 256 tokens).
+    model = AutoModel.from_pretrained(str(weights), attn_implementation="eager").eval()
+
+    class LastHidden(torch.nn.Module):
+        def __init__(self, inner: Any) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
+            out = self.inner(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            )
+            return out.last_hidden_state
+
+    example = torch.ones(2, 16, dtype=torch.long)
+    axes = {name: {0: "batch", 1: "tokens"} for name in (*INPUTS, "last_hidden_state")}
+    tmp = target.with_suffix(".tmp")
+    log.info("exporting %s to ONNX", weights)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            LastHidden(model),
+            (example, example, torch.zeros_like(example)),
+            str(tmp),
+            dynamo=False,
+            input_names=list(INPUTS),
+            output_names=["last_hidden_state"],
+            dynamic_axes=axes,
+            opset_version=17,
+        )
+    tmp.replace(target)
+
+
+def quantize_int8(source: Path, target: Path) -> None:
+    """Dynamic int8 quantisation of the weights (activations quantised at run time).
+
+    Per-channel QInt8 keeps vectors much closer to fp32 than per-tensor, and runs on the
+    VNNI int8 kernels (measured: 66 seq/s vs 31 for fp32 at 256 tokens, batch 8, 2 cores).
+    """
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    tmp = target.with_suffix(".tmp")
+    logging.getLogger("root").setLevel(logging.ERROR)  # "consider pre-processing" advice
+    quantize_dynamic(str(source), str(tmp), weight_type=QuantType.QInt8, per_channel=True)
+    tmp.replace(target)
+
+
+def measure_agreement(weights: Path, onnx_file: Path, max_tokens: int) -> dict[str, float]:
+    """Cosine between torch and ONNX vectors for a few probe texts (mean and worst)."""
+    from sentence_transformers import SentenceTransformer
+
+    from service.embed import OnnxEmbedder
+
+    reference = SentenceTransformer(str(weights), device="cpu").encode(
+        PROBE_TEXTS, normalize_embeddings=True, convert_to_numpy=True
+    )
+    candidate = OnnxEmbedder.from_files(weights, onnx_file, max_tokens).encode(PROBE_TEXTS)
+    cosines = np.sum(reference * candidate, axis=1)
+    return {
+        "mean_cosine": round(float(cosines.mean()), 6),
+        "min_cosine": round(float(cosines.min()), 6),
+    }
