@@ -138,6 +138,10 @@ def _write_topics(path: Path, model: TopicModel) -> None:
             {"id": t.id, "label": t.label, "keywords": t.keywords, "members": t.members}
             for t in model.topics
         ],
+        "groups": [
+            {"id": g.id, "label": g.label, "keywords": g.keywords, "children": g.children}
+            for g in model.groups
+        ],
     }
     path.write_text(json.dumps(payload), encoding="utf-8")
 

@@ -247,6 +247,28 @@ def info(as_json: JsonOpt = False, data_dir: DataDirOpt = None) -> None:
         typer.echo(f"  {topic.id:>4}  {topic.size:>5}  {topic.label}")
 
 
+@app.command("export-map")
+def export_map_command(
+    target: Annotated[Path, typer.Argument(help="HTML file to write.")],
+    neighbours: Annotated[int, typer.Option(help="'Papers like this' per paper.")] = 8,
+    abstracts: Annotated[
+        bool | None,
+        typer.Option(
+            "--abstracts/--no-abstracts", help="Inline abstracts (default: <= 20k papers)."
+        ),
+    ] = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Write the current build's map as one self-contained HTML file that works offline."""
+    from service.export import export_map
+
+    if not 1 <= neighbours <= 50:
+        raise typer.BadParameter("between 1 and 50", param_hint="--neighbours")
+    engine = _open_engine(_settings(data_dir=data_dir), with_model=False)
+    size = export_map(engine, target, neighbours, abstracts)
+    typer.echo(f"wrote {target} ({size / 1e6:.1f} MB, {engine.size} papers)")
+
+
 @models_app.command("prepare")
 def models_prepare(
     models_dir: Annotated[Path | None, typer.Option(help="Models folder.")] = None,

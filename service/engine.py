@@ -25,7 +25,9 @@ from service.schemas import (
     NOISE_TOPIC,
     BuildManifest,
     Hit,
+    MapGroup,
     MapPoints,
+    MapTopic,
     PaperOut,
     PaperRef,
     TopicDetail,
@@ -70,6 +72,8 @@ class Engine:
         self._assignments = np.load(build_dir / "assignments.npy")
         self._map = np.load(build_dir / "map.npy")
         raw = json.loads((build_dir / "topics.json").read_text(encoding="utf-8"))
+        self._groups: list[dict[str, Any]] = raw.get("groups", [])
+        self._map_cache: MapPoints | None = None
         self._topics = {
             t["id"]: _Topic(t["id"], t["label"], t["keywords"], t["members"]) for t in raw["topics"]
         }
@@ -207,13 +211,69 @@ class Engine:
         return TopicDetail(**summary.model_dump(), papers=self._refs(topic.members[:limit]))
 
     def map_points(self) -> MapPoints:
+        """Everything the map page draws, built once per engine (the build is immutable)."""
+        if self._map_cache is None:
+            self._map_cache = self._build_map_points()
+        return self._map_cache
+
+    def _build_map_points(self) -> MapPoints:
+        with self._lock:
+            rows = self._db.execute("SELECT date, categories FROM papers ORDER BY row").fetchall()
+        primary = [(json.loads(r["categories"]) or [None])[0] for r in rows]
+        names = sorted({c for c in primary if c})
+        index_of = {name: i for i, name in enumerate(names)}
+        group_of = {child: g["id"] for g in self._groups for child in g["children"]}
+
+        def centre(members: list[int]) -> tuple[float, float]:
+            median = np.median(self._map[members], axis=0)
+            return round(float(median[0]), 5), round(float(median[1]), 5)
+
+        topics = []
+        for topic in self._topics.values():
+            x, y = centre(topic.members)
+            topics.append(
+                MapTopic(id=topic.id, label=topic.label, keywords=topic.keywords,
+                         size=len(topic.members), x=x, y=y, group=group_of.get(topic.id))
+            )  # fmt: skip
+        groups = []
+        for group in self._groups:
+            members = [m for c in group["children"] for m in self._topics[c].members]
+            x, y = centre(members)
+            groups.append(
+                MapGroup(id=group["id"], label=group["label"], keywords=group["keywords"],
+                         size=len(members), x=x, y=y, children=group["children"])
+            )  # fmt: skip
         return MapPoints(
             ids=self._ids,
             x=[round(float(v), 5) for v in self._map[:, 0]],
             y=[round(float(v), 5) for v in self._map[:, 1]],
             topic=[int(t) for t in self._assignments],
             title=self._titles,
+            date=[r["date"] for r in rows],
+            category=[index_of[c] if c else -1 for c in primary],
+            categories=names,
+            topics=sorted(topics, key=lambda t: t.id),
+            groups=groups,
         )
+
+    def all_neighbours(self, k: int) -> list[list[tuple[int, float]]]:
+        """For every paper, its k nearest other papers as (row, score), in batches."""
+        neighbours: list[list[tuple[int, float]]] = []
+        for start in range(0, self.size, 4096):
+            block = np.asarray(self._vectors[start : start + 4096], dtype=np.float32)
+            scores, rows = search(self._index, block, k + 1)
+            for offset, (row_scores, row_ids) in enumerate(zip(scores, rows, strict=True)):
+                own = start + offset
+                neighbours.append(
+                    [(int(r), round(float(s), 4)) for s, r in zip(row_scores, row_ids, strict=True)
+                     if r >= 0 and r != own][:k]
+                )  # fmt: skip
+        return neighbours
+
+    def all_abstracts(self) -> list[str]:
+        with self._lock:
+            rows = self._db.execute("SELECT abstract FROM papers ORDER BY row").fetchall()
+        return [r["abstract"] for r in rows]
 
     def close(self) -> None:
         self._db.close()

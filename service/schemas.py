@@ -83,14 +83,47 @@ class TopicDetail(TopicSummary):
     papers: list[PaperRef] = Field(description="Members, closest to the topic centre first.")
 
 
+class MapTopic(BaseModel):
+    """A topic as the map draws it: label placed at ``x``, ``y`` (median of its papers)."""
+
+    id: int
+    label: str
+    keywords: list[str]
+    size: int
+    x: float
+    y: float
+    group: int | None = Field(description="Id of the coarse group this topic belongs to.")
+
+
+class MapGroup(BaseModel):
+    """A coarse topic group: what the map labels when zoomed out."""
+
+    id: int
+    label: str
+    keywords: list[str]
+    size: int
+    x: float
+    y: float
+    children: list[int]
+
+
 class MapPoints(BaseModel):
-    """Columnar map payload: element ``i`` of every list describes the same paper."""
+    """Columnar map payload: element ``i`` of every per-paper list describes the same paper.
+
+    Compact for large corpora: one array per field instead of one object per paper; categories
+    are indexes into ``categories`` (-1 = none) and dates ISO strings or null.
+    """
 
     ids: list[str]
     x: list[float]
     y: list[float]
     topic: list[int]
     title: list[str]
+    date: list[str | None]
+    category: list[int]
+    categories: list[str]
+    topics: list[MapTopic]
+    groups: list[MapGroup]
 
 
 class ModelInfo(BaseModel):

@@ -63,6 +63,16 @@ class Topic:
 
 
 @dataclass
+class TopicGroup:
+    """A coarse topic: fine topics merged by the similarity of their centroids."""
+
+    id: int
+    label: str
+    keywords: list[str]
+    children: list[int]
+
+
+@dataclass
 class TopicModel:
     assignments: npt.NDArray[np.int32]
     probabilities: npt.NDArray[np.float32]
@@ -72,6 +82,8 @@ class TopicModel:
     """The fitted ``hdbscan.HDBSCAN`` (with prediction data), or None for tiny corpora."""
     hdbscan_to_topic: dict[int, int] = field(default_factory=dict)
     """HDBSCAN's own label -> topic id (ids are renumbered by size)."""
+    groups: list[TopicGroup] = field(default_factory=list)
+    """The coarse level of the topic hierarchy (what the map shows when zoomed out)."""
 
 
 def default_sizes(n: int) -> tuple[int, int, int]:
@@ -237,7 +249,51 @@ def fit_topics(
     if len(noise_rows):
         topics.append(Topic(NOISE_TOPIC, NOISE_LABEL, [], _ordered_members(noise_rows, vectors)))
     log.info("topics: %d topics, %d of %d papers unclustered", len(topic_ids), len(noise_rows), n)
-    return TopicModel(assignments, probabilities, topics, params, clusterer, renumber)
+    groups = group_topics(vectors, texts, assignments, topics, label_terms)
+    return TopicModel(assignments, probabilities, topics, params, clusterer, renumber, groups)
+
+
+def group_topics(
+    vectors: npt.NDArray[np.float32],
+    texts: list[str],
+    assignments: npt.NDArray[np.int32],
+    topics: list[Topic],
+    label_terms: int,
+) -> list[TopicGroup]:
+    """Merge topics into about sqrt(k) coarse groups (average-linkage on centroid cosine).
+
+    Each group gets its own c-TF-IDF label, computed over its papers against the other groups.
+    """
+    from scipy.cluster.hierarchy import fcluster, linkage
+
+    fine = [t for t in topics if t.id != NOISE_TOPIC]
+    if len(fine) < 4:
+        return []
+    centroids = np.stack([vectors[t.members].mean(axis=0) for t in fine])
+    centroids /= np.linalg.norm(centroids, axis=1, keepdims=True)
+    tree = linkage(centroids, method="average", metric="cosine")
+    n_groups = max(2, round(np.sqrt(len(fine))))
+    cut = fcluster(tree, t=n_groups, criterion="maxclust")
+    group_of_topic = {t.id: int(g) for t, g in zip(fine, cut, strict=True)}
+    # number groups by size, largest first, like topics
+    sizes: dict[int, int] = {}
+    for topic in fine:
+        sizes[group_of_topic[topic.id]] = sizes.get(group_of_topic[topic.id], 0) + topic.size
+    order = {g: i for i, g in enumerate(sorted(sizes, key=lambda g: (-sizes[g], g)))}
+    group_assignments = np.array(
+        [order[group_of_topic[int(a)]] if a != NOISE_TOPIC else NOISE_TOPIC for a in assignments],
+        dtype=np.int32,
+    )
+    keywords = keyword_labels(texts, group_assignments, list(range(len(order))), label_terms)
+    return [
+        TopicGroup(
+            id=g,
+            label=_label(keywords[g], f"group {g}"),
+            keywords=keywords[g],
+            children=sorted(t.id for t in fine if order[group_of_topic[t.id]] == g),
+        )
+        for g in range(len(order))
+    ]
 
 
 def clean_for_labels(text: str) -> str:

@@ -1,0 +1,55 @@
+"""``paperscope export-map``: the current build's map as one self-contained, offline HTML file.
+
+The map page, its bundled WebGL library and the map data are inlined into a single file. With no
+server behind it, the page answers "papers like this" from nearest neighbours computed here, and
+its search box matches title words instead of meaning.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from service.engine import Engine
+
+STATIC = Path(__file__).parent / "api" / "static"
+VENDOR_TAG = '<script src="static/vendor/scatterplot.bundle.js"></script>'
+ABSTRACTS_UP_TO = 20_000
+"""Abstracts are inlined for corpora up to this size (beyond it the file grows past ~30 MB)."""
+
+
+def _inline_json(payload: object) -> str:
+    # "</" inside a <script> would end it early; JSON allows the escaped form.
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).replace("</", "<\\/")
+
+
+def export_map(
+    engine: Engine, target: Path, neighbours: int = 8, abstracts: bool | None = None
+) -> int:
+    """Write the HTML file; returns its size in bytes."""
+    with_abstracts = engine.size <= ABSTRACTS_UP_TO if abstracts is None else abstracts
+    manifest = engine.manifest
+    embedded = {
+        "meta": {
+            "papers": engine.size,
+            "topics": manifest.n_topics,
+            "build_id": manifest.build_id,
+            "model": manifest.model.name,
+        },
+        "map": engine.map_points().model_dump(),
+        "neighbors": engine.all_neighbours(neighbours),
+        "abstracts": engine.all_abstracts() if with_abstracts else None,
+    }
+    page = (STATIC / "index.html").read_text(encoding="utf-8")
+    bundle = (STATIC / "vendor" / "scatterplot.bundle.js").read_text(encoding="utf-8")
+    if VENDOR_TAG not in page:
+        raise RuntimeError("the map page no longer loads the bundle the way export expects")
+    inline = (
+        f"<script>{bundle}</script>\n"
+        f"<script>window.PAPERSCOPE_EMBEDDED = {_inline_json(embedded)};</script>"
+    )
+    html = page.replace(VENDOR_TAG, inline)
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_text(html, encoding="utf-8")
+    tmp.replace(target)
+    return target.stat().st_size
