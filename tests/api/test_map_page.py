@@ -1,0 +1,239 @@
+"""The map page in a real browser: Debian's Chromium driven by Playwright, against a real server.
+
+`.ci/run` installs Chromium (`apt-get install chromium`); Playwright's own browser download is not
+used. Screenshots are decoded with Pillow to check that points are really drawn.
+"""
+
+from __future__ import annotations
+
+import io
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+from PIL import Image
+from playwright.sync_api import ConsoleMessage, Page, sync_playwright
+
+from service.api.app import create_app
+from service.build import current_build_dir
+from service.embed import Embedder
+from service.engine import Engine
+from service.export import export_map
+from tests.conftest import make_settings
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+NOISE_RGB = (0xC3, 0xC8, 0xD1)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(built_dir: Path, embedder: Embedder) -> Iterator[str]:
+    port = _free_port()
+    config = uvicorn.Config(
+        create_app(make_settings(built_dir), embedder), port=port, log_level="warning"
+    )
+    instance = uvicorn.Server(config)
+    thread = threading.Thread(target=instance.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not instance.started:
+        assert time.monotonic() < deadline, "server did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}/"
+    instance.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    assert Path(CHROMIUM).exists(), "install Debian's chromium (apt-get install chromium)"
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield instance
+        instance.close()
+
+
+class MapPage:
+    """A loaded map page plus the console errors it logged."""
+
+    def __init__(self, page: Page) -> None:
+        self.page = page
+        self.errors: list[str] = []
+        page.on("console", self._console)
+        page.on("pageerror", lambda err: self.errors.append(str(err)))
+
+    def _console(self, message: ConsoleMessage) -> None:
+        if message.type == "error":
+            self.errors.append(message.text)
+
+    def open(self, url: str) -> MapPage:
+        self.page.goto("about:blank")  # a new document even when only the #fragment differs
+        self.page.goto(url, wait_until="load")
+        self.page.wait_for_function("window.paperscope && window.paperscope.ready", timeout=60_000)
+        assert self.page.evaluate("window.paperscope.error || null") is None
+        self.page.wait_for_timeout(300)
+        return self
+
+    def data(self, field: str) -> Any:
+        return self.page.evaluate(f"window.paperscope.state.data.{field}")
+
+    def point_xy(self, row: int) -> tuple[float, float]:
+        """Page coordinates of a point, from the plot's own projection."""
+        x, y = self.page.evaluate(f"window.paperscope.scatterplot.getScreenPosition({row})")
+        box = self.page.locator("#map").bounding_box()
+        assert box is not None
+        return box["x"] + x, box["y"] + y
+
+    def map_colours(self) -> dict[tuple[int, int, int], int]:
+        # Hide the text layers: anti-aliased text has greys like the unclustered points' colour.
+        toggle = "for (const id of ['labels', 'hint']) document.getElementById(id).style.visibility"
+        self.page.evaluate(f"{toggle} = 'hidden'")
+        png = self.page.locator("#map").screenshot()
+        self.page.evaluate(f"{toggle} = 'visible'")
+        image = Image.open(io.BytesIO(png)).convert("RGB")
+        counts: dict[tuple[int, int, int], int] = {}
+        for count, rgb in image.getcolors(maxcolors=1 << 20) or []:
+            assert isinstance(rgb, tuple)
+            counts[(rgb[0], rgb[1], rgb[2])] = count
+        return counts
+
+
+@pytest.fixture
+def map_page(browser: Any, server: str) -> Iterator[MapPage]:
+    context = browser.new_context(viewport={"width": 1400, "height": 800}, accept_downloads=True)
+    page = MapPage(context.new_page())
+    yield page.open(server)
+    assert not page.errors, page.errors
+    context.close()
+
+
+BACKGROUND = (251, 251, 253)
+OPACITY = 0.9  # the page draws points of small corpora at this opacity over the background
+
+
+def _palette_pixels(colours: dict[tuple[int, int, int], int], rgb: tuple[int, int, int]) -> int:
+    """Pixels showing a point of colour ``rgb`` (blended over the background)."""
+    shown = [OPACITY * c + (1 - OPACITY) * b for c, b in zip(rgb, BACKGROUND, strict=True)]
+    return sum(
+        n
+        for colour, n in colours.items()
+        if max(abs(a - b) for a, b in zip(colour, shown, strict=True)) < 10
+    )
+
+
+def _hex(colour: str) -> tuple[int, int, int]:
+    return int(colour[1:3], 16), int(colour[3:5], 16), int(colour[5:7], 16)
+
+
+def test_page_loads_and_draws_points(map_page: MapPage) -> None:
+    assert map_page.page.locator("#meta").inner_text().startswith("115 papers")
+    colours = map_page.map_colours()
+    topic0 = _hex(map_page.page.evaluate("colour(0)"))
+    assert _palette_pixels(colours, topic0) > 50  # topic 0's points are on the canvas
+    assert _palette_pixels(colours, NOISE_RGB) > 20  # and the unclustered ones, in grey
+    assert map_page.page.evaluate("window.paperscope.state.placedLabels") >= 5
+    assert map_page.page.locator("#topic-list .topic").count() == len(map_page.data("topics"))
+
+
+def test_hover_shows_the_right_paper(map_page: MapPage) -> None:
+    row = 17
+    map_page.page.mouse.move(*map_page.point_xy(row))
+    card = map_page.page.locator("#card")
+    card.wait_for(state="visible", timeout=5_000)
+    assert map_page.data(f"title[{row}]") in card.inner_text()
+
+
+def test_click_opens_paper_and_like_this_moves_to_it(map_page: MapPage) -> None:
+    row = 42
+    map_page.page.mouse.click(*map_page.point_xy(row))
+    title = map_page.page.locator("#paper-title")
+    title.wait_for(timeout=10_000)
+    assert title.inner_text() == map_page.data(f"title[{row}]")
+    similar = map_page.page.locator("#similar .hit")
+    assert similar.count() == 8
+    target_id = similar.first.get_attribute("data-id")
+    similar.first.click()
+    map_page.page.wait_for_function(f"window.paperscope.state.paper === {target_id!r}")
+    assert f"paper={target_id}" in map_page.page.url
+    map_page.page.wait_for_timeout(800)  # the zoom transition
+    assert map_page.page.evaluate("window.paperscope.scatterplot.get('selectedPoints')") == [
+        map_page.page.evaluate(f"window.paperscope.state.rowOf.get({target_id!r})")
+    ]
+
+
+def test_search_highlights_and_lists_results(map_page: MapPage) -> None:
+    map_page.page.fill("#q", "knowledge distillation from a teacher to a student")
+    map_page.page.press("#q", "Enter")
+    map_page.page.locator("#results .hit").first.wait_for(timeout=10_000)
+    hits = map_page.page.evaluate("window.paperscope.state.hits")
+    assert len(hits) == 50
+    assert "distill" in hits[0]["title"].lower()
+    selected = map_page.page.evaluate("window.paperscope.scatterplot.get('selectedPoints')")
+    assert len(selected) == 50
+    assert map_page.page.locator("#query-marker").is_visible()
+    assert "q=knowledge" in map_page.page.url
+
+
+def test_topic_filter_hides_other_topics(map_page: MapPage) -> None:
+    before = map_page.map_colours()
+    topic1 = _hex(map_page.page.evaluate("colour(1)"))
+    assert _palette_pixels(before, topic1) > 50
+    map_page.page.locator('[data-topic="0"]').click()
+    map_page.page.wait_for_timeout(300)
+    size = next(t["size"] for t in map_page.data("topics") if t["id"] == 0)
+    assert map_page.page.evaluate("window.paperscope.state.visible.size") == size
+    after = map_page.map_colours()
+    assert _palette_pixels(after, topic1) == 0
+    assert _palette_pixels(after, NOISE_RGB) == 0
+    assert "topic=0" in map_page.page.url
+
+
+def test_url_state_is_restored(map_page: MapPage, server: str) -> None:
+    paper_id = map_page.data("ids[5]")
+    map_page.open(f"{server}#topic=2&q=diffusion&paper={paper_id}")
+    state = map_page.page.evaluate(
+        "({topic: paperscope.state.topic, q: paperscope.state.q, paper: paperscope.state.paper})"
+    )
+    assert state == {"topic": 2, "q": "diffusion", "paper": paper_id}
+    assert map_page.page.locator("#paper-title").inner_text() == map_page.data("title[5]")
+
+
+def test_selection_exports_csv(map_page: MapPage) -> None:
+    map_page.page.evaluate("window.paperscope.scatterplot.select([1, 2, 3])")
+    map_page.page.locator("#export-csv").wait_for()
+    with map_page.page.expect_download() as download:
+        map_page.page.locator("#export-csv").click()
+    lines = Path(download.value.path()).read_text().splitlines()
+    assert lines[0] == "id,title,date,topic,category,x,y"
+    assert len(lines) == 4
+    assert lines[1].startswith(map_page.data("ids[1]"))
+
+
+def test_exported_map_works_offline(browser: Any, built_dir: Path, tmp_path: Path) -> None:
+    build = current_build_dir(built_dir / "builds")
+    assert build is not None
+    target = tmp_path / "map.html"
+    engine = Engine(build, None)
+    export_map(engine, target, neighbours=5)
+    engine.close()
+    context = browser.new_context(viewport={"width": 1200, "height": 700}, offline=True)
+    page = MapPage(context.new_page()).open(target.as_uri())
+    assert page.page.locator("#meta").inner_text().startswith("115 papers")
+    assert _palette_pixels(page.map_colours(), _hex(page.page.evaluate("colour(0)"))) > 50
+    page.page.mouse.click(*page.point_xy(3))
+    page.page.locator("#similar .hit").first.wait_for(timeout=5_000)
+    assert page.page.locator("#similar .hit").count() == 5
+    assert page.page.locator("p.abstract").inner_text()
+    assert not page.errors, page.errors
+    context.close()
