@@ -36,7 +36,8 @@ from service.config import Settings
 from service.embed import Embedder, embed_with_cache
 from service.errors import InvalidInput, NotReady
 from service.index import build_index, save_index
-from service.ingest import read_records
+from service.ingest import NO_FILTER, IngestFilter, apply_filter, read_records
+from service.ingest.tabular import NO_MAP, ColumnMap
 from service.maps import layout_map
 from service.schemas import BuildManifest, IngestReport, ModelInfo, TopicParams
 from service.store import Store, embedding_text
@@ -88,15 +89,21 @@ def _build_lock(builds_dir: Path) -> Iterator[None]:
         yield
 
 
-def ingest_file(store: Store, path: Path, fmt: str = "auto", progress: bool = True) -> IngestReport:
+def ingest_file(
+    store: Store,
+    path: Path,
+    fmt: str = "auto",
+    progress: bool = True,
+    columns: ColumnMap = NO_MAP,
+    keep: IngestFilter = NO_FILTER,
+) -> IngestReport:
     """Read one file into the store (one transaction); the report says what changed."""
     from tqdm import tqdm
 
-    resolved, records = read_records(path, fmt)
+    resolved, records = read_records(path, fmt, columns)
     report = IngestReport(file=str(path), format=resolved)
-    store.ingest(
-        tqdm(records, desc=f"ingest {path.name}", unit="rec", disable=not progress), report
-    )
+    shown = tqdm(records, desc=f"ingest {path.name}", unit="rec", disable=not progress)
+    store.ingest(apply_filter(iter(shown), keep, report), report)
     return report
 
 

@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 import webbrowser
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -67,23 +68,65 @@ def _open_engine(settings: Settings, with_model: bool = True) -> Engine:
     return Engine(build, embedder)
 
 
+def _iso_date(value: str | None, flag: str) -> str | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value).isoformat()
+    except ValueError:
+        raise typer.BadParameter("expected a date as YYYY-MM-DD", param_hint=flag) from None
+
+
+ColOpt = Annotated[str | None, typer.Option(help="Column holding this field (jsonl/csv/parquet).")]
+
+
 @app.command()
 def ingest(
     files: Annotated[list[Path], typer.Argument(help="Files to ingest.")],
     fmt: Annotated[str, typer.Option("--format", help=f"One of {', '.join(FORMATS)}.")] = "auto",
+    id_col: ColOpt = None,
+    title_col: ColOpt = None,
+    abstract_col: ColOpt = None,
+    authors_col: ColOpt = None,
+    categories_col: ColOpt = None,
+    date_col: ColOpt = None,
+    category: Annotated[
+        list[str] | None,
+        typer.Option(help="Keep papers in this category or group (cs.CL, cs); repeatable."),
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Keep papers dated on/after YYYY-MM-DD.")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="Keep papers dated on/before YYYY-MM-DD.")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Keep at most this many papers.")] = None,
     data_dir: DataDirOpt = None,
 ) -> None:
-    """Add or update papers from files (one transaction per file)."""
+    """Add or update papers from files (one transaction per file).
+
+    Formats: papers-page text, arxiv-oai snapshot, jsonl (.jsonl.gz too), csv, parquet, bibtex.
+    """
     from service.build import ingest_file
+    from service.ingest import IngestFilter
+    from service.ingest.tabular import ColumnMap
     from service.store import Store
 
     if fmt not in FORMATS:
         raise typer.BadParameter(f"choose one of: {', '.join(FORMATS)}", param_hint="--format")
+    columns = ColumnMap(id=id_col, title=title_col, abstract=abstract_col, authors=authors_col,
+                        categories=categories_col, date=date_col)  # fmt: skip
+    keep = IngestFilter(
+        categories=tuple(category or ()),
+        since=_iso_date(since, "--since"),
+        until=_iso_date(until, "--until"),
+        limit=limit,
+    )
     settings = _settings(data_dir=data_dir)
     with Store(settings.db_path) as store:
         for path in files:
-            report = ingest_file(store, path, fmt)
-            if report.new + report.updated + report.unchanged == 0:
+            report = ingest_file(store, path, fmt, columns=columns, keep=keep)
+            if report.new + report.updated + report.unchanged + report.filtered == 0:
                 rejected = "; ".join(f"{r.location}: {r.reason}" for r in report.rejected[:5])
                 raise IngestError(
                     f"{path}: no papers found as {report.format}"
@@ -91,6 +134,8 @@ def ingest(
                 )
             verdict = "changed" if report.changed else "nothing changed (all papers already stored)"
             counts = f"{report.new} new, {report.updated} updated, {report.unchanged} unchanged"
+            if report.filtered:
+                counts += f", {report.filtered} filtered out"
             typer.echo(
                 f"{path}: {counts}, {len(report.rejected)} rejected as {report.format} -> {verdict}"
             )

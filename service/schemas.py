@@ -42,6 +42,7 @@ class IngestReport(BaseModel):
     new: int = 0
     updated: int = 0
     unchanged: int = 0
+    filtered: int = Field(default=0, description="Valid papers left out by the ingest filters.")
     rejected: list[Rejected] = Field(default_factory=list)
 
     @property

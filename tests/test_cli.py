@@ -87,3 +87,18 @@ def test_ingest_then_build_from_scratch(tmp_path: Path) -> None:
     built = run("build", data_dir=tmp_path)
     assert built.returncode == 0, built.stderr
     assert "3 papers" in built.stdout
+
+
+def test_ingest_column_mapping_and_filters(tmp_path: Path) -> None:
+    mapped = run("ingest", FIXTURES / "papers-renamed.parquet", "--id-col", "paper_id",
+                 "--title-col", "name", data_dir=tmp_path)  # fmt: skip
+    assert mapped.returncode == 0, mapped.stderr
+    assert "3 new" in mapped.stdout and "as parquet" in mapped.stdout
+    filtered = run("ingest", FIXTURES / "arxiv-oai-sample.jsonl", "--category", "hep-ph",
+                   "--limit", "1", data_dir=tmp_path)  # fmt: skip
+    assert filtered.returncode == 0, filtered.stderr
+    assert "1 new" in filtered.stdout and "filtered out" in filtered.stdout
+    assert "as arxiv-oai" in filtered.stdout
+    assert_clean_failure(
+        run("ingest", FIXTURES / "papers.bib", "--since", "March", data_dir=tmp_path), "YYYY-MM-DD"
+    )

@@ -1,25 +1,42 @@
 """Ingest: one reader per file format, each yielding :class:`Paper` or :class:`Rejected` records.
 
 ``read_records(path, fmt)`` picks the reader; ``fmt="auto"`` decides by file extension.
+Formats: papers-page text, arXiv OAI snapshot, JSON Lines, CSV, Parquet, BibTeX.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from service.errors import IngestError
+from service.ingest.arxiv_oai import looks_like_oai, read_arxiv_oai
+from service.ingest.bibtex import read_bibtex
+from service.ingest.common import check_readable
 from service.ingest.pagetext import read_papers_page
-from service.ingest.tabular import read_csv, read_jsonl
-from service.schemas import Paper, Rejected
+from service.ingest.tabular import (
+    NO_MAP,
+    ColumnMap,
+    open_binary,
+    read_csv,
+    read_jsonl,
+    read_parquet,
+)
+from service.schemas import IngestReport, Paper, Rejected
 
-Reader = Callable[[Path], Iterator[Paper | Rejected]]
+Reader = Callable[[Path, ColumnMap], Iterator[Paper | Rejected]]
 
 READERS: dict[str, Reader] = {
-    "papers-page": read_papers_page,
+    "papers-page": lambda path, _: read_papers_page(path),
+    "arxiv-oai": lambda path, _: read_arxiv_oai(path),
     "jsonl": read_jsonl,
     "csv": read_csv,
+    "parquet": read_parquet,
+    "bibtex": lambda path, _: read_bibtex(path),
 }
+MAPPABLE = ("jsonl", "csv", "parquet")
 
 _BY_SUFFIX = {
     ".txt": "papers-page",
@@ -28,9 +45,53 @@ _BY_SUFFIX = {
     ".ndjson": "jsonl",
     ".gz": "jsonl",
     ".csv": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".bib": "bibtex",
 }
 
 FORMATS = ("auto", *READERS)
+
+
+@dataclass(frozen=True)
+class IngestFilter:
+    """Which valid papers of a file to keep: categories (exact or prefix like ``cs``), an ISO
+    date range (papers without a date fail a date filter), and at most ``limit`` papers."""
+
+    categories: tuple[str, ...] = ()
+    since: str | None = None
+    until: str | None = None
+    limit: int | None = None
+
+    def keeps(self, paper: Paper) -> bool:
+        if self.categories and not any(
+            c == wanted or c.startswith(f"{wanted}.")
+            for c in paper.categories
+            for wanted in self.categories
+        ):
+            return False
+        if self.since and not (paper.date and paper.date >= self.since):
+            return False
+        return not (self.until and not (paper.date and paper.date <= self.until))
+
+
+NO_FILTER = IngestFilter()
+
+
+def apply_filter(
+    records: Iterator[Paper | Rejected], keep: IngestFilter, report: IngestReport
+) -> Iterator[Paper | Rejected]:
+    """Pass rejected records through, count filtered papers, stop after ``limit`` papers."""
+    kept = 0
+    for record in records:
+        if isinstance(record, Paper):
+            if not keep.keeps(record):
+                report.filtered += 1
+                continue
+            if keep.limit is not None and kept >= keep.limit:
+                return
+            kept += 1
+        yield record
 
 
 def detect_format(path: Path) -> str:
@@ -43,9 +104,29 @@ def detect_format(path: Path) -> str:
     return fmt
 
 
-def read_records(path: Path, fmt: str = "auto") -> tuple[str, Iterator[Paper | Rejected]]:
-    """Return the resolved format name and a stream of records from ``path``."""
+def _first_record_is_oai(path: Path) -> bool:
+    check_readable(path)
+    with open_binary(path) as handle:
+        first = handle.readline()
+    try:
+        record = json.loads(first)
+    except ValueError:
+        return False
+    return isinstance(record, dict) and looks_like_oai(record)
+
+
+def read_records(
+    path: Path, fmt: str = "auto", columns: ColumnMap = NO_MAP
+) -> tuple[str, Iterator[Paper | Rejected]]:
+    """Return the resolved format name and a stream of records from ``path``.
+
+    JSON Lines holding arXiv OAI snapshot records are read as ``arxiv-oai`` automatically.
+    """
     resolved = detect_format(path) if fmt == "auto" else fmt
+    if fmt == "auto" and resolved == "jsonl" and columns == NO_MAP and _first_record_is_oai(path):
+        resolved = "arxiv-oai"
     if resolved not in READERS:
         raise IngestError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")
-    return resolved, READERS[resolved](path)
+    if columns != NO_MAP and resolved not in MAPPABLE:
+        raise IngestError(f"column options apply to {', '.join(MAPPABLE)} files, not {resolved}")
+    return resolved, READERS[resolved](path, columns)

@@ -1,9 +1,9 @@
-"""Readers for JSON Lines (optionally gzipped) and CSV files of papers.
+"""Readers for JSON Lines (optionally gzipped), CSV and Parquet files of papers.
 
 Columns are found by common names (``id``/``_id``, ``title``, ``abstract``/``summary``/``text``,
 ``authors``, ``categories``/``terms``, a date column), so arXiv dumps, BEIR corpora and hand-made
-files ingest without a mapping. A bad row is rejected with its line number and reason; it never
-aborts the good rows.
+files ingest without a mapping; a :class:`ColumnMap` (``--title-col`` etc.) names them otherwise.
+A bad row is rejected with its line number and reason; it never aborts the good rows.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ import csv
 import gzip
 import io
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, cast
 
@@ -36,6 +37,33 @@ CATEGORY_KEYS = ("categories", "terms", "category")
 DATE_KEYS = ("date", "published", "listing_date", "update_date", "year")
 
 
+@dataclass(frozen=True)
+class ColumnMap:
+    """Explicit column names; ``None`` means: find the column by its common names."""
+
+    id: str | None = None
+    title: str | None = None
+    abstract: str | None = None
+    authors: str | None = None
+    categories: str | None = None
+    date: str | None = None
+
+    def keys(self, field: str, defaults: tuple[str, ...]) -> tuple[str, ...]:
+        chosen = getattr(self, field)
+        return (chosen,) if chosen else defaults
+
+    def check(self, available: Iterable[str], where: str) -> None:
+        """Fail before reading rows when a named column is not in the file."""
+        names = set(available)
+        for field in ("id", "title", "abstract", "authors", "categories", "date"):
+            chosen = getattr(self, field)
+            if chosen and chosen not in names:
+                raise IngestError(f"{where}: no column {chosen!r} (columns: {sorted(names)})")
+
+
+NO_MAP = ColumnMap()
+
+
 def _first(record: Mapping[str, object], keys: tuple[str, ...]) -> object:
     for key in keys:
         value = record.get(key)
@@ -44,17 +72,19 @@ def _first(record: Mapping[str, object], keys: tuple[str, ...]) -> object:
     return None
 
 
-def record_to_paper(record: Mapping[str, object], source: str) -> Paper:
+def record_to_paper(
+    record: Mapping[str, object], source: str, columns: ColumnMap = NO_MAP
+) -> Paper:
     """Map a flat record onto a :class:`Paper`; raises ValueError with a readable reason."""
-    title = normalise_space(str(_first(record, TITLE_KEYS) or ""))
-    abstract = str(_first(record, ABSTRACT_KEYS) or "").strip()
+    title = normalise_space(str(_first(record, columns.keys("title", TITLE_KEYS)) or ""))
+    abstract = str(_first(record, columns.keys("abstract", ABSTRACT_KEYS)) or "").strip()
     if not title:
         raise ValueError("missing title")
     if not abstract:
         raise ValueError("missing abstract")
-    raw_id = _first(record, ID_KEYS)
+    raw_id = _first(record, columns.keys("id", ID_KEYS))
     paper_id = normalise_space(str(raw_id)) if raw_id is not None else stable_id(title)
-    categories = _first(record, CATEGORY_KEYS)
+    categories = _first(record, columns.keys("categories", CATEGORY_KEYS))
     if isinstance(categories, str):
         categories = categories.split()
     primary = record.get("primary_category")
@@ -62,13 +92,13 @@ def record_to_paper(record: Mapping[str, object], source: str) -> Paper:
     if isinstance(primary, str) and primary in category_list:
         category_list.remove(primary)
         category_list.insert(0, primary)
-    date = _first(record, DATE_KEYS)
+    date = _first(record, columns.keys("date", DATE_KEYS))
     try:
         return Paper(
             id=paper_id,
             title=title,
             abstract=abstract,
-            authors=split_names(_first(record, AUTHOR_KEYS)),
+            authors=split_names(_first(record, columns.keys("authors", AUTHOR_KEYS))),
             categories=category_list,
             date=str(date)[:10] if date is not None else None,
             source=source,
@@ -77,16 +107,16 @@ def record_to_paper(record: Mapping[str, object], source: str) -> Paper:
         raise ValueError("; ".join(e["msg"] for e in err.errors())) from None
 
 
-def _open_binary(path: Path) -> IO[bytes]:
+def open_binary(path: Path) -> IO[bytes]:
     if path.suffix == ".gz":
         return cast(IO[bytes], gzip.open(path, "rb"))
     return path.open("rb")
 
 
-def read_jsonl(path: Path) -> Iterator[Paper | Rejected]:
+def read_jsonl(path: Path, columns: ColumnMap = NO_MAP) -> Iterator[Paper | Rejected]:
     """Stream a JSON Lines file; never loads the whole file."""
     check_readable(path)
-    with _open_binary(path) as handle:
+    with open_binary(path) as handle:
         for number, raw in enumerate(handle, 1):
             where = f"line {number}"
             if not raw.strip():
@@ -95,19 +125,44 @@ def read_jsonl(path: Path) -> Iterator[Paper | Rejected]:
                 record = json.loads(decode_utf8(raw, where))
                 if not isinstance(record, dict):
                     raise ValueError("not a JSON object")
-                yield record_to_paper(record, path.name)
+                yield record_to_paper(record, path.name, columns)
             except (ValueError, TypeError, IngestError) as err:
                 yield Rejected(location=where, reason=str(err))
 
 
-def read_csv(path: Path) -> Iterator[Paper | Rejected]:
+def _check_header(names: list[str], columns: ColumnMap, where: str) -> None:
+    columns.check(names, where)
+    if not set(names) & set(columns.keys("title", TITLE_KEYS)):
+        raise IngestError(f"{where}: no title column among {names}; name it with --title-col")
+
+
+def read_csv(path: Path, columns: ColumnMap = NO_MAP) -> Iterator[Paper | Rejected]:
     check_readable(path)
     text = decode_utf8(path.read_bytes(), str(path))
     reader = csv.DictReader(io.StringIO(text, newline=""))
-    if not reader.fieldnames or not set(reader.fieldnames) & set(TITLE_KEYS):
-        raise IngestError(f"{path}: CSV header has no 'title' column: {reader.fieldnames}")
+    _check_header([f.strip() for f in reader.fieldnames or []], columns, str(path))
     for number, row in enumerate(reader, 2):
         try:
-            yield record_to_paper({k.strip().lower(): v for k, v in row.items() if k}, path.name)
+            yield record_to_paper({k.strip(): v for k, v in row.items() if k}, path.name, columns)
         except ValueError as err:
             yield Rejected(location=f"line {number}", reason=str(err))
+
+
+def read_parquet(path: Path, columns: ColumnMap = NO_MAP) -> Iterator[Paper | Rejected]:
+    """Stream a Parquet file in record batches (never the whole table in memory)."""
+    import pyarrow.parquet as pq
+
+    check_readable(path)
+    try:
+        table = pq.ParquetFile(path)
+    except Exception as err:  # noqa: BLE001 - pyarrow raises several types for a bad file
+        raise IngestError(f"{path} is not a readable Parquet file: {err}") from None
+    _check_header(list(table.schema_arrow.names), columns, str(path))
+    number = 0
+    for batch in table.iter_batches(batch_size=2048):
+        for record in batch.to_pylist():
+            number += 1
+            try:
+                yield record_to_paper(record, path.name, columns)
+            except ValueError as err:
+                yield Rejected(location=f"row {number}", reason=str(err))
