@@ -25,8 +25,10 @@ def main() -> None:
     env = {**os.environ, "PAPERSCOPE_DATA_DIR": str(data_dir)}
     server = subprocess.Popen(
         [str(Path(sys.executable).parent / "paperscope"), "serve", "--port", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(120):
@@ -72,11 +74,15 @@ def main() -> None:
     papers = len(json.loads(raw)["ids"])
     print(f"build in {data_dir}: {papers} papers")
     print(f"map payload: {len(raw) / 1e6:.2f} MB raw, {len(zipped) / 1e6:.2f} MB gzip")
-    print(f"GET /api/v1/map: first {first_fetch * 1000:.0f} ms (builds the payload), "
-          f"then {warm_fetch * 1000:.0f} ms with gzip")  # fmt: skip
+    print(
+        f"GET /api/v1/map: first {first_fetch * 1000:.0f} ms (builds the payload), "
+        f"then {warm_fetch * 1000:.0f} ms with gzip"
+    )
     median, low, high = statistics.median(renders), min(renders), max(renders)
-    print(f"first render (navigation start -> points drawn), {runs} runs: "
-          f"median {median:.0f} ms, min {low:.0f}, max {high:.0f}")  # fmt: skip
+    print(
+        f"first render (navigation start -> points drawn), {runs} runs: "
+        f"median {median:.0f} ms, min {low:.0f}, max {high:.0f}"
+    )
     print(f"screenshot: {screenshot}")
 
 

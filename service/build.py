@@ -38,10 +38,11 @@ from service.errors import InvalidInput, NotReady
 from service.index import build_index, save_index
 from service.ingest import NO_FILTER, IngestFilter, apply_filter, read_records
 from service.ingest.tabular import NO_MAP, ColumnMap
+from service.lineage import Carried, PreviousTopics, carry_over, load_previous
 from service.maps import layout_map
 from service.schemas import BuildManifest, IngestReport, ModelInfo, TopicParams
 from service.store import Store, embedding_text
-from service.topics import TopicModel, clean_for_labels, fit_topics, resolve_params
+from service.topics import clean_for_labels, fit_topics, resolve_params
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +50,15 @@ DEFAULT_CORPUS = Path(__file__).parent / "data" / "trending-papers.jsonl"
 KEEP_BUILDS = 3
 CURRENT = "CURRENT"
 LIBRARIES = (
-    "paperscope", "sentence-transformers", "torch", "faiss-cpu", "umap-learn", "hdbscan",
-    "scikit-learn", "numpy",
-)  # fmt: skip
+    "paperscope",
+    "sentence-transformers",
+    "torch",
+    "faiss-cpu",
+    "umap-learn",
+    "hdbscan",
+    "scikit-learn",
+    "numpy",
+)
 
 
 def library_versions() -> dict[str, str]:
@@ -129,20 +136,38 @@ def _write_papers_snapshot(path: Path, store: Store, assignments: np.ndarray) ->
         "abstract TEXT, authors TEXT, categories TEXT, date TEXT, source TEXT, topic INTEGER)"
     )
     rows = (
-        (row, p.id, p.title, p.abstract, json.dumps(p.authors), json.dumps(p.categories), p.date,
-         p.source, int(assignments[row]))
+        (
+            row,
+            p.id,
+            p.title,
+            p.abstract,
+            json.dumps(p.authors),
+            json.dumps(p.categories),
+            p.date,
+            p.source,
+            int(assignments[row]),
+        )
         for row, (p, _) in enumerate(store.papers())
-    )  # fmt: skip
+    )
     db.executemany("INSERT INTO papers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
     db.commit()
     db.close()
 
 
-def _write_topics(path: Path, model: TopicModel) -> None:
+def _write_topics(path: Path, carried: Carried, previous: PreviousTopics | None) -> None:
+    model = carried.model
     payload = {
+        "next_topic_id": carried.next_id,
+        "previous_build": previous.build_id if previous else None,
         "hdbscan_to_topic": {str(k): v for k, v in model.hdbscan_to_topic.items()},
         "topics": [
-            {"id": t.id, "label": t.label, "keywords": t.keywords, "members": t.members}
+            {
+                "id": t.id,
+                "label": t.label,
+                "keywords": t.keywords,
+                "members": t.members,
+                "parents": [{"id": p, "shared": n} for p, n in carried.parents.get(t.id, [])],
+            }
             for t in model.topics
         ],
         "groups": [
@@ -229,6 +254,9 @@ def run_build(
                 params,
                 settings.label_terms,
             )
+            previous = load_previous(current)
+            carried = carry_over(topic_model, [p.id for p, _ in papers], vectors, previous)
+            topic_model = carried.model
         with clock.stage("map"):
             coords = layout_map(vectors, params.umap_neighbors, settings.seed)
 
@@ -243,7 +271,7 @@ def run_build(
                 np.save(staging / "map.npy", coords)
                 save_index(index, staging / "index.faiss")
                 _write_papers_snapshot(staging / "papers.sqlite", store, topic_model.assignments)
-                _write_topics(staging / "topics.json", topic_model)
+                _write_topics(staging / "topics.json", carried, previous)
                 if topic_model.clusterer is not None:
                     import joblib
 
@@ -267,6 +295,10 @@ def run_build(
                 noise_share=round(noise, 4),
                 map_neighbors=params.umap_neighbors,
                 stage_seconds=clock.seconds,
+                topic_ids={
+                    "previous_build": previous.build_id if previous else None,
+                    **carried.stats,
+                },
                 versions=library_versions(),
             )
             (staging / "manifest.json").write_text(manifest.model_dump_json(indent=2), "utf-8")

@@ -114,8 +114,14 @@ def ingest(
 
     if fmt not in FORMATS:
         raise typer.BadParameter(f"choose one of: {', '.join(FORMATS)}", param_hint="--format")
-    columns = ColumnMap(id=id_col, title=title_col, abstract=abstract_col, authors=authors_col,
-                        categories=categories_col, date=date_col)  # fmt: skip
+    columns = ColumnMap(
+        id=id_col,
+        title=title_col,
+        abstract=abstract_col,
+        authors=authors_col,
+        categories=categories_col,
+        date=date_col,
+    )
     keep = IngestFilter(
         categories=tuple(category or ()),
         since=_iso_date(since, "--since"),
@@ -255,8 +261,11 @@ def info(as_json: JsonOpt = False, data_dir: DataDirOpt = None) -> None:
         stored = store.count()
     folder = current_build_dir(settings.builds_dir)
     if folder is None:
-        payload: dict[str, object] = {"data_dir": str(settings.data_dir), "papers_stored": stored,
-                                      "build": None}  # fmt: skip
+        payload: dict[str, object] = {
+            "data_dir": str(settings.data_dir),
+            "papers_stored": stored,
+            "build": None,
+        }
         if as_json:
             _echo_json(payload)
         else:

@@ -137,8 +137,14 @@ class OnnxEmbedder:
         session = onnxruntime.InferenceSession(
             str(onnx_file), options, providers=["CPUExecutionProvider"]
         )
-        return cls(session, tokenizer, name=name or weights.name, revision=revision,
-                   backend=backend, batch_size=batch_size)  # fmt: skip
+        return cls(
+            session,
+            tokenizer,
+            name=name or weights.name,
+            revision=revision,
+            backend=backend,
+            batch_size=batch_size,
+        )
 
     @property
     def cache_key(self) -> str:
@@ -152,8 +158,7 @@ class OnnxEmbedder:
             encoded = self._tokenizer.encode_batch([texts[i] for i in batch])
             ids = np.array([e.ids for e in encoded], dtype=np.int64)
             mask = np.array([e.attention_mask for e in encoded], dtype=np.int64)
-            feeds = {"input_ids": ids, "attention_mask": mask,
-                     "token_type_ids": np.zeros_like(ids)}  # fmt: skip
+            feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
             hidden = self._session.run(None, {k: v for k, v in feeds.items() if k in self._inputs})
             weights = mask[:, :, None].astype(np.float32)
             pooled = (hidden[0] * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)

@@ -31,13 +31,21 @@ from service.schemas import (
     PaperOut,
     PaperRef,
     TopicDetail,
+    TopicLink,
     TopicSummary,
 )
 from service.topics import REPRESENTATIVES
 
 MAX_QUERY_CHARS = 10_000
-ARTIFACTS = ("manifest.json", "embeddings.npy", "index.faiss", "papers.sqlite", "topics.json",
-             "assignments.npy", "map.npy")  # fmt: skip
+ARTIFACTS = (
+    "manifest.json",
+    "embeddings.npy",
+    "index.faiss",
+    "papers.sqlite",
+    "topics.json",
+    "assignments.npy",
+    "map.npy",
+)
 
 
 @dataclass(frozen=True)
@@ -46,6 +54,7 @@ class _Topic:
     label: str
     keywords: list[str]
     members: list[int]
+    parents: list[TopicLink]
 
 
 class Engine:
@@ -74,8 +83,16 @@ class Engine:
         raw = json.loads((build_dir / "topics.json").read_text(encoding="utf-8"))
         self._groups: list[dict[str, Any]] = raw.get("groups", [])
         self._map_cache: MapPoints | None = None
+        self._previous_build: str | None = raw.get("previous_build")
         self._topics = {
-            t["id"]: _Topic(t["id"], t["label"], t["keywords"], t["members"]) for t in raw["topics"]
+            t["id"]: _Topic(
+                t["id"],
+                t["label"],
+                t["keywords"],
+                t["members"],
+                [TopicLink(**p) for p in t.get("parents", [])],
+            )
+            for t in raw["topics"]
         }
         self._db = sqlite3.connect(
             f"file:{build_dir / 'papers.sqlite'}?mode=ro", uri=True, check_same_thread=False
@@ -86,8 +103,14 @@ class Engine:
         self._ids = [r["id"] for r in rows]
         self._titles = [r["title"] for r in rows]
         self._row_of = {paper_id: row for row, paper_id in enumerate(self._ids)}
-        counts = {len(self._ids), len(self._vectors), self._index.ntotal, len(self._map),
-                  len(self._assignments), self.manifest.papers}  # fmt: skip
+        counts = {
+            len(self._ids),
+            len(self._vectors),
+            self._index.ntotal,
+            len(self._map),
+            len(self._assignments),
+            self.manifest.papers,
+        }
         if len(counts) != 1:
             raise ArtifactMismatch(f"build {build_dir.name} is inconsistent: row counts {counts}")
 
@@ -198,7 +221,9 @@ class Engine:
 
     def topics(self) -> list[TopicSummary]:
         """All topics, largest first; the unclustered papers (id -1) come last."""
-        ordered = sorted(self._topics.values(), key=lambda t: (t.id == NOISE_TOPIC, t.id))
+        ordered = sorted(
+            self._topics.values(), key=lambda t: (t.id == NOISE_TOPIC, -len(t.members), t.id)
+        )
         return [self._summary(t) for t in ordered]
 
     def topic(self, topic_id: int, limit: int = 100) -> TopicDetail:
@@ -208,7 +233,19 @@ class Engine:
         if limit < 1:
             raise InvalidInput("limit must be at least 1")
         summary = self._summary(topic)
-        return TopicDetail(**summary.model_dump(), papers=self._refs(topic.members[:limit]))
+        children = [
+            TopicLink(id=other.id, shared=link.shared)
+            for other in self._topics.values()
+            for link in other.parents
+            if link.id == topic_id and other.id != topic_id
+        ]
+        return TopicDetail(
+            **summary.model_dump(),
+            papers=self._refs(topic.members[:limit]),
+            previous_build=self._previous_build,
+            parents=topic.parents,
+            children=children,
+        )
 
     def map_points(self) -> MapPoints:
         """Everything the map page draws, built once per engine (the build is immutable)."""
@@ -232,17 +269,31 @@ class Engine:
         for topic in self._topics.values():
             x, y = centre(topic.members)
             topics.append(
-                MapTopic(id=topic.id, label=topic.label, keywords=topic.keywords,
-                         size=len(topic.members), x=x, y=y, group=group_of.get(topic.id))
-            )  # fmt: skip
+                MapTopic(
+                    id=topic.id,
+                    label=topic.label,
+                    keywords=topic.keywords,
+                    size=len(topic.members),
+                    x=x,
+                    y=y,
+                    group=group_of.get(topic.id),
+                )
+            )
         groups = []
         for group in self._groups:
             members = [m for c in group["children"] for m in self._topics[c].members]
             x, y = centre(members)
             groups.append(
-                MapGroup(id=group["id"], label=group["label"], keywords=group["keywords"],
-                         size=len(members), x=x, y=y, children=group["children"])
-            )  # fmt: skip
+                MapGroup(
+                    id=group["id"],
+                    label=group["label"],
+                    keywords=group["keywords"],
+                    size=len(members),
+                    x=x,
+                    y=y,
+                    children=group["children"],
+                )
+            )
         return MapPoints(
             ids=self._ids,
             x=[round(float(v), 5) for v in self._map[:, 0]],
@@ -265,9 +316,12 @@ class Engine:
             for offset, (row_scores, row_ids) in enumerate(zip(scores, rows, strict=True)):
                 own = start + offset
                 neighbours.append(
-                    [(int(r), round(float(s), 4)) for s, r in zip(row_scores, row_ids, strict=True)
-                     if r >= 0 and r != own][:k]
-                )  # fmt: skip
+                    [
+                        (int(r), round(float(s), 4))
+                        for s, r in zip(row_scores, row_ids, strict=True)
+                        if r >= 0 and r != own
+                    ][:k]
+                )
         return neighbours
 
     def all_abstracts(self) -> list[str]:

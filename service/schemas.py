@@ -80,8 +80,21 @@ class TopicSummary(BaseModel):
     representative: list[PaperRef]
 
 
+class TopicLink(BaseModel):
+    id: int
+    shared: int = Field(description="Papers the two topics have in common.")
+
+
 class TopicDetail(TopicSummary):
     papers: list[PaperRef] = Field(description="Members, closest to the topic centre first.")
+    previous_build: str | None = Field(description="The build the lineage refers to.")
+    parents: list[TopicLink] = Field(
+        description="Topics of the previous build that gave this topic its papers (a merge if "
+        "several)."
+    )
+    children: list[TopicLink] = Field(
+        description="Other topics of this build that also descend from this id (a split)."
+    )
 
 
 class MapTopic(BaseModel):
@@ -167,6 +180,10 @@ class BuildManifest(BaseModel):
     map_neighbors: int
     stage_seconds: dict[str, float]
     versions: dict[str, str]
+    topic_ids: dict[str, float | int | str | None] = Field(
+        default_factory=dict,
+        description="How topic ids were carried over from the previous build (see lineage).",
+    )
 
 
 class Health(BaseModel):

@@ -38,8 +38,9 @@ def test_info_json_lists_topics(built_dir: Path) -> None:
 
 
 def test_query_and_similar(built_dir: Path) -> None:
-    found = run("query", "knowledge distillation teacher student", "-k", "3", "--json",
-                data_dir=built_dir)  # fmt: skip
+    found = run(
+        "query", "knowledge distillation teacher student", "-k", "3", "--json", data_dir=built_dir
+    )
     assert found.returncode == 0, found.stderr
     hits = json.loads(found.stdout)
     assert len(hits) == 3
@@ -90,12 +91,26 @@ def test_ingest_then_build_from_scratch(tmp_path: Path) -> None:
 
 
 def test_ingest_column_mapping_and_filters(tmp_path: Path) -> None:
-    mapped = run("ingest", FIXTURES / "papers-renamed.parquet", "--id-col", "paper_id",
-                 "--title-col", "name", data_dir=tmp_path)  # fmt: skip
+    mapped = run(
+        "ingest",
+        FIXTURES / "papers-renamed.parquet",
+        "--id-col",
+        "paper_id",
+        "--title-col",
+        "name",
+        data_dir=tmp_path,
+    )
     assert mapped.returncode == 0, mapped.stderr
     assert "3 new" in mapped.stdout and "as parquet" in mapped.stdout
-    filtered = run("ingest", FIXTURES / "arxiv-oai-sample.jsonl", "--category", "hep-ph",
-                   "--limit", "1", data_dir=tmp_path)  # fmt: skip
+    filtered = run(
+        "ingest",
+        FIXTURES / "arxiv-oai-sample.jsonl",
+        "--category",
+        "hep-ph",
+        "--limit",
+        "1",
+        data_dir=tmp_path,
+    )
     assert filtered.returncode == 0, filtered.stderr
     assert "1 new" in filtered.stdout and "filtered out" in filtered.stdout
     assert "as arxiv-oai" in filtered.stdout

@@ -20,8 +20,14 @@ from service.errors import PaperscopeError
 
 log = logging.getLogger(__name__)
 
-HTTP_CODES = {400: "bad_request", 401: "unauthorized", 404: "not_found",
-              405: "method_not_allowed", 413: "too_large", 422: "invalid_input"}  # fmt: skip
+HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "too_large",
+    422: "invalid_input",
+}
 
 
 class ErrorBody(BaseModel):

@@ -15,8 +15,9 @@ from bibtexparser.entrypoint import parse_string
 from service.ingest.common import check_readable, decode_utf8, normalise_space
 from service.schemas import Paper, Rejected
 
-MONTHS = {m: i for i, m in enumerate(
-    "jan feb mar apr may jun jul aug sep oct nov dec".split(), start=1)}  # fmt: skip
+MONTHS = {
+    m: i for i, m in enumerate("jan feb mar apr may jun jul aug sep oct nov dec".split(), start=1)
+}
 
 
 def _date(fields: dict[str, str]) -> str | None:

@@ -64,6 +64,8 @@ def test_topics_and_topic(client: TestClient) -> None:
     assert sum(t["size"] for t in topics) == 115
     detail = client.get(f"/api/v1/topics/{topics[0]['id']}", params={"limit": 2}).json()
     assert len(detail["papers"]) == 2 and detail["label"] == topics[0]["label"]
+    assert detail["previous_build"] is None  # the first build of this corpus: no lineage yet
+    assert detail["parents"] == [] and detail["children"] == []
 
 
 def test_map_is_columnar(client: TestClient) -> None:

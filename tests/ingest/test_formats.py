@@ -76,16 +76,20 @@ def test_column_options_only_for_tabular_formats() -> None:
 def test_filters_category_dates_and_limit(tmp_path: Path) -> None:
     with Store(tmp_path / "p.sqlite") as store:
         by_category = ingest_file(
-            store, FIXTURES / "arxiv-oai-sample.jsonl", progress=False,
+            store,
+            FIXTURES / "arxiv-oai-sample.jsonl",
+            progress=False,
             keep=IngestFilter(categories=("hep-ph",)),
-        )  # fmt: skip
+        )
         assert by_category.new > 0 and by_category.filtered > 0
         assert by_category.new + by_category.filtered == 20
         assert all("hep-ph" in p.categories for p, _ in store.papers())
     with Store(tmp_path / "q.sqlite") as store:
         dated = ingest_file(
-            store, FIXTURES / "arxiv-oai-sample.jsonl", progress=False,
+            store,
+            FIXTURES / "arxiv-oai-sample.jsonl",
+            progress=False,
             keep=IngestFilter(since="2007-04-02", until="2007-04-02", limit=2),
-        )  # fmt: skip
+        )
         assert dated.new == 2
         assert {p.date for p, _ in store.papers()} == {"2007-04-02"}
