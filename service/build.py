@@ -41,7 +41,7 @@ from service.ingest.tabular import NO_MAP, ColumnMap
 from service.lineage import Carried, PreviousTopics, carry_over, load_previous
 from service.maps import layout_map
 from service.schemas import BuildManifest, IngestReport, ModelInfo, TopicParams
-from service.store import Store, embedding_text
+from service.store import Store, embedding_text, paper_fields
 from service.topics import clean_for_labels, fit_topics, resolve_params
 
 log = logging.getLogger(__name__)
@@ -136,17 +136,7 @@ def _write_papers_snapshot(path: Path, store: Store, assignments: np.ndarray) ->
         "abstract TEXT, authors TEXT, categories TEXT, date TEXT, source TEXT, topic INTEGER)"
     )
     rows = (
-        (
-            row,
-            p.id,
-            p.title,
-            p.abstract,
-            json.dumps(p.authors),
-            json.dumps(p.categories),
-            p.date,
-            p.source,
-            int(assignments[row]),
-        )
+        (row, p.id, *paper_fields(p), int(assignments[row]))
         for row, (p, _) in enumerate(store.papers())
     )
     db.executemany("INSERT INTO papers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)

@@ -34,6 +34,7 @@ from service.schemas import (
     TopicLink,
     TopicSummary,
 )
+from service.store import row_to_paper
 from service.topics import REPRESENTATIVES
 
 MAX_QUERY_CHARS = 10_000
@@ -171,19 +172,9 @@ class Engine:
 
     def paper(self, paper_id: str) -> PaperOut:
         row = self._row(paper_id)
-        record = self._fetch([row])[row]
+        paper = row_to_paper(self._fetch([row])[row])
         topic = int(self._assignments[row])
-        return PaperOut(
-            id=record["id"],
-            title=record["title"],
-            abstract=record["abstract"],
-            authors=json.loads(record["authors"]),
-            categories=json.loads(record["categories"]),
-            date=record["date"],
-            source=record["source"],
-            topic_id=topic,
-            topic_label=self._label(topic),
-        )
+        return PaperOut(**paper.model_dump(), topic_id=topic, topic_label=self._label(topic))
 
     def similar(self, paper_id: str, k: int = 10) -> list[Hit]:
         """Papers most like ``paper_id`` (the paper itself excluded)."""

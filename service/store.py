@@ -48,7 +48,20 @@ def embedding_text(paper: Paper) -> str:
     return f"{paper.title}. {paper.abstract}"
 
 
-def _row_to_paper(row: sqlite3.Row) -> Paper:
+def paper_fields(paper: Paper) -> tuple[str, str, str, str, str | None, str]:
+    """A paper's columns as stored (lists as JSON), in the papers table's order after the id."""
+    return (
+        paper.title,
+        paper.abstract,
+        json.dumps(paper.authors),
+        json.dumps(paper.categories),
+        paper.date,
+        paper.source,
+    )
+
+
+def row_to_paper(row: sqlite3.Row) -> Paper:
+    """The inverse of :func:`paper_fields` for a row with named columns."""
     return Paper(
         id=row["id"],
         title=row["title"],
@@ -108,15 +121,7 @@ class Store:
         return report
 
     def _upsert(self, paper: Paper) -> str:
-        row = (
-            paper.title,
-            paper.abstract,
-            json.dumps(paper.authors),
-            json.dumps(paper.categories),
-            paper.date,
-            paper.source,
-            content_hash(paper.title, paper.abstract),
-        )
+        row = (*paper_fields(paper), content_hash(paper.title, paper.abstract))
         old = self._db.execute(
             "SELECT title, abstract, authors, categories, date, source, content_hash "
             "FROM papers WHERE id = ?",
@@ -139,12 +144,12 @@ class Store:
 
     def get(self, paper_id: str) -> Paper | None:
         row = self._db.execute("SELECT * FROM papers WHERE id = ?", (paper_id,)).fetchone()
-        return _row_to_paper(row) if row else None
+        return row_to_paper(row) if row else None
 
     def papers(self) -> Iterator[tuple[Paper, str]]:
         """Every paper with its content hash, in id order (the order of a build's rows)."""
         for row in self._db.execute("SELECT * FROM papers ORDER BY id"):
-            yield _row_to_paper(row), row["content_hash"]
+            yield row_to_paper(row), row["content_hash"]
 
     def corpus_hash(self) -> str:
         """One hash of every (id, content hash): equal hashes mean the same embedded corpus."""
