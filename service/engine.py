@@ -6,6 +6,7 @@ Artifacts are opened read-only and the embedding matrix memory-mapped. Every met
 
 from __future__ import annotations
 
+import gzip
 import json
 import sqlite3
 import threading
@@ -84,6 +85,7 @@ class Engine:
         raw = json.loads((build_dir / "topics.json").read_text(encoding="utf-8"))
         self._groups: list[dict[str, Any]] = raw.get("groups", [])
         self._map_cache: MapPoints | None = None
+        self._map_bytes: dict[str, bytes] = {}
         self._previous_build: str | None = raw.get("previous_build")
         self._topics = {
             t["id"]: _Topic(
@@ -243,6 +245,17 @@ class Engine:
         if self._map_cache is None:
             self._map_cache = self._build_map_points()
         return self._map_cache
+
+    def map_json(self, compressed: bool) -> bytes:
+        """:meth:`map_points` serialised once (and gzip-compressed once): the payload is large
+        (about 10 MB for 75k papers) and identical for every request."""
+        key = "gzip" if compressed else "json"
+        if key not in self._map_bytes:
+            raw = self._map_bytes.get("json") or self.map_points().model_dump_json().encode()
+            self._map_bytes["json"] = raw
+            if compressed:
+                self._map_bytes["gzip"] = gzip.compress(raw, compresslevel=6, mtime=0)
+        return self._map_bytes[key]
 
     def _build_map_points(self) -> MapPoints:
         with self._lock:

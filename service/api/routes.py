@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel
 
 from service.api.errors import ERROR_RESPONSES
@@ -110,6 +110,15 @@ def topic(
 
 
 @router.get("/map", response_model=MapPoints, tags=["map"])
-def map_points(engine: EngineDep) -> MapPoints:
-    """Every paper's 2-D map position and topic, as parallel arrays (compact for big corpora)."""
-    return engine.map_points()
+def map_points(engine: EngineDep, request: Request) -> Response:
+    """Every paper's 2-D map position and topic, as parallel arrays (compact for big corpora).
+
+    Serialised and compressed once per build, then served from memory.
+    """
+    if "gzip" in request.headers.get("accept-encoding", ""):
+        return Response(
+            engine.map_json(compressed=True),
+            media_type="application/json",
+            headers={"Content-Encoding": "gzip", "Vary": "Accept-Encoding"},
+        )
+    return Response(engine.map_json(compressed=False), media_type="application/json")

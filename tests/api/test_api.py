@@ -69,11 +69,20 @@ def test_topics_and_topic(client: TestClient) -> None:
 
 
 def test_map_is_columnar(client: TestClient) -> None:
-    points = client.get("/api/v1/map").json()
-    assert set(points) == {"ids", "x", "y", "topic", "title"}
-    assert len({len(column) for column in points.values()}) == 1
+    response = client.get("/api/v1/map")
+    assert response.headers["content-encoding"] == "gzip"
+    points = response.json()
+    per_paper = ["ids", "x", "y", "topic", "title", "date", "category"]
+    assert len({len(points[column]) for column in per_paper}) == 1
     assert len(points["ids"]) == 115
     assert all(0.0 <= v <= 1.0 for v in points["x"] + points["y"])
+    topic_sizes = {t["id"]: t["size"] for t in points["topics"]}
+    assert sum(topic_sizes.values()) == 115
+    assert all(points["topic"].count(t) == n for t, n in topic_sizes.items())
+    assert {c for g in points["groups"] for c in g["children"]} <= set(topic_sizes)
+    plain = client.get("/api/v1/map", headers={"Accept-Encoding": "identity"})
+    assert "content-encoding" not in plain.headers
+    assert plain.json() == points
 
 
 def test_build_manifest(client: TestClient) -> None:
