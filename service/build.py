@@ -40,8 +40,8 @@ from service.ingest import NO_FILTER, IngestFilter, apply_filter, read_records
 from service.ingest.tabular import NO_MAP, ColumnMap
 from service.lineage import Carried, PreviousTopics, carry_over, load_previous
 from service.maps import layout_map
-from service.schemas import BuildManifest, IngestReport, ModelInfo, TopicParams
-from service.store import Store, embedding_text, paper_fields
+from service.schemas import BuildManifest, IngestReport, ModelInfo, Paper, TopicParams
+from service.store import Store, embedding_text, hash_corpus, paper_fields
 from service.topics import clean_for_labels, fit_topics, resolve_params
 
 log = logging.getLogger(__name__)
@@ -129,15 +129,16 @@ class StageClock:
         log.info("stage %s done in %.1fs", name, self.seconds[name])
 
 
-def _write_papers_snapshot(path: Path, store: Store, assignments: np.ndarray) -> None:
+def _write_papers_snapshot(
+    path: Path, papers: list[tuple[Paper, str]], assignments: np.ndarray
+) -> None:
     db = sqlite3.connect(path)
     db.execute(
         "CREATE TABLE papers (row INTEGER PRIMARY KEY, id TEXT UNIQUE NOT NULL, title TEXT, "
         "abstract TEXT, authors TEXT, categories TEXT, date TEXT, source TEXT, topic INTEGER)"
     )
     rows = (
-        (row, p.id, *paper_fields(p), int(assignments[row]))
-        for row, (p, _) in enumerate(store.papers())
+        (row, p.id, *paper_fields(p), int(assignments[row])) for row, (p, _) in enumerate(papers)
     )
     db.executemany("INSERT INTO papers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
     db.commit()
@@ -168,14 +169,28 @@ def _write_topics(path: Path, carried: Carried, previous: PreviousTopics | None)
     path.write_text(json.dumps(payload), encoding="utf-8")
 
 
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _publish(builds_dir: Path, staging: Path, build_id: str) -> Path:
+    """Make the staged build durable, rename it into place, then swap the CURRENT pointer."""
+    for artifact in staging.iterdir():
+        _fsync(artifact)
+    _fsync(staging)
     final = builds_dir / build_id
     staging.rename(final)
+    _fsync(builds_dir)
     pointer_tmp = builds_dir / f".{CURRENT}.tmp"
     pointer_tmp.write_text(build_id, encoding="utf-8")
     with pointer_tmp.open("rb") as handle:
         os.fsync(handle.fileno())
     os.replace(pointer_tmp, builds_dir / CURRENT)
+    _fsync(builds_dir)
     return final
 
 
@@ -208,8 +223,9 @@ def run_build(
         if store.count() == 0:
             log.info("the store is empty: ingesting the bundled corpus %s", DEFAULT_CORPUS.name)
             ingest_file(store, DEFAULT_CORPUS, progress=progress)
-        n = store.count()
-        corpus_hash = store.corpus_hash()
+        papers = store.snapshot()
+        n = len(papers)
+        corpus_hash = hash_corpus((p.id, h) for p, h in papers)
 
         embedder = embedder_factory()
         if settings.umap_components >= embedder.dim:
@@ -224,13 +240,13 @@ def run_build(
                 manifest.corpus_hash == corpus_hash
                 and manifest.model.revision == embedder.revision
                 and topic_params(settings, n) == manifest.topics
+                and _build_settings(settings) == manifest.build_settings
             ):
                 log.info("build %s is up to date (same corpus, model, parameters)", current.name)
                 return current, manifest, False
 
         clock = StageClock({})
         params = topic_params(settings, n)
-        papers = list(store.papers())
         with clock.stage("embed"):
             texts = [embedding_text(p) for p, _ in papers]
             hashes = [h for _, h in papers]
@@ -244,7 +260,7 @@ def run_build(
                 params,
                 settings.label_terms,
             )
-            previous = load_previous(current)
+            previous = load_previous(current, embedder.revision)
             carried = carry_over(topic_model, [p.id for p, _ in papers], vectors, previous)
             topic_model = carried.model
         with clock.stage("map"):
@@ -260,7 +276,7 @@ def run_build(
                 np.save(staging / "assignments.npy", topic_model.assignments)
                 np.save(staging / "map.npy", coords)
                 save_index(index, staging / "index.faiss")
-                _write_papers_snapshot(staging / "papers.sqlite", store, topic_model.assignments)
+                _write_papers_snapshot(staging / "papers.sqlite", papers, topic_model.assignments)
                 _write_topics(staging / "topics.json", carried, previous)
                 if topic_model.clusterer is not None:
                     import joblib
@@ -285,6 +301,7 @@ def run_build(
                 noise_share=round(noise, 4),
                 map_neighbors=params.umap_neighbors,
                 stage_seconds=clock.seconds,
+                build_settings=_build_settings(settings),
                 topic_ids={
                     "previous_build": previous.build_id if previous else None,
                     **carried.stats,
@@ -299,6 +316,10 @@ def run_build(
         _prune(builds_dir, keep=build_id)
         log.info("published build %s: %s", build_id, clock.seconds)
         return final, manifest, True
+
+
+def _build_settings(settings: Settings) -> dict[str, int | str]:
+    return {"label_terms": settings.label_terms, "exact_index_max": settings.exact_index_max}
 
 
 def topic_params(settings: Settings, n: int) -> TopicParams:

@@ -76,6 +76,12 @@ class Engine:
             _check_model(self.manifest, embedder)
         self.build_dir = build_dir
         self.embedder = embedder
+        try:
+            self._load(build_dir)
+        except (OSError, ValueError, KeyError, RuntimeError, sqlite3.Error) as err:
+            raise ArtifactMismatch(f"build {build_dir.name} is damaged: {err}") from None
+
+    def _load(self, build_dir: Path) -> None:
         self._vectors: npt.NDArray[np.float32] = np.load(
             build_dir / "embeddings.npy", mmap_mode="r"
         )
@@ -102,6 +108,7 @@ class Engine:
         )
         self._db.row_factory = sqlite3.Row
         self._lock = threading.Lock()
+        self._map_lock = threading.Lock()
         rows = self._db.execute("SELECT row, id, title FROM papers ORDER BY row").fetchall()
         self._ids = [r["id"] for r in rows]
         self._titles = [r["title"] for r in rows]
@@ -242,20 +249,23 @@ class Engine:
 
     def map_points(self) -> MapPoints:
         """Everything the map page draws, built once per engine (the build is immutable)."""
-        if self._map_cache is None:
-            self._map_cache = self._build_map_points()
-        return self._map_cache
+        with self._map_lock:  # the first requests would otherwise all build it at once
+            if self._map_cache is None:
+                self._map_cache = self._build_map_points()
+            return self._map_cache
 
     def map_json(self, compressed: bool) -> bytes:
         """:meth:`map_points` serialised once (and gzip-compressed once): the payload is large
         (about 10 MB for 75k papers) and identical for every request."""
         key = "gzip" if compressed else "json"
-        if key not in self._map_bytes:
-            raw = self._map_bytes.get("json") or self.map_points().model_dump_json().encode()
-            self._map_bytes["json"] = raw
-            if compressed:
-                self._map_bytes["gzip"] = gzip.compress(raw, compresslevel=6, mtime=0)
-        return self._map_bytes[key]
+        points = self.map_points()
+        with self._map_lock:
+            if key not in self._map_bytes:
+                raw = self._map_bytes.get("json") or points.model_dump_json().encode()
+                self._map_bytes["json"] = raw
+                if compressed:
+                    self._map_bytes["gzip"] = gzip.compress(raw, compresslevel=6, mtime=0)
+            return self._map_bytes[key]
 
     def _build_map_points(self) -> MapPoints:
         with self._lock:

@@ -19,8 +19,9 @@ ABSTRACTS_UP_TO = 20_000
 
 
 def _inline_json(payload: object) -> str:
-    # "</" inside a <script> would end it early; JSON allows the escaped form.
-    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).replace("</", "<\\/")
+    # Any "<" inside a <script> can end it or switch the HTML parser's script state ("<!--");
+    # JSON allows the escaped form.
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).replace("<", "\\u003c")
 
 
 def export_map(

@@ -11,6 +11,7 @@ papers, so splits (one parent, several children) and merges (several parents) ca
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -21,6 +22,8 @@ from scipy.optimize import linear_sum_assignment
 
 from service.schemas import NOISE_TOPIC
 from service.topics import Topic, TopicGroup, TopicModel
+
+log = logging.getLogger(__name__)
 
 MIN_JACCARD = 0.25
 MIN_CENTROID_COSINE = 0.92
@@ -48,9 +51,23 @@ class Carried:
     stats: dict[str, float] = field(default_factory=dict)
 
 
-def load_previous(build_dir: Path | None) -> PreviousTopics | None:
-    if build_dir is None or not (build_dir / "topics.json").is_file():
+def load_previous(build_dir: Path | None, model_revision: str) -> PreviousTopics | None:
+    """The previous build's topics, or None when there is none, it was embedded with another
+    model (its centroids live in another space), or it cannot be read (then ids start afresh)."""
+    if build_dir is None:
         return None
+    try:
+        manifest = json.loads((build_dir / "manifest.json").read_text(encoding="utf-8"))
+        if manifest["model"]["revision"] != model_revision:
+            log.info("previous build %s used another model: new topic ids", build_dir.name)
+            return None
+        return _read_previous(build_dir)
+    except (OSError, ValueError, KeyError, sqlite3.Error) as err:
+        log.warning("cannot read previous build %s (%s): new topic ids", build_dir.name, err)
+        return None
+
+
+def _read_previous(build_dir: Path) -> PreviousTopics:
     raw = json.loads((build_dir / "topics.json").read_text(encoding="utf-8"))
     db = sqlite3.connect(f"file:{build_dir / 'papers.sqlite'}?mode=ro", uri=True)
     rows = db.execute("SELECT row, id, topic FROM papers ORDER BY row").fetchall()

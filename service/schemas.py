@@ -180,6 +180,9 @@ class BuildManifest(BaseModel):
     map_neighbors: int
     stage_seconds: dict[str, float]
     versions: dict[str, str]
+    build_settings: dict[str, int | str] = Field(
+        default_factory=dict, description="Other settings the build depends on."
+    )
     topic_ids: dict[str, float | int | str | None] = Field(
         default_factory=dict,
         description="How topic ids were carried over from the previous build (see lineage).",

@@ -39,6 +39,14 @@ CREATE TABLE IF NOT EXISTS embeddings (
 """
 
 
+def hash_corpus(pairs: Iterable[tuple[str, str]]) -> str:
+    """sha256 over (paper id, content hash) pairs in id order."""
+    digest = hashlib.sha256()
+    for paper_id, text_hash in pairs:
+        digest.update(f"{paper_id}\t{text_hash}\n".encode())
+    return digest.hexdigest()
+
+
 def content_hash(title: str, abstract: str) -> str:
     return hashlib.sha256(f"{title}\n{abstract}".encode()).hexdigest()
 
@@ -79,7 +87,8 @@ class Store:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._db = sqlite3.connect(path, isolation_level=None)
+        # A long ingest holds the write lock; others wait for it rather than fail at once.
+        self._db = sqlite3.connect(path, isolation_level=None, timeout=600)
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
@@ -153,12 +162,17 @@ class Store:
 
     def corpus_hash(self) -> str:
         """One hash of every (id, content hash): equal hashes mean the same embedded corpus."""
-        digest = hashlib.sha256()
-        for paper_id, text_hash in self._db.execute(
-            "SELECT id, content_hash FROM papers ORDER BY id"
-        ):
-            digest.update(f"{paper_id}\t{text_hash}\n".encode())
-        return digest.hexdigest()
+        rows = self._db.execute("SELECT id, content_hash FROM papers ORDER BY id")
+        return hash_corpus((paper_id, text_hash) for paper_id, text_hash in rows)
+
+    def snapshot(self) -> list[tuple[Paper, str]]:
+        """Every paper with its content hash, read in one transaction (a consistent view even
+        while an ingest commits), in id order."""
+        self._db.execute("BEGIN")
+        try:
+            return list(self.papers())
+        finally:
+            self._db.execute("COMMIT")
 
     # -- embedding cache --------------------------------------------------------------------
 

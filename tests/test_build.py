@@ -92,3 +92,21 @@ def test_umap_components_must_be_below_model_dim(tmp_path: Path, embedder: Embed
     settings.__dict__["umap_components"] = 500  # beyond the settings' own bound, as a bad config
     with pytest.raises(InvalidInput, match="below the model's dimension"):
         run_build(settings, lambda: embedder, progress=False)
+
+
+def test_damaged_artifact_is_refused_clearly(built_copy: Path, embedder: Embedder) -> None:
+    build = current_build_dir(built_copy / "builds")
+    assert build is not None
+    data = (build / "embeddings.npy").read_bytes()
+    (build / "embeddings.npy").write_bytes(data[: len(data) // 3])
+    with pytest.raises(ArtifactMismatch, match="damaged"):
+        Engine(build, embedder)
+
+
+def test_previous_build_of_another_model_gives_no_lineage(built_dir: Path) -> None:
+    from service.lineage import load_previous
+
+    build = current_build_dir(built_dir / "builds")
+    assert load_previous(build, "some-other-model-revision") is None
+    previous = load_previous(build, read_manifest(build).model.revision) if build else None
+    assert previous is not None and previous.topic_of

@@ -16,7 +16,7 @@ from typing import Any
 
 from service.errors import IngestError
 from service.ingest.common import check_readable, decode_utf8, normalise_space, split_names
-from service.ingest.tabular import open_binary
+from service.ingest.tabular import numbered_lines, open_binary
 from service.schemas import Paper, Rejected
 
 SIGNATURE = frozenset({"id", "title", "abstract", "versions", "update_date"})
@@ -61,7 +61,7 @@ def oai_to_paper(record: dict[str, Any], source: str) -> Paper:
 def read_arxiv_oai(path: Path) -> Iterator[Paper | Rejected]:
     check_readable(path)
     with open_binary(path) as handle:
-        for number, raw in enumerate(handle, 1):
+        for number, raw in numbered_lines(handle, path):
             if not raw.strip():
                 continue
             where = f"line {number}"

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from bibtexparser.entrypoint import parse_string
+from pydantic import ValidationError
 
 from service.ingest.common import check_readable, decode_utf8, normalise_space
 from service.schemas import Paper, Rejected
@@ -44,12 +45,15 @@ def read_bibtex(path: Path) -> Iterator[Paper | Rejected]:
             continue
         authors = [normalise_space(a) for a in fields.get("author", "").split(" and ") if a.strip()]
         keywords = fields.get("keywords", "")
-        yield Paper(
-            id=entry.key,
-            title=title,
-            abstract=abstract,
-            authors=authors,
-            categories=[k.strip() for k in keywords.split(",") if k.strip()],
-            date=_date(fields),
-            source=path.name,
-        )
+        try:
+            yield Paper(
+                id=entry.key,
+                title=title,
+                abstract=abstract,
+                authors=authors,
+                categories=[k.strip() for k in keywords.split(",") if k.strip()],
+                date=_date(fields),
+                source=path.name,
+            )
+        except ValidationError as err:
+            yield Rejected(location=where, reason="; ".join(e["msg"] for e in err.errors()))

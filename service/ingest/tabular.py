@@ -12,6 +12,7 @@ import csv
 import gzip
 import io
 import json
+import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,11 +114,21 @@ def open_binary(path: Path) -> IO[bytes]:
     return path.open("rb")
 
 
+def numbered_lines(handle: IO[bytes], path: Path) -> Iterator[tuple[int, bytes]]:
+    """Lines with their numbers; a truncated or corrupt compressed file is a clear error."""
+    number = 0
+    try:
+        for number, raw in enumerate(handle, 1):
+            yield number, raw
+    except (EOFError, OSError, zlib.error) as err:
+        raise IngestError(f"{path} is truncated or corrupt after line {number}: {err}") from None
+
+
 def read_jsonl(path: Path, columns: ColumnMap = NO_MAP) -> Iterator[Paper | Rejected]:
     """Stream a JSON Lines file; never loads the whole file."""
     check_readable(path)
     with open_binary(path) as handle:
-        for number, raw in enumerate(handle, 1):
+        for number, raw in numbered_lines(handle, path):
             where = f"line {number}"
             if not raw.strip():
                 continue
@@ -139,13 +150,26 @@ def _check_header(names: list[str], columns: ColumnMap, where: str) -> None:
 def read_csv(path: Path, columns: ColumnMap = NO_MAP) -> Iterator[Paper | Rejected]:
     check_readable(path)
     text = decode_utf8(path.read_bytes(), str(path))
+    csv.field_size_limit(1 << 24)  # abstracts can exceed the 128 KiB default
     reader = csv.DictReader(io.StringIO(text, newline=""))
-    _check_header([f.strip() for f in reader.fieldnames or []], columns, str(path))
-    for number, row in enumerate(reader, 2):
+    try:
+        header = [f.strip() for f in reader.fieldnames or []]
+    except csv.Error as err:
+        raise IngestError(f"{path}: not a CSV file with a header ({err})") from None
+    _check_header(header, columns, str(path))
+    while True:
         try:
-            yield record_to_paper({k.strip(): v for k, v in row.items() if k}, path.name, columns)
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as err:
+            yield Rejected(location=f"line {reader.line_num}", reason=f"bad CSV: {err}")
+            continue
+        try:
+            record = {k.strip(): v for k, v in row.items() if k}
+            yield record_to_paper(record, path.name, columns)
         except ValueError as err:
-            yield Rejected(location=f"line {number}", reason=str(err))
+            yield Rejected(location=f"line {reader.line_num}", reason=str(err))
 
 
 def read_parquet(path: Path, columns: ColumnMap = NO_MAP) -> Iterator[Paper | Rejected]:

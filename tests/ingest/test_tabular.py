@@ -58,3 +58,23 @@ def test_csv() -> None:
     assert [p.id for p in papers] == ["c1"]
     assert papers[0].authors == ["Ada Lovelace", "Alan Turing"]
     assert rejected[0].reason == "missing abstract"
+
+
+def test_truncated_gzip_is_a_clear_error(tmp_path: Path) -> None:
+    import pytest
+
+    from service.errors import IngestError
+
+    whole = gzip.compress((FIXTURES / "papers.jsonl").read_bytes() * 20)
+    target = tmp_path / "cut.jsonl.gz"
+    target.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(IngestError, match="truncated or corrupt"):
+        list(read_records(target)[1])
+
+
+def test_csv_accepts_abstracts_longer_than_the_csv_module_default(tmp_path: Path) -> None:
+    target = tmp_path / "long.csv"
+    target.write_text('id,title,abstract\nlong1,A long one,"' + "word " * 40_000 + '"\n')
+    papers, rejected = _split(target)
+    assert [p.id for p in papers] == ["long1"] and not rejected
+    assert len(papers[0].abstract) > 131_072
