@@ -237,3 +237,31 @@ def test_exported_map_works_offline(browser: Any, built_dir: Path, tmp_path: Pat
     assert page.page.locator("p.abstract").inner_text()
     assert not page.errors, page.errors
     context.close()
+
+
+def test_shift_drag_lasso_selects_the_points_inside(map_page: MapPage) -> None:
+    box = map_page.page.locator("#map").bounding_box()
+    assert box is not None
+    left, top = box["x"] + box["width"] * 0.2, box["y"] + box["height"] * 0.2
+    right, bottom = box["x"] + box["width"] * 0.8, box["y"] + box["height"] * 0.8
+    inside = [
+        row
+        for row in range(len(map_page.data("ids")))
+        if left < map_page.point_xy(row)[0] < right and top < map_page.point_xy(row)[1] < bottom
+    ]
+    assert inside
+    mouse, keyboard = map_page.page.mouse, map_page.page.keyboard
+    keyboard.down("Shift")
+    mouse.move(left, top)
+    mouse.down()
+    # end just short of the start: a release on the very pixel of the press counts as a click
+    for x, y in [(right, top), (right, bottom), (left, bottom), (left, top + 8)]:
+        mouse.move(x, y, steps=15)
+    mouse.up()
+    keyboard.up("Shift")
+    map_page.page.locator("#selection").wait_for(timeout=5_000)
+    selected = map_page.page.evaluate("window.paperscope.state.selection")
+    assert len(set(selected) & set(inside)) >= 0.9 * len(inside)
+    assert len(set(selected) - set(inside)) <= 0.1 * len(inside)
+    heading = map_page.page.locator("#panel h2").inner_text()
+    assert heading == f"{len(selected)} papers selected"
