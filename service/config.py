@@ -70,6 +70,11 @@ class Settings(BaseSettings):
     )
     label_terms: int = Field(default=4, ge=1, le=20, description="Keywords in a topic label.")
     seed: int = Field(default=42, ge=0, description="Random seed for UMAP (map and clustering).")
+    reload_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        description="How often the server checks for a newly published build (0 = never).",
+    )
     exact_index_max: int = Field(
         default=20_000, ge=0, description="Corpora up to this size get an exact FAISS index."
     )

@@ -19,7 +19,7 @@ import numpy.typing as npt
 
 from service.build import read_manifest
 from service.embed import Embedder
-from service.errors import ArtifactMismatch, InvalidInput, NotFound
+from service.errors import ArtifactMismatch, BuildDamaged, InvalidInput, NotFound
 from service.index import load_index, search
 from service.schemas import (
     MAX_K,
@@ -65,11 +65,11 @@ class Engine:
     def __init__(self, build_dir: Path, embedder: Embedder | None) -> None:
         missing = [name for name in ARTIFACTS if not (build_dir / name).is_file()]
         if missing:
-            raise ArtifactMismatch(f"build {build_dir.name} is incomplete: missing {missing}")
+            raise BuildDamaged(f"build {build_dir.name} is incomplete: missing {missing}")
         try:
             self.manifest: BuildManifest = read_manifest(build_dir)
         except ValueError as err:
-            raise ArtifactMismatch(
+            raise BuildDamaged(
                 f"build {build_dir.name} has an unreadable manifest: {err}"
             ) from None
         if embedder is not None:
@@ -79,7 +79,7 @@ class Engine:
         try:
             self._load(build_dir)
         except (OSError, ValueError, KeyError, RuntimeError, sqlite3.Error) as err:
-            raise ArtifactMismatch(f"build {build_dir.name} is damaged: {err}") from None
+            raise BuildDamaged(f"build {build_dir.name} is damaged: {err}") from None
 
     def _load(self, build_dir: Path) -> None:
         self._vectors: npt.NDArray[np.float32] = np.load(
@@ -122,7 +122,7 @@ class Engine:
             self.manifest.papers,
         }
         if len(counts) != 1:
-            raise ArtifactMismatch(f"build {build_dir.name} is inconsistent: row counts {counts}")
+            raise BuildDamaged(f"build {build_dir.name} is inconsistent: row counts {counts}")
 
     # -- helpers ----------------------------------------------------------------------------
 

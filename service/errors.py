@@ -8,7 +8,8 @@ and a human message. The CLI prints ``error: <message>`` and exits non-zero; the
 - :class:`NotFound`         unknown paper / topic id (404)
 - :class:`IngestError`      a file missing, empty, not UTF-8 or not in the stated format (400)
 - :class:`NotReady`         no published build yet (503)
-- :class:`ArtifactMismatch` a build made with another model or dimension, or a damaged build (409)
+- :class:`ArtifactMismatch` a build made with another model or dimension (409)
+- :class:`BuildDamaged`     a build with missing, truncated or inconsistent files (409)
 """
 
 from __future__ import annotations
@@ -48,3 +49,9 @@ class NotReady(PaperscopeError):
 class ArtifactMismatch(PaperscopeError):
     code = "artifact_mismatch"
     http_status = 409
+
+
+class BuildDamaged(ArtifactMismatch):
+    """A build with missing, truncated or inconsistent files (the server falls back)."""
+
+    code = "build_damaged"

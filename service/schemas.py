@@ -195,6 +195,7 @@ class Health(BaseModel):
 
 class Ready(BaseModel):
     ready: bool
+    note: str | None = Field(default=None, description="Set when serving a fallback build.")
     build_id: str
     papers: int
     topics: int

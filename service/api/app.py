@@ -1,4 +1,4 @@
-"""FastAPI app factory: loads the published build at startup and serves API + map page."""
+"""FastAPI app factory: serves the published build (switching when a new one is published)."""
 
 from __future__ import annotations
 
@@ -15,35 +15,13 @@ from fastapi.staticfiles import StaticFiles
 from service import __version__
 from service.api.errors import install_error_handlers
 from service.api.routes import router
-from service.build import current_build_dir
 from service.config import Settings
 from service.embed import Embedder, load_embedder
-from service.engine import Engine
-from service.errors import PaperscopeError
+from service.serving import BuildWatcher
 
 log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
-
-
-def open_engine(settings: Settings, embedder: Embedder) -> tuple[Engine | None, str]:
-    """The engine over the published build, or None and the reason it cannot serve.
-
-    The server stays up either way: /api/v1/ready answers 503 with the reason (no build yet, or a
-    build made with another model), which is clearer than a process that dies at start.
-    """
-    build = current_build_dir(settings.builds_dir)
-    if build is None:
-        reason = f"no build in {settings.data_dir} yet; run: paperscope build"
-        log.warning("%s", reason)
-        return None, reason
-    try:
-        engine = Engine(build, embedder)
-    except PaperscopeError as err:
-        log.error("cannot serve build %s: %s", build.name, err.message)
-        return None, err.message
-    log.info("serving build %s (%d papers)", build.name, engine.size)
-    return engine, ""
 
 
 def create_app(settings: Settings, embedder: Embedder | None = None) -> FastAPI:
@@ -53,10 +31,11 @@ def create_app(settings: Settings, embedder: Embedder | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         model = embedder or load_embedder(settings)
         model.encode(["warm up"])  # first call pays tokenizer / graph set-up, not the first user
-        app.state.engine, app.state.not_ready_reason = open_engine(settings, model)
+        watcher = BuildWatcher(settings.builds_dir, model, settings.reload_seconds)
+        watcher.start()
+        app.state.watcher = watcher
         yield
-        if app.state.engine is not None:
-            app.state.engine.close()
+        watcher.stop()
 
     app = FastAPI(
         title="paperscope",
@@ -65,8 +44,6 @@ def create_app(settings: Settings, embedder: Embedder | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.engine = None
-    app.state.not_ready_reason = "starting up"
     app.add_middleware(GZipMiddleware, minimum_size=2048)
     install_error_handlers(app)
     app.include_router(router)

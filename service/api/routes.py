@@ -21,14 +21,16 @@ from service.schemas import (
     TopicDetail,
     TopicSummary,
 )
+from service.serving import BuildWatcher
 
 router = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES)
 
 
 def get_engine(request: Request) -> Engine:
-    engine: Engine | None = request.app.state.engine
+    watcher: BuildWatcher = request.app.state.watcher
+    engine = watcher.engine  # read once: this request uses one build from start to end
     if engine is None:
-        raise NotReady(request.app.state.not_ready_reason)
+        raise NotReady(watcher.reason)
     return engine
 
 
@@ -54,9 +56,10 @@ def health() -> Health:
 
 
 @router.get("/ready", response_model=Ready, tags=["service"])
-def ready(engine: EngineDep) -> Ready:
-    """Readiness: a build is loaded (503 otherwise)."""
+def ready(engine: EngineDep, request: Request) -> Ready:
+    """Readiness: a build is loaded (503 otherwise); ``note`` says if it is a fallback."""
     return Ready(
+        note=request.app.state.watcher.note,
         ready=True,
         build_id=engine.manifest.build_id,
         papers=engine.size,

@@ -1,0 +1,105 @@
+"""Which build the server answers from, and switching to a new one without a restart.
+
+A :class:`BuildWatcher` holds the engine of the published build. A background thread looks at
+``builds/CURRENT`` every ``reload_seconds``; when it names another build, the new engine is opened
+first and then swapped in with one assignment, so every request is answered by one whole build,
+old or new (requests already running keep their engine; it is freed when they finish).
+If the published build is damaged, the newest older build that loads is served instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+from service.build import CURRENT, current_build_dir
+from service.embed import Embedder
+from service.engine import Engine
+from service.errors import BuildDamaged, PaperscopeError
+
+log = logging.getLogger(__name__)
+
+
+class BuildWatcher:
+    def __init__(self, builds_dir: Path, embedder: Embedder, reload_seconds: float) -> None:
+        self.builds_dir = builds_dir
+        self.embedder = embedder
+        self.reload_seconds = reload_seconds
+        self.engine: Engine | None = None
+        self.reason = "starting up"
+        self.note: str | None = None
+        self._pointer: str | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _read_pointer(self) -> str | None:
+        try:
+            return (self.builds_dir / CURRENT).read_text(encoding="utf-8").strip()
+        except OSError:
+            return None
+
+    def refresh(self) -> bool:
+        """Load the published build if it changed; returns whether the engine was replaced."""
+        pointer = self._read_pointer()
+        if pointer == self._pointer and (self.engine is not None or pointer is None):
+            return False
+        self._pointer = pointer
+        build = current_build_dir(self.builds_dir)
+        if build is None:
+            self.reason = f"no build in {self.builds_dir.parent} yet; run: paperscope build"
+            return False
+        try:
+            engine, note = Engine(build, self.embedder), None
+        except BuildDamaged as err:
+            log.error("published build %s is damaged: %s", build.name, err.message)
+            fallback = self._newest_loadable(exclude=build)
+            if fallback is None:
+                self.reason = err.message
+                return False
+            engine = fallback
+            note = f"serving {fallback.build_dir.name}: the published build is damaged ({err})"
+        except PaperscopeError as err:
+            log.error("cannot serve build %s: %s", build.name, err.message)
+            self.reason = err.message
+            return False
+        self.engine, self.note = engine, note  # one assignment: requests see old or new, whole
+        log.info(
+            "serving build %s (%d papers)%s",
+            engine.build_dir.name,
+            engine.size,
+            f"; {note}" if note else "",
+        )
+        return True
+
+    def _newest_loadable(self, exclude: Path) -> Engine | None:
+        candidates = sorted(
+            (p for p in self.builds_dir.iterdir() if p.is_dir() and not p.name.startswith(".")),
+            reverse=True,
+        )
+        for folder in candidates:
+            if folder == exclude:
+                continue
+            try:
+                return Engine(folder, self.embedder)
+            except PaperscopeError as err:
+                log.warning("fallback build %s unusable: %s", folder.name, err.message)
+        return None
+
+    def start(self) -> None:
+        self.refresh()
+        if self.reload_seconds > 0:
+            self._thread = threading.Thread(target=self._run, name="build-watcher", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.reload_seconds):
+            try:
+                self.refresh()
+            except Exception:
+                log.exception("build watcher: refresh failed; still serving the previous build")
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)

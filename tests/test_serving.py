@@ -1,0 +1,75 @@
+"""Switching builds while serving: hot swap on publish, fallback from a damaged build."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+
+from service.api.app import create_app
+from service.build import current_build_dir, run_build
+from service.embed import Embedder
+from service.serving import BuildWatcher
+from tests.conftest import make_settings
+
+
+def test_watcher_switches_to_a_newly_published_build(built_copy: Path, embedder: Embedder) -> None:
+    settings = make_settings(built_copy)
+    watcher = BuildWatcher(settings.builds_dir, embedder, reload_seconds=0)
+    watcher.start()
+    assert watcher.engine is not None
+    first = watcher.engine.build_dir
+    assert not watcher.refresh()  # nothing new
+    folder, _, _ = run_build(settings, lambda: embedder, force=True, progress=False)
+    assert watcher.refresh()
+    assert watcher.engine.build_dir == folder != first
+
+
+def test_damaged_published_build_falls_back_to_the_previous_one(
+    built_copy: Path, embedder: Embedder
+) -> None:
+    settings = make_settings(built_copy)
+    older = current_build_dir(settings.builds_dir)
+    newer, _, _ = run_build(settings, lambda: embedder, force=True, progress=False)
+    index = newer / "index.faiss"
+    index.write_bytes(index.read_bytes()[:100])  # truncated on disk
+    with TestClient(create_app(settings, embedder)) as client:
+        ready = client.get("/api/v1/ready").json()
+        assert older is not None
+        assert ready["build_id"] == older.name
+        assert "damaged" in ready["note"]
+        assert client.get("/api/v1/search", params={"q": "diffusion"}).status_code == 200
+
+
+def test_publishing_under_load_fails_no_request(built_copy: Path, embedder: Embedder) -> None:
+    """Requests keep succeeding while a new build is published and picked up."""
+    settings = make_settings(built_copy, reload_seconds=0.1)
+    failures: list[int] = []
+    seen: set[str] = set()
+    with TestClient(create_app(settings, embedder)) as client:
+        paper_id = client.get("/api/v1/topics").json()[0]["representative"][0]["id"]
+        stop = threading.Event()
+
+        def hammer() -> None:
+            while not stop.is_set():
+                for path in (f"/api/v1/papers/{paper_id}/similar?k=5", "/api/v1/ready"):
+                    response = client.get(path)
+                    if response.status_code != 200:
+                        failures.append(response.status_code)
+                    elif path.endswith("ready"):
+                        seen.add(response.json()["build_id"])
+
+        workers = [threading.Thread(target=hammer) for _ in range(4)]
+        for worker in workers:
+            worker.start()
+        folder, _, _ = run_build(settings, lambda: embedder, force=True, progress=False)
+        deadline = time.monotonic() + 20
+        while folder.name not in seen and time.monotonic() < deadline:
+            time.sleep(0.1)
+        stop.set()
+        for worker in workers:
+            worker.join()
+    assert not failures
+    assert folder.name in seen and len(seen) == 2
