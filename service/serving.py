@@ -42,13 +42,13 @@ class BuildWatcher:
     def refresh(self) -> bool:
         """Load the published build if it changed; returns whether the engine was replaced."""
         pointer = self._read_pointer()
-        if pointer == self._pointer and (self.engine is not None or pointer is None):
-            return False
-        self._pointer = pointer
         build = current_build_dir(self.builds_dir)
-        if build is None:
+        if pointer is None or build is None:
             self.reason = f"no build in {self.builds_dir.parent} yet; run: paperscope build"
             return False
+        if pointer == self._pointer:  # already serving it, or it already failed to load
+            return False
+        self._pointer = pointer
         try:
             engine, note = Engine(build, self.embedder), None
         except BuildDamaged as err:
