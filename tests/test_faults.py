@@ -1,0 +1,96 @@
+"""Faults: kill -9 in the middle of a build or an ingest, and restarts, lose nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+
+from service.api.app import create_app
+from service.build import current_build_dir
+from service.embed import Embedder
+from service.engine import Engine
+from service.store import Store
+from tests.conftest import make_settings
+from tests.test_cli import SCRIPT
+
+QUERIES = ["one-step diffusion distillation", "reward hacking in RLHF", "speech recognition"]
+
+
+def _start(args: list[str], data_dir: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PAPERSCOPE_DATA_DIR": str(data_dir)}
+    return subprocess.Popen(
+        [SCRIPT, *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+
+
+def _integrity(db: Path) -> str:
+    connection = sqlite3.connect(db)
+    try:
+        return str(connection.execute("PRAGMA integrity_check").fetchone()[0])
+    finally:
+        connection.close()
+
+
+def test_kill_9_during_builds_keeps_serving_the_previous_build(
+    built_copy: Path, embedder: Embedder
+) -> None:
+    settings = make_settings(built_copy)
+    before = current_build_dir(settings.builds_dir)
+    with Store(settings.db_path) as store:
+        papers_before = store.count()
+    for delay in (2.0, 9.0):  # during start-up/embedding, and during the topics stage
+        process = _start(["build", "--force"], built_copy)
+        time.sleep(delay)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        survivor = current_build_dir(settings.builds_dir)
+        assert survivor is not None
+        Engine(survivor, embedder).close()  # whatever is published still loads
+        assert _integrity(settings.db_path) == "ok"
+        with Store(settings.db_path) as store:
+            assert store.count() == papers_before
+    finished = _start(["build", "--force"], built_copy)
+    assert finished.wait(timeout=300) == 0
+    after = current_build_dir(settings.builds_dir)
+    assert after is not None and after != before
+    assert not list(settings.builds_dir.glob(".tmp-*"))  # the next build cleared leftovers
+
+
+def test_kill_9_during_ingest_is_all_or_nothing(tmp_path: Path) -> None:
+    source = tmp_path / "many.jsonl"
+    with source.open("w") as handle:
+        for i in range(150_000):
+            record = {"id": f"x{i}", "title": f"Paper {i}", "abstract": f"Abstract number {i}."}
+            handle.write(json.dumps(record) + "\n")
+    data_dir = tmp_path / "data"
+    process = _start(["ingest", str(source)], data_dir)
+    time.sleep(4.0)
+    killed = process.poll() is None
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert _integrity(data_dir / "papers.sqlite") == "ok"
+    with Store(data_dir / "papers.sqlite") as store:
+        count = store.count()
+    assert killed, "the ingest finished before the kill; the test needs a bigger file"
+    assert count in (0, 150_000)
+
+
+def test_restart_gives_the_same_answers(built_dir: Path, embedder: Embedder) -> None:
+    def answers() -> list[list[str]]:
+        with TestClient(create_app(make_settings(built_dir), embedder)) as client:
+            results = [
+                [h["id"] for h in client.get("/api/v1/search", params={"q": q}).json()["results"]]
+                for q in QUERIES
+            ]
+            first = results[0][0]
+            similar = client.get(f"/api/v1/papers/{first}/similar").json()["results"]
+            return [*results, [h["id"] for h in similar]]
+
+    assert answers() == answers()
