@@ -39,6 +39,10 @@ from service.store import row_to_paper
 from service.topics import REPRESENTATIVES
 
 MAX_QUERY_CHARS = 10_000
+BLANK = " \t\n\r\f\v"
+"""What counts as blank in a query: ASCII whitespace, the same set the API's pattern excludes."""
+NOT_BLANK_PATTERN = "[^ \t\n\r\f\v]"
+"""The API's pattern for query text: at least one character outside :data:`BLANK`."""
 ARTIFACTS = (
     "manifest.json",
     "embeddings.npy",
@@ -196,7 +200,7 @@ class Engine:
     def search(self, text: str, k: int = 10) -> list[Hit]:
         """Papers closest in meaning to free text (a question, a title, a pasted abstract)."""
         k = self._check_k(k)
-        text = text.strip()
+        text = text.strip(BLANK)
         if not text:
             raise InvalidInput("query text must not be empty")
         if len(text) > MAX_QUERY_CHARS:

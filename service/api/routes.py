@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel
 
 from service.api.errors import ERROR_RESPONSES
-from service.engine import MAX_QUERY_CHARS, Engine
+from service.engine import MAX_QUERY_CHARS, NOT_BLANK_PATTERN, Engine
 from service.errors import NotReady
 from service.schemas import (
     MAX_K,
@@ -77,7 +77,15 @@ def build_manifest(engine: EngineDep) -> BuildManifest:
 @router.get("/search", response_model=SearchResults, tags=["search"])
 def search(
     engine: EngineDep,
-    q: Annotated[str, Query(min_length=1, max_length=MAX_QUERY_CHARS, description="Free text.")],
+    q: Annotated[
+        str,
+        Query(
+            min_length=1,
+            max_length=MAX_QUERY_CHARS,
+            pattern=NOT_BLANK_PATTERN,
+            description="Free text (not only blanks).",
+        ),
+    ],
     k: K = 10,
 ) -> SearchResults:
     """Papers closest in meaning to free text: a question, a title, or a pasted abstract."""
