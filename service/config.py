@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service.errors import InvalidInput
@@ -70,6 +70,14 @@ class Settings(BaseSettings):
     )
     label_terms: int = Field(default=4, ge=1, le=20, description="Keywords in a topic label.")
     seed: int = Field(default=42, ge=0, description="Random seed for UMAP (map and clustering).")
+    api_key: SecretStr | None = Field(
+        default=None,
+        description="Key that write requests must send as X-API-Key; unset = writes disabled.",
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description="Origins allowed to call the API from a browser (CORS); empty = none.",
+    )
     reload_seconds: float = Field(
         default=2.0,
         ge=0,

@@ -10,6 +10,7 @@ import gzip
 import json
 import sqlite3
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -113,6 +114,7 @@ class Engine:
         self._db.row_factory = sqlite3.Row
         self._lock = threading.Lock()
         self._map_lock = threading.Lock()
+        self._hidden: frozenset[int] = frozenset()
         rows = self._db.execute("SELECT row, id, title FROM papers ORDER BY row").fetchall()
         self._ids = [r["id"] for r in rows]
         self._titles = [r["title"] for r in rows]
@@ -134,15 +136,41 @@ class Engine:
     def size(self) -> int:
         return len(self._ids)
 
+    @property
+    def paper_ids(self) -> list[str]:
+        """Ids of the build's papers in row order (hidden ones included)."""
+        return list(self._ids)
+
     def _label(self, topic_id: int) -> str:
         topic = self._topics.get(topic_id)
         return topic.label if topic else "unclustered"
 
     def _row(self, paper_id: str) -> int:
         row = self._row_of.get(paper_id)
-        if row is None:
+        if row is None or row in self._hidden:
             raise NotFound(f"no paper with id {paper_id!r}")
         return row
+
+    def hide(self, paper_ids: Iterable[str]) -> int:
+        """Stop returning these papers (deleted since the build) at once; returns how many were
+        newly hidden.
+
+        The hidden set is replaced, never mutated, so concurrent readers see old or new whole.
+        """
+        with self._map_lock:
+            rows = {self._row_of[i] for i in paper_ids if i in self._row_of} - self._hidden
+            if rows:
+                self._hidden = frozenset(self._hidden | rows)
+                self._map_cache, self._map_bytes = None, {}
+        return len(rows)
+
+    def _visible(self, rows: list[int]) -> list[int]:
+        hidden = self._hidden
+        return [r for r in rows if r not in hidden] if hidden else rows
+
+    def _candidates(self, k: int) -> int:
+        """How many neighbours to ask the index for so that k survive hidden papers."""
+        return k + min(len(self._hidden), 1000)
 
     def _check_k(self, k: int) -> int:
         if not 1 <= k <= MAX_K:
@@ -153,7 +181,9 @@ class Engine:
         self, scores: npt.NDArray[Any], rows: npt.NDArray[Any], skip: int, k: int
     ) -> list[Hit]:
         hits = []
-        fetched = self._fetch([int(r) for r in rows if r >= 0 and r != skip][:k])
+        hidden = self._hidden
+        wanted = [int(r) for r in rows if r >= 0 and r != skip and r not in hidden][:k]
+        fetched = self._fetch(wanted)
         for score, row in zip(scores.tolist(), rows.tolist(), strict=True):
             if row < 0 or row == skip or row not in fetched:
                 continue
@@ -194,7 +224,7 @@ class Engine:
         k = self._check_k(k)
         row = self._row(paper_id)
         query = np.asarray(self._vectors[row : row + 1], dtype=np.float32)
-        scores, rows = search(self._index, query, k + 1)
+        scores, rows = search(self._index, query, self._candidates(k) + 1)
         return self._hits(scores[0], rows[0], skip=row, k=k)
 
     def search(self, text: str, k: int = 10) -> list[Hit]:
@@ -208,16 +238,17 @@ class Engine:
         if self.embedder is None:
             raise InvalidInput("this engine was opened without an embedding model")
         query = self.embedder.encode([text])
-        scores, rows = search(self._index, query, k)
+        scores, rows = search(self._index, query, self._candidates(k))
         return self._hits(scores[0], rows[0], skip=-1, k=k)
 
     def _summary(self, topic: _Topic) -> TopicSummary:
+        members = self._visible(topic.members)
         return TopicSummary(
             id=topic.id,
             label=topic.label,
             keywords=topic.keywords,
-            size=len(topic.members),
-            representative=self._refs(topic.members[:REPRESENTATIVES]),
+            size=len(members),
+            representative=self._refs(members[:REPRESENTATIVES]),
         )
 
     def _refs(self, rows: list[int]) -> list[PaperRef]:
@@ -228,7 +259,7 @@ class Engine:
         ordered = sorted(
             self._topics.values(), key=lambda t: (t.id == NOISE_TOPIC, -len(t.members), t.id)
         )
-        return [self._summary(t) for t in ordered]
+        return [summary for summary in map(self._summary, ordered) if summary.size]
 
     def topic(self, topic_id: int, limit: int = 100) -> TopicDetail:
         topic = self._topics.get(topic_id)
@@ -245,7 +276,7 @@ class Engine:
         ]
         return TopicDetail(
             **summary.model_dump(),
-            papers=self._refs(topic.members[:limit]),
+            papers=self._refs(self._visible(topic.members)[:limit]),
             previous_build=self._previous_build,
             parents=topic.parents,
             children=children,
@@ -274,7 +305,8 @@ class Engine:
     def _build_map_points(self) -> MapPoints:
         with self._lock:
             rows = self._db.execute("SELECT date, categories FROM papers ORDER BY row").fetchall()
-        primary = [(json.loads(r["categories"]) or [None])[0] for r in rows]
+        keep = self._visible(list(range(len(rows))))
+        primary = [(json.loads(rows[r]["categories"]) or [None])[0] for r in keep]
         names = sorted({c for c in primary if c})
         index_of = {name: i for i, name in enumerate(names)}
         group_of = {child: g["id"] for g in self._groups for child in g["children"]}
@@ -285,13 +317,16 @@ class Engine:
 
         topics = []
         for topic in self._topics.values():
-            x, y = centre(topic.members)
+            visible = self._visible(topic.members)
+            if not visible:
+                continue
+            x, y = centre(visible)
             topics.append(
                 MapTopic(
                     id=topic.id,
                     label=topic.label,
                     keywords=topic.keywords,
-                    size=len(topic.members),
+                    size=len(visible),
                     x=x,
                     y=y,
                     group=group_of.get(topic.id),
@@ -299,7 +334,9 @@ class Engine:
             )
         groups = []
         for group in self._groups:
-            members = [m for c in group["children"] for m in self._topics[c].members]
+            members = self._visible([m for c in group["children"] for m in self._topics[c].members])
+            if not members:
+                continue
             x, y = centre(members)
             groups.append(
                 MapGroup(
@@ -313,12 +350,12 @@ class Engine:
                 )
             )
         return MapPoints(
-            ids=self._ids,
-            x=[round(float(v), 5) for v in self._map[:, 0]],
-            y=[round(float(v), 5) for v in self._map[:, 1]],
-            topic=[int(t) for t in self._assignments],
-            title=self._titles,
-            date=[r["date"] for r in rows],
+            ids=[self._ids[r] for r in keep],
+            x=[round(float(v), 5) for v in self._map[keep, 0]],
+            y=[round(float(v), 5) for v in self._map[keep, 1]],
+            topic=[int(t) for t in self._assignments[keep]],
+            title=[self._titles[r] for r in keep],
+            date=[rows[r]["date"] for r in keep],
             category=[index_of[c] if c else -1 for c in primary],
             categories=names,
             topics=sorted(topics, key=lambda t: t.id),

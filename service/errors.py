@@ -7,6 +7,8 @@ and a human message. The CLI prints ``error: <message>`` and exits non-zero; the
 - :class:`InvalidInput`     bad parameters or request content (422)
 - :class:`NotFound`         unknown paper / topic id (404)
 - :class:`IngestError`      a file missing, empty, not UTF-8 or not in the stated format (400)
+- :class:`Unauthorized`     a write without the right API key (401)
+- :class:`WritesDisabled`   a write while no API key is configured: writes are off (403)
 - :class:`NotReady`         no published build yet (503)
 - :class:`ArtifactMismatch` a build made with another model or dimension (409)
 - :class:`BuildDamaged`     a build with missing, truncated or inconsistent files (409)
@@ -39,6 +41,16 @@ class NotFound(PaperscopeError):
 class IngestError(PaperscopeError):
     code = "ingest_error"
     http_status = 400
+
+
+class Unauthorized(PaperscopeError):
+    code = "unauthorized"
+    http_status = 401
+
+
+class WritesDisabled(PaperscopeError):
+    code = "writes_disabled"
+    http_status = 403
 
 
 class NotReady(PaperscopeError):

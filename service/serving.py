@@ -17,13 +17,21 @@ from service.build import CURRENT, current_build_dir
 from service.embed import Embedder
 from service.engine import Engine
 from service.errors import BuildDamaged, PaperscopeError
+from service.store import Store
 
 log = logging.getLogger(__name__)
 
 
 class BuildWatcher:
-    def __init__(self, builds_dir: Path, embedder: Embedder, reload_seconds: float) -> None:
+    def __init__(
+        self,
+        builds_dir: Path,
+        embedder: Embedder,
+        reload_seconds: float,
+        db_path: Path | None = None,
+    ) -> None:
         self.builds_dir = builds_dir
+        self.db_path = db_path
         self.embedder = embedder
         self.reload_seconds = reload_seconds
         self.engine: Engine | None = None
@@ -63,6 +71,7 @@ class BuildWatcher:
             log.error("cannot serve build %s: %s", build.name, err.message)
             self.reason = err.message
             return False
+        self._hide_deleted(engine)
         self.engine, self.note = engine, note  # one assignment: requests see old or new, whole
         log.info(
             "serving build %s (%d papers)%s",
@@ -71,6 +80,17 @@ class BuildWatcher:
             f"; {note}" if note else "",
         )
         return True
+
+    def _hide_deleted(self, engine: Engine) -> None:
+        """Papers deleted from the store since the build stay hidden after a restart."""
+        if self.db_path is None or not self.db_path.exists():
+            return
+        with Store(self.db_path) as store:
+            stored = store.ids()
+        gone = [paper_id for paper_id in engine.paper_ids if paper_id not in stored]
+        if gone:
+            log.info("hiding %d papers deleted since build %s", len(gone), engine.build_dir.name)
+            engine.hide(gone)
 
     def _newest_loadable(self, exclude: Path) -> Engine | None:
         candidates = sorted(

@@ -148,6 +148,14 @@ class Store:
         )
         return "updated"
 
+    def delete(self, paper_id: str) -> bool:
+        """Remove a paper (its cached embedding stays, keyed by content). True if it existed."""
+        cursor = self._db.execute("DELETE FROM papers WHERE id = ?", (paper_id,))
+        return cursor.rowcount > 0
+
+    def ids(self) -> set[str]:
+        return {row[0] for row in self._db.execute("SELECT id FROM papers")}
+
     def count(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM papers").fetchone()[0])
 

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
@@ -31,7 +32,9 @@ def create_app(settings: Settings, embedder: Embedder | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         model = embedder or load_embedder(settings)
         model.encode(["warm up"])  # first call pays tokenizer / graph set-up, not the first user
-        watcher = BuildWatcher(settings.builds_dir, model, settings.reload_seconds)
+        watcher = BuildWatcher(
+            settings.builds_dir, model, settings.reload_seconds, settings.db_path
+        )
         watcher.start()
         app.state.watcher = watcher
         yield
@@ -45,6 +48,13 @@ def create_app(settings: Settings, embedder: Embedder | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.add_middleware(GZipMiddleware, minimum_size=2048)
+    if settings.cors_origins:  # closed unless origins are configured
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "DELETE"],
+            allow_headers=["X-API-Key"],
+        )
     install_error_handlers(app)
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

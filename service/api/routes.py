@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import hmac
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, Security
+from fastapi.security import APIKeyHeader
 from pydantic import BaseModel
 
-from service.api.errors import ERROR_RESPONSES
+from service.api.errors import ERROR_RESPONSES, ErrorResponse
 from service.engine import MAX_QUERY_CHARS, NOT_BLANK_PATTERN, Engine
-from service.errors import NotReady
+from service.errors import NotFound, NotReady, Unauthorized, WritesDisabled
 from service.schemas import (
     MAX_K,
     BuildManifest,
@@ -22,6 +24,7 @@ from service.schemas import (
     TopicSummary,
 )
 from service.serving import BuildWatcher
+from service.store import Store
 
 router = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES)
 
@@ -35,6 +38,7 @@ def get_engine(request: Request) -> Engine:
 
 
 EngineDep = Annotated[Engine, Depends(get_engine)]
+API_KEY_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False)
 K = Annotated[int, Query(ge=1, le=MAX_K, description="Number of results.")]
 PaperId = Annotated[str, Path(min_length=1, max_length=200, description="Paper id.")]
 
@@ -96,6 +100,41 @@ def search(
 def similar(engine: EngineDep, paper_id: PaperId, k: K = 10) -> SimilarResults:
     """Papers like this one (the paper itself is never among the results)."""
     return SimilarResults(paper_id=paper_id, results=engine.similar(paper_id, k))
+
+
+def require_api_key(
+    request: Request, key: Annotated[str | None, Security(API_KEY_HEADER)] = None
+) -> None:
+    """Writes need the configured key (compared in constant time); no key configured = no writes."""
+    configured = request.app.state.settings.api_key
+    if configured is None:
+        raise WritesDisabled("writes are disabled: set PAPERSCOPE_API_KEY on the server")
+    if key is None or not hmac.compare_digest(key.encode(), configured.get_secret_value().encode()):
+        raise Unauthorized("a valid X-API-Key header is required for this request")
+
+
+WRITE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorResponse, "description": "Missing or wrong API key"},
+    403: {"model": ErrorResponse, "description": "Writes are disabled (no API key configured)"},
+}
+
+
+@router.delete(
+    "/papers/{paper_id:path}",
+    status_code=204,
+    response_class=Response,
+    tags=["papers"],
+    dependencies=[Depends(require_api_key)],
+    responses=WRITE_RESPONSES,
+)
+def delete_paper(engine: EngineDep, paper_id: PaperId, request: Request) -> Response:
+    """Delete a paper: gone from every answer at once, and from the next build (needs the key)."""
+    with Store(request.app.state.settings.db_path) as store:
+        existed = store.delete(paper_id)
+    hidden = engine.hide([paper_id])
+    if not existed and not hidden:
+        raise NotFound(f"no paper with id {paper_id!r}")
+    return Response(status_code=204)
 
 
 @router.get("/papers/{paper_id:path}", response_model=PaperOut, tags=["papers"])

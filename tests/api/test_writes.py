@@ -1,0 +1,71 @@
+"""Writes need the API key; a deleted paper disappears at once and stays gone after a restart."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+
+from service.api.app import create_app
+from service.embed import Embedder
+from service.store import Store
+from tests.api.test_api import assert_error
+from tests.conftest import make_settings
+
+KEY = "correct horse battery staple"
+
+
+def _client(data_dir: Path, embedder: Embedder, **settings: object) -> TestClient:
+    return TestClient(create_app(make_settings(data_dir, **settings), embedder))
+
+
+def test_writes_are_disabled_without_a_configured_key(built_copy: Path, embedder: Embedder) -> None:
+    with _client(built_copy, embedder) as client:
+        paper_id = client.get("/api/v1/topics").json()[0]["representative"][0]["id"]
+        error = assert_error(client.delete(f"/api/v1/papers/{paper_id}"), 403, "writes_disabled")
+        assert "PAPERSCOPE_API_KEY" in error["message"]
+        assert client.get(f"/api/v1/papers/{paper_id}").status_code == 200  # nothing changed
+
+
+def test_wrong_or_missing_key_is_refused_and_changes_nothing(
+    built_copy: Path, embedder: Embedder
+) -> None:
+    with _client(built_copy, embedder, api_key=KEY) as client:
+        paper_id = client.get("/api/v1/topics").json()[0]["representative"][0]["id"]
+        assert_error(client.delete(f"/api/v1/papers/{paper_id}"), 401, "unauthorized")
+        wrong = client.delete(f"/api/v1/papers/{paper_id}", headers={"X-API-Key": KEY + "x"})
+        assert_error(wrong, 401, "unauthorized")
+        assert client.get(f"/api/v1/papers/{paper_id}").status_code == 200
+    with Store(make_settings(built_copy).db_path) as store:
+        assert store.get(paper_id) is not None
+
+
+def test_delete_hides_the_paper_at_once_and_after_a_restart(
+    built_copy: Path, embedder: Embedder
+) -> None:
+    headers = {"X-API-Key": KEY}
+    with _client(built_copy, embedder, api_key=KEY) as client:
+        topics = client.get("/api/v1/topics").json()
+        victim = topics[0]["representative"][0]
+        title = victim["title"]
+        assert (
+            client.get("/api/v1/search", params={"q": title}).json()["results"][0]["id"]
+            == (victim["id"])
+        )
+        assert client.delete(f"/api/v1/papers/{victim['id']}", headers=headers).status_code == 204
+        assert_error(client.get(f"/api/v1/papers/{victim['id']}"), 404, "not_found")
+        results = client.get("/api/v1/search", params={"q": title, "k": 100}).json()["results"]
+        assert victim["id"] not in [hit["id"] for hit in results]
+        assert len(results) == 100
+        neighbour = results[0]["id"]
+        similar = client.get(f"/api/v1/papers/{neighbour}/similar", params={"k": 20}).json()
+        assert victim["id"] not in [hit["id"] for hit in similar["results"]]
+        assert victim["id"] not in client.get("/api/v1/map").json()["ids"]
+        after = {t["id"]: t["size"] for t in client.get("/api/v1/topics").json()}
+        assert after[topics[0]["id"]] == topics[0]["size"] - 1
+        assert_error(
+            client.delete(f"/api/v1/papers/{victim['id']}", headers=headers), 404, "not_found"
+        )
+    with _client(built_copy, embedder, api_key=KEY) as restarted:
+        assert_error(restarted.get(f"/api/v1/papers/{victim['id']}"), 404, "not_found")
+        assert len(restarted.get("/api/v1/map").json()["ids"]) == 114
