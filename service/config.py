@@ -78,6 +78,11 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Origins allowed to call the API from a browser (CORS); empty = none.",
     )
+    max_body_bytes: int = Field(
+        default=1_000_000,
+        ge=1024,
+        description="Largest request body accepted; larger ones get 413 before being read.",
+    )
     reload_seconds: float = Field(
         default=2.0,
         ge=0,

@@ -15,7 +15,6 @@ from fastapi.testclient import TestClient
 from service.api.app import create_app
 from service.build import current_build_dir
 from service.embed import Embedder
-from service.engine import Engine
 from service.store import Store
 from tests.conftest import make_settings
 from tests.test_cli import SCRIPT
@@ -41,25 +40,36 @@ def _integrity(db: Path) -> str:
 def test_kill_9_during_builds_keeps_serving_the_previous_build(
     built_copy: Path, embedder: Embedder
 ) -> None:
-    settings = make_settings(built_copy)
+    settings = make_settings(built_copy, reload_seconds=0.2)
     before = current_build_dir(settings.builds_dir)
+    assert before is not None
+    with sqlite3.connect(settings.db_path) as db:  # empty the embedding cache: builds must embed
+        db.execute("DELETE FROM embeddings")
     with Store(settings.db_path) as store:
         papers_before = store.count()
-    for delay in (2.0, 9.0):  # during start-up/embedding, and during the topics stage
-        process = _start(["build", "--force"], built_copy)
-        time.sleep(delay)
-        process.send_signal(signal.SIGKILL)
-        process.wait()
-        survivor = current_build_dir(settings.builds_dir)
-        assert survivor is not None
-        Engine(survivor, embedder).close()  # whatever is published still loads
-        assert _integrity(settings.db_path) == "ok"
-        with Store(settings.db_path) as store:
-            assert store.count() == papers_before
-    finished = _start(["build", "--force"], built_copy)
-    assert finished.wait(timeout=300) == 0
-    after = current_build_dir(settings.builds_dir)
-    assert after is not None and after != before
+    with TestClient(create_app(settings, embedder)) as server:
+        # killed while embedding (after ~5 s of start-up), then while clustering
+        for delay in (6.5, 13.0):
+            process = _start(["build", "--force"], built_copy)
+            time.sleep(delay)
+            assert process.poll() is None, "the build ended before it could be killed"
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+            assert current_build_dir(settings.builds_dir) == before
+            ready = server.get("/api/v1/ready")
+            assert ready.status_code == 200 and ready.json()["build_id"] == before.name
+            assert server.get("/api/v1/search", params={"q": "diffusion"}).status_code == 200
+            assert _integrity(settings.db_path) == "ok"
+            with Store(settings.db_path) as store:
+                assert store.count() == papers_before
+        finished = _start(["build", "--force"], built_copy)
+        assert finished.wait(timeout=300) == 0
+        after = current_build_dir(settings.builds_dir)
+        assert after is not None and after != before
+        deadline = time.monotonic() + 10
+        while server.get("/api/v1/ready").json()["build_id"] != after.name:
+            assert time.monotonic() < deadline, "the server did not switch to the new build"
+            time.sleep(0.2)
     assert not list(settings.builds_dir.glob(".tmp-*"))  # the next build cleared leftovers
 
 

@@ -73,3 +73,15 @@ def test_publishing_under_load_fails_no_request(built_copy: Path, embedder: Embe
             worker.join()
     assert not failures
     assert folder.name in seen and len(seen) == 2
+
+
+def test_unreadable_manifest_falls_back_too(built_copy: Path, embedder: Embedder) -> None:
+    settings = make_settings(built_copy)
+    older = current_build_dir(settings.builds_dir)
+    newer, _, _ = run_build(settings, lambda: embedder, force=True, progress=False)
+    (newer / "manifest.json").write_text("{ not json")
+    watcher = BuildWatcher(settings.builds_dir, embedder, reload_seconds=0)
+    watcher.start()
+    assert watcher.engine is not None and older is not None
+    assert watcher.engine.build_dir == older
+    assert watcher.note is not None and "damaged" in watcher.note

@@ -69,3 +69,16 @@ def test_delete_hides_the_paper_at_once_and_after_a_restart(
     with _client(built_copy, embedder, api_key=KEY) as restarted:
         assert_error(restarted.get(f"/api/v1/papers/{victim['id']}"), 404, "not_found")
         assert len(restarted.get("/api/v1/map").json()["ids"]) == 114
+
+
+def test_oversized_bodies_are_refused_before_reading(built_copy: Path, embedder: Embedder) -> None:
+    with _client(built_copy, embedder, api_key=KEY, max_body_bytes=4096) as client:
+        paper_id = client.get("/api/v1/topics").json()[0]["representative"][0]["id"]
+        big = client.request(
+            "DELETE",
+            f"/api/v1/papers/{paper_id}",
+            content=b"x" * 10_000,
+            headers={"X-API-Key": KEY},
+        )
+        assert_error(big, 413, "too_large")
+        assert client.get(f"/api/v1/papers/{paper_id}").status_code == 200
