@@ -7,15 +7,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
-from starlette.middleware.base import RequestResponseEndpoint
 
 from service import __version__
-from service.api.errors import error_response, install_error_handlers
+from service.api.errors import install_error_handlers
+from service.api.limits import BodySizeLimit
 from service.api.routes import router
 from service.config import Settings
 from service.embed import Embedder, load_embedder
@@ -56,19 +56,8 @@ def create_app(settings: Settings, embedder: Embedder | None = None) -> FastAPI:
             allow_methods=["GET", "DELETE"],
             allow_headers=["X-API-Key"],
         )
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     install_error_handlers(app)
-
-    @app.middleware("http")
-    async def limit_body_size(request: Request, call_next: RequestResponseEndpoint) -> Response:
-        """Refuse oversized bodies from their declared length, before reading them."""
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > settings.max_body_bytes:
-            return error_response(
-                413, "too_large", f"request body over {settings.max_body_bytes} bytes"
-            )
-        if "chunked" in request.headers.get("transfer-encoding", "").lower():
-            return error_response(411, "length_required", "send a Content-Length, not chunks")
-        return await call_next(request)
 
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
