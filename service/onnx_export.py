@@ -39,7 +39,8 @@ def export_onnx(weights: Path, target: Path) -> None:
     loaded = SentenceTransformer(
         str(weights), device="cpu", model_kwargs={"attn_implementation": "eager"}
     )
-    model = loaded[0].auto_model.eval()
+    model: Any = loaded[0].auto_model
+    model.eval()
 
     class LastHidden(torch.nn.Module):
         def __init__(self, inner: Any) -> None:
