@@ -97,8 +97,8 @@ class TopicDetail(TopicSummary):
     )
 
 
-class MapTopic(BaseModel):
-    """A topic as the map draws it: label placed at ``x``, ``y`` (median of its papers)."""
+class MapLabel(BaseModel):
+    """Something the map labels at ``x``, ``y`` (the median position of its papers)."""
 
     id: int
     label: str
@@ -106,18 +106,17 @@ class MapTopic(BaseModel):
     size: int
     x: float
     y: float
+
+
+class MapTopic(MapLabel):
+    """A topic, labelled when zoomed in."""
+
     group: int | None = Field(description="Id of the coarse group this topic belongs to.")
 
 
-class MapGroup(BaseModel):
-    """A coarse topic group: what the map labels when zoomed out."""
+class MapGroup(MapLabel):
+    """A coarse topic group, labelled when zoomed out."""
 
-    id: int
-    label: str
-    keywords: list[str]
-    size: int
-    x: float
-    y: float
     children: list[int]
 
 
