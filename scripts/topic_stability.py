@@ -1,0 +1,58 @@
+"""Measure topic-id stability across rebuilds; see scripts/topic-stability."""
+
+from __future__ import annotations
+
+import random
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from service.build import run_build
+from service.config import configure_runtime, load_settings
+from service.embed import load_embedder
+from service.schemas import BuildManifest, IngestReport
+from service.store import Store
+
+
+def kept(manifest: BuildManifest) -> str:
+    ids = manifest.topic_ids
+    return (
+        f"{ids.get('papers_keeping_topic_id')} of papers kept their topic id; "
+        f"topics matched by papers {ids.get('matched_by_papers')}, by centroid "
+        f"{ids.get('matched_by_centroid')}, new {ids.get('new_topics')} (of {manifest.n_topics})"
+    )
+
+
+def main() -> None:
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    source, share = Path(args[0]), float(args[1]) if len(args) > 1 else 0.05
+    only_added = "--only-added" in sys.argv
+    work = Path(tempfile.mkdtemp(prefix="paperscope-stability-"))
+    shutil.copy2(source / "papers.sqlite", work / "papers.sqlite")
+    try:
+        base = load_settings(data_dir=work)
+        configure_runtime(base)
+        embedder = load_embedder(base)
+        if not only_added:
+            run_build(base, lambda: embedder, force=True, progress=False)
+            reseeded = load_settings(data_dir=work, seed=base.seed + 1)
+            _, manifest, _ = run_build(reseeded, lambda: embedder, force=True, progress=False)
+            print(f"another seed ({base.seed} -> {base.seed + 1}): {kept(manifest)}")
+
+        with Store(base.db_path) as store:
+            papers = [paper for paper, _ in store.papers()]
+            held_out = random.Random(0).sample(papers, round(len(papers) * share))
+            for paper in held_out:
+                store.delete(paper.id)
+        run_build(base, lambda: embedder, force=True, progress=False)
+        with Store(base.db_path) as store:
+            store.ingest(held_out, IngestReport(file="held-out", format="papers"))
+        _, manifest, _ = run_build(base, lambda: embedder, force=True, progress=False)
+        print(f"{len(held_out)} papers ({share:.0%}) added: {kept(manifest)}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
