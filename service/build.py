@@ -5,7 +5,8 @@ Layout of the data directory::
     papers.sqlite            the store (papers + embedding cache)
     builds/<build_id>/       one folder per build: manifest.json, embeddings.npy, index.faiss,
                              papers.sqlite (snapshot + topic per paper), topics.json,
-                             assignments.npy, map.npy, clusterer.joblib
+                             assignments.npy, map.npy, reduced.npy and
+                             clusterer.joblib (to place papers added live, see service.live)
     builds/CURRENT           the id of the published build (replaced atomically)
 
 Artifacts are written into ``builds/.tmp-<id>`` and renamed into place, then ``CURRENT`` is
@@ -278,6 +279,8 @@ def run_build(
                 save_index(index, staging / "index.faiss")
                 _write_papers_snapshot(staging / "papers.sqlite", papers, topic_model.assignments)
                 _write_topics(staging / "topics.json", carried, previous)
+                if topic_model.reduced is not None:
+                    np.save(staging / "reduced.npy", topic_model.reduced)
                 if topic_model.clusterer is not None:
                     import joblib
 

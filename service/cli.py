@@ -62,10 +62,14 @@ def _open_engine(settings: Settings, with_model: bool = True) -> Engine:
     from service.build import require_build
     from service.embed import load_embedder
     from service.engine import Engine
+    from service.live import LiveAdditions
 
     build = require_build(settings)
     embedder = load_embedder(settings) if with_model else None
-    return Engine(build, embedder)
+    engine = Engine(build, embedder)
+    if settings.db_path.exists():  # papers added to the server since the build
+        LiveAdditions(settings.db_path, embedder).restore(engine)
+    return engine
 
 
 def _iso_date(value: str | None, flag: str) -> str | None:
@@ -273,15 +277,19 @@ def info(as_json: JsonOpt = False, data_dir: DataDirOpt = None) -> None:
                 f"{stored} papers stored in {settings.db_path}; no build yet (paperscope build)"
             )
         return
+    from service.live import emerging
+
     engine = _open_engine(settings, with_model=False)
     topics = engine.topics()
     manifest = engine.manifest
+    news = emerging(engine)
     if as_json:
         _echo_json(
             {
                 "data_dir": str(settings.data_dir),
                 "papers_stored": stored,
                 "build": manifest.model_dump(),
+                "emerging": news.model_dump(),
                 "topics": [t.model_dump(exclude={"representative"}) for t in topics],
             }
         )
@@ -297,6 +305,12 @@ def info(as_json: JsonOpt = False, data_dir: DataDirOpt = None) -> None:
         "stages       " + ", ".join(f"{k} {v:.1f}s" for k, v in manifest.stage_seconds.items())
     )
     typer.echo(f"topics       {manifest.n_topics}")
+    if news.added_since_build:
+        due = "; a rebuild is suggested (paperscope build)" if news.rebuild_suggested else ""
+        typer.echo(
+            f"added live   {news.added_since_build} since the build, {news.unassigned} in no "
+            f"topic (rebuild suggested at {news.threshold}){due}"
+        )
     for topic in topics:
         typer.echo(f"  {topic.id:>4}  {topic.size:>5}  {topic.label}")
 

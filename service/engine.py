@@ -30,6 +30,7 @@ from service.schemas import (
     MapGroup,
     MapPoints,
     MapTopic,
+    Paper,
     PaperOut,
     PaperRef,
     TopicDetail,
@@ -62,6 +63,53 @@ class _Topic:
     keywords: list[str]
     members: list[int]
     parents: list[TopicLink]
+
+
+@dataclass(frozen=True)
+class LiveOverlay:
+    """Papers added to this build while it is served (see :mod:`service.live`).
+
+    Their rows come after the build's own (row ``size + j`` is ``papers[j]``). The overlay only
+    grows, and is replaced whole on each addition, so a row number means the same paper for the
+    engine's lifetime; a deleted or re-posted paper's old row is hidden, not removed.
+    """
+
+    papers: tuple[Paper, ...]
+    vectors: npt.NDArray[np.float32]
+    topics: npt.NDArray[np.int32]
+    coords: npt.NDArray[np.float32]
+    added_at: tuple[str, ...]
+    row_of: dict[str, int]
+    """Paper id -> its newest overlay position ``j``."""
+
+    @classmethod
+    def empty(cls, dim: int) -> LiveOverlay:
+        return cls(
+            (),
+            np.zeros((0, dim), dtype=np.float32),
+            np.zeros(0, dtype=np.int32),
+            np.zeros((0, 2), dtype=np.float32),
+            (),
+            {},
+        )
+
+    def extend(
+        self,
+        papers: list[Paper],
+        vectors: npt.NDArray[np.float32],
+        topics: npt.NDArray[np.int32],
+        coords: npt.NDArray[np.float32],
+        added_at: list[str],
+    ) -> LiveOverlay:
+        start = len(self.papers)
+        return LiveOverlay(
+            (*self.papers, *papers),
+            np.vstack([self.vectors, vectors]).astype(np.float32),
+            np.concatenate([self.topics, topics]).astype(np.int32),
+            np.vstack([self.coords, coords]).astype(np.float32),
+            (*self.added_at, *added_at),
+            {**self.row_of, **{p.id: start + j for j, p in enumerate(papers)}},
+        )
 
 
 class Engine:
@@ -115,6 +163,7 @@ class Engine:
         self._lock = threading.Lock()
         self._map_lock = threading.Lock()
         self._hidden: frozenset[int] = frozenset()
+        self._live = LiveOverlay.empty(int(self._vectors.shape[1]))
         rows = self._db.execute("SELECT row, id, title FROM papers ORDER BY row").fetchall()
         self._ids = [r["id"] for r in rows]
         self._titles = [r["title"] for r in rows]
@@ -134,7 +183,17 @@ class Engine:
 
     @property
     def size(self) -> int:
+        """Papers in the build itself (live additions not counted)."""
         return len(self._ids)
+
+    @property
+    def live(self) -> LiveOverlay:
+        return self._live
+
+    @property
+    def visible_count(self) -> int:
+        """Papers answered now: the build's and live additions, minus hidden ones."""
+        return len(self._ids) + len(self._live.papers) - len(self._hidden)
 
     @property
     def paper_ids(self) -> list[str]:
@@ -146,10 +205,19 @@ class Engine:
         return topic.label if topic else "unclustered"
 
     def _row(self, paper_id: str) -> int:
-        row = self._row_of.get(paper_id)
+        live = self._live.row_of.get(paper_id)
+        row = self.size + live if live is not None else self._row_of.get(paper_id)
         if row is None or row in self._hidden:
             raise NotFound(f"no paper with id {paper_id!r}")
         return row
+
+    def has_paper(self, paper_id: str) -> bool:
+        """Whether this paper is answered now (in the build or added live, and not deleted)."""
+        try:
+            self._row(paper_id)
+        except NotFound:
+            return False
+        return True
 
     def hide(self, paper_ids: Iterable[str]) -> int:
         """Stop returning these papers (deleted since the build) at once; returns how many were
@@ -158,11 +226,65 @@ class Engine:
         The hidden set is replaced, never mutated, so concurrent readers see old or new whole.
         """
         with self._map_lock:
-            rows = {self._row_of[i] for i in paper_ids if i in self._row_of} - self._hidden
+            rows = self._rows_of(paper_ids) - self._hidden
             if rows:
                 self._hidden = frozenset(self._hidden | rows)
                 self._map_cache, self._map_bytes = None, {}
         return len(rows)
+
+    def _rows_of(self, paper_ids: Iterable[str]) -> set[int]:
+        """Every row (build and overlay) holding one of these ids."""
+        wanted = set(paper_ids)
+        rows = {self._row_of[i] for i in wanted if i in self._row_of}
+        rows |= {self.size + j for j, p in enumerate(self._live.papers) if p.id in wanted}
+        return rows
+
+    def add_live(
+        self,
+        papers: list[Paper],
+        vectors: npt.NDArray[np.float32],
+        topics: npt.NDArray[np.int32],
+        coords: npt.NDArray[np.float32],
+        added_at: list[str],
+    ) -> None:
+        """Serve these papers from now on, placed by :mod:`service.live`; a paper already
+        served under the same id (in the build or added earlier) is replaced."""
+        if not papers:
+            return
+        with self._map_lock:
+            replaced = self._rows_of(p.id for p in papers)
+            self._live = self._live.extend(papers, vectors, topics, coords, added_at)
+            self._hidden = frozenset(self._hidden | replaced)
+            self._map_cache, self._map_bytes = None, {}
+
+    def _topic_of(self, row: int) -> int:
+        if row < self.size:
+            return int(self._assignments[row])
+        return int(self._live.topics[row - self.size])
+
+    def _vector(self, row: int) -> npt.NDArray[np.float32]:
+        if row < self.size:
+            return np.asarray(self._vectors[row : row + 1], dtype=np.float32)
+        return self._live.vectors[row - self.size : row - self.size + 1]
+
+    def _dense(
+        self, queries: npt.NDArray[np.float32], n: int
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
+        """The n nearest rows to each query: the build's index, merged with an exact scan of
+        the live additions (few, so brute force is fast and exact)."""
+        scores, rows = search(self._index, queries, n)
+        live = self._live
+        if not live.papers:
+            return scores, rows
+        live_scores = queries @ live.vectors.T
+        live_rows = np.arange(len(live.papers), dtype=np.int64) + self.size
+        all_scores = np.hstack([scores, live_scores])
+        all_rows = np.hstack([rows, np.broadcast_to(live_rows, live_scores.shape)])
+        order = np.argsort(-all_scores, axis=1, kind="stable")[:, :n]
+        return (
+            np.take_along_axis(all_scores, order, axis=1).astype(np.float32),
+            np.take_along_axis(all_rows, order, axis=1),
+        )
 
     def _visible(self, rows: list[int]) -> list[int]:
         hidden = self._hidden
@@ -187,44 +309,47 @@ class Engine:
         for score, row in zip(scores.tolist(), rows.tolist(), strict=True):
             if row < 0 or row == skip or row not in fetched:
                 continue
-            record = fetched[row]
-            topic = int(self._assignments[row])
+            paper = fetched[row]
+            topic = self._topic_of(row)
             hits.append(
                 Hit(
-                    id=record["id"],
-                    title=record["title"],
+                    id=paper.id,
+                    title=paper.title,
                     score=round(float(score), 6),
-                    date=record["date"],
-                    categories=json.loads(record["categories"]),
+                    date=paper.date,
+                    categories=paper.categories,
                     topic_id=topic,
                     topic_label=self._label(topic),
                 )
             )
         return hits[:k]
 
-    def _fetch(self, rows: list[int]) -> dict[int, sqlite3.Row]:
-        if not rows:
-            return {}
-        marks = ",".join("?" * len(rows))
-        with self._lock:
-            sql = f"SELECT * FROM papers WHERE row IN ({marks})"  # noqa: S608 - marks are '?'
-            found = self._db.execute(sql, rows).fetchall()
-        return {r["row"]: r for r in found}
+    def _fetch(self, rows: list[int]) -> dict[int, Paper]:
+        """The papers at these rows (build rows read from its database, live ones from memory)."""
+        live = self._live
+        found = {r: live.papers[r - self.size] for r in rows if r >= self.size}
+        built = [r for r in rows if r < self.size]
+        if built:
+            marks = ",".join("?" * len(built))
+            with self._lock:
+                sql = f"SELECT * FROM papers WHERE row IN ({marks})"  # noqa: S608 - marks are '?'
+                records = self._db.execute(sql, built).fetchall()
+            found.update({r["row"]: row_to_paper(r) for r in records})
+        return found
 
     # -- queries ----------------------------------------------------------------------------
 
     def paper(self, paper_id: str) -> PaperOut:
         row = self._row(paper_id)
-        paper = row_to_paper(self._fetch([row])[row])
-        topic = int(self._assignments[row])
+        paper = self._fetch([row])[row]
+        topic = self._topic_of(row)
         return PaperOut(**paper.model_dump(), topic_id=topic, topic_label=self._label(topic))
 
     def similar(self, paper_id: str, k: int = 10) -> list[Hit]:
         """Papers most like ``paper_id`` (the paper itself excluded)."""
         k = self._check_k(k)
         row = self._row(paper_id)
-        query = np.asarray(self._vectors[row : row + 1], dtype=np.float32)
-        scores, rows = search(self._index, query, self._candidates(k) + 1)
+        scores, rows = self._dense(self._vector(row), self._candidates(k) + 1)
         return self._hits(scores[0], rows[0], skip=row, k=k)
 
     def search(self, text: str, k: int = 10) -> list[Hit]:
@@ -238,11 +363,16 @@ class Engine:
         if self.embedder is None:
             raise InvalidInput("this engine was opened without an embedding model")
         query = self.embedder.encode([text])
-        scores, rows = search(self._index, query, self._candidates(k))
+        scores, rows = self._dense(query, self._candidates(k))
         return self._hits(scores[0], rows[0], skip=-1, k=k)
 
+    def _members(self, topic: _Topic) -> list[int]:
+        """Visible rows of a topic: the build's (centre first), then live additions."""
+        live = [self.size + j for j in np.flatnonzero(self._live.topics == topic.id).tolist()]
+        return self._visible(topic.members + live)
+
     def _summary(self, topic: _Topic) -> TopicSummary:
-        members = self._visible(topic.members)
+        members = self._members(topic)
         return TopicSummary(
             id=topic.id,
             label=topic.label,
@@ -252,7 +382,13 @@ class Engine:
         )
 
     def _refs(self, rows: list[int]) -> list[PaperRef]:
-        return [PaperRef(id=self._ids[r], title=self._titles[r]) for r in rows]
+        live = self._live.papers
+        return [
+            PaperRef(id=self._ids[r], title=self._titles[r])
+            if r < self.size
+            else PaperRef(id=live[r - self.size].id, title=live[r - self.size].title)
+            for r in rows
+        ]
 
     def topics(self) -> list[TopicSummary]:
         """All topics, largest first; the unclustered papers (id -1) come last."""
@@ -276,7 +412,7 @@ class Engine:
         ]
         return TopicDetail(
             **summary.model_dump(),
-            papers=self._refs(self._visible(topic.members)[:limit]),
+            papers=self._refs(self._members(topic)[:limit]),
             previous_build=self._previous_build,
             parents=topic.parents,
             children=children,
@@ -305,19 +441,29 @@ class Engine:
     def _build_map_points(self) -> MapPoints:
         with self._lock:
             rows = self._db.execute("SELECT date, categories FROM papers ORDER BY row").fetchall()
-        keep = self._visible(list(range(len(rows))))
-        primary = [(json.loads(rows[r]["categories"]) or [None])[0] for r in keep]
+        live = self._live
+        dates = [r["date"] for r in rows] + [p.date for p in live.papers]
+        categories = [json.loads(r["categories"]) for r in rows]
+        categories += [p.categories for p in live.papers]
+        firsts: list[str | None] = [c[0] if c else None for c in categories]
+        ids = self._ids + [p.id for p in live.papers]
+        titles = self._titles + [p.title for p in live.papers]
+        coords = np.vstack([self._map, live.coords]) if live.papers else self._map
+        assignments = np.concatenate([self._assignments, live.topics])
+        keep = self._visible(list(range(len(ids))))
+        primary = [firsts[r] for r in keep]
         names = sorted({c for c in primary if c})
         index_of = {name: i for i, name in enumerate(names)}
         group_of = {child: g["id"] for g in self._groups for child in g["children"]}
+        members_of = {t.id: self._members(t) for t in self._topics.values()}
 
         def centre(members: list[int]) -> tuple[float, float]:
-            median = np.median(self._map[members], axis=0)
+            median = np.median(coords[members], axis=0)
             return round(float(median[0]), 5), round(float(median[1]), 5)
 
         topics = []
         for topic in self._topics.values():
-            visible = self._visible(topic.members)
+            visible = members_of[topic.id]
             if not visible:
                 continue
             x, y = centre(visible)
@@ -334,7 +480,7 @@ class Engine:
             )
         groups = []
         for group in self._groups:
-            members = self._visible([m for c in group["children"] for m in self._topics[c].members])
+            members = [m for c in group["children"] for m in members_of[c]]
             if not members:
                 continue
             x, y = centre(members)
@@ -350,12 +496,12 @@ class Engine:
                 )
             )
         return MapPoints(
-            ids=[self._ids[r] for r in keep],
-            x=[round(float(v), 5) for v in self._map[keep, 0]],
-            y=[round(float(v), 5) for v in self._map[keep, 1]],
-            topic=[int(t) for t in self._assignments[keep]],
-            title=[self._titles[r] for r in keep],
-            date=[rows[r]["date"] for r in keep],
+            ids=[ids[r] for r in keep],
+            x=[round(float(v), 5) for v in coords[keep, 0]],
+            y=[round(float(v), 5) for v in coords[keep, 1]],
+            topic=[int(t) for t in assignments[keep]],
+            title=[titles[r] for r in keep],
+            date=[dates[r] for r in keep],
             category=[index_of[c] if c else -1 for c in primary],
             categories=names,
             topics=sorted(topics, key=lambda t: t.id),

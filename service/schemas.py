@@ -29,6 +29,52 @@ class Paper(BaseModel):
     source: str = Field(default="", description="Where the paper was ingested from.")
 
 
+class PaperRef(BaseModel):
+    id: str
+    title: str
+
+
+class PaperIn(BaseModel):
+    """A paper posted to the API; without an ``id`` one is derived from the title."""
+
+    id: str | None = Field(default=None, min_length=1, max_length=200)
+    title: str = Field(min_length=1, max_length=2000, pattern="[^ \t\n\r\f\v]")
+    abstract: str = Field(min_length=1, max_length=50_000, pattern="[^ \t\n\r\f\v]")
+    authors: list[str] = Field(default_factory=list, max_length=1000)
+    categories: list[str] = Field(default_factory=list, max_length=100)
+    date: str | None = Field(
+        default=None, pattern=r"^\d{4}-\d{2}-\d{2}$", description="ISO date (YYYY-MM-DD)."
+    )
+
+
+class NewPapers(BaseModel):
+    papers: list[PaperIn] = Field(min_length=1, max_length=1000)
+
+
+class AddedPaper(BaseModel):
+    id: str
+    outcome: Literal["new", "updated", "unchanged"]
+    placed: bool = Field(description="Embedded and placed now (false: already served as is).")
+    topic_id: int = Field(description="Assigned topic; -1 when no existing topic fits.")
+    topic_label: str
+
+
+class AddReport(BaseModel):
+    build_id: str = Field(description="The build the papers were placed against.")
+    papers: list[AddedPaper]
+
+
+class Emerging(BaseModel):
+    """Papers added since the build that fit no existing topic."""
+
+    build_id: str
+    added_since_build: int
+    unassigned: int
+    threshold: int = Field(description="Unassigned papers at which a rebuild is suggested.")
+    rebuild_suggested: bool
+    papers: list[PaperRef] = Field(description="The newest unassigned papers (up to 100).")
+
+
 class Rejected(BaseModel):
     """A record that could not be ingested, with the reason; never dropped silently."""
 
@@ -48,11 +94,6 @@ class IngestReport(BaseModel):
     @property
     def changed(self) -> bool:
         return self.new + self.updated > 0
-
-
-class PaperRef(BaseModel):
-    id: str
-    title: str
 
 
 class PaperOut(Paper):
@@ -199,3 +240,4 @@ class Ready(BaseModel):
     papers: int
     topics: int
     model: str
+    added_live: int = Field(default=0, description="Papers added since the build.")

@@ -5,6 +5,7 @@ A :class:`BuildWatcher` holds the engine of the published build. A background th
 first and then swapped in with one assignment, so every request is answered by one whole build,
 old or new (requests already running keep their engine; it is freed when they finish).
 If the published build is damaged, the newest older build that loads is served instead.
+Papers deleted from the store since the build are hidden, and papers added live are served again.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from service.build import CURRENT, current_build_dir
 from service.embed import Embedder
 from service.engine import Engine
 from service.errors import BuildDamaged, PaperscopeError
+from service.live import LiveAdditions
 from service.store import Store
 
 log = logging.getLogger(__name__)
@@ -34,6 +36,7 @@ class BuildWatcher:
         self.db_path = db_path
         self.embedder = embedder
         self.reload_seconds = reload_seconds
+        self.live = LiveAdditions(db_path, embedder) if db_path is not None else None
         self.engine: Engine | None = None
         self.reason = "starting up"
         self.note: str | None = None
@@ -72,6 +75,11 @@ class BuildWatcher:
             self.reason = err.message
             return False
         self._hide_deleted(engine)
+        if self.live is not None:
+            try:
+                self.live.restore(engine)
+            except (PaperscopeError, OSError, ValueError) as err:
+                log.error("could not restore papers added live: %s", err)
         self.engine, self.note = engine, note  # one assignment: requests see old or new, whole
         log.info(
             "serving build %s (%d papers)%s",

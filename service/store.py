@@ -13,6 +13,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -36,7 +37,28 @@ CREATE TABLE IF NOT EXISTS embeddings (
     vector       BLOB NOT NULL,   -- float32, L2-normalised
     PRIMARY KEY (model, content_hash)
 );
+CREATE TABLE IF NOT EXISTS live_papers (   -- papers added to a served build (service.live)
+    id           TEXT PRIMARY KEY REFERENCES papers(id) ON DELETE CASCADE,
+    build_id     TEXT NOT NULL,   -- the build they were placed against
+    topic        INTEGER NOT NULL,
+    x            REAL NOT NULL,
+    y            REAL NOT NULL,
+    vector       BLOB NOT NULL,   -- float32, as embedded
+    added_at     TEXT NOT NULL
+);
 """
+
+
+class LiveRow(NamedTuple):
+    """A paper added live, with where it was placed in build ``build_id``."""
+
+    paper: Paper
+    build_id: str
+    topic: int
+    x: float
+    y: float
+    vector: npt.NDArray[np.float32]
+    added_at: str
 
 
 def hash_corpus(pairs: Iterable[tuple[str, str]]) -> str:
@@ -92,6 +114,7 @@ class Store:
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(SCHEMA)
 
     def __enter__(self) -> Store:
@@ -149,7 +172,8 @@ class Store:
         return "updated"
 
     def delete(self, paper_id: str) -> bool:
-        """Remove a paper (its cached embedding stays, keyed by content). True if it existed."""
+        """Remove a paper (its cached embedding stays, keyed by content; a live placement goes
+        with it). True if it existed."""
         cursor = self._db.execute("DELETE FROM papers WHERE id = ?", (paper_id,))
         return cursor.rowcount > 0
 
@@ -213,3 +237,58 @@ class Store:
             self._db.execute("ROLLBACK")
             raise
         self._db.execute("COMMIT")
+
+    # -- live additions ---------------------------------------------------------------------
+
+    def add_live(self, papers: list[Paper], placed: list[LiveRow]) -> list[str]:
+        """Upsert posted papers and record where they were placed, in one transaction.
+
+        Returns each paper's outcome (new / updated / unchanged).
+        """
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            outcomes = [self._upsert(paper) for paper in papers]
+            self._save_live(placed)
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+        return outcomes
+
+    def move_live(self, placed: list[LiveRow]) -> None:
+        """Record new placements of papers already stored (re-placed against another build)."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._save_live(placed)
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def _save_live(self, placed: list[LiveRow]) -> None:
+        self._db.executemany(
+            "INSERT OR REPLACE INTO live_papers VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                (r.paper.id, r.build_id, r.topic, r.x, r.y, r.vector.tobytes(), r.added_at)
+                for r in placed
+            ),
+        )
+
+    def live_rows(self) -> list[LiveRow]:
+        """Every live addition with its stored paper, oldest first."""
+        rows = self._db.execute(
+            "SELECT p.*, l.build_id, l.topic, l.x, l.y, l.vector, l.added_at "
+            "FROM live_papers l JOIN papers p ON p.id = l.id ORDER BY l.added_at, l.id"
+        )
+        return [
+            LiveRow(
+                row_to_paper(r),
+                r["build_id"],
+                r["topic"],
+                r["x"],
+                r["y"],
+                np.frombuffer(r["vector"], dtype=np.float32),
+                r["added_at"],
+            )
+            for r in rows
+        ]

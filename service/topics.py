@@ -84,6 +84,9 @@ class TopicModel:
     """HDBSCAN's own label -> topic id (ids are renumbered by size)."""
     groups: list[TopicGroup] = field(default_factory=list)
     """The coarse level of the topic hierarchy (what the map shows when zoomed out)."""
+    reduced: npt.NDArray[np.float32] | None = field(default=None, repr=False)
+    """The UMAP clustering space HDBSCAN ran in (None for tiny corpora): kept so papers added
+    later can be placed in it and assigned with ``hdbscan.approximate_predict``."""
 
 
 def default_sizes(n: int) -> tuple[int, int, int]:
@@ -206,6 +209,7 @@ def fit_topics(
     n = len(vectors)
     size, samples, seed = params.min_cluster_size, params.min_samples, params.seed
     clusterer = None
+    reduced: npt.NDArray[np.float32] | None = None
     if n < 2 * size:
         log.info(
             "topics: %d papers is too few to cluster (min_cluster_size %d): one topic", n, size
@@ -250,7 +254,9 @@ def fit_topics(
         topics.append(Topic(NOISE_TOPIC, NOISE_LABEL, [], _ordered_members(noise_rows, vectors)))
     log.info("topics: %d topics, %d of %d papers unclustered", len(topic_ids), len(noise_rows), n)
     groups = group_topics(vectors, texts, assignments, topics, label_terms)
-    return TopicModel(assignments, probabilities, topics, params, clusterer, renumber, groups)
+    return TopicModel(
+        assignments, probabilities, topics, params, clusterer, renumber, groups, reduced
+    )
 
 
 def group_topics(

@@ -12,12 +12,18 @@ from pydantic import BaseModel
 from service.api.errors import ERROR_RESPONSES, ErrorResponse
 from service.engine import MAX_QUERY_CHARS, NOT_BLANK_PATTERN, Engine
 from service.errors import NotFound, NotReady, Unauthorized, WritesDisabled
+from service.ingest.common import stable_id
+from service.live import emerging
 from service.schemas import (
     MAX_K,
+    AddReport,
     BuildManifest,
+    Emerging,
     Health,
     Hit,
     MapPoints,
+    NewPapers,
+    Paper,
     PaperOut,
     Ready,
     TopicDetail,
@@ -69,6 +75,7 @@ def ready(engine: EngineDep, request: Request) -> Ready:
         papers=engine.size,
         topics=engine.manifest.n_topics,
         model=engine.manifest.model.name,
+        added_live=emerging(engine).added_since_build,
     )
 
 
@@ -119,6 +126,36 @@ WRITE_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+@router.post(
+    "/papers",
+    response_model=AddReport,
+    tags=["papers"],
+    dependencies=[Depends(require_api_key)],
+    responses=WRITE_RESPONSES,
+)
+def add_papers(engine: EngineDep, body: NewPapers, request: Request) -> AddReport:
+    """Add (or update) papers without a rebuild (needs the key): they are stored, embedded,
+    assigned to an existing topic (-1 if none fits) and placed on the map, answered by every
+    query at once, kept across restarts and included in the next build. Up to 1,000 a request.
+    """
+    watcher: BuildWatcher = request.app.state.watcher
+    if watcher.live is None:
+        raise WritesDisabled("this server has no papers database to add to")
+    papers = [
+        Paper(
+            id=p.id or stable_id(p.title),
+            title=p.title,
+            abstract=p.abstract,
+            authors=p.authors,
+            categories=p.categories,
+            date=p.date,
+            source="api",
+        )
+        for p in body.papers
+    ]
+    return watcher.live.add(engine, papers)
+
+
 @router.delete(
     "/papers/{paper_id:path}",
     status_code=204,
@@ -147,6 +184,13 @@ def paper(engine: EngineDep, paper_id: PaperId) -> PaperOut:
 def topics(engine: EngineDep) -> list[TopicSummary]:
     """All topics, largest first, with keyword labels; id -1 holds unclustered papers."""
     return engine.topics()
+
+
+@router.get("/topics/emerging", response_model=Emerging, tags=["topics"])
+def emerging_topics(engine: EngineDep) -> Emerging:
+    """Papers added since the build that fit no topic; ``rebuild_suggested`` once there are as
+    many as the smallest topic the build allows (they may form a new topic)."""
+    return emerging(engine)
 
 
 @router.get("/topics/{topic_id}", response_model=TopicDetail, tags=["topics"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 
 from service.api.app import create_app
@@ -13,6 +14,7 @@ from tests.api.test_api import assert_error
 from tests.conftest import make_settings
 
 KEY = "correct horse battery staple"
+HEADERS = {"X-API-Key": KEY}
 
 
 def _client(data_dir: Path, embedder: Embedder, **settings: object) -> TestClient:
@@ -82,3 +84,69 @@ def test_oversized_bodies_are_refused_before_reading(built_copy: Path, embedder:
         )
         assert_error(big, 413, "too_large")
         assert client.get(f"/api/v1/papers/{paper_id}").status_code == 200
+
+
+NEW_PAPER = {
+    "title": "Learned step schedules for few-step diffusion sampling",
+    "abstract": (
+        "Diffusion models need many denoising steps. We learn a step schedule that cuts "
+        "sampling to eight steps while keeping FID, by distilling the probability-flow ODE."
+    ),
+    "categories": ["cs.CV"],
+    "date": "2026-11-01",
+}
+
+
+def test_posting_papers_needs_the_key(built_copy: Path, embedder: Embedder) -> None:
+    body = {"papers": [NEW_PAPER]}
+    with _client(built_copy, embedder) as client:
+        assert_error(client.post("/api/v1/papers", json=body), 403, "writes_disabled")
+    with _client(built_copy, embedder, api_key=KEY) as client:
+        assert_error(client.post("/api/v1/papers", json=body), 401, "unauthorized")
+        assert client.get("/api/v1/ready").json()["added_live"] == 0
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"papers": []},
+        {"papers": [{"title": "only a title"}]},
+        {"papers": [{**NEW_PAPER, "title": "   "}]},
+        {"papers": [{**NEW_PAPER, "date": "November"}]},
+        {"papers": [NEW_PAPER, NEW_PAPER]},
+        [NEW_PAPER],
+    ],
+)
+def test_bad_posts_get_422_and_change_nothing(
+    built_copy: Path, embedder: Embedder, body: object
+) -> None:
+    with _client(built_copy, embedder, api_key=KEY) as client:
+        assert_error(
+            client.post("/api/v1/papers", json=body, headers=HEADERS), 422, "invalid_input"
+        )
+        assert client.get("/api/v1/ready").json()["added_live"] == 0
+    with Store(make_settings(built_copy).db_path) as store:
+        assert store.count() == 115
+
+
+def test_posted_papers_are_searchable_at_once_and_after_a_restart(
+    built_copy: Path, embedder: Embedder
+) -> None:
+    with _client(built_copy, embedder, api_key=KEY) as client:
+        posted = client.post("/api/v1/papers", json={"papers": [NEW_PAPER]}, headers=HEADERS)
+        assert posted.status_code == 200, posted.text
+        added = posted.json()["papers"][0]
+        assert added["outcome"] == "new" and added["placed"] is True
+        results = client.get("/api/v1/search", params={"q": NEW_PAPER["title"], "k": 3}).json()
+        assert results["results"][0]["id"] == added["id"]
+        paper = client.get(f"/api/v1/papers/{added['id']}").json()
+        assert paper["topic_id"] == added["topic_id"] and paper["source"] == "api"
+        assert added["id"] in client.get("/api/v1/map").json()["ids"]
+        emerging = client.get("/api/v1/topics/emerging").json()
+        assert emerging["added_since_build"] == 1
+        assert client.get("/api/v1/ready").json()["added_live"] == 1
+    with _client(built_copy, embedder, api_key=KEY) as restarted:
+        assert restarted.get(f"/api/v1/papers/{added['id']}").json()["title"] == NEW_PAPER["title"]
+        assert restarted.delete(f"/api/v1/papers/{added['id']}", headers=HEADERS).status_code == 204
+        assert_error(restarted.get(f"/api/v1/papers/{added['id']}"), 404, "not_found")
+        assert restarted.get("/api/v1/topics/emerging").json()["added_since_build"] == 0

@@ -1,0 +1,246 @@
+"""Live additions: papers posted to a running server, answered at once without a rebuild.
+
+A posted paper is embedded, placed against the served build and kept in the store, so the next
+build includes it and a restart keeps it:
+
+- **topic**: the paper is put into the build's clustering space (UMAP, ``reduced.npy``) and
+  assigned by ``hdbscan.approximate_predict`` with the build's clusterer; noise if no topic
+  fits. Builds too small to cluster fall back to the topic of the nearest paper.
+- **map position**: where UMAP's own ``transform`` starts a new point: the average of its
+  nearest build papers' positions, weighted by UMAP's fuzzy membership strengths
+  (``smooth_knn_dist``). UMAP's reducers are not kept with the build: pickling them costs
+  minutes and hundreds of MB on large corpora, and the short optimisation ``transform`` runs
+  after this start barely moves a single new point among thousands of fixed ones.
+
+Papers that land in noise are the *emerging* ones: once as many have gathered as the smallest
+topic the build allows, a rebuild may find a new topic among them (:func:`emerging`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from service.embed import Embedder, embed_with_cache
+from service.engine import Engine
+from service.errors import InvalidInput
+from service.index import load_index, search
+from service.schemas import NOISE_TOPIC, AddedPaper, AddReport, Emerging, Paper, PaperRef
+from service.store import LiveRow, Store, content_hash, embedding_text
+
+log = logging.getLogger(__name__)
+
+MAX_PAPERS_PER_REQUEST = 1000
+EMERGING_LISTED = 100
+
+
+@dataclass(frozen=True)
+class Placement:
+    topics: npt.NDArray[np.int32]
+    coords: npt.NDArray[np.float32]
+
+
+class Placer:
+    """Places new vectors against one build (see the module docstring)."""
+
+    def __init__(self, build_dir: Path, neighbours: int) -> None:
+        from service.build import read_manifest
+
+        manifest = read_manifest(build_dir)
+        self.build_id = manifest.build_id
+        self.neighbours = neighbours
+        self._index = load_index(build_dir / "index.faiss", manifest.index)
+        self._map = np.load(build_dir / "map.npy")
+        self._assignments = np.load(build_dir / "assignments.npy")
+        self._reduced: npt.NDArray[np.float32] | None = None
+        self._clusterer: Any = None
+        if (build_dir / "reduced.npy").is_file() and (build_dir / "clusterer.joblib").is_file():
+            import joblib
+
+            self._reduced = np.load(build_dir / "reduced.npy")
+            self._clusterer = joblib.load(build_dir / "clusterer.joblib")  # our own build's file
+        raw = json.loads((build_dir / "topics.json").read_text(encoding="utf-8"))
+        self._topic_of_label = {int(k): int(v) for k, v in raw["hdbscan_to_topic"].items()}
+
+    def place(self, vectors: npt.NDArray[np.float32]) -> Placement:
+        k = min(self.neighbours, self._index.ntotal)
+        scores, rows = search(self._index, vectors, k)
+        weights = _membership_weights(1.0 - scores, k)
+        coords = np.einsum("nk,nkd->nd", weights, self._map[rows]).astype(np.float32)
+        if self._clusterer is None or self._reduced is None:
+            topics = self._assignments[rows[:, 0]].astype(np.int32)
+            return Placement(topics, coords)
+        import hdbscan
+
+        reduced = np.einsum("nk,nkd->nd", weights, self._reduced[rows]).astype(np.float32)
+        labels, _ = hdbscan.approximate_predict(self._clusterer, reduced)
+        topics = np.array(
+            [self._topic_of_label.get(int(label), NOISE_TOPIC) for label in labels], dtype=np.int32
+        )
+        return Placement(topics, coords)
+
+
+def _membership_weights(distances: npt.NDArray[np.float32], k: int) -> npt.NDArray[np.float32]:
+    """UMAP's fuzzy membership strengths of each point to its k neighbours, rows summing to 1
+    (as in ``UMAP.transform``)."""
+    from umap.umap_ import smooth_knn_dist
+
+    distances = np.maximum(distances, 0).astype(np.float32)
+    sigmas, rhos = smooth_knn_dist(distances, float(k), local_connectivity=1.0)
+    strengths = np.exp(-np.maximum(distances - rhos[:, None], 0) / sigmas[:, None])
+    totals = strengths.sum(axis=1, keepdims=True)
+    return np.asarray(strengths / np.maximum(totals, 1e-12), dtype=np.float32)
+
+
+class LiveAdditions:
+    """Adds posted papers to the served engine and restores them when a build is loaded.
+
+    One per server; additions are serialised by a lock (each is a short embed + place + commit).
+    """
+
+    def __init__(self, db_path: Path, embedder: Embedder | None) -> None:
+        self.db_path = db_path
+        self.embedder = embedder
+        self._lock = threading.Lock()
+        self._placers: dict[str, Placer] = {}
+
+    def _placer(self, engine: Engine) -> Placer:
+        build_id = engine.manifest.build_id
+        if build_id not in self._placers:
+            neighbours = engine.manifest.topics.umap_neighbors
+            self._placers = {build_id: Placer(engine.build_dir, neighbours)}  # keep the newest
+        return self._placers[build_id]
+
+    def add(self, engine: Engine, papers: list[Paper]) -> AddReport:
+        """Store, embed, place and serve these papers; already-served unchanged ones are kept."""
+        if not papers:
+            raise InvalidInput("no papers given")
+        if len(papers) > MAX_PAPERS_PER_REQUEST:
+            raise InvalidInput(
+                f"at most {MAX_PAPERS_PER_REQUEST} papers per request, got {len(papers)}"
+            )
+        if self.embedder is None:
+            raise InvalidInput("papers cannot be added without an embedding model")
+        ids = [p.id for p in papers]
+        if len(set(ids)) != len(ids):
+            raise InvalidInput("paper ids must be unique within one request")
+        embedder = self.embedder
+        with self._lock, Store(self.db_path) as store:
+            stored = {p.id: store.get(p.id) for p in papers}
+            fresh = [p for p in papers if not _served_unchanged(engine, p, stored[p.id])]
+            now = datetime.now(UTC).isoformat(timespec="seconds")
+            rows: list[LiveRow] = []
+            if fresh:
+                texts = [embedding_text(p) for p in fresh]
+                hashes = [content_hash(p.title, p.abstract) for p in fresh]
+                vectors, _ = embed_with_cache(store, embedder, texts, hashes, progress=False)
+                placed = self._placer(engine).place(vectors)
+                rows = [
+                    LiveRow(p, engine.manifest.build_id, int(t), float(c[0]), float(c[1]), v, now)
+                    for p, t, c, v in zip(fresh, placed.topics, placed.coords, vectors, strict=True)
+                ]
+            outcomes = store.add_live(papers, rows)
+            _serve(engine, rows)
+        placed_by_id = {r.paper.id: r for r in rows}
+        results = []
+        for paper, outcome in zip(papers, outcomes, strict=True):
+            served = engine.paper(paper.id)
+            row = placed_by_id.get(paper.id)
+            results.append(
+                AddedPaper(
+                    id=paper.id,
+                    outcome=outcome,
+                    placed=row is not None,
+                    topic_id=served.topic_id,
+                    topic_label=served.topic_label,
+                )
+            )
+        log.info("live: %d papers posted, %d placed", len(papers), len(rows))
+        return AddReport(build_id=engine.manifest.build_id, papers=results)
+
+    def restore(self, engine: Engine) -> int:
+        """Serve the live additions kept in the store on a freshly loaded engine.
+
+        Additions placed against this build are served as placed; those placed against another
+        build and not part of this one (added after its snapshot, or while serving a fallback)
+        are placed again here. Returns how many are served.
+        """
+        if not self.db_path.exists():
+            return 0
+        build_id = engine.manifest.build_id
+        built = set(engine.paper_ids)
+        with self._lock, Store(self.db_path) as store:
+            rows = store.live_rows()
+            mine = [r for r in rows if r.build_id == build_id]
+            stray = [r for r in rows if r.build_id != build_id and r.paper.id not in built]
+            if stray:
+                placed = self._placer(engine).place(np.stack([r.vector for r in stray]))
+                stray = [
+                    r._replace(build_id=build_id, topic=int(t), x=float(c[0]), y=float(c[1]))
+                    for r, t, c in zip(stray, placed.topics, placed.coords, strict=True)
+                ]
+                store.move_live(stray)
+            _serve(engine, mine + stray)
+        if mine or stray:
+            log.info(
+                "live: serving %d papers added since build %s (%d placed again)",
+                len(mine) + len(stray),
+                build_id,
+                len(stray),
+            )
+        return len(mine) + len(stray)
+
+
+def _served_unchanged(engine: Engine, paper: Paper, stored: Paper | None) -> bool:
+    """True when the engine already answers this exact paper: nothing to embed or place.
+
+    A paper stored unchanged but not served (ingested by the CLI since the build) is placed.
+    """
+    if stored != paper or not engine.has_paper(paper.id):
+        return False
+    served = engine.paper(paper.id)
+    return Paper(**served.model_dump(include=set(Paper.model_fields))) == paper
+
+
+def _serve(engine: Engine, rows: list[LiveRow]) -> None:
+    if not rows:
+        return
+    engine.add_live(
+        [r.paper for r in rows],
+        np.stack([r.vector for r in rows]).astype(np.float32),
+        np.array([r.topic for r in rows], dtype=np.int32),
+        np.array([[r.x, r.y] for r in rows], dtype=np.float32),
+        [r.added_at for r in rows],
+    )
+
+
+def emerging(engine: Engine) -> Emerging:
+    """Papers added since the build that fit no topic, and whether a rebuild is due: when as
+    many have gathered as the build's smallest allowed topic, they may form a new one."""
+    live = engine.live
+    served = [
+        j
+        for j, p in enumerate(live.papers)
+        if live.row_of.get(p.id) == j and engine.has_paper(p.id)
+    ]
+    unassigned = [j for j in served if int(live.topics[j]) == NOISE_TOPIC]
+    threshold = engine.manifest.topics.min_cluster_size
+    return Emerging(
+        build_id=engine.manifest.build_id,
+        added_since_build=len(served),
+        unassigned=len(unassigned),
+        threshold=threshold,
+        rebuild_suggested=len(unassigned) >= threshold,
+        papers=[
+            PaperRef(id=live.papers[j].id, title=live.papers[j].title)
+            for j in unassigned[-EMERGING_LISTED:]
+        ],
+    )
