@@ -33,15 +33,16 @@ from pathlib import Path
 
 import numpy as np
 
+from service import incremental
 from service.config import Settings
 from service.embed import Embedder, embed_with_cache
 from service.errors import InvalidInput, NotReady
 from service.index import build_index, save_index
 from service.ingest import NO_FILTER, IngestFilter, apply_filter, read_records
 from service.ingest.tabular import NO_MAP, ColumnMap
-from service.lineage import Carried, PreviousTopics, carry_over, load_previous
+from service.lineage import Carried, carry_over, load_previous
 from service.maps import layout_map
-from service.schemas import BuildManifest, IngestReport, ModelInfo, Paper, TopicParams
+from service.schemas import BuildManifest, FitInfo, IngestReport, ModelInfo, Paper, TopicParams
 from service.store import Store, embedding_text, hash_corpus, paper_fields
 from service.topics import clean_for_labels, fit_topics, resolve_params
 
@@ -146,11 +147,11 @@ def _write_papers_snapshot(
     db.close()
 
 
-def _write_topics(path: Path, carried: Carried, previous: PreviousTopics | None) -> None:
+def _write_topics(path: Path, carried: Carried, previous_build: str | None) -> None:
     model = carried.model
     payload = {
         "next_topic_id": carried.next_id,
-        "previous_build": previous.build_id if previous else None,
+        "previous_build": previous_build,
         "hdbscan_to_topic": {str(k): v for k, v in model.hdbscan_to_topic.items()},
         "topics": [
             {
@@ -235,37 +236,49 @@ def run_build(
                 f"dimension ({embedder.dim})"
             )
         current = current_build_dir(builds_dir)
-        if current is not None and not force:
-            manifest = read_manifest(current)
-            if (
-                manifest.corpus_hash == corpus_hash
-                and manifest.model.revision == embedder.revision
-                and topic_params(settings, n) == manifest.topics
-                and _build_settings(settings) == manifest.build_settings
-            ):
-                log.info("build %s is up to date (same corpus, model, parameters)", current.name)
-                return current, manifest, False
+        base = _readable_manifest(current)
+        same_inputs = (
+            base is not None
+            and base.model.revision == embedder.revision
+            and base.build_settings == _build_settings(settings)
+        )
+        if current and base and same_inputs and not force and base.corpus_hash == corpus_hash:
+            log.info("build %s is up to date (same corpus, model, settings)", current.name)
+            return current, base, False
 
         clock = StageClock({})
-        params = topic_params(settings, n)
+        ids = [p.id for p, _ in papers]
+        hashes = [h for _, h in papers]
         with clock.stage("embed"):
             texts = [embedding_text(p) for p, _ in papers]
-            hashes = [h for _, h in papers]
             vectors, embedded_new = embed_with_cache(store, embedder, texts, hashes, progress)
         with clock.stage("index"):
             index, index_info = build_index(vectors, settings.exact_index_max, settings.seed)
-        with clock.stage("topics"):
-            topic_model = fit_topics(
-                vectors,
-                [clean_for_labels(t) for t in texts],
-                params,
-                settings.label_terms,
-            )
-            previous = load_previous(current, embedder.revision)
-            carried = carry_over(topic_model, [p.id for p, _ in papers], vectors, previous)
-            topic_model = carried.model
-        with clock.stage("map"):
-            coords = layout_map(vectors, params.umap_neighbors, settings.seed)
+        increment = (
+            incremental.plan(current, base, ids, hashes, settings.incremental_limit)
+            if same_inputs and not force
+            else None
+        )
+        if increment is not None:
+            with clock.stage("place"):
+                folded = incremental.fold(increment, vectors)
+            carried, coords, fit = folded.carried, folded.coords, folded.fit
+            previous_build: str | None = increment.base.name
+            clusterer_source: Path | None = increment.base / "clusterer.joblib"
+        else:
+            params = topic_params(settings, n)
+            with clock.stage("topics"):
+                fitted = fit_topics(
+                    vectors, [clean_for_labels(t) for t in texts], params, settings.label_terms
+                )
+                previous = load_previous(current, embedder.revision)
+                carried = carry_over(fitted, ids, vectors, previous)
+            with clock.stage("map"):
+                coords = layout_map(vectors, params.umap_neighbors, settings.seed)
+            fit = FitInfo(mode="full", fitted_papers=n)
+            previous_build = previous.build_id if previous else None
+            clusterer_source = None
+        topic_model = carried.model
 
         stamp = datetime.now(UTC)
         build_id = f"{stamp:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
@@ -278,13 +291,15 @@ def run_build(
                 np.save(staging / "map.npy", coords)
                 save_index(index, staging / "index.faiss")
                 _write_papers_snapshot(staging / "papers.sqlite", papers, topic_model.assignments)
-                _write_topics(staging / "topics.json", carried, previous)
+                _write_topics(staging / "topics.json", carried, previous_build)
                 if topic_model.reduced is not None:
                     np.save(staging / "reduced.npy", topic_model.reduced)
                 if topic_model.clusterer is not None:
                     import joblib
 
                     joblib.dump(topic_model.clusterer, staging / "clusterer.joblib")
+                elif clusterer_source is not None and clusterer_source.is_file():
+                    shutil.copyfile(clusterer_source, staging / "clusterer.joblib")
             noise = float(np.mean(topic_model.assignments == -1)) if n else 0.0
             manifest = BuildManifest(
                 build_id=build_id,
@@ -302,13 +317,13 @@ def run_build(
                 topics=topic_model.params,
                 n_topics=sum(1 for t in topic_model.topics if t.id >= 0),
                 noise_share=round(noise, 4),
-                map_neighbors=params.umap_neighbors,
+                map_neighbors=topic_model.params.umap_neighbors,
                 stage_seconds=clock.seconds,
                 build_settings=_build_settings(settings),
-                topic_ids={
-                    "previous_build": previous.build_id if previous else None,
-                    **carried.stats,
-                },
+                fit=fit
+                if fit.mode == "incremental"
+                else fit.model_copy(update={"fitted_build": build_id}),
+                topic_ids={"previous_build": previous_build, **carried.stats},
                 versions=library_versions(),
             )
             (staging / "manifest.json").write_text(manifest.model_dump_json(indent=2), "utf-8")
@@ -317,12 +332,32 @@ def run_build(
             shutil.rmtree(staging, ignore_errors=True)
             raise
         _prune(builds_dir, keep=build_id)
-        log.info("published build %s: %s", build_id, clock.seconds)
+        log.info("published build %s (%s fit): %s", build_id, fit.mode, clock.seconds)
         return final, manifest, True
 
 
+def _readable_manifest(build_dir: Path | None) -> BuildManifest | None:
+    if build_dir is None:
+        return None
+    try:
+        return read_manifest(build_dir)
+    except (OSError, ValueError):
+        log.warning("build %s has an unreadable manifest; refitting", build_dir.name)
+        return None
+
+
 def _build_settings(settings: Settings) -> dict[str, int | str]:
-    return {"label_terms": settings.label_terms, "exact_index_max": settings.exact_index_max}
+    """Settings a build's result depends on, as configured (``auto`` where left open)."""
+    return {
+        "label_terms": settings.label_terms,
+        "exact_index_max": settings.exact_index_max,
+        "umap_components": settings.umap_components,
+        "umap_neighbors": settings.umap_neighbors or "auto",
+        "min_cluster_size": settings.min_cluster_size or "auto",
+        "min_samples": settings.min_samples or "auto",
+        "cluster_selection": settings.cluster_selection,
+        "seed": settings.seed,
+    }
 
 
 def topic_params(settings: Settings, n: int) -> TopicParams:

@@ -156,7 +156,10 @@ def ingest(
 
 @app.command()
 def build(
-    force: Annotated[bool, typer.Option(help="Rebuild even if the build is up to date.")] = False,
+    force: Annotated[
+        bool,
+        typer.Option(help="Rebuild with a full topic and map fit, even if up to date."),
+    ] = False,
     if_missing: Annotated[
         bool, typer.Option("--if-missing", help="Do nothing when a build already exists.")
     ] = False,
@@ -165,7 +168,9 @@ def build(
 ) -> None:
     """Embed, index, cluster and lay out the stored papers; publish the build atomically.
 
-    With an empty store, the bundled corpus of 115 trending papers is ingested first.
+    With an empty store, the bundled corpus of 115 trending papers is ingested first. When few
+    papers changed since the last full fit (PAPERSCOPE_INCREMENTAL_LIMIT), they are placed into
+    the previous build's topics and map instead of refitting (an incremental build).
     """
     from service.build import current_build_dir, read_manifest, run_build
     from service.embed import load_embedder
@@ -185,6 +190,13 @@ def build(
         f"({manifest.embedded_new} embedded now), {manifest.n_topics} topics, "
         f"{manifest.noise_share:.0%} unclustered, index {manifest.index.type}"
     )
+    fit = manifest.fit
+    if fit.mode == "incremental":
+        typer.echo(
+            f"incremental: {manifest.topic_ids.get('placed')} papers placed into the topics of "
+            f"build {fit.fitted_build} ({fit.changed_since_fit} changed since that fit); "
+            "--force refits"
+        )
     typer.echo(
         "stage seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in manifest.stage_seconds.items())
     )

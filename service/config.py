@@ -68,6 +68,14 @@ class Settings(BaseSettings):
     cluster_selection: Literal["eom", "leaf"] = Field(
         default="leaf", description="HDBSCAN cluster_selection_method."
     )
+    incremental_limit: float = Field(
+        default=0.05,
+        ge=0,
+        le=1,
+        description="A build places new or changed papers into the previous build's topics and "
+        "map instead of refitting them while the papers changed since the last full fit stay "
+        "within this share of the corpus; 0 = always refit.",
+    )
     label_terms: int = Field(default=4, ge=1, le=20, description="Keywords in a topic label.")
     seed: int = Field(default=42, ge=0, description="Random seed for UMAP (map and clustering).")
     api_key: SecretStr | None = Field(

@@ -1,16 +1,8 @@
 """Live additions: papers posted to a running server, answered at once without a rebuild.
 
-A posted paper is embedded, placed against the served build and kept in the store, so the next
-build includes it and a restart keeps it:
-
-- **topic**: the paper is put into the build's clustering space (UMAP, ``reduced.npy``) and
-  assigned by ``hdbscan.approximate_predict`` with the build's clusterer; noise if no topic
-  fits. Builds too small to cluster fall back to the topic of the nearest paper.
-- **map position**: where UMAP's own ``transform`` starts a new point: the average of its
-  nearest build papers' positions, weighted by UMAP's fuzzy membership strengths
-  (``smooth_knn_dist``). UMAP's reducers are not kept with the build: pickling them costs
-  minutes and hundreds of MB on large corpora, and the short optimisation ``transform`` runs
-  after this start barely moves a single new point among thousands of fixed ones.
+A posted paper is embedded, placed against the served build (topic and map position, see
+:mod:`service.placement`) and kept in the store, so the next build includes it and a restart
+keeps it.
 
 Papers that land in noise are the *emerging* ones: once as many have gathered as the smallest
 topic the build allows, a rebuild may find a new topic among them (:func:`emerging`).
@@ -18,21 +10,17 @@ topic the build allows, a rebuild may find a new topic among them (:func:`emergi
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
 from service.embed import Embedder, embed_with_cache
 from service.engine import Engine
 from service.errors import InvalidInput
-from service.index import load_index, search
+from service.placement import Placer
 from service.schemas import NOISE_TOPIC, AddedPaper, AddReport, Emerging, Paper, PaperRef
 from service.store import LiveRow, Store, content_hash, embedding_text
 
@@ -40,64 +28,6 @@ log = logging.getLogger(__name__)
 
 MAX_PAPERS_PER_REQUEST = 1000
 EMERGING_LISTED = 100
-
-
-@dataclass(frozen=True)
-class Placement:
-    topics: npt.NDArray[np.int32]
-    coords: npt.NDArray[np.float32]
-
-
-class Placer:
-    """Places new vectors against one build (see the module docstring)."""
-
-    def __init__(self, build_dir: Path, neighbours: int) -> None:
-        from service.build import read_manifest
-
-        manifest = read_manifest(build_dir)
-        self.build_id = manifest.build_id
-        self.neighbours = neighbours
-        self._index = load_index(build_dir / "index.faiss", manifest.index)
-        self._map = np.load(build_dir / "map.npy")
-        self._assignments = np.load(build_dir / "assignments.npy")
-        self._reduced: npt.NDArray[np.float32] | None = None
-        self._clusterer: Any = None
-        if (build_dir / "reduced.npy").is_file() and (build_dir / "clusterer.joblib").is_file():
-            import joblib
-
-            self._reduced = np.load(build_dir / "reduced.npy")
-            self._clusterer = joblib.load(build_dir / "clusterer.joblib")  # our own build's file
-        raw = json.loads((build_dir / "topics.json").read_text(encoding="utf-8"))
-        self._topic_of_label = {int(k): int(v) for k, v in raw["hdbscan_to_topic"].items()}
-
-    def place(self, vectors: npt.NDArray[np.float32]) -> Placement:
-        k = min(self.neighbours, self._index.ntotal)
-        scores, rows = search(self._index, vectors, k)
-        weights = _membership_weights(1.0 - scores, k)
-        coords = np.einsum("nk,nkd->nd", weights, self._map[rows]).astype(np.float32)
-        if self._clusterer is None or self._reduced is None:
-            topics = self._assignments[rows[:, 0]].astype(np.int32)
-            return Placement(topics, coords)
-        import hdbscan
-
-        reduced = np.einsum("nk,nkd->nd", weights, self._reduced[rows]).astype(np.float32)
-        labels, _ = hdbscan.approximate_predict(self._clusterer, reduced)
-        topics = np.array(
-            [self._topic_of_label.get(int(label), NOISE_TOPIC) for label in labels], dtype=np.int32
-        )
-        return Placement(topics, coords)
-
-
-def _membership_weights(distances: npt.NDArray[np.float32], k: int) -> npt.NDArray[np.float32]:
-    """UMAP's fuzzy membership strengths of each point to its k neighbours, rows summing to 1
-    (as in ``UMAP.transform``)."""
-    from umap.umap_ import smooth_knn_dist
-
-    distances = np.maximum(distances, 0).astype(np.float32)
-    sigmas, rhos = smooth_knn_dist(distances, float(k), local_connectivity=1.0)
-    strengths = np.exp(-np.maximum(distances - rhos[:, None], 0) / sigmas[:, None])
-    totals = strengths.sum(axis=1, keepdims=True)
-    return np.asarray(strengths / np.maximum(totals, 1e-12), dtype=np.float32)
 
 
 class LiveAdditions:

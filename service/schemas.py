@@ -203,6 +203,20 @@ class TopicParams(BaseModel):
     seed: int
 
 
+class FitInfo(BaseModel):
+    """Where a build's topics and map come from: its own UMAP + HDBSCAN fit, or an earlier
+    build's fit with new papers placed into it (an incremental build)."""
+
+    mode: Literal["full", "incremental"] = "full"
+    fitted_build: str | None = Field(
+        default=None, description="The build whose fit is used (None: this build's own)."
+    )
+    fitted_papers: int = Field(default=0, description="Papers that fit saw.")
+    changed_since_fit: int = Field(
+        default=0, description="Papers added, changed or removed since that fit."
+    )
+
+
 class BuildManifest(BaseModel):
     """Written into every build directory; the server checks it before serving the build."""
 
@@ -223,6 +237,7 @@ class BuildManifest(BaseModel):
     build_settings: dict[str, int | str] = Field(
         default_factory=dict, description="Other settings the build depends on."
     )
+    fit: FitInfo = Field(default_factory=FitInfo)
     topic_ids: dict[str, float | int | str | None] = Field(
         default_factory=dict,
         description="How topic ids were carried over from the previous build (see lineage).",

@@ -12,7 +12,8 @@ from service.build import current_build_dir, run_build
 from service.embed import Embedder
 from service.engine import Engine
 from service.errors import InvalidInput, NotFound
-from service.live import LiveAdditions, Placer, emerging
+from service.live import LiveAdditions, emerging
+from service.placement import Placer
 from service.schemas import NOISE_TOPIC, Paper
 from service.store import Store
 from tests.conftest import make_settings

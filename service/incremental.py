@@ -1,0 +1,185 @@
+"""Incremental builds: fold new or changed papers into the previous build's topics and map.
+
+Refitting UMAP and HDBSCAN costs minutes on a large corpus and renumbers nothing only by luck;
+when few papers changed, a build instead keeps every unchanged paper's topic and map position
+and places the new or changed ones exactly as live additions are placed (:mod:`service.live`).
+Topic labels and the coarse groups are kept as they were.
+
+Drift is bounded: the papers changed since the last full fit (summed over incremental builds)
+may not exceed ``incremental_limit`` of the papers that fit saw; past it, or when the model or
+any topic setting changed, the build refits everything (as ``paperscope build --force`` does).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from service.lineage import Carried
+from service.placement import Placer
+from service.schemas import NOISE_TOPIC, BuildManifest, FitInfo
+from service.store import content_hash
+from service.topics import Topic, TopicGroup, TopicModel
+
+log = logging.getLogger(__name__)
+
+NEEDED = ("map.npy", "assignments.npy", "topics.json", "papers.sqlite", "index.faiss")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What an incremental build changes relative to the build it extends."""
+
+    base: Path
+    manifest: BuildManifest
+    kept_new: npt.NDArray[np.int64]
+    """Rows of the new build whose paper is unchanged ..."""
+    kept_old: npt.NDArray[np.int64]
+    """... and their rows in the base build."""
+    placed: npt.NDArray[np.int64]
+    """Rows of the new build to place (new or changed papers)."""
+    removed: int
+    fit: FitInfo
+
+
+@dataclass(frozen=True)
+class Folded:
+    carried: Carried
+    coords: npt.NDArray[np.float32]
+    fit: FitInfo
+
+
+def plan(
+    base: Path | None,
+    manifest: BuildManifest | None,
+    ids: list[str],
+    hashes: list[str],
+    limit: float,
+) -> Plan | None:
+    """An incremental plan over ``base``, or None (with the reason logged) for a full fit.
+
+    The caller has checked that the model and the build settings are the base's.
+    """
+    if base is None or manifest is None or limit <= 0:
+        return None
+    if any(not (base / name).is_file() for name in NEEDED):
+        log.info("full fit: build %s lacks what an incremental build needs", base.name)
+        return None
+    old_row_of = _base_rows(base)
+    kept_new, kept_old, placed = [], [], []
+    for row, (paper_id, text_hash) in enumerate(zip(ids, hashes, strict=True)):
+        old = old_row_of.get((paper_id, text_hash))
+        if old is None:
+            placed.append(row)
+        else:
+            kept_new.append(row)
+            kept_old.append(old)
+    removed = len({paper_id for paper_id, _ in old_row_of} - set(ids))
+    fitted = manifest.fit.fitted_papers or manifest.papers
+    changed = manifest.fit.changed_since_fit + len(placed) + removed
+    if changed > limit * fitted:
+        log.info(
+            "full fit: %d papers changed since the last full fit of %d (limit %.0f%%)",
+            changed,
+            fitted,
+            100 * limit,
+        )
+        return None
+    log.info(
+        "incremental build over %s: %d papers to place, %d removed, %d kept",
+        base.name,
+        len(placed),
+        removed,
+        len(kept_new),
+    )
+    fit = FitInfo(
+        mode="incremental",
+        fitted_build=manifest.fit.fitted_build or manifest.build_id,
+        fitted_papers=fitted,
+        changed_since_fit=changed,
+    )
+    return Plan(
+        base,
+        manifest,
+        np.asarray(kept_new, dtype=np.int64),
+        np.asarray(kept_old, dtype=np.int64),
+        np.asarray(placed, dtype=np.int64),
+        removed,
+        fit,
+    )
+
+
+def _base_rows(base: Path) -> dict[tuple[str, str], int]:
+    """(paper id, content hash) -> row in the base build."""
+    db = sqlite3.connect(f"file:{base / 'papers.sqlite'}?mode=ro", uri=True)
+    try:
+        rows = db.execute("SELECT row, id, title, abstract FROM papers").fetchall()
+    finally:
+        db.close()
+    return {
+        (paper_id, content_hash(title, abstract)): row for row, paper_id, title, abstract in rows
+    }
+
+
+def fold(plan: Plan, vectors: npt.NDArray[np.float32]) -> Folded:
+    """Topics, map and clustering-space positions for the new rows: kept ones copied from the
+    base build, the rest placed against it."""
+    base, n = plan.base, len(vectors)
+    placer = Placer(base, plan.manifest.topics.umap_neighbors)
+    placement = placer.place(vectors[plan.placed])
+
+    old_assignments = np.load(base / "assignments.npy")
+    assignments = np.empty(n, dtype=np.int32)
+    assignments[plan.kept_new] = old_assignments[plan.kept_old]
+    assignments[plan.placed] = placement.topics
+    old_coords = np.load(base / "map.npy")
+    coords = np.empty((n, 2), dtype=np.float32)
+    coords[plan.kept_new] = old_coords[plan.kept_old]
+    coords[plan.placed] = placement.coords
+    reduced = None
+    if placement.reduced is not None:
+        old_reduced = np.load(base / "reduced.npy")
+        reduced = np.empty((n, old_reduced.shape[1]), dtype=np.float32)
+        reduced[plan.kept_new] = old_reduced[plan.kept_old]
+        reduced[plan.placed] = placement.reduced
+
+    raw: dict[str, Any] = json.loads((base / "topics.json").read_text(encoding="utf-8"))
+    new_row_of = dict(zip(plan.kept_old.tolist(), plan.kept_new.tolist(), strict=True))
+    topics: list[Topic] = []
+    parents: dict[int, list[tuple[int, int]]] = {}
+    for entry in raw["topics"]:
+        kept = [new_row_of[r] for r in entry["members"] if r in new_row_of]
+        added = [int(r) for r in plan.placed[placement.topics == entry["id"]]]
+        topics.append(Topic(entry["id"], entry["label"], entry["keywords"], kept + added))
+        if entry["id"] != NOISE_TOPIC:
+            parents[entry["id"]] = [(entry["id"], len(kept))]
+    if NOISE_TOPIC not in {t.id for t in topics}:
+        noise = [int(r) for r in plan.placed[placement.topics == NOISE_TOPIC]]
+        if noise:
+            topics.append(Topic(NOISE_TOPIC, "unclustered", [], noise))
+    model = TopicModel(
+        assignments=assignments,
+        probabilities=np.ones(n, dtype=np.float32),
+        topics=topics,
+        params=plan.manifest.topics,
+        clusterer=None,  # the base's clusterer file is copied as is
+        hdbscan_to_topic={int(k): int(v) for k, v in raw["hdbscan_to_topic"].items()},
+        groups=[
+            TopicGroup(g["id"], g["label"], g["keywords"], g["children"]) for g in raw["groups"]
+        ],
+        reduced=reduced,
+    )
+    stats: dict[str, float] = {
+        "placed": len(plan.placed),
+        "removed": plan.removed,
+        "papers_keeping_topic_id": 1.0,
+    }
+    carried = Carried(model, parents, int(raw.get("next_topic_id", 0)), stats)
+    return Folded(carried, coords, plan.fit)
