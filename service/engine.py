@@ -164,6 +164,7 @@ class Engine:
         self._map_lock = threading.Lock()
         self._hidden: frozenset[int] = frozenset()
         self._live = LiveOverlay.empty(int(self._vectors.shape[1]))
+        self._meta: tuple[list[str | None], list[list[str]]] | None = None
         rows = self._db.execute("SELECT row, id, title FROM papers ORDER BY row").fetchall()
         self._ids = [r["id"] for r in rows]
         self._titles = [r["title"] for r in rows]
@@ -285,6 +286,109 @@ class Engine:
             np.take_along_axis(all_scores, order, axis=1).astype(np.float32),
             np.take_along_axis(all_rows, order, axis=1),
         )
+
+    # -- building blocks for other query modules (service.recommend) ------------------------
+
+    def row_of(self, paper_id: str) -> int:
+        """The row serving this paper (404 if it is not served)."""
+        return self._row(paper_id)
+
+    def topic_of(self, row: int) -> int:
+        return self._topic_of(row)
+
+    def visible(self, rows: list[int]) -> list[int]:
+        """These rows without hidden (deleted or replaced) ones."""
+        return self._visible(rows)
+
+    def topic_label(self, topic_id: int) -> str:
+        return self._label(topic_id)
+
+    def vectors_at(self, rows: list[int]) -> npt.NDArray[np.float32]:
+        """Embeddings of these rows (build or live), in order."""
+        at = np.asarray(rows, dtype=np.int64)
+        out = np.empty((len(at), self._vectors.shape[1]), dtype=np.float32)
+        built = at < self.size
+        out[built] = self._vectors[at[built]]
+        out[~built] = self._live.vectors[at[~built] - self.size]
+        return out
+
+    def papers_at(self, rows: list[int]) -> dict[int, Paper]:
+        return self._fetch(rows)
+
+    def hits_at(self, rows: list[int], scores: list[float]) -> list[Hit]:
+        """Hits for these rows in this order (hidden rows dropped)."""
+        return self._hits(np.asarray(scores), np.asarray(rows), skip=-1, k=len(rows))
+
+    def filter_rows(
+        self,
+        since: str | None = None,
+        until: str | None = None,
+        categories: Iterable[str] = (),
+        topics: Iterable[int] = (),
+    ) -> npt.NDArray[np.int64] | None:
+        """Visible rows matching every given filter (None when no filter is given).
+
+        A category matches itself and, given without a dot (``cs``), every ``cs.*``; papers
+        without a date never match a date range.
+        """
+        wanted_categories, wanted_topics = set(categories), set(topics)
+        if since is None and until is None and not wanted_categories and not wanted_topics:
+            return None
+        dates, paper_categories = self._row_meta()
+        live = self._live
+        dates = dates + [p.date for p in live.papers]
+        paper_categories = paper_categories + [p.categories for p in live.papers]
+
+        def matches(row: int) -> bool:
+            if row in self._hidden:
+                return False
+            day = dates[row]
+            if (since or until) and day is None:
+                return False
+            if since and day is not None and day < since:
+                return False
+            if until and day is not None and day > until:
+                return False
+            if wanted_topics and self._topic_of(row) not in wanted_topics:
+                return False
+            return not wanted_categories or any(
+                c in wanted_categories or c.split(".")[0] in wanted_categories
+                for c in paper_categories[row]
+            )
+
+        return np.array([r for r in range(len(dates)) if matches(r)], dtype=np.int64)
+
+    def _row_meta(self) -> tuple[list[str | None], list[list[str]]]:
+        """Date and categories of every build row, read once on first use."""
+        with self._map_lock:
+            if self._meta is None:
+                with self._lock:
+                    rows = self._db.execute(
+                        "SELECT date, categories FROM papers ORDER BY row"
+                    ).fetchall()
+                self._meta = (
+                    [r["date"] for r in rows],
+                    [json.loads(r["categories"]) for r in rows],
+                )
+            return self._meta
+
+    def nearest(
+        self, queries: npt.NDArray[np.float32], n: int, rows: npt.NDArray[np.int64] | None = None
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
+        """The n nearest rows to each query, among ``rows`` when given (an exact scan of just
+        those rows, so a filter never truncates the results) else among all."""
+        if rows is None:
+            return self._dense(queries, n)
+        n = max(1, min(n, len(rows)))
+        if not len(rows):
+            empty = np.zeros((len(queries), 0))
+            return empty.astype(np.float32), empty.astype(np.int64)
+        scores = np.empty((len(queries), len(rows)), dtype=np.float32)
+        for start in range(0, len(rows), 8192):
+            block = rows[start : start + 8192].tolist()
+            scores[:, start : start + len(block)] = queries @ self.vectors_at(block).T
+        order = np.argsort(-scores, axis=1, kind="stable")[:, :n]
+        return np.take_along_axis(scores, order, axis=1), rows[order]
 
     def _visible(self, rows: list[int]) -> list[int]:
         hidden = self._hidden

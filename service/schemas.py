@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 NOISE_TOPIC = -1
 """Topic id of papers HDBSCAN leaves unclustered."""
@@ -111,6 +111,63 @@ class Hit(BaseModel):
     categories: list[str] = Field(default_factory=list)
     topic_id: int
     topic_label: str
+
+
+class Seed(BaseModel):
+    """A paper to recommend from: a served paper's ``id``, or pasted ``text`` (a title and/or
+    abstract that need not be in the corpus). Exactly one of the two."""
+
+    id: str | None = Field(default=None, min_length=1, max_length=200)
+    text: str | None = Field(
+        default=None, min_length=1, max_length=10_000, pattern="[^ \t\n\r\f\v]"
+    )
+
+    @model_validator(mode="after")
+    def _one_of(self) -> Seed:
+        if (self.id is None) == (self.text is None):
+            raise ValueError("give exactly one of 'id' or 'text'")
+        return self
+
+
+class RecommendRequest(BaseModel):
+    positive: list[Seed] = Field(min_length=1, max_length=50)
+    negative: list[Seed] = Field(default_factory=list, max_length=50)
+    limit: int = Field(default=10, ge=1, le=MAX_K)
+    strategy: Literal["average", "best_score"] = Field(
+        default="average",
+        description="average: one query from the seeds, mean(positive) moved away from "
+        "mean(negative); best_score: each candidate scored by its closest positive seed, "
+        "candidates closer to a negative seed ranked last (as Qdrant's strategies).",
+    )
+    diversity: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="0 = pure relevance; higher trades relevance for variety (maximal marginal "
+        "relevance), so near-duplicates do not fill the page.",
+    )
+    since: str | None = Field(default=None, pattern=r"^\d{4}-\d{2}-\d{2}$")
+    until: str | None = Field(default=None, pattern=r"^\d{4}-\d{2}-\d{2}$")
+    categories: list[str] = Field(
+        default_factory=list, max_length=50, description="e.g. cs.CL, or cs for every cs.*"
+    )
+    topics: list[int] = Field(default_factory=list, max_length=100)
+
+
+class Reason(BaseModel):
+    """Why a paper was recommended."""
+
+    closest_seed: str = Field(description="The positive seed it is most similar to (id or text).")
+    seed_similarity: float
+    shared_topic: int | None = Field(description="A positive seed's topic it belongs to.")
+    shared_topic_label: str | None
+    terms: list[str] = Field(
+        description="Key terms it shares with the positive seeds, most distinctive first."
+    )
+
+
+class Recommendation(Hit):
+    reason: Reason
 
 
 class TopicSummary(BaseModel):

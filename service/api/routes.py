@@ -14,6 +14,7 @@ from service.engine import MAX_QUERY_CHARS, NOT_BLANK_PATTERN, Engine
 from service.errors import NotFound, NotReady, Unauthorized, WritesDisabled
 from service.ingest.common import stable_id
 from service.live import emerging
+from service.recommend import recommend
 from service.schemas import (
     MAX_K,
     AddReport,
@@ -26,6 +27,8 @@ from service.schemas import (
     Paper,
     PaperOut,
     Ready,
+    Recommendation,
+    RecommendRequest,
     TopicDetail,
     TopicSummary,
 )
@@ -107,6 +110,18 @@ def search(
 def similar(engine: EngineDep, paper_id: PaperId, k: K = 10) -> SimilarResults:
     """Papers like this one (the paper itself is never among the results)."""
     return SimilarResults(paper_id=paper_id, results=engine.similar(paper_id, k))
+
+
+class RecommendResults(BaseModel):
+    results: list[Recommendation]
+
+
+@router.post("/recommend", response_model=RecommendResults, tags=["search"])
+def recommend_papers(engine: EngineDep, body: RecommendRequest) -> RecommendResults:
+    """Papers like these: positive (and optional negative) seeds, each a paper id or pasted
+    text; filters apply before ranking; seeds never come back; each result carries its reason
+    (closest seed, shared topic, shared key terms). A read: no key needed."""
+    return RecommendResults(results=recommend(engine, body))
 
 
 def require_api_key(

@@ -148,3 +148,30 @@ def test_map_page_is_served(client: TestClient) -> None:
     page = client.get("/")
     assert page.status_code == 200
     assert "<title>paperscope</title>" in page.text and 'api("/map")' in page.text
+
+
+def test_recommend_from_seeds_with_reasons(client: TestClient) -> None:
+    seed = _some_id(client)
+    body = {"positive": [{"id": seed}], "negative": [{"text": "speech recognition"}], "limit": 5}
+    response = client.post("/api/v1/recommend", json=body)
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert len(results) == 5 and seed not in [r["id"] for r in results]
+    assert set(results[0]["reason"]) == {
+        "closest_seed",
+        "seed_similarity",
+        "shared_topic",
+        "shared_topic_label",
+        "terms",
+    }
+    assert_error(
+        client.post("/api/v1/recommend", json={"positive": [{"id": "nope"}]}), 404, "not_found"
+    )
+    for bad in (
+        {"positive": []},
+        {"positive": [{"id": seed, "text": "both"}]},
+        {"positive": [{"id": seed}], "limit": 1000},
+        {"positive": [{"id": seed}], "strategy": "magic"},
+        {"positive": [{"id": seed}], "since": "yesterday"},
+    ):
+        assert_error(client.post("/api/v1/recommend", json=bad), 422, "invalid_input")
