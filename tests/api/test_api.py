@@ -167,11 +167,12 @@ def test_recommend_from_seeds_with_reasons(client: TestClient) -> None:
     assert_error(
         client.post("/api/v1/recommend", json={"positive": [{"id": "nope"}]}), 404, "not_found"
     )
-    for bad in (
+    bad_bodies: list[dict[str, object]] = [
         {"positive": []},
         {"positive": [{"id": seed, "text": "both"}]},
         {"positive": [{"id": seed}], "limit": 1000},
         {"positive": [{"id": seed}], "strategy": "magic"},
         {"positive": [{"id": seed}], "since": "yesterday"},
-    ):
+    ]
+    for bad in bad_bodies:
         assert_error(client.post("/api/v1/recommend", json=bad), 422, "invalid_input")
