@@ -5,7 +5,7 @@ Layout of the data directory::
     papers.sqlite            the store (papers + embedding cache)
     builds/<build_id>/       one folder per build: manifest.json, embeddings.npy, index.faiss,
                              papers.sqlite (snapshot + topic per paper), topics.json,
-                             assignments.npy, map.npy, reduced.npy and
+                             assignments.npy, map.npy, duplicates.json, reduced.npy and
                              clusterer.joblib (to place papers added live, see service.live)
     builds/CURRENT           the id of the published build (replaced atomically)
 
@@ -35,6 +35,7 @@ import numpy as np
 
 from service import incremental
 from service.config import Settings
+from service.duplicates import find_duplicates
 from service.embed import Embedder, embed_with_cache
 from service.errors import InvalidInput, NotReady
 from service.index import build_index, save_index
@@ -254,6 +255,8 @@ def run_build(
             vectors, embedded_new = embed_with_cache(store, embedder, texts, hashes, progress)
         with clock.stage("index"):
             index, index_info = build_index(vectors, settings.exact_index_max, settings.seed)
+        with clock.stage("duplicates"):
+            duplicates = find_duplicates(index, vectors, settings.duplicate_threshold)
         increment = (
             incremental.plan(current, base, ids, hashes, settings.incremental_limit)
             if same_inputs and not force
@@ -292,6 +295,10 @@ def run_build(
                 save_index(index, staging / "index.faiss")
                 _write_papers_snapshot(staging / "papers.sqlite", papers, topic_model.assignments)
                 _write_topics(staging / "topics.json", carried, previous_build)
+                (staging / "duplicates.json").write_text(
+                    json.dumps([{"a": a, "b": b, "score": score} for a, b, score in duplicates]),
+                    encoding="utf-8",
+                )
                 if topic_model.reduced is not None:
                     np.save(staging / "reduced.npy", topic_model.reduced)
                 if topic_model.clusterer is not None:
@@ -320,6 +327,7 @@ def run_build(
                 map_neighbors=topic_model.params.umap_neighbors,
                 stage_seconds=clock.seconds,
                 build_settings=_build_settings(settings),
+                duplicates=len(duplicates),
                 fit=fit
                 if fit.mode == "incremental"
                 else fit.model_copy(update={"fitted_build": build_id}),
@@ -351,6 +359,7 @@ def _build_settings(settings: Settings) -> dict[str, int | str]:
     return {
         "label_terms": settings.label_terms,
         "exact_index_max": settings.exact_index_max,
+        "duplicate_threshold": str(settings.duplicate_threshold),
         "umap_components": settings.umap_components,
         "umap_neighbors": settings.umap_neighbors or "auto",
         "min_cluster_size": settings.min_cluster_size or "auto",

@@ -76,6 +76,13 @@ class Settings(BaseSettings):
         "map instead of refitting them while the papers changed since the last full fit stay "
         "within this share of the corpus; 0 = always refit.",
     )
+    duplicate_threshold: float = Field(
+        default=0.95,
+        gt=0,
+        le=1,
+        description="Cosine similarity at or above which two papers are reported as likely "
+        "duplicates (the same paper, versions, copied abstracts).",
+    )
     label_terms: int = Field(default=4, ge=1, le=20, description="Keywords in a topic label.")
     seed: int = Field(default=42, ge=0, description="Random seed for UMAP (map and clustering).")
     api_key: SecretStr | None = Field(

@@ -296,6 +296,29 @@ class Engine:
     def topic_of(self, row: int) -> int:
         return self._topic_of(row)
 
+    def topic_rows(self, topic_id: int) -> list[int]:
+        """Visible rows of a topic, build members (centre first) then live additions."""
+        topic = self._topics.get(topic_id)
+        if topic is None:
+            raise NotFound(f"no topic with id {topic_id}")
+        return self._members(topic)
+
+    def build_topic_rows(self) -> dict[int, list[int]]:
+        """Every topic's build members (as fitted, hidden ones included)."""
+        return {t.id: t.members for t in self._topics.values()}
+
+    @property
+    def groups(self) -> list[dict[str, Any]]:
+        """The coarse topic level: ``id``, ``label``, ``keywords``, ``children`` (topic ids)."""
+        return self._groups
+
+    def dates(self) -> list[str | None]:
+        """Dates of every row, build and live."""
+        return self._row_meta()[0] + [p.date for p in self._live.papers]
+
+    def refs(self, rows: list[int]) -> list[PaperRef]:
+        return self._refs(rows)
+
     def visible(self, rows: list[int]) -> list[int]:
         """These rows without hidden (deleted or replaced) ones."""
         return self._visible(rows)

@@ -178,6 +178,38 @@ class TopicSummary(BaseModel):
     representative: list[PaperRef]
 
 
+class TopicGroupSummary(TopicSummary):
+    """A coarse topic: fine topics merged by the similarity of their centroids."""
+
+    subtopics: list[int] = Field(description="Ids of the fine topics it groups.")
+
+
+class TopicMatch(BaseModel):
+    id: int
+    label: str
+    keywords: list[str]
+    size: int
+    score: float = Field(description="Cosine similarity of the query to the topic's centroid.")
+
+
+class MonthCount(BaseModel):
+    month: str = Field(description="YYYY-MM")
+    papers: int
+
+
+class TopicTimeline(BaseModel):
+    id: int
+    label: str
+    months: list[MonthCount] = Field(description="Papers per month, every month in range listed.")
+    undated: int
+
+
+class DuplicatePair(BaseModel):
+    a: PaperRef
+    b: PaperRef
+    score: float
+
+
 class TopicLink(BaseModel):
     id: int
     shared: int = Field(description="Papers the two topics have in common.")
@@ -295,6 +327,9 @@ class BuildManifest(BaseModel):
         default_factory=dict, description="Other settings the build depends on."
     )
     fit: FitInfo = Field(default_factory=FitInfo)
+    duplicates: int = Field(
+        default=0, description="Likely duplicate pairs found (duplicates.json)."
+    )
     topic_ids: dict[str, float | int | str | None] = Field(
         default_factory=dict,
         description="How topic ids were carried over from the previous build (see lineage).",

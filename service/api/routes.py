@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hmac
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, Security
 from fastapi.security import APIKeyHeader
@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from service.api.errors import ERROR_RESPONSES, ErrorResponse
 from service.engine import MAX_QUERY_CHARS, NOT_BLANK_PATTERN, Engine
 from service.errors import NotFound, NotReady, Unauthorized, WritesDisabled
+from service.explore import coarse_topics, duplicate_report, duplicates_of, find_topics, timeline
 from service.ingest.common import stable_id
 from service.live import emerging
 from service.recommend import recommend
@@ -19,6 +20,7 @@ from service.schemas import (
     MAX_K,
     AddReport,
     BuildManifest,
+    DuplicatePair,
     Emerging,
     Health,
     Hit,
@@ -30,7 +32,10 @@ from service.schemas import (
     Recommendation,
     RecommendRequest,
     TopicDetail,
+    TopicGroupSummary,
+    TopicMatch,
     TopicSummary,
+    TopicTimeline,
 )
 from service.serving import BuildWatcher
 from service.store import Store
@@ -116,6 +121,14 @@ class RecommendResults(BaseModel):
     results: list[Recommendation]
 
 
+@router.get("/papers/{paper_id:path}/duplicates", response_model=SimilarResults, tags=["papers"])
+def paper_duplicates(engine: EngineDep, paper_id: PaperId, request: Request) -> SimilarResults:
+    """Likely duplicates of a paper: the same paper under another id, versions, copied
+    abstracts (cosine >= PAPERSCOPE_DUPLICATE_THRESHOLD)."""
+    threshold = request.app.state.settings.duplicate_threshold
+    return SimilarResults(paper_id=paper_id, results=duplicates_of(engine, paper_id, threshold))
+
+
 @router.post("/recommend", response_model=RecommendResults, tags=["search"])
 def recommend_papers(engine: EngineDep, body: RecommendRequest) -> RecommendResults:
     """Papers like these: positive (and optional negative) seeds, each a paper id or pasted
@@ -195,10 +208,35 @@ def paper(engine: EngineDep, paper_id: PaperId) -> PaperOut:
     return engine.paper(paper_id)
 
 
-@router.get("/topics", response_model=list[TopicSummary], tags=["topics"])
-def topics(engine: EngineDep) -> list[TopicSummary]:
-    """All topics, largest first, with keyword labels; id -1 holds unclustered papers."""
-    return engine.topics()
+@router.get("/topics", response_model=list[TopicSummary] | list[TopicGroupSummary], tags=["topics"])
+def topics(
+    engine: EngineDep,
+    level: Annotated[
+        Literal["fine", "coarse"],
+        Query(description="fine: every topic; coarse: groups of related topics (subtopics)."),
+    ] = "fine",
+) -> list[TopicSummary] | list[TopicGroupSummary]:
+    """All topics, largest first, with keyword labels; id -1 holds unclustered papers.
+    ``level=coarse`` gives the level above: related topics grouped, with their ``subtopics``."""
+    return engine.topics() if level == "fine" else coarse_topics(engine)
+
+
+@router.get("/topics/search", response_model=list[TopicMatch], tags=["topics"])
+def search_topics(
+    engine: EngineDep,
+    q: Annotated[
+        str,
+        Query(
+            min_length=1,
+            max_length=MAX_QUERY_CHARS,
+            pattern=NOT_BLANK_PATTERN,
+            description="Free text (not only blanks).",
+        ),
+    ],
+    k: K = 10,
+) -> list[TopicMatch]:
+    """Topics closest in meaning to free text (query against each topic's centroid)."""
+    return find_topics(engine, q, k)
 
 
 @router.get("/topics/emerging", response_model=Emerging, tags=["topics"])
@@ -216,6 +254,21 @@ def topic(
 ) -> TopicDetail:
     """One topic and its papers, closest to the topic centre first."""
     return engine.topic(topic_id, limit)
+
+
+@router.get("/topics/{topic_id}/timeline", response_model=TopicTimeline, tags=["topics"])
+def topic_timeline(engine: EngineDep, topic_id: int) -> TopicTimeline:
+    """Papers of a topic per month (YYYY-MM, every month in range), plus how many lack a date."""
+    return timeline(engine, topic_id)
+
+
+@router.get("/duplicates", response_model=list[DuplicatePair], tags=["papers"])
+def duplicates(
+    engine: EngineDep,
+    limit: Annotated[int, Query(ge=1, le=10_000, description="Pairs to list.")] = 100,
+) -> list[DuplicatePair]:
+    """The build's report of likely duplicate pairs, most similar first."""
+    return duplicate_report(engine, limit)
 
 
 @router.get("/map", response_model=MapPoints, tags=["map"])

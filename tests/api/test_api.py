@@ -176,3 +176,26 @@ def test_recommend_from_seeds_with_reasons(client: TestClient) -> None:
     ]
     for bad in bad_bodies:
         assert_error(client.post("/api/v1/recommend", json=bad), 422, "invalid_input")
+
+
+def test_topic_levels_search_timeline_and_duplicates(client: TestClient) -> None:
+    fine = client.get("/api/v1/topics").json()
+    coarse = client.get("/api/v1/topics", params={"level": "coarse"}).json()
+    assert sorted(c for g in coarse for c in g["subtopics"]) == sorted(
+        t["id"] for t in fine if t["id"] != -1
+    )
+    assert_error(client.get("/api/v1/topics", params={"level": "medium"}), 422, "invalid_input")
+    first = fine[0]
+    found = client.get("/api/v1/topics/search", params={"q": " ".join(first["keywords"])}).json()
+    assert first["id"] in [m["id"] for m in found[:3]]
+    assert_error(client.get("/api/v1/topics/search", params={"q": " "}), 422, "invalid_input")
+    line = client.get(f"/api/v1/topics/{first['id']}/timeline").json()
+    assert (
+        line["id"] == first["id"]
+        and line["undated"] + sum(m["papers"] for m in line["months"]) == first["size"]
+    )
+    assert_error(client.get("/api/v1/topics/9999/timeline"), 404, "not_found")
+    paper_id = first["representative"][0]["id"]
+    dups = client.get(f"/api/v1/papers/{paper_id}/duplicates").json()
+    assert dups["paper_id"] == paper_id and all(h["score"] >= 0.95 for h in dups["results"])
+    assert isinstance(client.get("/api/v1/duplicates").json(), list)

@@ -1,0 +1,35 @@
+"""Likely duplicates: pairs of papers whose embeddings are nearly identical.
+
+The same paper ingested twice under two ids, versions of one paper, and copied abstracts all
+embed within a hair of each other (cosine >= ``duplicate_threshold``, 0.95 by default). A build
+lists every such pair among each paper's nearest neighbours in ``duplicates.json``; the API
+answers per paper at query time (live additions included).
+"""
+
+from __future__ import annotations
+
+import faiss
+import numpy as np
+import numpy.typing as npt
+
+from service.index import search
+
+NEIGHBOURS = 5
+"""Neighbours checked per paper: a paper with more near-copies than this is rare."""
+BLOCK = 4096
+
+
+def find_duplicates(
+    index: faiss.Index, vectors: npt.NDArray[np.float32], threshold: float
+) -> list[tuple[int, int, float]]:
+    """(row a, row b, cosine) with a < b, most similar first."""
+    pairs: dict[tuple[int, int], float] = {}
+    for start in range(0, len(vectors), BLOCK):
+        block = np.asarray(vectors[start : start + BLOCK], dtype=np.float32)
+        scores, rows = search(index, block, NEIGHBOURS + 1)
+        for offset, (row_scores, row_ids) in enumerate(zip(scores, rows, strict=True)):
+            own = start + offset
+            for score, other in zip(row_scores.tolist(), row_ids.tolist(), strict=True):
+                if other >= 0 and other != own and score >= threshold:
+                    pairs[(min(own, other), max(own, other))] = round(float(score), 6)
+    return sorted(((a, b, s) for (a, b), s in pairs.items()), key=lambda p: (-p[2], p[0], p[1]))
