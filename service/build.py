@@ -46,6 +46,7 @@ from service.maps import layout_map
 from service.schemas import BuildManifest, FitInfo, IngestReport, ModelInfo, Paper, TopicParams
 from service.store import Store, embedding_text, hash_corpus, paper_fields
 from service.topics import clean_for_labels, fit_topics, resolve_params
+from service.warm import warm_start
 
 log = logging.getLogger(__name__)
 
@@ -248,20 +249,35 @@ def run_build(
             return current, base, False
 
         clock = StageClock({})
+        increment = (
+            incremental.plan(
+                current,
+                base,
+                [p.id for p, _ in papers],
+                [h for _, h in papers],
+                settings.incremental_limit,
+            )
+            if same_inputs and not force
+            else None
+        )
+        if increment is not None:  # the base build's rows first, in its order; new ones after
+            papers = [papers[i] for i in increment.order]
         ids = [p.id for p, _ in papers]
         hashes = [h for _, h in papers]
         with clock.stage("embed"):
             texts = [embedding_text(p) for p, _ in papers]
             vectors, embedded_new = embed_with_cache(store, embedder, texts, hashes, progress)
         with clock.stage("index"):
-            index, index_info = build_index(vectors, settings.exact_index_max, settings.seed)
+            extended = incremental.extend_index(increment, vectors) if increment else None
+            index, index_info = extended or build_index(
+                vectors, settings.exact_index_max, settings.seed
+            )
         with clock.stage("duplicates"):
-            duplicates = find_duplicates(index, vectors, settings.duplicate_threshold)
-        increment = (
-            incremental.plan(current, base, ids, hashes, settings.incremental_limit)
-            if same_inputs and not force
-            else None
-        )
+            duplicates = (
+                incremental.duplicates(increment, index, vectors, settings.duplicate_threshold)
+                if increment
+                else find_duplicates(index, vectors, settings.duplicate_threshold)
+            )
         if increment is not None:
             with clock.stage("place"):
                 folded = incremental.fold(increment, vectors)
@@ -270,15 +286,30 @@ def run_build(
             clusterer_source: Path | None = increment.base / "clusterer.joblib"
         else:
             params = topic_params(settings, n)
+            start = (
+                warm_start(current, base, ids, vectors, params.umap_components)
+                if settings.warm_start and base and base.model.revision == embedder.revision
+                else None
+            )
             with clock.stage("topics"):
                 fitted = fit_topics(
-                    vectors, [clean_for_labels(t) for t in texts], params, settings.label_terms
+                    vectors,
+                    [clean_for_labels(t) for t in texts],
+                    params,
+                    settings.label_terms,
+                    init=start.reduced if start else None,
                 )
                 previous = load_previous(current, embedder.revision)
                 carried = carry_over(fitted, ids, vectors, previous)
             with clock.stage("map"):
-                coords = layout_map(vectors, params.umap_neighbors, settings.seed)
-            fit = FitInfo(mode="full", fitted_papers=n)
+                coords = layout_map(
+                    vectors, params.umap_neighbors, settings.seed, start.coords if start else None
+                )
+            fit = FitInfo(
+                mode="full",
+                fitted_papers=n,
+                warm_start_from=current.name if start and current else None,
+            )
             previous_build = previous.build_id if previous else None
             clusterer_source = None
         topic_model = carried.model

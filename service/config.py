@@ -76,6 +76,11 @@ class Settings(BaseSettings):
         "map instead of refitting them while the papers changed since the last full fit stay "
         "within this share of the corpus; 0 = always refit.",
     )
+    warm_start: bool = Field(
+        default=True,
+        description="Start a full refit's UMAP from the previous build's layout (stable topic "
+        "ids and map positions); false = fresh spectral start every build.",
+    )
     duplicate_threshold: float = Field(
         default=0.95,
         gt=0,

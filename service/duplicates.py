@@ -20,15 +20,20 @@ BLOCK = 4096
 
 
 def find_duplicates(
-    index: faiss.Index, vectors: npt.NDArray[np.float32], threshold: float
+    index: faiss.Index,
+    vectors: npt.NDArray[np.float32],
+    threshold: float,
+    rows: npt.NDArray[np.int64] | None = None,
 ) -> list[tuple[int, int, float]]:
-    """(row a, row b, cosine) with a < b, most similar first."""
+    """(row a, row b, cosine) with a < b, most similar first; only pairs involving ``rows``
+    when given (an incremental build checks just its new papers)."""
+    asked = np.arange(len(vectors)) if rows is None else rows
     pairs: dict[tuple[int, int], float] = {}
-    for start in range(0, len(vectors), BLOCK):
-        block = np.asarray(vectors[start : start + BLOCK], dtype=np.float32)
-        scores, rows = search(index, block, NEIGHBOURS + 1)
-        for offset, (row_scores, row_ids) in enumerate(zip(scores, rows, strict=True)):
-            own = start + offset
+    for start in range(0, len(asked), BLOCK):
+        block_rows = asked[start : start + BLOCK]
+        block = np.asarray(vectors[block_rows], dtype=np.float32)
+        scores, found = search(index, block, NEIGHBOURS + 1)
+        for own, row_scores, row_ids in zip(block_rows.tolist(), scores, found, strict=True):
             for score, other in zip(row_scores.tolist(), row_ids.tolist(), strict=True):
                 if other >= 0 and other != own and score >= threshold:
                     pairs[(min(own, other), max(own, other))] = round(float(score), 6)

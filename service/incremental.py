@@ -3,7 +3,9 @@
 Refitting UMAP and HDBSCAN costs minutes on a large corpus and renumbers nothing only by luck;
 when few papers changed, a build instead keeps every unchanged paper's topic and map position
 and places the new or changed ones exactly as live additions are placed (:mod:`service.live`).
-Topic labels and the coarse groups are kept as they were.
+Topic labels and the coarse groups are kept as they were. The new build keeps the base's rows in
+their order and appends the new ones, so when nothing was removed or changed the base's index
+is reused with the new vectors added, and only the new papers are checked for duplicates.
 
 Drift is bounded: the papers changed since the last full fit (summed over incremental builds)
 may not exceed ``incremental_limit`` of the papers that fit saw; past it, or when the model or
@@ -19,12 +21,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import faiss
 import numpy as np
 import numpy.typing as npt
 
+from service.duplicates import find_duplicates
+from service.index import load_index, recall_at_10
 from service.lineage import Carried
 from service.placement import Placer
-from service.schemas import NOISE_TOPIC, BuildManifest, FitInfo
+from service.schemas import NOISE_TOPIC, BuildManifest, FitInfo, IndexInfo
 from service.store import content_hash
 from service.topics import Topic, TopicGroup, TopicModel
 
@@ -39,14 +44,26 @@ class Plan:
 
     base: Path
     manifest: BuildManifest
-    kept_new: npt.NDArray[np.int64]
-    """Rows of the new build whose paper is unchanged ..."""
+    order: list[int]
+    """Positions in the snapshot (id order) of the new build's rows: the unchanged papers in
+    the base build's row order, then the new or changed ones."""
     kept_old: npt.NDArray[np.int64]
-    """... and their rows in the base build."""
+    """Base-build rows of the unchanged papers, which are rows 0..k-1 of the new build."""
     placed: npt.NDArray[np.int64]
-    """Rows of the new build to place (new or changed papers)."""
+    """Rows of the new build to place (new or changed papers): k..n-1."""
     removed: int
     fit: FitInfo
+
+    @property
+    def kept_new(self) -> npt.NDArray[np.int64]:
+        return np.arange(len(self.kept_old), dtype=np.int64)
+
+    @property
+    def appends_only(self) -> bool:
+        """Every base row is kept in place: the new build is the base plus rows at the end."""
+        return self.removed == 0 and bool(
+            np.array_equal(self.kept_old, np.arange(self.manifest.papers))
+        )
 
 
 @dataclass(frozen=True)
@@ -73,14 +90,15 @@ def plan(
         log.info("full fit: build %s lacks what an incremental build needs", base.name)
         return None
     old_row_of = _base_rows(base)
-    kept_new, kept_old, placed = [], [], []
-    for row, (paper_id, text_hash) in enumerate(zip(ids, hashes, strict=True)):
+    kept: list[tuple[int, int]] = []  # (base row, snapshot position)
+    placed: list[int] = []
+    for position, (paper_id, text_hash) in enumerate(zip(ids, hashes, strict=True)):
         old = old_row_of.get((paper_id, text_hash))
         if old is None:
-            placed.append(row)
+            placed.append(position)
         else:
-            kept_new.append(row)
-            kept_old.append(old)
+            kept.append((old, position))
+    kept.sort()
     removed = len({paper_id for paper_id, _ in old_row_of} - set(ids))
     fitted = manifest.fit.fitted_papers or manifest.papers
     changed = manifest.fit.changed_since_fit + len(placed) + removed
@@ -97,7 +115,7 @@ def plan(
         base.name,
         len(placed),
         removed,
-        len(kept_new),
+        len(kept),
     )
     fit = FitInfo(
         mode="incremental",
@@ -108,12 +126,44 @@ def plan(
     return Plan(
         base,
         manifest,
-        np.asarray(kept_new, dtype=np.int64),
-        np.asarray(kept_old, dtype=np.int64),
-        np.asarray(placed, dtype=np.int64),
+        [position for _, position in kept] + placed,
+        np.asarray([old for old, _ in kept], dtype=np.int64),
+        np.arange(len(kept), len(ids), dtype=np.int64),
         removed,
         fit,
     )
+
+
+def extend_index(
+    plan: Plan, vectors: npt.NDArray[np.float32]
+) -> tuple[faiss.Index, IndexInfo] | None:
+    """The base build's index with the new rows added, when the base's rows are all kept in
+    place; recall@10 is measured again. None when the index has to be built afresh."""
+    if not plan.appends_only:
+        return None
+    info = plan.manifest.index
+    index = load_index(plan.base / "index.faiss", info)
+    index.add(np.ascontiguousarray(vectors[plan.placed]))
+    recall = recall_at_10(index, vectors) if info.type != "Flat" else 1.0
+    reason = f"{info.reason}; {len(plan.placed)} papers added by an incremental build"
+    return index, info.model_copy(update={"reason": reason, "recall_at_10": recall})
+
+
+def duplicates(
+    plan: Plan, index: faiss.Index, vectors: npt.NDArray[np.float32], threshold: float
+) -> list[tuple[int, int, float]]:
+    """The base build's duplicate pairs among kept papers, plus pairs involving new rows."""
+    new_row_of = dict(zip(plan.kept_old.tolist(), plan.kept_new.tolist(), strict=True))
+    path = plan.base / "duplicates.json"
+    pairs = {}
+    if path.is_file():
+        for pair in json.loads(path.read_text(encoding="utf-8")):
+            a, b = new_row_of.get(pair["a"]), new_row_of.get(pair["b"])
+            if a is not None and b is not None:
+                pairs[(min(a, b), max(a, b))] = pair["score"]
+    for a, b, score in find_duplicates(index, vectors, threshold, plan.placed):
+        pairs[(a, b)] = score
+    return sorted(((a, b, s) for (a, b), s in pairs.items()), key=lambda p: (-p[2], p[0], p[1]))
 
 
 def _base_rows(base: Path) -> dict[tuple[str, str], int]:

@@ -1,17 +1,25 @@
 """UMAP reduction shared by the clustering space (topics) and the 2-D layout (maps).
 
-Seeded, so the same vectors give the same coordinates. Corpora too small for UMAP's spectral
+Seeded, so the same vectors give the same coordinates. A rebuild may start from the previous
+build's positions (a warm start, see :mod:`service.warm`) so that the layout, and with it the
+topics, move only as much as the corpus did. Corpora too small for UMAP's spectral
 start fall back to a random start, and tiny ones (a handful of papers) to a plain SVD projection.
 """
 
 from __future__ import annotations
 
+import os
 import warnings
 
 import numpy as np
 import numpy.typing as npt
 
 Array = npt.NDArray[np.float32]
+
+WARM_EPOCHS = int(os.environ.get("PAPERSCOPE_WARM_EPOCHS", "60"))
+"""A warm start needs a short polish, not UMAP's full 200-500 epochs from a spectral start:
+those would carry the layout far from where it began."""
+WARM_LEARNING_RATE = float(os.environ.get("PAPERSCOPE_WARM_LR", "0.3"))
 
 
 def svd_project(vectors: Array, n_components: int) -> Array:
@@ -24,20 +32,33 @@ def svd_project(vectors: Array, n_components: int) -> Array:
 
 
 def umap_reduce(
-    vectors: Array, n_components: int, n_neighbors: int, min_dist: float, seed: int
+    vectors: Array,
+    n_components: int,
+    n_neighbors: int,
+    min_dist: float,
+    seed: int,
+    init: Array | None = None,
 ) -> Array:
+    """``init``: starting positions (a warm start from the previous build's layout), else
+    UMAP's spectral start."""
     n = len(vectors)
     if n < max(n_components + 2, 6):
         return svd_project(vectors, n_components)
     import umap
 
+    start: str | Array = "spectral" if n >= 50 else "random"
+    tuning: dict[str, float] = {}
+    if init is not None and init.shape == (n, n_components):
+        start = np.asarray(init, dtype=np.float64)
+        tuning = {"n_epochs": WARM_EPOCHS, "learning_rate": WARM_LEARNING_RATE}
     reducer = umap.UMAP(
         n_components=n_components,
         n_neighbors=max(2, min(n_neighbors, n - 1)),
         min_dist=min_dist,
         metric="cosine",
-        init="spectral" if n >= 50 else "random",
+        init=start,
         random_state=seed,
+        **tuning,
     )
     with warnings.catch_warnings():
         # random_state forces single-threaded UMAP; that is the price of reproducible maps.

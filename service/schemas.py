@@ -304,6 +304,9 @@ class FitInfo(BaseModel):
     changed_since_fit: int = Field(
         default=0, description="Papers added, changed or removed since that fit."
     )
+    warm_start_from: str | None = Field(
+        default=None, description="A full fit's UMAP started from this build's layout."
+    )
 
 
 class BuildManifest(BaseModel):

@@ -204,8 +204,13 @@ def resolve_params(
 
 
 def fit_topics(
-    vectors: npt.NDArray[np.float32], texts: list[str], params: TopicParams, label_terms: int
+    vectors: npt.NDArray[np.float32],
+    texts: list[str],
+    params: TopicParams,
+    label_terms: int,
+    init: npt.NDArray[np.float32] | None = None,
 ) -> TopicModel:
+    """``init``: a warm start for the clustering UMAP (the previous build's positions)."""
     n = len(vectors)
     size, samples, seed = params.min_cluster_size, params.min_samples, params.seed
     clusterer = None
@@ -220,7 +225,7 @@ def fit_topics(
         import hdbscan
 
         reduced = umap_reduce(
-            vectors, params.umap_components, params.umap_neighbors, UMAP_MIN_DIST, seed
+            vectors, params.umap_components, params.umap_neighbors, UMAP_MIN_DIST, seed, init
         )
         clusterer = hdbscan.HDBSCAN(
             min_cluster_size=size,

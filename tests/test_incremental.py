@@ -74,8 +74,12 @@ def test_a_few_new_papers_are_placed_and_everything_else_is_kept(
     for name in ("assignments.npy", "map.npy"):
         before, after = _by_id(base, name), _by_id(folder, name)
         assert all(after[pid] == value for pid, value in before.items())
+    assert "added by an incremental build" in manifest.index.reason  # the base index, extended
+    assert Engine(folder, None).paper_ids[:115] == Engine(base, None).paper_ids
     engine = Engine(folder, embedder)
     assert engine.search(_paper(2).title, 2)[0].id in {"extra-1", "extra-2"}
+    pair = json.loads((folder / "duplicates.json").read_text())[0]  # the two variants
+    assert {engine.paper_ids[pair["a"]], engine.paper_ids[pair["b"]]} == {"extra-1", "extra-2"}
     assert "diffusion" in engine.paper("extra-1").topic_label
 
 
@@ -103,6 +107,7 @@ def test_removed_and_changed_papers(built_copy: Path, embedder: Embedder) -> Non
     folder, manifest = _build(built_copy, embedder)
     assert manifest.fit.mode == "incremental" and manifest.topic_ids["removed"] == 1
     assert manifest.topic_ids["placed"] == 1 and manifest.papers == 114
+    assert "incremental" not in manifest.index.reason  # rows changed: a fresh index
     _assert_consistent(folder)
     engine = Engine(folder, embedder)
     assert not engine.has_paper(ids[0])
