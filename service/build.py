@@ -5,7 +5,8 @@ Layout of the data directory::
     papers.sqlite            the store (papers + embedding cache)
     builds/<build_id>/       one folder per build: manifest.json, embeddings.npy, index.faiss,
                              papers.sqlite (snapshot + topic per paper), topics.json,
-                             assignments.npy, map.npy, clusterer.joblib
+                             assignments.npy, map.npy, clusterer.joblib,
+                             lexical/ (the BM25 index: bm25s arrays + vocabulary)
     builds/CURRENT           the id of the published build (replaced atomically)
 
 Artifacts are written into ``builds/.tmp-<id>`` and renamed into place, then ``CURRENT`` is
@@ -38,6 +39,7 @@ from service.errors import InvalidInput, NotReady
 from service.index import build_index, save_index
 from service.ingest import NO_FILTER, IngestFilter, apply_filter, read_records
 from service.ingest.tabular import NO_MAP, ColumnMap
+from service.lexical import LEXICAL_DIR, LexicalIndex, LexicalParams
 from service.lineage import Carried, PreviousTopics, carry_over, load_previous
 from service.maps import layout_map
 from service.schemas import BuildManifest, IngestReport, ModelInfo, Paper, TopicParams
@@ -54,6 +56,7 @@ LIBRARIES = (
     "sentence-transformers",
     "torch",
     "faiss-cpu",
+    "bm25s",
     "umap-learn",
     "hdbscan",
     "scikit-learn",
@@ -179,7 +182,7 @@ def _fsync(path: Path) -> None:
 
 def _publish(builds_dir: Path, staging: Path, build_id: str) -> Path:
     """Make the staged build durable, rename it into place, then swap the CURRENT pointer."""
-    for artifact in staging.iterdir():
+    for artifact in staging.rglob("*"):  # the lexical index is a folder of files
         _fsync(artifact)
     _fsync(staging)
     final = builds_dir / build_id
@@ -265,6 +268,10 @@ def run_build(
             topic_model = carried.model
         with clock.stage("map"):
             coords = layout_map(vectors, params.umap_neighbors, settings.seed)
+        with clock.stage("lexical"):
+            lexical = LexicalIndex.build(
+                [(p.title, p.abstract) for p, _ in papers], lexical_params(settings)
+            )
 
         stamp = datetime.now(UTC)
         build_id = f"{stamp:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
@@ -276,6 +283,7 @@ def run_build(
                 np.save(staging / "assignments.npy", topic_model.assignments)
                 np.save(staging / "map.npy", coords)
                 save_index(index, staging / "index.faiss")
+                lexical.save(staging / LEXICAL_DIR)
                 _write_papers_snapshot(staging / "papers.sqlite", papers, topic_model.assignments)
                 _write_topics(staging / "topics.json", carried, previous)
                 if topic_model.clusterer is not None:
@@ -318,8 +326,20 @@ def run_build(
         return final, manifest, True
 
 
-def _build_settings(settings: Settings) -> dict[str, int | str]:
-    return {"label_terms": settings.label_terms, "exact_index_max": settings.exact_index_max}
+def _build_settings(settings: Settings) -> dict[str, int | float | str]:
+    return {
+        "label_terms": settings.label_terms,
+        "exact_index_max": settings.exact_index_max,
+        "bm25_k1": settings.bm25_k1,
+        "bm25_b": settings.bm25_b,
+        "bm25_title_weight": settings.bm25_title_weight,
+    }
+
+
+def lexical_params(settings: Settings) -> LexicalParams:
+    return LexicalParams(
+        k1=settings.bm25_k1, b=settings.bm25_b, title_weight=settings.bm25_title_weight
+    )
 
 
 def topic_params(settings: Settings, n: int) -> TopicParams:

@@ -91,6 +91,23 @@ class Settings(BaseSettings):
     exact_index_max: int = Field(
         default=20_000, ge=0, description="Corpora up to this size get an exact FAISS index."
     )
+    bm25_k1: float = Field(default=1.5, ge=0, le=10, description="BM25 term-frequency saturation.")
+    bm25_b: float = Field(default=0.75, ge=0, le=1, description="BM25 length normalisation.")
+    bm25_title_weight: int = Field(
+        default=3, ge=1, le=10, description="Times a title is counted in the BM25 index."
+    )
+    search_mode: Literal["dense", "lexical", "hybrid"] = Field(
+        default="hybrid", description="How search ranks when a query names no mode."
+    )
+    fusion: Literal["rrf", "weighted"] = Field(
+        default="weighted", description="How hybrid search combines dense and BM25 results."
+    )
+    fusion_dense_weight: float = Field(
+        default=0.5, ge=0, le=1, description="Weight of the dense score in weighted fusion."
+    )
+    fusion_depth: int = Field(
+        default=100, ge=1, le=1000, description="Candidates each side proposes to hybrid search."
+    )
 
     @field_validator("host")
     @classmethod

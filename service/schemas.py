@@ -61,11 +61,21 @@ class PaperOut(Paper):
 
 
 class Hit(BaseModel):
-    """One search / like-this result; ``score`` is the cosine similarity to the query."""
+    """One search / like-this result.
+
+    ``score`` orders the results: the cosine similarity to the query (dense search, like-this),
+    the BM25 score (lexical) or the fused score (hybrid); the parts it came from are kept.
+    """
 
     id: str
     title: str
     score: float
+    dense_score: float | None = Field(
+        default=None, description="Cosine similarity of the paper to the query or paper."
+    )
+    lexical_score: float | None = Field(
+        default=None, description="BM25 score of the paper for the query (0: no shared term)."
+    )
     date: str | None = None
     categories: list[str] = Field(default_factory=list)
     topic_id: int
@@ -179,7 +189,7 @@ class BuildManifest(BaseModel):
     map_neighbors: int
     stage_seconds: dict[str, float]
     versions: dict[str, str]
-    build_settings: dict[str, int | str] = Field(
+    build_settings: dict[str, int | float | str] = Field(
         default_factory=dict, description="Other settings the build depends on."
     )
     topic_ids: dict[str, float | int | str | None] = Field(

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from service.api.errors import ERROR_RESPONSES, ErrorResponse
 from service.engine import MAX_QUERY_CHARS, NOT_BLANK_PATTERN, Engine
 from service.errors import NotFound, NotReady, Unauthorized, WritesDisabled
+from service.retrieval import Mode, fusion_params
 from service.schemas import (
     MAX_K,
     BuildManifest,
@@ -90,10 +91,20 @@ def search(
             description="Free text (not only blanks).",
         ),
     ],
+    request: Request,
     k: K = 10,
+    mode: Annotated[
+        Mode | None,
+        Query(
+            description="dense (by meaning), lexical (BM25 over title and abstract) or hybrid "
+            "(both fused); default: the server's PAPERSCOPE_SEARCH_MODE."
+        ),
+    ] = None,
 ) -> SearchResults:
-    """Papers closest in meaning to free text: a question, a title, or a pasted abstract."""
-    return SearchResults(query=q, results=engine.search(q, k))
+    """Papers matching free text (a question, a title, or a pasted abstract)."""
+    settings = request.app.state.settings
+    hits = engine.search(q, k, mode or settings.search_mode, fusion_params(settings))
+    return SearchResults(query=q, results=hits)
 
 
 @router.get("/papers/{paper_id:path}/similar", response_model=SimilarResults, tags=["search"])
