@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from service.config import Settings
-from service.embed import Embedder, embed_with_cache
+from service.embed import Embedder
 from service.errors import InvalidInput, NotReady
 from service.index import build_index, save_index
 from service.ingest import NO_FILTER, IngestFilter, apply_filter, read_records
@@ -42,6 +42,7 @@ from service.ingest.tabular import NO_MAP, ColumnMap
 from service.lexical import LEXICAL_DIR, LexicalIndex, LexicalParams
 from service.lineage import Carried, PreviousTopics, carry_over, load_previous
 from service.maps import layout_map
+from service.passages import embed_papers, load_windowing
 from service.schemas import BuildManifest, IngestReport, ModelInfo, Paper, TopicParams
 from service.store import Store, embedding_text, hash_corpus, paper_fields
 from service.topics import clean_for_labels, fit_topics, resolve_params
@@ -253,7 +254,14 @@ def run_build(
         with clock.stage("embed"):
             texts = [embedding_text(p) for p, _ in papers]
             hashes = [h for _, h in papers]
-            vectors, embedded_new = embed_with_cache(store, embedder, texts, hashes, progress)
+            vectors, embedded_new = embed_papers(
+                store,
+                embedder,
+                [(p.title, p.abstract) for p, _ in papers],
+                hashes,
+                load_windowing(settings),
+                progress,
+            )
         with clock.stage("index"):
             index, index_info = build_index(vectors, settings.exact_index_max, settings.seed)
         with clock.stage("topics"):
@@ -330,6 +338,9 @@ def _build_settings(settings: Settings) -> dict[str, int | float | str]:
     return {
         "label_terms": settings.label_terms,
         "exact_index_max": settings.exact_index_max,
+        "embed_window_tokens": settings.embed_window_tokens,
+        "embed_window_stride": settings.embed_window_stride,
+        "embed_pooling": "mean of windows" if settings.embed_window_tokens else "none",
         "bm25_k1": settings.bm25_k1,
         "bm25_b": settings.bm25_b,
         "bm25_title_weight": settings.bm25_title_weight,

@@ -350,6 +350,14 @@ def eval_retrieval(
         Path | None,
         typer.Option(help="Embedding cache folder (default: DATA_DIR/eval-cache)."),
     ] = None,
+    two_fold: Annotated[
+        bool,
+        typer.Option(
+            "--two-fold",
+            help="Also tune the hybrid dense weight (0.3-0.7) on half the queries and "
+            "report the other half, both ways round.",
+        ),
+    ] = False,
     data_dir: DataDirOpt = None,
     model: ModelOpt = None,
 ) -> None:
@@ -360,6 +368,7 @@ def eval_retrieval(
     from service.build import lexical_params
     from service.embed import load_embedder
     from service.evaluate import evaluate
+    from service.passages import load_windowing
     from service.retrieval import fusion_params, parse_modes
 
     settings = _settings(data_dir=data_dir, model=model)
@@ -373,6 +382,8 @@ def eval_retrieval(
         cache,
         lexical_params(settings),
         fusion_params(settings),
+        load_windowing(settings),
+        tune_weights=(0.3, 0.4, 0.5, 0.6, 0.7) if two_fold else (),
     )
     typer.echo(
         f"{report.dataset} ({report.split}): {report.queries} queries, {report.documents} "

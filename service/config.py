@@ -48,6 +48,15 @@ class Settings(BaseSettings):
         default=None, description="torch device for embedding (cpu, cuda); default: automatic."
     )
     embed_batch_size: int = Field(default=32, ge=1, le=4096)
+    embed_window_tokens: int = Field(
+        default=256,
+        ge=0,
+        le=512,
+        description="Tokens per window that long abstracts are split into (0 = truncate).",
+    )
+    embed_window_stride: int = Field(
+        default=128, ge=1, le=512, description="Tokens between the starts of two windows."
+    )
     umap_components: int = Field(
         default=5, ge=2, le=100, description="Dimensions of the UMAP space HDBSCAN clusters in."
     )
@@ -124,6 +133,10 @@ class Settings(BaseSettings):
             and self.min_samples > self.min_cluster_size
         ):
             raise ValueError("min_samples must not exceed min_cluster_size")
+        if 0 < self.embed_window_tokens < 32:
+            raise ValueError("embed_window_tokens must be 0 (off) or at least 32")
+        if self.embed_window_tokens and self.embed_window_stride > self.embed_window_tokens:
+            raise ValueError("embed_window_stride must not exceed embed_window_tokens")
         return self
 
     @property

@@ -14,7 +14,7 @@ document in the qrels is skipped.
 
 from __future__ import annotations
 
-import hashlib
+import dataclasses
 import json
 import math
 import time
@@ -28,9 +28,9 @@ import numpy.typing as npt
 from service.embed import Embedder, embed_with_cache
 from service.errors import InvalidInput
 from service.lexical import LexicalIndex, LexicalParams
+from service.passages import Windowing, embed_papers, text_hash
 from service.retrieval import FusionParams, Mode, hybrid, top_rows
-from service.schemas import Paper
-from service.store import Store, embedding_text
+from service.store import Store
 
 Qrels = dict[str, dict[str, int]]
 DEPTH = 100
@@ -145,15 +145,11 @@ def score_runs(runs: Mapping[str, Sequence[str]], qrels: Qrels) -> dict[str, flo
 # -- indexing and runs -----------------------------------------------------------------------
 
 
-def _text_hash(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
 def embed_cached(cache: Path, embedder: Embedder, texts: Sequence[str]) -> npt.NDArray[np.float32]:
     """Vectors for ``texts``, from the on-disk cache where already embedded."""
     with Store(cache) as store:
         vectors, _ = embed_with_cache(
-            store, embedder, texts, [_text_hash(t) for t in texts], progress=False
+            store, embedder, texts, [text_hash(t) for t in texts], progress=False
         )
     return vectors
 
@@ -171,20 +167,24 @@ class Indexed:
 
 
 def index_dataset(
-    dataset: BeirDataset, embedder: Embedder, cache: Path, lexical: LexicalParams
+    dataset: BeirDataset,
+    embedder: Embedder,
+    cache: Path,
+    lexical: LexicalParams,
+    windowing: Windowing,
 ) -> Indexed:
+    """Embed (as a build does, windows included) and BM25-index the corpus; embed the queries."""
     seconds: dict[str, float] = {}
     start = time.perf_counter()
-    texts = [
-        embedding_text(Paper.model_construct(id="", title=t, abstract=a))
-        for t, a in zip(dataset.titles, dataset.abstracts, strict=True)
-    ]
-    vectors = embed_cached(cache, embedder, texts)
+    papers = list(zip(dataset.titles, dataset.abstracts, strict=True))
+    with Store(cache) as store:
+        hashes = [text_hash(f"{title}. {abstract}") for title, abstract in papers]
+        vectors, _ = embed_papers(store, embedder, papers, hashes, windowing, progress=False)
     query_ids = list(dataset.queries)
     query_vectors = embed_cached(cache, embedder, [dataset.queries[q] for q in query_ids])
     seconds["embed"] = round(time.perf_counter() - start, 2)
     start = time.perf_counter()
-    index = LexicalIndex.build(list(zip(dataset.titles, dataset.abstracts, strict=True)), lexical)
+    index = LexicalIndex.build(papers, lexical)
     seconds["bm25_index"] = round(time.perf_counter() - start, 2)
     return Indexed(dataset, vectors, index, query_ids, query_vectors, seconds)
 
@@ -244,17 +244,28 @@ def evaluate(
     cache: Path,
     lexical: LexicalParams,
     fusion: FusionParams,
+    windowing: Windowing,
+    tune_weights: Sequence[float] = (),
 ) -> EvalReport:
-    """Index the dataset's corpus, run every query in each mode and score the runs."""
+    """Index the dataset's corpus, run every query in each mode and score the runs.
+
+    With ``tune_weights``, also the hybrid figures of :func:`two_fold` over those dense weights.
+    """
     start = time.perf_counter()
     dataset = load_beir(folder, split)
-    indexed = index_dataset(dataset, embedder, cache, lexical)
+    indexed = index_dataset(dataset, embedder, cache, lexical, windowing)
     results: dict[str, dict[str, float]] = {}
     seconds = dict(indexed.seconds)
     for mode in modes:
         began = time.perf_counter()
         results[mode] = score_runs(run_mode(indexed, mode, fusion), dataset.qrels)
         seconds[f"search_{mode}"] = round(time.perf_counter() - began, 2)
+    if tune_weights:
+        began = time.perf_counter()
+        grid = [dataclasses.replace(fusion, dense_weight=w) for w in tune_weights]
+        metrics, chosen = two_fold(indexed, grid)
+        results["hybrid, weight tuned 2-fold (" + ", ".join(map(str, chosen)) + ")"] = metrics
+        seconds["two_fold"] = round(time.perf_counter() - began, 2)
     seconds["total"] = round(time.perf_counter() - start, 2)
     return EvalReport(
         dataset=str(folder),
@@ -263,7 +274,46 @@ def evaluate(
         documents=len(dataset.ids),
         model=embedder.name,
         backend=embedder.backend,
-        settings={"lexical": lexical.__dict__, "fusion": fusion.__dict__},
+        settings={
+            "lexical": lexical.__dict__,
+            "fusion": fusion.__dict__,
+            "windows": {"tokens": windowing.tokens, "stride": windowing.stride},
+        },
         results=results,
         seconds=seconds,
+    )
+
+
+def two_fold(
+    indexed: Indexed, grid: Sequence[FusionParams]
+) -> tuple[dict[str, float], list[float]]:
+    """Hybrid metrics with the fusion weight tuned on half the queries and measured on the
+    other half (both ways round, averaged): what tuning on these queries is worth on unseen
+    ones. Returns the metrics and the dense weight each half chose."""
+    ordered = sorted(indexed.query_ids)
+    halves = [ordered[0::2], ordered[1::2]]
+    held_out: list[dict[str, float]] = []
+    chosen = []
+    for tune, test in (halves, halves[::-1]):
+        tuned = _subset(indexed, tune)
+        best = max(
+            grid,
+            key=lambda p: score_runs(run_mode(tuned, "hybrid", p), tuned.dataset.qrels)["ndcg@10"],
+        )
+        chosen.append(best.dense_weight)
+        unseen = _subset(indexed, test)
+        held_out.append(score_runs(run_mode(unseen, "hybrid", best), unseen.dataset.qrels))
+    metrics = {name: round((held_out[0][name] + held_out[1][name]) / 2, 4) for name in held_out[0]}
+    return metrics, chosen
+
+
+def _subset(indexed: Indexed, query_ids: Sequence[str]) -> Indexed:
+    position = {query: i for i, query in enumerate(indexed.query_ids)}
+    keep = [position[q] for q in query_ids]
+    return Indexed(
+        indexed.dataset.subset(query_ids),
+        indexed.vectors,
+        indexed.lexical,
+        list(query_ids),
+        indexed.query_vectors[keep],
     )

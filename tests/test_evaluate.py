@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from service.config import Settings
 from service.embed import Embedder
 from service.errors import InvalidInput
 from service.evaluate import (
@@ -20,6 +21,7 @@ from service.evaluate import (
     score_runs,
 )
 from service.lexical import LexicalParams
+from service.passages import load_windowing
 from service.retrieval import FusionParams
 from service.store import Store
 from tests.conftest import FIXTURES
@@ -77,7 +79,7 @@ def test_evaluate_scores_every_mode_and_caches_embeddings(
     tmp_path: Path, embedder: Embedder
 ) -> None:
     cache = tmp_path / "cache" / "embeddings.sqlite"
-    args = (embedder, cache, LexicalParams(), FusionParams())
+    args = (embedder, cache, LexicalParams(), FusionParams(), load_windowing(Settings()))
     report = evaluate(BEIR, "test", ["dense", "lexical", "hybrid"], *args)
     assert set(report.results) == {"dense", "lexical", "hybrid"}
     for metrics in report.results.values():
