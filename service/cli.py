@@ -426,7 +426,7 @@ def main() -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    for noisy in ("sentence_transformers", "httpx", "numba", "faiss"):
+    for noisy in ("sentence_transformers", "httpx", "numba", "faiss", "bm25s"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         app()

@@ -139,6 +139,8 @@ class Engine:
             len(self._assignments),
             self.manifest.papers,
         }
+        if self._lexical is not None:
+            counts.add(self._lexical.size)
         if len(counts) != 1:
             raise BuildDamaged(f"build {build_dir.name} is inconsistent: row counts {counts}")
 

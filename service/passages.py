@@ -1,7 +1,7 @@
 """Long abstracts as overlapping token windows, embedded one by one and mean-pooled.
 
 The model reads at most 256 tokens; the rest of a longer title + abstract would be cut off
-unseen (70% of SciFact's abstracts are longer). Instead each paper is split into windows of at
+unseen (72% of SciFact's papers are longer). Instead each paper is split into windows of at
 most ``tokens`` tokens, ``stride`` tokens apart, each starting with the title so it is read in
 context; the paper's vector is the normalised mean of its windows' vectors, one vector per paper
 as before, so the index, topics and map are unchanged. A paper that fits in one window is one

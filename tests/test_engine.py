@@ -9,7 +9,7 @@ import pytest
 from service.build import current_build_dir
 from service.embed import Embedder
 from service.engine import Engine
-from service.errors import InvalidInput, NotFound
+from service.errors import BuildDamaged, InvalidInput, NotFound
 from service.lexical import LEXICAL_DIR
 from service.retrieval import FusionParams, Mode
 from service.schemas import MAX_K, NOISE_TOPIC
@@ -168,3 +168,12 @@ def test_build_without_lexical_index_falls_back_to_dense(
     with pytest.raises(InvalidInput, match="no lexical index"):
         engine.search("knowledge distillation", mode="lexical")
     engine.close()
+
+
+def test_damaged_lexical_index_is_refused(built_copy: Path, embedder: Embedder) -> None:
+    build = current_build_dir(make_settings(built_copy).builds_dir)
+    assert build is not None
+    vocabulary = build / LEXICAL_DIR / "vocab.index.json"
+    vocabulary.write_text(vocabulary.read_text(encoding="utf-8")[:100], encoding="utf-8")
+    with pytest.raises(BuildDamaged, match="damaged"):
+        Engine(build, embedder)
