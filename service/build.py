@@ -5,8 +5,9 @@ Layout of the data directory::
     papers.sqlite            the store (papers + embedding cache)
     builds/<build_id>/       one folder per build: manifest.json, embeddings.npy, index.faiss,
                              papers.sqlite (snapshot + topic per paper), topics.json,
-                             assignments.npy, map.npy, duplicates.json, reduced.npy and
-                             clusterer.joblib (to place papers added live, see service.live)
+                             assignments.npy, map.npy, duplicates.json, reduced.npy,
+                             clusterer.joblib (to place papers added live, see service.live),
+                             lexical/ (the BM25 index: bm25s arrays + vocabulary)
     builds/CURRENT           the id of the published build (replaced atomically)
 
 Artifacts are written into ``builds/.tmp-<id>`` and renamed into place, then ``CURRENT`` is
@@ -36,13 +37,15 @@ import numpy as np
 from service import incremental
 from service.config import Settings
 from service.duplicates import find_duplicates
-from service.embed import Embedder, embed_with_cache
+from service.embed import Embedder
 from service.errors import InvalidInput, NotReady
 from service.index import build_index, save_index
 from service.ingest import NO_FILTER, IngestFilter, apply_filter, read_records
 from service.ingest.tabular import NO_MAP, ColumnMap
+from service.lexical import LEXICAL_DIR, LexicalIndex, LexicalParams
 from service.lineage import Carried, carry_over, load_previous
 from service.maps import layout_map
+from service.passages import embed_papers, load_windowing
 from service.schemas import BuildManifest, FitInfo, IngestReport, ModelInfo, Paper, TopicParams
 from service.store import Store, embedding_text, hash_corpus, paper_fields
 from service.topics import clean_for_labels, fit_topics, resolve_params
@@ -58,6 +61,7 @@ LIBRARIES = (
     "sentence-transformers",
     "torch",
     "faiss-cpu",
+    "bm25s",
     "umap-learn",
     "hdbscan",
     "scikit-learn",
@@ -183,7 +187,7 @@ def _fsync(path: Path) -> None:
 
 def _publish(builds_dir: Path, staging: Path, build_id: str) -> Path:
     """Make the staged build durable, rename it into place, then swap the CURRENT pointer."""
-    for artifact in staging.iterdir():
+    for artifact in staging.rglob("*"):  # the lexical index is a folder of files
         _fsync(artifact)
     _fsync(staging)
     final = builds_dir / build_id
@@ -266,7 +270,14 @@ def run_build(
         hashes = [h for _, h in papers]
         with clock.stage("embed"):
             texts = [embedding_text(p) for p, _ in papers]
-            vectors, embedded_new = embed_with_cache(store, embedder, texts, hashes, progress)
+            vectors, embedded_new = embed_papers(
+                store,
+                embedder,
+                [(p.title, p.abstract) for p, _ in papers],
+                hashes,
+                load_windowing(settings),
+                progress,
+            )
         with clock.stage("index"):
             extended = incremental.extend_index(increment, vectors) if increment else None
             index, index_info = extended or build_index(
@@ -313,6 +324,10 @@ def run_build(
             previous_build = previous.build_id if previous else None
             clusterer_source = None
         topic_model = carried.model
+        with clock.stage("lexical"):
+            lexical = LexicalIndex.build(
+                [(p.title, p.abstract) for p, _ in papers], lexical_params(settings)
+            )
 
         stamp = datetime.now(UTC)
         build_id = f"{stamp:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
@@ -324,6 +339,7 @@ def run_build(
                 np.save(staging / "assignments.npy", topic_model.assignments)
                 np.save(staging / "map.npy", coords)
                 save_index(index, staging / "index.faiss")
+                lexical.save(staging / LEXICAL_DIR)
                 _write_papers_snapshot(staging / "papers.sqlite", papers, topic_model.assignments)
                 _write_topics(staging / "topics.json", carried, previous_build)
                 (staging / "duplicates.json").write_text(
@@ -385,12 +401,18 @@ def _readable_manifest(build_dir: Path | None) -> BuildManifest | None:
         return None
 
 
-def _build_settings(settings: Settings) -> dict[str, int | str]:
+def _build_settings(settings: Settings) -> dict[str, int | float | str]:
     """Settings a build's result depends on, as configured (``auto`` where left open)."""
     return {
         "label_terms": settings.label_terms,
         "exact_index_max": settings.exact_index_max,
-        "duplicate_threshold": str(settings.duplicate_threshold),
+        "duplicate_threshold": settings.duplicate_threshold,
+        "embed_window_tokens": settings.embed_window_tokens,
+        "embed_window_stride": settings.embed_window_stride,
+        "embed_pooling": "mean of windows" if settings.embed_window_tokens else "none",
+        "bm25_k1": settings.bm25_k1,
+        "bm25_b": settings.bm25_b,
+        "bm25_title_weight": settings.bm25_title_weight,
         "umap_components": settings.umap_components,
         "umap_neighbors": settings.umap_neighbors or "auto",
         "min_cluster_size": settings.min_cluster_size or "auto",
@@ -398,6 +420,12 @@ def _build_settings(settings: Settings) -> dict[str, int | str]:
         "cluster_selection": settings.cluster_selection,
         "seed": settings.seed,
     }
+
+
+def lexical_params(settings: Settings) -> LexicalParams:
+    return LexicalParams(
+        k1=settings.bm25_k1, b=settings.bm25_b, title_weight=settings.bm25_title_weight
+    )
 
 
 def topic_params(settings: Settings, n: int) -> TopicParams:

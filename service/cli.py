@@ -7,6 +7,7 @@ traceback.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import sys
@@ -35,6 +36,8 @@ app = typer.Typer(
 )
 models_app = typer.Typer(help="Prepare and list embedding models.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
+eval_app = typer.Typer(help="Measure quality on benchmark datasets.", no_args_is_help=True)
+app.add_typer(eval_app, name="eval")
 
 log = logging.getLogger("paperscope")
 
@@ -235,13 +238,21 @@ def serve(
 def query(
     text: Annotated[str, typer.Argument(help="Free text: a question, a title or an abstract.")],
     k: KOpt = 10,
+    mode: Annotated[
+        str | None,
+        typer.Option(help="dense, lexical (BM25) or hybrid (env PAPERSCOPE_SEARCH_MODE)."),
+    ] = None,
     as_json: JsonOpt = False,
     data_dir: DataDirOpt = None,
     model: ModelOpt = None,
 ) -> None:
-    """Search the current build by meaning."""
-    engine = _open_engine(_settings(data_dir=data_dir, model=model))
-    hits = engine.search(text, k)
+    """Search the current build by meaning, by terms, or both."""
+    from service.retrieval import fusion_params, parse_mode
+
+    settings = _settings(data_dir=data_dir, model=model)
+    chosen = parse_mode(mode or settings.search_mode)
+    engine = _open_engine(settings, with_model=chosen != "lexical")
+    hits = engine.search(text, k, chosen, fusion_params(settings))
     _print_hits(hits, as_json)
 
 
@@ -349,6 +360,113 @@ def export_map_command(
     typer.echo(f"wrote {target} ({size / 1e6:.1f} MB, {engine.size} papers)")
 
 
+@eval_app.command("retrieval")
+def eval_retrieval(
+    dataset: Annotated[
+        Path, typer.Argument(help="BEIR-layout folder: corpus.jsonl, queries, qrels.")
+    ],
+    split: Annotated[str, typer.Option(help="Qrels split (qrels/SPLIT.tsv).")] = "test",
+    modes: Annotated[str, typer.Option(help="Comma-separated search modes.")] = ",".join(
+        ("dense", "lexical", "hybrid")
+    ),
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Also write the report to this JSON file.")
+    ] = None,
+    cache_dir: Annotated[
+        Path | None,
+        typer.Option(help="Embedding cache folder (default: DATA_DIR/eval-cache)."),
+    ] = None,
+    two_fold: Annotated[
+        bool,
+        typer.Option(
+            "--two-fold",
+            help="Also tune the hybrid dense weight (0.3-0.7) on half the queries and "
+            "report the other half, both ways round.",
+        ),
+    ] = False,
+    data_dir: DataDirOpt = None,
+    model: ModelOpt = None,
+) -> None:
+    """nDCG@10, Recall@100 and MRR@10 of each search mode on a BEIR dataset.
+
+    BM25 and fusion parameters come from the settings (PAPERSCOPE_BM25_*, PAPERSCOPE_FUSION*).
+    """
+    from service.build import lexical_params
+    from service.embed import load_embedder
+    from service.evaluate import evaluate
+    from service.passages import load_windowing
+    from service.retrieval import fusion_params, parse_modes
+
+    settings = _settings(data_dir=data_dir, model=model)
+    chosen = parse_modes(modes)
+    cache = (cache_dir or settings.data_dir / "eval-cache") / "embeddings.sqlite"
+    report = evaluate(
+        dataset,
+        split,
+        chosen,
+        load_embedder(settings),
+        cache,
+        lexical_params(settings),
+        fusion_params(settings),
+        load_windowing(settings),
+        tune_weights=(0.3, 0.4, 0.5, 0.6, 0.7) if two_fold else (),
+    )
+    typer.echo(
+        f"{report.dataset} ({report.split}): {report.queries} queries, {report.documents} "
+        f"documents; {report.model} ({report.backend})"
+    )
+    typer.echo(report.table())
+    typer.echo("seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in report.seconds.items()))
+    if json_out is not None:
+        json_out.write_text(json.dumps(dataclasses.asdict(report), indent=2), encoding="utf-8")
+
+
+@eval_app.command("clustering")
+def eval_clustering(
+    corpus: Annotated[
+        Path, typer.Argument(help="JSONL (or .jsonl.gz) with title, abstract, label.")
+    ],
+    label_field: Annotated[str, typer.Option(help="Field holding each paper's label.")] = "label",
+    limit: Annotated[int | None, typer.Option(help="Use only the first N papers.")] = None,
+    bertopic: Annotated[
+        bool, typer.Option("--bertopic/--no-bertopic", help="Also fit BERTopic (if installed).")
+    ] = True,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Also write the report to this JSON file.")
+    ] = None,
+    cache_dir: Annotated[
+        Path | None,
+        typer.Option(help="Embedding cache folder (default: DATA_DIR/eval-cache)."),
+    ] = None,
+    data_dir: DataDirOpt = None,
+    model: ModelOpt = None,
+) -> None:
+    """NMI, ARI and V-measure of the topics against known labels, ours beside BERTopic's."""
+    from service.cluster_eval import evaluate_clustering
+    from service.embed import load_embedder
+    from service.passages import load_windowing
+
+    settings = _settings(data_dir=data_dir, model=model)
+    cache = (cache_dir or settings.data_dir / "eval-cache") / "embeddings.sqlite"
+    report = evaluate_clustering(
+        corpus,
+        label_field,
+        load_embedder(settings),
+        cache,
+        load_windowing(settings),
+        settings,
+        limit,
+        bertopic,
+    )
+    typer.echo(
+        f"{report.file}: {report.papers} papers, {report.labels} labels ({report.label_field}); "
+        f"{report.model}; embedding {report.embed_seconds:.0f} s"
+    )
+    typer.echo(report.table())
+    if json_out is not None:
+        json_out.write_text(json.dumps(dataclasses.asdict(report), indent=2), encoding="utf-8")
+
+
 @models_app.command("prepare")
 def models_prepare(
     models_dir: Annotated[Path | None, typer.Option(help="Models folder.")] = None,
@@ -380,7 +498,7 @@ def main() -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    for noisy in ("sentence_transformers", "httpx", "numba", "faiss"):
+    for noisy in ("sentence_transformers", "httpx", "numba", "faiss", "bm25s"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         app()

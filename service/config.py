@@ -48,6 +48,15 @@ class Settings(BaseSettings):
         default=None, description="torch device for embedding (cpu, cuda); default: automatic."
     )
     embed_batch_size: int = Field(default=32, ge=1, le=4096)
+    embed_window_tokens: int = Field(
+        default=256,
+        ge=0,
+        le=512,
+        description="Tokens per window that long abstracts are split into (0 = truncate).",
+    )
+    embed_window_stride: int = Field(
+        default=128, ge=1, le=512, description="Tokens between the starts of two windows."
+    )
     umap_components: int = Field(
         default=5, ge=2, le=100, description="Dimensions of the UMAP space HDBSCAN clusters in."
     )
@@ -111,6 +120,23 @@ class Settings(BaseSettings):
     exact_index_max: int = Field(
         default=20_000, ge=0, description="Corpora up to this size get an exact FAISS index."
     )
+    bm25_k1: float = Field(default=1.5, ge=0, le=10, description="BM25 term-frequency saturation.")
+    bm25_b: float = Field(default=0.75, ge=0, le=1, description="BM25 length normalisation.")
+    bm25_title_weight: int = Field(
+        default=3, ge=1, le=10, description="Times a title is counted in the BM25 index."
+    )
+    search_mode: Literal["dense", "lexical", "hybrid"] = Field(
+        default="hybrid", description="How search ranks when a query names no mode."
+    )
+    fusion: Literal["rrf", "weighted"] = Field(
+        default="weighted", description="How hybrid search combines dense and BM25 results."
+    )
+    fusion_dense_weight: float = Field(
+        default=0.5, ge=0, le=1, description="Weight of the dense score in weighted fusion."
+    )
+    fusion_depth: int = Field(
+        default=100, ge=1, le=1000, description="Candidates each side proposes to hybrid search."
+    )
 
     @field_validator("host")
     @classmethod
@@ -127,6 +153,10 @@ class Settings(BaseSettings):
             and self.min_samples > self.min_cluster_size
         ):
             raise ValueError("min_samples must not exceed min_cluster_size")
+        if 0 < self.embed_window_tokens < 32:
+            raise ValueError("embed_window_tokens must be 0 (off) or at least 32")
+        if self.embed_window_tokens and self.embed_window_stride > self.embed_window_tokens:
+            raise ValueError("embed_window_stride must not exceed embed_window_tokens")
         return self
 
     @property

@@ -22,6 +22,16 @@ from service.build import read_manifest
 from service.embed import Embedder
 from service.errors import ArtifactMismatch, BuildDamaged, InvalidInput, NotFound
 from service.index import load_index, search
+from service.lexical import LEXICAL_DIR, LexicalIndex
+from service.retrieval import (
+    DEFAULT_FUSION,
+    FusionParams,
+    Mode,
+    Scored,
+    hybrid,
+    parse_mode,
+    top_rows,
+)
 from service.schemas import (
     MAX_K,
     NOISE_TOPIC,
@@ -139,6 +149,8 @@ class Engine:
             build_dir / "embeddings.npy", mmap_mode="r"
         )
         self._index = load_index(build_dir / "index.faiss", self.manifest.index)
+        lexical_dir = build_dir / LEXICAL_DIR  # builds made before lexical search have none
+        self._lexical = LexicalIndex.load(lexical_dir) if lexical_dir.is_dir() else None
         self._assignments = np.load(build_dir / "assignments.npy")
         self._map = np.load(build_dir / "map.npy")
         raw = json.loads((build_dir / "topics.json").read_text(encoding="utf-8"))
@@ -177,6 +189,8 @@ class Engine:
             len(self._assignments),
             self.manifest.papers,
         }
+        if self._lexical is not None:
+            counts.add(self._lexical.size)
         if len(counts) != 1:
             raise BuildDamaged(f"build {build_dir.name} is inconsistent: row counts {counts}")
 
@@ -443,6 +457,7 @@ class Engine:
                     id=paper.id,
                     title=paper.title,
                     score=round(float(score), 6),
+                    dense_score=round(float(score), 6),
                     date=paper.date,
                     categories=paper.categories,
                     topic_id=topic,
@@ -479,19 +494,78 @@ class Engine:
         scores, rows = self._dense(self._vector(row), self._candidates(k) + 1)
         return self._hits(scores[0], rows[0], skip=row, k=k)
 
-    def search(self, text: str, k: int = 10) -> list[Hit]:
-        """Papers closest in meaning to free text (a question, a title, a pasted abstract)."""
+    def search(
+        self,
+        text: str,
+        k: int = 10,
+        mode: Mode = "hybrid",
+        fusion: FusionParams = DEFAULT_FUSION,
+    ) -> list[Hit]:
+        """Papers matching free text (a question, a title, a pasted abstract): by meaning
+        (``dense``), by shared terms (``lexical``, BM25), or both fused (``hybrid``)."""
         k = self._check_k(k)
         text = text.strip(BLANK)
         if not text:
             raise InvalidInput("query text must not be empty")
         if len(text) > MAX_QUERY_CHARS:
             raise InvalidInput(f"query text is longer than {MAX_QUERY_CHARS} characters")
+        mode = parse_mode(mode)
+        if mode != "dense" and self._lexical is None:
+            if mode == "lexical":
+                raise InvalidInput("this build has no lexical index; rebuild: paperscope build")
+            mode = "dense"  # an older build: hybrid falls back to what it can do
+        if mode == "lexical":
+            scores = self._lexical_scores(text)
+            found = top_rows(scores, k, skip=self._hidden)
+            return self._scored_hits(
+                [Scored(r, float(scores[r]), None, float(scores[r])) for r in found if scores[r]]
+            )
         if self.embedder is None:
             raise InvalidInput("this engine was opened without an embedding model")
         query = self.embedder.encode([text])
-        scores, rows = self._dense(query, self._candidates(k))
-        return self._hits(scores[0], rows[0], skip=-1, k=k)
+        depth = k if mode == "dense" else max(k, fusion.depth)
+        scores, rows = self._dense(query, self._candidates(depth))
+        if mode == "dense":
+            return self._hits(scores[0], rows[0], skip=-1, k=k)
+        dense_rows = [int(r) for r in rows[0] if r >= 0]
+        lexical = self._lexical_scores(text)
+        fused = hybrid(dense_rows, query[0], self._rows_vectors, lexical, fusion, self._hidden)
+        return self._scored_hits(fused[:k])
+
+    def _lexical_scores(self, text: str) -> npt.NDArray[np.float32]:
+        """BM25 of every row; live additions, not in the index until the next build, are
+        scored on the index's statistics."""
+        assert self._lexical is not None
+        scores = self._lexical.scores(text)
+        live = self._live.papers
+        if live:
+            extra = self._lexical.score_documents(text, [(p.title, p.abstract) for p in live])
+            scores = np.concatenate([scores, extra.astype(scores.dtype)])
+        return np.asarray(scores, dtype=np.float32)
+
+    def _rows_vectors(self, rows: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
+        return self.vectors_at(rows.tolist())
+
+    def _scored_hits(self, scored: list[Scored]) -> list[Hit]:
+        fetched = self._fetch([s.row for s in scored])
+        hits = []
+        for item in scored:
+            paper = fetched[item.row]
+            topic = self._topic_of(item.row)
+            hits.append(
+                Hit(
+                    id=paper.id,
+                    title=paper.title,
+                    score=round(item.score, 6),
+                    dense_score=None if item.dense is None else round(item.dense, 6),
+                    lexical_score=None if item.lexical is None else round(item.lexical, 6),
+                    date=paper.date,
+                    categories=paper.categories,
+                    topic_id=topic,
+                    topic_label=self._label(topic),
+                )
+            )
+        return hits
 
     def _members(self, topic: _Topic) -> list[int]:
         """Visible rows of a topic: the build's (centre first), then live additions."""

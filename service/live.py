@@ -17,12 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
-from service.embed import Embedder, embed_with_cache
+from service.embed import Embedder
 from service.engine import Engine
 from service.errors import InvalidInput
+from service.passages import NO_WINDOWS, Windowing, embed_papers
 from service.placement import Placer
 from service.schemas import NOISE_TOPIC, AddedPaper, AddReport, Emerging, Paper, PaperRef
-from service.store import LiveRow, Store, content_hash, embedding_text
+from service.store import LiveRow, Store, content_hash
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +37,14 @@ class LiveAdditions:
     One per server; additions are serialised by a lock (each is a short embed + place + commit).
     """
 
-    def __init__(self, db_path: Path, embedder: Embedder | None) -> None:
+    def __init__(
+        self, db_path: Path, embedder: Embedder | None, windowing: Windowing = NO_WINDOWS
+    ) -> None:
+        """``windowing``: how builds embed long abstracts (:mod:`service.passages`), so that
+        posted papers get vectors made the same way."""
         self.db_path = db_path
         self.embedder = embedder
+        self.windowing = windowing
         self._lock = threading.Lock()
         self._placers: dict[str, Placer] = {}
 
@@ -69,9 +75,14 @@ class LiveAdditions:
             now = datetime.now(UTC).isoformat(timespec="seconds")
             rows: list[LiveRow] = []
             if fresh:
-                texts = [embedding_text(p) for p in fresh]
-                hashes = [content_hash(p.title, p.abstract) for p in fresh]
-                vectors, _ = embed_with_cache(store, embedder, texts, hashes, progress=False)
+                vectors, _ = embed_papers(
+                    store,
+                    embedder,
+                    [(p.title, p.abstract) for p in fresh],
+                    [content_hash(p.title, p.abstract) for p in fresh],
+                    self.windowing,
+                    progress=False,
+                )
                 placed = self._placer(engine).place(vectors)
                 rows = [
                     LiveRow(p, engine.manifest.build_id, int(t), float(c[0]), float(c[1]), v, now)

@@ -29,7 +29,16 @@ import numpy.typing as npt
 
 from service.engine import Engine
 from service.errors import InvalidInput
-from service.schemas import NOISE_TOPIC, Hit, Reason, Recommendation, RecommendRequest, Seed
+from service.schemas import (
+    NOISE_TOPIC,
+    Hit,
+    PaperSeed,
+    Reason,
+    Recommendation,
+    RecommendRequest,
+    Seed,
+    TextSeed,
+)
 from service.topics import STOP_WORDS
 
 POOL_FACTOR = 5
@@ -70,14 +79,14 @@ def recommend(engine: Engine, request: RecommendRequest) -> list[Recommendation]
 
 def _resolve(engine: Engine, seeds: list[Seed], kind: str) -> _Seeds:
     names, rows, texts, vectors = [], [], [], []
-    pasted = [s.text for s in seeds if s.text is not None]
+    pasted = [s.text for s in seeds if isinstance(s, TextSeed)]
     if pasted and engine.embedder is None:
         raise InvalidInput("pasted seed text needs an embedding model")
     encoded: Iterator[npt.NDArray[np.float32]] = iter(
         engine.embedder.encode(pasted) if pasted and engine.embedder else []
     )
     for number, seed in enumerate(seeds, start=1):
-        if seed.id is not None:
+        if isinstance(seed, PaperSeed):
             row = engine.row_of(seed.id)
             paper = engine.papers_at([row])[row]
             names.append(seed.id)
@@ -85,7 +94,6 @@ def _resolve(engine: Engine, seeds: list[Seed], kind: str) -> _Seeds:
             texts.append(f"{paper.title} {paper.abstract}")
             vectors.append(engine.vectors_at([row])[0])
         else:
-            assert seed.text is not None
             names.append(f"{kind} text {number}")
             texts.append(seed.text)
             vectors.append(next(encoded))

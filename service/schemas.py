@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 NOISE_TOPIC = -1
 """Topic id of papers HDBSCAN leaves unclustered."""
@@ -102,31 +102,42 @@ class PaperOut(Paper):
 
 
 class Hit(BaseModel):
-    """One search / like-this result; ``score`` is the cosine similarity to the query."""
+    """One search / like-this result.
+
+    ``score`` orders the results: the cosine similarity to the query (dense search, like-this),
+    the BM25 score (lexical) or the fused score (hybrid); the parts it came from are kept.
+    """
 
     id: str
     title: str
     score: float
+    dense_score: float | None = Field(
+        default=None, description="Cosine similarity of the paper to the query or paper."
+    )
+    lexical_score: float | None = Field(
+        default=None, description="BM25 score of the paper for the query (0: no shared term)."
+    )
     date: str | None = None
     categories: list[str] = Field(default_factory=list)
     topic_id: int
     topic_label: str
 
 
-class Seed(BaseModel):
-    """A paper to recommend from: a served paper's ``id``, or pasted ``text`` (a title and/or
-    abstract that need not be in the corpus). Exactly one of the two."""
+class PaperSeed(BaseModel):
+    """A served paper to recommend from."""
 
-    id: str | None = Field(default=None, min_length=1, max_length=200)
-    text: str | None = Field(
-        default=None, min_length=1, max_length=10_000, pattern="[^ \t\n\r\f\v]"
-    )
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(min_length=1, max_length=200)
 
-    @model_validator(mode="after")
-    def _one_of(self) -> Seed:
-        if (self.id is None) == (self.text is None):
-            raise ValueError("give exactly one of 'id' or 'text'")
-        return self
+
+class TextSeed(BaseModel):
+    """Pasted text to recommend from: a title and/or abstract that need not be in the corpus."""
+
+    model_config = ConfigDict(extra="forbid")
+    text: str = Field(min_length=1, max_length=10_000, pattern="[^ \t\n\r\f\v]")
+
+
+Seed = PaperSeed | TextSeed
 
 
 class RecommendRequest(BaseModel):
@@ -326,7 +337,7 @@ class BuildManifest(BaseModel):
     map_neighbors: int
     stage_seconds: dict[str, float]
     versions: dict[str, str]
-    build_settings: dict[str, int | str] = Field(
+    build_settings: dict[str, int | float | str] = Field(
         default_factory=dict, description="Other settings the build depends on."
     )
     fit: FitInfo = Field(default_factory=FitInfo)

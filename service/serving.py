@@ -19,6 +19,7 @@ from service.embed import Embedder
 from service.engine import Engine
 from service.errors import BuildDamaged, PaperscopeError
 from service.live import LiveAdditions
+from service.passages import NO_WINDOWS, Windowing
 from service.store import Store
 
 log = logging.getLogger(__name__)
@@ -31,12 +32,13 @@ class BuildWatcher:
         embedder: Embedder,
         reload_seconds: float,
         db_path: Path | None = None,
+        windowing: Windowing = NO_WINDOWS,
     ) -> None:
         self.builds_dir = builds_dir
         self.db_path = db_path
         self.embedder = embedder
         self.reload_seconds = reload_seconds
-        self.live = LiveAdditions(db_path, embedder) if db_path is not None else None
+        self.live = LiveAdditions(db_path, embedder, windowing) if db_path is not None else None
         self.engine: Engine | None = None
         self.reason = "starting up"
         self.note: str | None = None

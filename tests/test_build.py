@@ -22,7 +22,10 @@ def test_build_of_bundled_corpus_has_a_full_manifest(built_dir: Path) -> None:
     assert manifest.model.dim == 384
     assert manifest.model.revision.startswith("53aa5117")
     assert manifest.index.type == "Flat" and "exact" in manifest.index.reason
-    assert set(manifest.stage_seconds) == {"embed", "index", "topics", "map", "write"}
+    stages = {"embed", "index", "duplicates", "topics", "map", "lexical", "write"}
+    assert set(manifest.stage_seconds) == stages
+    assert manifest.build_settings["bm25_title_weight"] == 3
+    assert (build / "lexical" / "paperscope.json").is_file()
     assert manifest.versions["faiss-cpu"] != "not installed"
     assert 5 <= manifest.n_topics <= 25
     assert manifest.noise_share < 0.4

@@ -50,6 +50,15 @@ def test_query_and_similar(built_dir: Path) -> None:
     assert hits[0]["id"] not in similar.stdout
 
 
+def test_query_modes(built_dir: Path) -> None:
+    lexical = run("query", "Sinkhorn", "--mode", "lexical", "--json", data_dir=built_dir)
+    assert lexical.returncode == 0, lexical.stderr
+    hits = json.loads(lexical.stdout)
+    assert hits[0]["title"].startswith("Sinkhorn") and hits[0]["dense_score"] is None
+    bad = run("query", "Sinkhorn", "--mode", "fuzzy", data_dir=built_dir)
+    assert_clean_failure(bad, "mode must be one of")
+
+
 def test_ingest_reports_and_is_idempotent(tmp_path: Path) -> None:
     first = run("ingest", FIXTURES / "papers-page.txt", data_dir=tmp_path)
     assert first.returncode == 0, first.stderr

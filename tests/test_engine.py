@@ -1,12 +1,19 @@
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
+from service.build import current_build_dir
+from service.embed import Embedder
 from service.engine import Engine
-from service.errors import InvalidInput, NotFound
+from service.errors import BuildDamaged, InvalidInput, NotFound
+from service.lexical import LEXICAL_DIR
+from service.retrieval import FusionParams, Mode
 from service.schemas import MAX_K, NOISE_TOPIC
+from tests.conftest import make_settings
 
 
 def test_similar_excludes_the_paper_itself(engine: Engine) -> None:
@@ -94,3 +101,79 @@ def test_paper_has_topic_label(engine: Engine) -> None:
     assert paper.title == ref.title
     assert paper.topic_id == 0
     assert paper.abstract
+
+
+def test_each_mode_returns_its_score_parts(engine: Engine) -> None:
+    query = "Sinkhorn distance for knowledge distillation"
+    dense = engine.search(query, k=5, mode="dense")
+    assert all(h.dense_score == h.score and h.lexical_score is None for h in dense)
+    lexical = engine.search(query, k=5, mode="lexical")
+    assert all(h.lexical_score == h.score and h.dense_score is None for h in lexical)
+    assert lexical[0].title == "Sinkhorn Distance Minimization for Knowledge Distillation"
+    hybrid = engine.search(query, k=5, mode="hybrid")
+    assert all(h.dense_score is not None and h.lexical_score is not None for h in hybrid)
+    assert [h.score for h in hybrid] == sorted((h.score for h in hybrid), reverse=True)
+    assert hybrid[0].title == "Sinkhorn Distance Minimization for Knowledge Distillation"
+
+
+def test_rrf_and_weighted_fusion_both_rank(engine: Engine) -> None:
+    query = "one-step diffusion distillation"
+    rrf = engine.search(query, k=10, fusion=FusionParams(method="rrf"))
+    weighted = engine.search(query, k=10, fusion=FusionParams(method="weighted"))
+    assert rrf[0].score <= 2 / 61 and weighted[0].score <= 1.0
+    assert {h.id for h in rrf[:3]} & {h.id for h in weighted[:3]}
+
+
+def test_unknown_mode_is_invalid(engine: Engine) -> None:
+    with pytest.raises(InvalidInput, match="mode must be one of"):
+        engine.search("diffusion", mode="fuzzy")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("mode", ["dense", "lexical", "hybrid"])
+def test_hidden_papers_are_never_returned(built_dir: Path, embedder: Embedder, mode: Mode) -> None:
+    build = current_build_dir(make_settings(built_dir).builds_dir)
+    assert build is not None
+    engine = Engine(build, embedder)  # its own engine: hiding must not leak into other tests
+    query = "diffusion models sampling in few steps"
+    before = engine.search(query, k=10, mode=mode)
+    hidden = {h.id for h in before[:4]}
+    assert engine.hide(hidden) == 4
+    after = engine.search(query, k=10, mode=mode)
+    assert len(after) == 10
+    assert not hidden & {h.id for h in after}
+    if mode != "hybrid":  # hybrid normalises over its candidates, which hiding changes
+        assert [h.id for h in after[:6]] == [h.id for h in before[4:10]]
+    engine.close()
+
+
+def test_lexical_search_needs_no_model(built_dir: Path) -> None:
+    build = current_build_dir(make_settings(built_dir).builds_dir)
+    assert build is not None
+    engine = Engine(build, None)
+    assert engine.search("hallucination", k=3, mode="lexical")
+    with pytest.raises(InvalidInput, match="without an embedding model"):
+        engine.search("hallucination", k=3, mode="hybrid")
+    engine.close()
+
+
+def test_build_without_lexical_index_falls_back_to_dense(
+    built_copy: Path, embedder: Embedder
+) -> None:
+    build = current_build_dir(make_settings(built_copy).builds_dir)
+    assert build is not None
+    shutil.rmtree(build / LEXICAL_DIR)  # as a build made before lexical search
+    engine = Engine(build, embedder)
+    hits = engine.search("knowledge distillation", k=5)
+    assert hits == engine.search("knowledge distillation", k=5, mode="dense")
+    with pytest.raises(InvalidInput, match="no lexical index"):
+        engine.search("knowledge distillation", mode="lexical")
+    engine.close()
+
+
+def test_damaged_lexical_index_is_refused(built_copy: Path, embedder: Embedder) -> None:
+    build = current_build_dir(make_settings(built_copy).builds_dir)
+    assert build is not None
+    vocabulary = build / LEXICAL_DIR / "vocab.index.json"
+    vocabulary.write_text(vocabulary.read_text(encoding="utf-8")[:100], encoding="utf-8")
+    with pytest.raises(BuildDamaged, match="damaged"):
+        Engine(build, embedder)

@@ -175,3 +175,13 @@ def test_bad_additions_are_refused_whole(built_copy: Path, embedder: Embedder) -
     assert not engine.has_paper(DIFFUSION.id)
     with pytest.raises(InvalidInput, match="embedding model"):
         LiveAdditions(make_settings(built_copy).db_path, None).add(engine, [DIFFUSION])
+
+
+def test_added_papers_are_found_by_their_words_too(built_copy: Path, embedder: Embedder) -> None:
+    engine, live = _open(built_copy, embedder)
+    live.add(engine, [GEOLOGY, DIFFUSION])
+    lexical = engine.search("bedload sediment in braided rivers", 3, mode="lexical")
+    assert lexical[0].id == GEOLOGY.id and (lexical[0].lexical_score or 0) > 0
+    hybrid = engine.search("learned step schedule diffusion sampling", 3, mode="hybrid")
+    assert hybrid[0].id == DIFFUSION.id
+    assert hybrid[0].dense_score is not None and hybrid[0].lexical_score is not None

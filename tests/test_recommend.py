@@ -8,7 +8,7 @@ from pydantic import ValidationError
 from service.engine import Engine
 from service.errors import NotFound
 from service.recommend import recommend
-from service.schemas import RecommendRequest, Seed
+from service.schemas import PaperSeed, RecommendRequest, TextSeed
 
 
 def _seed_topic(engine: Engine) -> tuple[str, int]:
@@ -18,7 +18,7 @@ def _seed_topic(engine: Engine) -> tuple[str, int]:
 
 def test_results_follow_the_seed_and_say_why(engine: Engine) -> None:
     seed, topic = _seed_topic(engine)
-    results = recommend(engine, RecommendRequest(positive=[Seed(id=seed)], limit=10))
+    results = recommend(engine, RecommendRequest(positive=[PaperSeed(id=seed)], limit=10))
     assert len(results) == 10 and seed not in [r.id for r in results]
     similar = [h.id for h in engine.similar(seed, 10)]
     assert [r.id for r in results] == similar  # one seed, average = papers like this
@@ -37,24 +37,26 @@ def test_pasted_text_seeds_work_like_ids(engine: Engine) -> None:
     seed, _ = _seed_topic(engine)
     paper = engine.paper(seed)
     by_text = recommend(
-        engine, RecommendRequest(positive=[Seed(text=f"{paper.title}. {paper.abstract}")], limit=6)
+        engine,
+        RecommendRequest(positive=[TextSeed(text=f"{paper.title}. {paper.abstract}")], limit=6),
     )
-    by_id = recommend(engine, RecommendRequest(positive=[Seed(id=seed)], limit=5))
+    by_id = recommend(engine, RecommendRequest(positive=[PaperSeed(id=seed)], limit=5))
     assert by_text[0].id == seed  # a pasted text is not in the corpus, so its twin comes first
-    assert [r.id for r in by_text[1:]] == [r.id for r in by_id]
+    # the paper's own vector averages its 256-token windows; a pasted text is embedded whole
+    assert len({r.id for r in by_text[1:]} & {r.id for r in by_id}) >= 4
     assert by_text[0].reason.closest_seed == "positive text 1"
 
 
 def test_negative_seeds_push_their_neighbours_down(engine: Engine) -> None:
     seed, _ = _seed_topic(engine)
-    plain = recommend(engine, RecommendRequest(positive=[Seed(id=seed)], limit=5))
+    plain = recommend(engine, RecommendRequest(positive=[PaperSeed(id=seed)], limit=5))
     avoided = plain[0].id
     for strategy in ("average", "best_score"):
         pushed = recommend(
             engine,
             RecommendRequest(
-                positive=[Seed(id=seed)],
-                negative=[Seed(id=avoided)],
+                positive=[PaperSeed(id=seed)],
+                negative=[PaperSeed(id=avoided)],
                 strategy=strategy,
                 limit=20,
             ),
@@ -68,7 +70,7 @@ def test_filters_apply_before_ranking(engine: Engine) -> None:
     seed, topic = _seed_topic(engine)
     other = next(t for t in engine.topics() if t.id not in (topic, -1))
     results = recommend(
-        engine, RecommendRequest(positive=[Seed(id=seed)], topics=[other.id], limit=100)
+        engine, RecommendRequest(positive=[PaperSeed(id=seed)], topics=[other.id], limit=100)
     )
     assert {r.topic_id for r in results} == {other.id}
     assert len(results) == other.size  # every paper of the topic, however far from the seed
@@ -76,8 +78,10 @@ def test_filters_apply_before_ranking(engine: Engine) -> None:
 
 def test_diversity_spreads_the_page(engine: Engine) -> None:
     seed, _ = _seed_topic(engine)
-    focused = recommend(engine, RecommendRequest(positive=[Seed(id=seed)], limit=8))
-    varied = recommend(engine, RecommendRequest(positive=[Seed(id=seed)], limit=8, diversity=0.7))
+    focused = recommend(engine, RecommendRequest(positive=[PaperSeed(id=seed)], limit=8))
+    varied = recommend(
+        engine, RecommendRequest(positive=[PaperSeed(id=seed)], limit=8, diversity=0.7)
+    )
     assert focused[0].id == varied[0].id  # the best match still leads
 
     def spread(ids: list[str]) -> float:
@@ -90,10 +94,10 @@ def test_diversity_spreads_the_page(engine: Engine) -> None:
 
 def test_bad_seeds_are_refused(engine: Engine) -> None:
     with pytest.raises(NotFound):
-        recommend(engine, RecommendRequest(positive=[Seed(id="no-such-paper")]))
+        recommend(engine, RecommendRequest(positive=[PaperSeed(id="no-such-paper")]))
     with pytest.raises(ValidationError):
-        Seed(id="a", text="b")
+        PaperSeed(id="a", text="b")  # type: ignore[call-arg]
     with pytest.raises(ValidationError):
-        Seed()
+        TextSeed()  # type: ignore[call-arg]
     with pytest.raises(ValidationError):
         RecommendRequest(positive=[])

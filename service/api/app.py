@@ -19,6 +19,7 @@ from service.api.limits import BodySizeLimit
 from service.api.routes import router
 from service.config import Settings
 from service.embed import Embedder, load_embedder
+from service.passages import load_windowing
 from service.serving import BuildWatcher
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,11 @@ def create_app(settings: Settings, embedder: Embedder | None = None) -> FastAPI:
         model = embedder or load_embedder(settings)
         model.encode(["warm up"])  # first call pays tokenizer / graph set-up, not the first user
         watcher = BuildWatcher(
-            settings.builds_dir, model, settings.reload_seconds, settings.db_path
+            settings.builds_dir,
+            model,
+            settings.reload_seconds,
+            settings.db_path,
+            load_windowing(settings),
         )
         watcher.start()
         app.state.watcher = watcher

@@ -16,6 +16,7 @@ from service.explore import coarse_topics, duplicate_report, duplicates_of, find
 from service.ingest.common import stable_id
 from service.live import emerging
 from service.recommend import recommend
+from service.retrieval import Mode, fusion_params
 from service.schemas import (
     MAX_K,
     AddReport,
@@ -105,10 +106,20 @@ def search(
             description="Free text (not only blanks).",
         ),
     ],
+    request: Request,
     k: K = 10,
+    mode: Annotated[
+        Mode | None,
+        Query(
+            description="dense (by meaning), lexical (BM25 over title and abstract) or hybrid "
+            "(both fused); default: the server's PAPERSCOPE_SEARCH_MODE."
+        ),
+    ] = None,
 ) -> SearchResults:
-    """Papers closest in meaning to free text: a question, a title, or a pasted abstract."""
-    return SearchResults(query=q, results=engine.search(q, k))
+    """Papers matching free text (a question, a title, or a pasted abstract)."""
+    settings = request.app.state.settings
+    hits = engine.search(q, k, mode or settings.search_mode, fusion_params(settings))
+    return SearchResults(query=q, results=hits)
 
 
 @router.get("/papers/{paper_id:path}/similar", response_model=SimilarResults, tags=["search"])

@@ -59,6 +59,25 @@ def test_search(client: TestClient) -> None:
     assert any("hallucination" in r["title"].lower() for r in results[:3])
 
 
+@pytest.mark.parametrize("mode", ["dense", "lexical", "hybrid"])
+def test_search_modes(client: TestClient, mode: str) -> None:
+    body = client.get("/api/v1/search", params={"q": "Sinkhorn distillation", "mode": mode})
+    assert body.status_code == 200, body.text
+    results = body.json()["results"]
+    titles = [r["title"] for r in results]
+    # Dense search alone ranks other distillation papers first; the exact term decides the rest.
+    sinkhorn = "Sinkhorn Distance Minimization for Knowledge Distillation"
+    assert titles[0] == sinkhorn if mode != "dense" else sinkhorn in titles
+    assert (results[0]["dense_score"] is not None) == (mode != "lexical")
+    assert (results[0]["lexical_score"] is not None) == (mode != "dense")
+
+
+def test_search_default_mode_is_the_configured_one(client: TestClient) -> None:
+    default = client.get("/api/v1/search", params={"q": "preference alignment"}).json()
+    hybrid = client.get("/api/v1/search", params={"q": "preference alignment", "mode": "hybrid"})
+    assert default == hybrid.json()
+
+
 def test_topics_and_topic(client: TestClient) -> None:
     topics = client.get("/api/v1/topics").json()
     assert sum(t["size"] for t in topics) == 115
@@ -104,6 +123,7 @@ def test_build_manifest(client: TestClient) -> None:
         ("/api/v1/search", {"q": "x", "k": 10_000}, 422, "invalid_input"),
         ("/api/v1/search", {"q": "x", "k": "many"}, 422, "invalid_input"),
         ("/api/v1/search", {"q": "x" * 10_001}, 422, "invalid_input"),
+        ("/api/v1/search", {"q": "x", "mode": "fuzzy"}, 422, "invalid_input"),
         ("/api/v1/no-such-route", {}, 404, "not_found"),
     ],
 )

@@ -1,0 +1,207 @@
+"""Topic quality against known labels: our topics and BERTopic's, fitted on the same vectors.
+
+``paperscope eval clustering FILE --label-field primary_category`` reads a JSONL (or .jsonl.gz)
+of papers with a label, embeds them as a build does (cached), fits topics with the build's own
+code and parameters, and scores them against the labels with scikit-learn's NMI, ARI and
+V-measure, three ways:
+
+- ``all``: every paper, the unclustered ones counted as one more label;
+- ``clustered``: only the papers HDBSCAN put in a topic (with the share that is);
+- ``reassigned``: every paper, each unclustered one moved to the topic with the nearest centroid
+  (what a reader browsing by topic sees when noise is reassigned).
+
+With ``bertopic`` installed (the ``dev`` extra), BERTopic with its defaults is fitted on the
+same vectors in the same run, and both fit times are reported.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score, v_measure_score
+
+from service.build import topic_params
+from service.config import Settings
+from service.embed import Embedder
+from service.errors import InvalidInput
+from service.passages import Windowing, embed_papers
+from service.schemas import NOISE_TOPIC
+from service.store import Store, content_hash
+from service.topics import clean_for_labels, fit_topics
+
+
+@dataclass
+class Scores:
+    nmi: float
+    ari: float
+    v_measure: float
+
+
+@dataclass
+class MethodReport:
+    method: str
+    topics: int
+    noise_share: float
+    fit_seconds: float
+    all: Scores
+    clustered: Scores
+    reassigned: Scores
+
+
+@dataclass
+class ClusterReport:
+    file: str
+    label_field: str
+    papers: int
+    labels: int
+    model: str
+    methods: list[MethodReport] = field(default_factory=list)
+    embed_seconds: float = 0.0
+
+    def table(self) -> str:
+        lines = [
+            "| method | topics | noise | fit s | NMI all | ARI all | V all | NMI clustered "
+            "| NMI reassigned | ARI reassigned |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for m in self.methods:
+            lines.append(
+                f"| {m.method} | {m.topics} | {m.noise_share:.1%} | {m.fit_seconds:.0f} "
+                f"| {m.all.nmi:.3f} | {m.all.ari:.3f} | {m.all.v_measure:.3f} "
+                f"| {m.clustered.nmi:.3f} | {m.reassigned.nmi:.3f} | {m.reassigned.ari:.3f} |"
+            )
+        return "\n".join(lines)
+
+
+def read_labelled(
+    path: Path, label_field: str, limit: int | None
+) -> tuple[list[tuple[str, str]], list[str]]:
+    """(title, abstract) pairs and their labels; records without all three are skipped."""
+    if not path.is_file():
+        raise InvalidInput(f"file not found: {path}")
+    opener: Any = gzip.open if path.suffix == ".gz" else open
+    papers: list[tuple[str, str]] = []
+    labels: list[str] = []
+    with opener(path, "rt", encoding="utf-8") as lines:
+        for line in lines:
+            if limit is not None and len(papers) >= limit:
+                break
+            if not line.strip():
+                continue
+            record = json.loads(line)
+            title, abstract = record.get("title"), record.get("abstract")
+            label = record.get(label_field)
+            if title and abstract and label not in (None, ""):
+                papers.append((str(title), str(abstract)))
+                labels.append(str(label))
+    if not papers:
+        raise InvalidInput(f"no record in {path} has title, abstract and {label_field!r}")
+    return papers, labels
+
+
+def _scores(labels: list[str], topics: npt.NDArray[np.int64]) -> Scores:
+    return Scores(
+        round(float(normalized_mutual_info_score(labels, topics)), 4),
+        round(float(adjusted_rand_score(labels, topics)), 4),
+        round(float(v_measure_score(labels, topics)), 4),
+    )
+
+
+def reassign_noise(
+    vectors: npt.NDArray[np.float32], topics: npt.NDArray[np.int64]
+) -> npt.NDArray[np.int64]:
+    """Each unclustered paper moved to the topic whose centroid is nearest (cosine)."""
+    ids = sorted(set(topics.tolist()) - {NOISE_TOPIC})
+    noise = topics == NOISE_TOPIC
+    if not ids or not noise.any():
+        return topics
+    centroids = np.stack([vectors[topics == t].mean(axis=0) for t in ids])
+    centroids /= np.linalg.norm(centroids, axis=1, keepdims=True)
+    out = topics.copy()
+    out[noise] = np.asarray(ids)[np.argmax(vectors[noise] @ centroids.T, axis=1)]
+    return out
+
+
+def score_method(
+    method: str,
+    labels: list[str],
+    vectors: npt.NDArray[np.float32],
+    topics: npt.NDArray[np.int64],
+    seconds: float,
+) -> MethodReport:
+    clustered = topics != NOISE_TOPIC
+    kept = [label for label, keep in zip(labels, clustered, strict=True) if keep]
+    return MethodReport(
+        method=method,
+        topics=len(set(topics.tolist()) - {NOISE_TOPIC}),
+        noise_share=round(float(1 - clustered.mean()), 4),
+        fit_seconds=round(seconds, 1),
+        all=_scores(labels, topics),
+        clustered=_scores(kept, topics[clustered]) if kept else Scores(0, 0, 0),
+        reassigned=_scores(labels, reassign_noise(vectors, topics)),
+    )
+
+
+def evaluate_clustering(
+    path: Path,
+    label_field: str,
+    embedder: Embedder,
+    cache: Path,
+    windowing: Windowing,
+    settings: Settings,
+    limit: int | None = None,
+    with_bertopic: bool = True,
+) -> ClusterReport:
+    papers, labels = read_labelled(path, label_field, limit)
+    start = time.perf_counter()
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    with Store(cache) as store:
+        hashes = [content_hash(title, abstract) for title, abstract in papers]
+        vectors, _ = embed_papers(store, embedder, papers, hashes, windowing, progress=True)
+    report = ClusterReport(
+        file=str(path),
+        label_field=label_field,
+        papers=len(papers),
+        labels=len(set(labels)),
+        model=f"{embedder.name} ({embedder.backend})",
+        embed_seconds=round(time.perf_counter() - start, 1),
+    )
+    texts = [clean_for_labels(f"{title}. {abstract}") for title, abstract in papers]
+    start = time.perf_counter()
+    params = topic_params(settings, len(papers))
+    model = fit_topics(vectors, texts, params, settings.label_terms)
+    ours = score_method(
+        f"paperscope ({params.cluster_selection}, min_cluster_size {params.min_cluster_size})",
+        labels,
+        vectors,
+        model.assignments.astype(np.int64),
+        time.perf_counter() - start,
+    )
+    report.methods.append(ours)
+    if with_bertopic:
+        fitted = _bertopic(texts, vectors)
+        if fitted is not None:
+            topics, seconds = fitted
+            bertopic = score_method("BERTopic defaults", labels, vectors, topics, seconds)
+            report.methods.append(bertopic)
+    return report
+
+
+def _bertopic(
+    texts: list[str], vectors: npt.NDArray[np.float32]
+) -> tuple[npt.NDArray[np.int64], float] | None:
+    """BERTopic with its defaults on our vectors, or None when it is not installed."""
+    try:
+        from bertopic import BERTopic
+    except ImportError:
+        return None
+    start = time.perf_counter()
+    topics, _ = BERTopic(embedding_model=None).fit_transform(texts, embeddings=vectors)
+    return np.asarray(topics, dtype=np.int64), time.perf_counter() - start

@@ -1,0 +1,113 @@
+"""Long abstracts as overlapping token windows, embedded one by one and mean-pooled.
+
+The model reads at most 256 tokens; the rest of a longer title + abstract would be cut off
+unseen (72% of SciFact's papers are longer). Instead each paper is split into windows of at
+most ``tokens`` tokens, ``stride`` tokens apart, each starting with the title so it is read in
+context; the paper's vector is the normalised mean of its windows' vectors, one vector per paper
+as before, so the index, topics and map are unchanged. A paper that fits in one window is one
+window. Window vectors are cached by the sha256 of their text, like papers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from service.config import Settings
+from service.embed import Embedder, Vectors, embed_with_cache
+from service.errors import InvalidInput
+from service.models import resolve_model
+from service.store import Store
+
+SPECIAL_TOKENS = 2
+"""[CLS] and [SEP], added to every window by the model's tokenizer."""
+MIN_BODY_TOKENS = 16
+"""Abstract tokens per window at least, however long the title."""
+
+
+@dataclass(frozen=True)
+class Windowing:
+    """How papers are split: ``tokens`` per window (0 = no split: the text is truncated)."""
+
+    tokens: int
+    stride: int
+    tokenizer: Any = None
+
+
+NO_WINDOWS = Windowing(0, 0)
+"""Embed each paper as one text, cut at the model's window."""
+
+
+def load_windowing(settings: Settings) -> Windowing:
+    """The configured windows, with the model's own tokenizer (``tokenizer.json``)."""
+    if not settings.embed_window_tokens:
+        return Windowing(0, 0)
+    from tokenizers import Tokenizer
+
+    resolved = resolve_model(settings.model, settings.models_dir)
+    path = Path(resolved.location) / "tokenizer.json"
+    if not path.is_file():
+        raise InvalidInput(
+            f"splitting abstracts into windows needs {path}; "
+            "set PAPERSCOPE_EMBED_WINDOW_TOKENS=0 to embed truncated abstracts instead"
+        )
+    tokenizer = Tokenizer.from_file(str(path))
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+    return Windowing(settings.embed_window_tokens, settings.embed_window_stride, tokenizer)
+
+
+def split(title: str, abstract: str, windowing: Windowing) -> list[str]:
+    """``title. <part of the abstract>`` for each window, in order."""
+    head = f"{title}. "
+    if not windowing.tokens:
+        return [head + abstract]
+    head_tokens = len(windowing.tokenizer.encode(head, add_special_tokens=False).ids)
+    budget = max(MIN_BODY_TOKENS, windowing.tokens - head_tokens - SPECIAL_TOKENS)
+    step = min(windowing.stride, budget)
+    offsets = windowing.tokenizer.encode(abstract, add_special_tokens=False).offsets
+    if not offsets:
+        return [head + abstract]
+    windows = []
+    for start in range(0, len(offsets), step):
+        end = min(start + budget, len(offsets))
+        windows.append(head + abstract[offsets[start][0] : offsets[end - 1][1]])
+        if end == len(offsets):
+            break
+    return windows
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def embed_papers(
+    store: Store,
+    embedder: Embedder,
+    papers: Sequence[tuple[str, str]],
+    hashes: Sequence[str],
+    windowing: Windowing,
+    progress: bool = True,
+) -> tuple[Vectors, int]:
+    """One vector per (title, abstract); returns the matrix and how many texts were embedded.
+
+    Without windows, the whole ``title. abstract`` is embedded (cached under ``hashes``).
+    """
+    if not windowing.tokens:
+        texts = [f"{title}. {abstract}" for title, abstract in papers]
+        return embed_with_cache(store, embedder, texts, hashes, progress)
+    windows = [split(title, abstract, windowing) for title, abstract in papers]
+    flat = [w for paper in windows for w in paper]
+    owner = np.repeat(np.arange(len(papers)), [len(paper) for paper in windows])
+    vectors, embedded = embed_with_cache(
+        store, embedder, flat, [text_hash(w) for w in flat], progress
+    )
+    pooled = np.zeros((len(papers), embedder.dim), dtype=np.float32)
+    np.add.at(pooled, owner, vectors)
+    pooled /= np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
+    return pooled, embedded
