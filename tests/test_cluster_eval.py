@@ -1,0 +1,67 @@
+"""Topic quality against labels: metrics, noise handling, and the side-by-side with BERTopic."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from service.cluster_eval import evaluate_clustering, read_labelled, reassign_noise, score_method
+from service.config import Settings
+from service.embed import Embedder
+from service.errors import InvalidInput
+from service.passages import load_windowing
+from tests.conftest import FIXTURES
+
+LABELLED = FIXTURES / "labelled-arxiv.jsonl"
+"""60 real arXiv papers, 20 each from cs.CV, cs.CL and cs.RO."""
+
+
+def test_perfect_and_noisy_topics_score_as_expected() -> None:
+    labels = ["a", "a", "b", "b", "c", "c"]
+    vectors = np.eye(6, 3, dtype=np.float32)[[0, 0, 1, 1, 2, 2]]
+    perfect = score_method("x", labels, vectors, np.array([0, 0, 1, 1, 2, 2]), 1.0)
+    assert perfect.all.nmi == perfect.all.ari == perfect.all.v_measure == 1.0
+    assert (perfect.topics, perfect.noise_share) == (3, 0.0)
+    noisy = score_method("x", labels, vectors, np.array([0, -1, 1, 1, -1, 2]), 1.0)
+    assert noisy.noise_share == pytest.approx(1 / 3, abs=1e-3)
+    assert noisy.clustered.nmi == 1.0  # the clustered papers are all right
+    assert noisy.all.nmi < 1.0
+    assert noisy.reassigned.nmi == 1.0  # each noise paper goes to the topic of its twin
+
+
+def test_reassigning_noise_uses_the_nearest_centroid() -> None:
+    vectors = np.array([[1, 0], [0.9, 0.1], [0, 1], [0.1, 0.9]], dtype=np.float32)
+    topics = np.array([0, -1, 1, -1])
+    assert reassign_noise(vectors, topics).tolist() == [0, 0, 1, 1]
+    assert reassign_noise(vectors, np.array([-1, -1, -1, -1])).tolist() == [-1, -1, -1, -1]
+
+
+def test_labelled_files_are_read_and_checked(tmp_path: Path) -> None:
+    papers, labels = read_labelled(LABELLED, "primary_category", limit=10)
+    assert len(papers) == len(labels) == 10
+    with pytest.raises(InvalidInput, match="no record"):
+        read_labelled(LABELLED, "no_such_field", None)
+    with pytest.raises(InvalidInput, match="not found"):
+        read_labelled(tmp_path / "missing.jsonl", "label", None)
+
+
+def test_topics_recover_the_categories_beside_bertopic(tmp_path: Path, embedder: Embedder) -> None:
+    settings = Settings(data_dir=tmp_path)
+    report = evaluate_clustering(
+        LABELLED,
+        "primary_category",
+        embedder,
+        tmp_path / "cache.sqlite",
+        load_windowing(settings),
+        settings,
+    )
+    assert (report.papers, report.labels) == (60, 3)
+    ours = report.methods[0]
+    assert ours.method.startswith("paperscope") and ours.topics >= 2
+    assert ours.reassigned.nmi > 0.3  # chance level is near 0
+    assert [m.method for m in report.methods][1:] in ([], ["BERTopic defaults"])
+    assert "| paperscope" in report.table()
+    json.dumps([m.__dict__ for m in report.methods], default=lambda o: o.__dict__)
