@@ -48,6 +48,12 @@ ModelOpt = Annotated[
     str | None, typer.Option("--model", help="Embedding model (env PAPERSCOPE_MODEL).")
 ]
 KOpt = Annotated[int, typer.Option("-k", "--k", help="Number of results.")]
+JsonOutOpt = Annotated[
+    Path | None, typer.Option("--json", help="Also write the report to this JSON file.")
+]
+CacheDirOpt = Annotated[
+    Path | None, typer.Option(help="Embedding cache folder (default: DATA_DIR/eval-cache).")
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
@@ -369,13 +375,8 @@ def eval_retrieval(
     modes: Annotated[str, typer.Option(help="Comma-separated search modes.")] = ",".join(
         ("dense", "lexical", "hybrid")
     ),
-    json_out: Annotated[
-        Path | None, typer.Option("--json", help="Also write the report to this JSON file.")
-    ] = None,
-    cache_dir: Annotated[
-        Path | None,
-        typer.Option(help="Embedding cache folder (default: DATA_DIR/eval-cache)."),
-    ] = None,
+    json_out: JsonOutOpt = None,
+    cache_dir: CacheDirOpt = None,
     two_fold: Annotated[
         bool,
         typer.Option(
@@ -431,13 +432,8 @@ def eval_clustering(
     bertopic: Annotated[
         bool, typer.Option("--bertopic/--no-bertopic", help="Also fit BERTopic (if installed).")
     ] = True,
-    json_out: Annotated[
-        Path | None, typer.Option("--json", help="Also write the report to this JSON file.")
-    ] = None,
-    cache_dir: Annotated[
-        Path | None,
-        typer.Option(help="Embedding cache folder (default: DATA_DIR/eval-cache)."),
-    ] = None,
+    json_out: JsonOutOpt = None,
+    cache_dir: CacheDirOpt = None,
     data_dir: DataDirOpt = None,
     model: ModelOpt = None,
 ) -> None:

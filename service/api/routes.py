@@ -55,6 +55,15 @@ def get_engine(request: Request) -> Engine:
 EngineDep = Annotated[Engine, Depends(get_engine)]
 API_KEY_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False)
 K = Annotated[int, Query(ge=1, le=MAX_K, description="Number of results.")]
+QueryText = Annotated[
+    str,
+    Query(
+        min_length=1,
+        max_length=MAX_QUERY_CHARS,
+        pattern=NOT_BLANK_PATTERN,
+        description="Free text (not only blanks).",
+    ),
+]
 PaperId = Annotated[str, Path(min_length=1, max_length=200, description="Paper id.")]
 
 
@@ -97,15 +106,7 @@ def build_manifest(engine: EngineDep) -> BuildManifest:
 @router.get("/search", response_model=SearchResults, tags=["search"])
 def search(
     engine: EngineDep,
-    q: Annotated[
-        str,
-        Query(
-            min_length=1,
-            max_length=MAX_QUERY_CHARS,
-            pattern=NOT_BLANK_PATTERN,
-            description="Free text (not only blanks).",
-        ),
-    ],
+    q: QueryText,
     request: Request,
     k: K = 10,
     mode: Annotated[
@@ -235,15 +236,7 @@ def topics(
 @router.get("/topics/search", response_model=list[TopicMatch], tags=["topics"])
 def search_topics(
     engine: EngineDep,
-    q: Annotated[
-        str,
-        Query(
-            min_length=1,
-            max_length=MAX_QUERY_CHARS,
-            pattern=NOT_BLANK_PATTERN,
-            description="Free text (not only blanks).",
-        ),
-    ],
+    q: QueryText,
     k: K = 10,
 ) -> list[TopicMatch]:
     """Topics closest in meaning to free text (query against each topic's centroid)."""
