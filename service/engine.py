@@ -333,6 +333,10 @@ class Engine:
     def refs(self, rows: list[int]) -> list[PaperRef]:
         return self._refs(rows)
 
+    def term_idf(self, words: list[str]) -> dict[str, float] | None:
+        """Corpus-wide IDF of these words from the BM25 index (None for builds without one)."""
+        return self._lexical.idf(words) if self._lexical is not None else None
+
     def visible(self, rows: list[int]) -> list[int]:
         """These rows without hidden (deleted or replaced) ones."""
         return self._visible(rows)

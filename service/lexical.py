@@ -131,6 +131,19 @@ class LexicalIndex:
                     out[i] += idf * tf / (tf + k1 * length_norm)  # Lucene drops (k1 + 1)
         return out
 
+    def idf(self, words: Sequence[str]) -> dict[str, float]:
+        """Each word's inverse document frequency over the indexed papers (stemmed as indexed;
+        a word no paper has gets the highest)."""
+        indptr = np.asarray(self._bm25.scores["indptr"])
+        vocab = self._bm25.vocab_dict
+        n = self.size
+        out = {}
+        for word, stem in zip(words, self._stemmer.stemWords(list(words)), strict=True):
+            at = vocab.get(stem)
+            df = 0 if at is None else int(indptr[at + 1] - indptr[at])
+            out[word] = float(np.log(1 + (n - df + 0.5) / (df + 0.5)))
+        return out
+
     def search(self, query: str, k: int) -> list[tuple[int, float]]:
         """Up to ``k`` (row, score) pairs, best first; documents sharing no term are left out."""
         scores = self.scores(query)

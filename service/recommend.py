@@ -13,7 +13,7 @@ Filters (date range, categories, topics) choose the candidate rows *before* rank
 scan of the matching rows), so a filter never empties a page that a wider search truncated.
 Seeds never come back. ``diversity`` re-ranks a larger pool by maximal marginal relevance.
 Each result says why: its closest seed, a seed topic it shares, and the key terms it shares with
-the seeds, weighted by how distinctive they are among the candidates (local IDF).
+the seeds, weighted by how rare they are in the corpus (IDF from the build's BM25 index).
 """
 
 from __future__ import annotations
@@ -182,14 +182,17 @@ def _with_reasons(engine: Engine, hits: list[Hit], positive: _Seeds) -> list[Rec
     frequency = Counter[str](seed_terms)
     for counts in result_terms.values():
         frequency.update(set(counts))
+    shared_anywhere = sorted(
+        {t for counts in result_terms.values() for t in counts} & set(seed_terms)
+    )
+    idf = engine.term_idf(shared_anywhere) or {
+        t: math.log((documents + 1) / frequency[t]) for t in shared_anywhere
+    }
     similarity = engine.vectors_at(rows) @ positive.vectors.T
     out = []
     for i, (hit, row) in enumerate(zip(hits, rows, strict=True)):
         shared = [t for t in result_terms[row] if t in seed_terms]
-        weight = {
-            t: result_terms[row][t] * seed_terms[t] * math.log((documents + 1) / frequency[t])
-            for t in shared
-        }
+        weight = {t: result_terms[row][t] * seed_terms[t] * idf[t] for t in shared}
         closest = int(np.argmax(similarity[i]))
         shares_topic = hit.topic_id in positive.topics
         out.append(

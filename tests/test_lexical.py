@@ -73,3 +73,10 @@ def test_documents_outside_the_index_score_on_its_scale() -> None:
         outside = without_last.score_documents(query, papers[-5:])
         assert outside == pytest.approx(inside, rel=0.15, abs=0.05)
     assert not without_last.score_documents("", papers[-5:]).any()
+
+
+def test_idf_ranks_rare_words_above_common_ones() -> None:
+    rows = [json.loads(line) for line in DEFAULT_CORPUS.read_text("utf-8").splitlines()]
+    index = LexicalIndex.build([(r["title"], r["abstract"]) for r in rows])
+    idf = index.idf(["diffusion", "models", "sinkhorn", "zzzunseen"])
+    assert idf["models"] < idf["diffusion"] < idf["sinkhorn"] <= idf["zzzunseen"]
