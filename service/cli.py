@@ -10,13 +10,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import sys
 import threading
 import time
 import webbrowser
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -218,6 +219,9 @@ def serve(
     open_browser: Annotated[
         bool, typer.Option("--open", help="Open the map in a web browser when ready.")
     ] = False,
+    workers: Annotated[
+        int | None, typer.Option(help="Server processes sharing the port (env PAPERSCOPE_WORKERS).")
+    ] = None,
     data_dir: DataDirOpt = None,
     model: ModelOpt = None,
 ) -> None:
@@ -226,7 +230,7 @@ def serve(
 
     from service.api.app import create_app
 
-    settings = _settings(data_dir=data_dir, model=model, host=host, port=port)
+    settings = _settings(data_dir=data_dir, model=model, host=host, port=port, workers=workers)
     url = f"http://{settings.host}:{settings.port}/"
     if open_browser:
 
@@ -237,7 +241,25 @@ def serve(
 
         threading.Thread(target=_open, daemon=True).start()
     typer.echo(f"serving {settings.data_dir} at {url} (API docs at {url}docs)")
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    common: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": "info",
+        "access_log": settings.access_log,
+    }
+    if settings.workers == 1:
+        uvicorn.run(create_app(settings), **common)
+        return
+    # Worker processes build their own app from the environment: hand them these options.
+    os.environ.update(
+        PAPERSCOPE_DATA_DIR=str(settings.data_dir.resolve()), PAPERSCOPE_MODEL=settings.model
+    )
+    uvicorn.run(
+        "service.api.app:create_app_from_environment",
+        factory=True,
+        workers=settings.workers,
+        **common,
+    )
 
 
 @app.command()

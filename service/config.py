@@ -112,6 +112,16 @@ class Settings(BaseSettings):
         ge=1024,
         description="Largest request body accepted; larger ones get 413 before being read.",
     )
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Server processes sharing the port; each memory-maps the same build, and "
+        "papers added or deleted through one are picked up by the others within reload_seconds.",
+    )
+    access_log: bool = Field(
+        default=False, description="Log every request (costs about a fifth of the throughput)."
+    )
     reload_seconds: float = Field(
         default=2.0,
         ge=0,

@@ -108,7 +108,8 @@ class LiveAdditions:
         return AddReport(build_id=engine.manifest.build_id, papers=results)
 
     def restore(self, engine: Engine) -> int:
-        """Serve the live additions kept in the store on a freshly loaded engine.
+        """Serve the live additions kept in the store that the engine does not serve yet: all of
+        them on a freshly loaded engine, those made by other server processes later on.
 
         Additions placed against this build are served as placed; those placed against another
         build and not part of this one (added after its snapshot, or while serving a fallback)
@@ -119,7 +120,7 @@ class LiveAdditions:
         build_id = engine.manifest.build_id
         built = set(engine.paper_ids)
         with self._lock, Store(self.db_path) as store:
-            rows = store.live_rows()
+            rows = [r for r in store.live_rows() if not _already_served(engine, r)]
             mine = [r for r in rows if r.build_id == build_id]
             stray = [r for r in rows if r.build_id != build_id and r.paper.id not in built]
             if stray:
@@ -138,6 +139,13 @@ class LiveAdditions:
                 len(stray),
             )
         return len(mine) + len(stray)
+
+
+def _already_served(engine: Engine, row: LiveRow) -> bool:
+    """Whether the engine serves this very addition (another server process may have added
+    it, or re-posted the paper since, which :meth:`LiveAdditions.restore` then picks up)."""
+    j = engine.live.row_of.get(row.paper.id)
+    return j is not None and engine.live.added_at[j] == row.added_at
 
 
 def _served_unchanged(engine: Engine, paper: Paper, stored: Paper | None) -> bool:

@@ -5,7 +5,8 @@ A :class:`BuildWatcher` holds the engine of the published build. A background th
 first and then swapped in with one assignment, so every request is answered by one whole build,
 old or new (requests already running keep their engine; it is freed when they finish).
 If the published build is damaged, the newest older build that loads is served instead.
-Papers deleted from the store since the build are hidden, and papers added live are served again.
+Papers deleted from the store since the build are hidden, and papers added live are served again;
+the same check, on every look at the pointer, keeps several server processes in step.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class BuildWatcher:
         self.reason = "starting up"
         self.note: str | None = None
         self._pointer: str | None = None
+        self._store_version: int | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -60,6 +62,8 @@ class BuildWatcher:
             self.reason = f"no build in {self.builds_dir.parent} yet; run: paperscope build"
             return False
         if pointer == self._pointer:  # already serving it, or it already failed to load
+            if self.engine is not None:
+                self._follow_store(self.engine)
             return False
         self._pointer = pointer
         try:
@@ -76,12 +80,8 @@ class BuildWatcher:
             log.error("cannot serve build %s: %s", build.name, err.message)
             self.reason = err.message
             return False
-        self._hide_deleted(engine)
-        if self.live is not None:
-            try:
-                self.live.restore(engine)
-            except (PaperscopeError, OSError, ValueError) as err:
-                log.error("could not restore papers added live: %s", err)
+        self._store_version = None
+        self._follow_store(engine)
         self.engine, self.note = engine, note  # one assignment: requests see old or new, whole
         log.info(
             "serving build %s (%d papers)%s",
@@ -91,16 +91,27 @@ class BuildWatcher:
         )
         return True
 
-    def _hide_deleted(self, engine: Engine) -> None:
-        """Papers deleted from the store since the build stay hidden after a restart."""
+    def _follow_store(self, engine: Engine) -> None:
+        """Mirror the store's deletions and live additions when they changed since last look:
+        those made before a restart, and those made through other server processes."""
         if self.db_path is None or not self.db_path.exists():
             return
         with Store(self.db_path) as store:
+            version = store.serving_version()
+            if version == self._store_version:
+                return
             stored = store.ids()
-        gone = [paper_id for paper_id in engine.paper_ids if paper_id not in stored]
-        if gone:
-            log.info("hiding %d papers deleted since build %s", len(gone), engine.build_dir.name)
-            engine.hide(gone)
+        served = [*engine.paper_ids, *(p.id for p in engine.live.papers)]
+        gone = [paper_id for paper_id in served if paper_id not in stored]
+        hidden = engine.hide(gone)
+        if hidden:
+            log.info("hiding %d papers deleted since build %s", hidden, engine.build_dir.name)
+        if self.live is not None:
+            try:
+                self.live.restore(engine)
+            except (PaperscopeError, OSError, ValueError) as err:
+                log.error("could not restore papers added live: %s", err)
+        self._store_version = version
 
     def _newest_loadable(self, exclude: Path) -> Engine | None:
         candidates = sorted(

@@ -46,6 +46,17 @@ CREATE TABLE IF NOT EXISTS live_papers (   -- papers added to a served build (se
     vector       BLOB NOT NULL,   -- float32, as embedded
     added_at     TEXT NOT NULL
 );
+-- Bumped by every change a running server must mirror (a deletion, a live addition), so the
+-- other server processes notice it with one cheap read (service.serving.BuildWatcher).
+CREATE TABLE IF NOT EXISTS serving_version (
+    one          INTEGER PRIMARY KEY CHECK (one = 1),
+    version      INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO serving_version VALUES (1, 0);
+CREATE TRIGGER IF NOT EXISTS bump_on_delete AFTER DELETE ON papers
+    BEGIN UPDATE serving_version SET version = version + 1; END;
+CREATE TRIGGER IF NOT EXISTS bump_on_live AFTER INSERT ON live_papers
+    BEGIN UPDATE serving_version SET version = version + 1; END;
 """
 
 
@@ -115,7 +126,10 @@ class Store:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.executescript(SCHEMA)
+        if not self._db.execute(  # the newest schema object: create only what is missing
+            "SELECT 1 FROM sqlite_master WHERE name = 'bump_on_live'"
+        ).fetchone():
+            self._db.executescript(SCHEMA)
 
     def __enter__(self) -> Store:
         return self
@@ -273,6 +287,10 @@ class Store:
                 for r in placed
             ),
         )
+
+    def serving_version(self) -> int:
+        """A number that changes whenever papers are deleted or added live."""
+        return int(self._db.execute("SELECT version FROM serving_version").fetchone()[0])
 
     def live_rows(self) -> list[LiveRow]:
         """Every live addition with its stored paper, oldest first."""

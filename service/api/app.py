@@ -17,7 +17,7 @@ from service import __version__
 from service.api.errors import install_error_handlers
 from service.api.limits import BodySizeLimit
 from service.api.routes import router
-from service.config import Settings
+from service.config import Settings, configure_runtime, load_settings
 from service.embed import Embedder, load_embedder
 from service.passages import load_windowing
 from service.serving import BuildWatcher
@@ -72,3 +72,11 @@ def create_app(settings: Settings, embedder: Embedder | None = None) -> FastAPI:
         return FileResponse(STATIC / "index.html")
 
     return app
+
+
+def create_app_from_environment() -> FastAPI:
+    """The app for one of several server processes (``paperscope serve --workers N``): each
+    reads its settings from the environment the parent prepared."""
+    settings = load_settings()
+    configure_runtime(settings)
+    return create_app(settings)
