@@ -6,6 +6,7 @@ Layout of the data directory::
     builds/<build_id>/       one folder per build: manifest.json, embeddings.npy, index.faiss,
                              papers.sqlite (snapshot + topic per paper), topics.json,
                              assignments.npy, map.npy, duplicates.json, reduced.npy,
+                             neighbours.npy + neighbour_scores.npy (like-this, precomputed),
                              clusterer.joblib (to place papers added live, see service.live),
                              lexical/ (the BM25 index: bm25s arrays + vocabulary)
     builds/CURRENT           the id of the published build (replaced atomically)
@@ -36,7 +37,7 @@ import numpy as np
 
 from service import incremental
 from service.config import Settings
-from service.duplicates import find_duplicates
+from service.duplicates import duplicates_in_lists, find_duplicates
 from service.embed import Embedder
 from service.errors import InvalidInput, NotReady
 from service.index import build_index, save_index
@@ -45,6 +46,7 @@ from service.ingest.tabular import NO_MAP, ColumnMap
 from service.lexical import LEXICAL_DIR, LexicalIndex, LexicalParams
 from service.lineage import Carried, carry_over, load_previous
 from service.maps import layout_map
+from service.neighbours import LIST_DEPTH, MAX_LISTED_PAPERS, neighbour_lists, save_lists
 from service.passages import embed_papers, load_windowing
 from service.schemas import BuildManifest, FitInfo, IngestReport, ModelInfo, Paper, TopicParams
 from service.store import Store, embedding_text, hash_corpus, paper_fields
@@ -283,12 +285,15 @@ def run_build(
             index, index_info = extended or build_index(
                 vectors, settings.exact_index_max, settings.seed
             )
-        with clock.stage("duplicates"):
-            duplicates = (
-                incremental.duplicates(increment, index, vectors, settings.duplicate_threshold)
-                if increment
-                else find_duplicates(index, vectors, settings.duplicate_threshold)
-            )
+        with clock.stage("neighbours"):
+            lists = neighbour_lists(index, vectors, LIST_DEPTH) if n <= MAX_LISTED_PAPERS else None
+            if increment:
+                threshold = settings.duplicate_threshold
+                duplicates = incremental.duplicates(increment, index, vectors, threshold)
+            elif lists is not None:
+                duplicates = duplicates_in_lists(lists, np.arange(n), settings.duplicate_threshold)
+            else:
+                duplicates = find_duplicates(index, vectors, settings.duplicate_threshold)
         if increment is not None:
             with clock.stage("place"):
                 folded = incremental.fold(increment, vectors)
@@ -339,6 +344,8 @@ def run_build(
                 np.save(staging / "assignments.npy", topic_model.assignments)
                 np.save(staging / "map.npy", coords)
                 save_index(index, staging / "index.faiss")
+                if lists is not None:
+                    save_lists(lists, staging)
                 lexical.save(staging / LEXICAL_DIR)
                 _write_papers_snapshot(staging / "papers.sqlite", papers, topic_model.assignments)
                 _write_topics(staging / "topics.json", carried, previous_build)

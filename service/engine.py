@@ -23,6 +23,7 @@ from service.embed import Embedder
 from service.errors import ArtifactMismatch, BuildDamaged, InvalidInput, NotFound
 from service.index import load_index, search
 from service.lexical import LEXICAL_DIR, LexicalIndex
+from service.neighbours import load_lists
 from service.retrieval import (
     DEFAULT_FUSION,
     FusionParams,
@@ -149,6 +150,7 @@ class Engine:
             build_dir / "embeddings.npy", mmap_mode="r"
         )
         self._index = load_index(build_dir / "index.faiss", self.manifest.index)
+        self._lists = load_lists(build_dir)
         lexical_dir = build_dir / LEXICAL_DIR  # builds made before lexical search have none
         self._lexical = LexicalIndex.load(lexical_dir) if lexical_dir.is_dir() else None
         self._assignments = np.load(build_dir / "assignments.npy")
@@ -181,6 +183,7 @@ class Engine:
         self._ids = [r["id"] for r in rows]
         self._titles = [r["title"] for r in rows]
         self._row_of = {paper_id: row for row, paper_id in enumerate(self._ids)}
+        self._row_meta()  # dates and categories in memory: results need no database read
         counts = {
             len(self._ids),
             len(self._vectors),
@@ -447,28 +450,42 @@ class Engine:
     def _hits(
         self, scores: npt.NDArray[Any], rows: npt.NDArray[Any], skip: int, k: int
     ) -> list[Hit]:
-        hits = []
         hidden = self._hidden
-        wanted = [int(r) for r in rows if r >= 0 and r != skip and r not in hidden][:k]
-        fetched = self._fetch(wanted)
-        for score, row in zip(scores.tolist(), rows.tolist(), strict=True):
-            if row < 0 or row == skip or row not in fetched:
-                continue
-            paper = fetched[row]
-            topic = self._topic_of(row)
-            hits.append(
-                Hit(
-                    id=paper.id,
-                    title=paper.title,
-                    score=round(float(score), 6),
-                    dense_score=round(float(score), 6),
-                    date=paper.date,
-                    categories=paper.categories,
-                    topic_id=topic,
-                    topic_label=self._label(topic),
-                )
+        kept = [
+            (score, row)
+            for score, row in zip(scores.tolist(), rows.tolist(), strict=True)
+            if row >= 0 and row != skip and row not in hidden
+        ][:k]
+        return [self._hit(row, score, dense=score) for score, row in kept]
+
+    def _hit(
+        self, row: int, score: float, dense: float | None = None, lexical: float | None = None
+    ) -> Hit:
+        """A result from what the engine holds in memory (no database read: like-this answers
+        in well under a millisecond)."""
+        if row < self.size:
+            dates, categories = self._row_meta()
+            paper_id, title, date, cats = (
+                self._ids[row],
+                self._titles[row],
+                dates[row],
+                categories[row],
             )
-        return hits[:k]
+        else:
+            live = self._live.papers[row - self.size]
+            paper_id, title, date, cats = live.id, live.title, live.date, live.categories
+        topic = self._topic_of(row)
+        return Hit(
+            id=paper_id,
+            title=title,
+            score=round(score, 6),
+            dense_score=None if dense is None else round(dense, 6),
+            lexical_score=None if lexical is None else round(lexical, 6),
+            date=date,
+            categories=list(cats),
+            topic_id=topic,
+            topic_label=self._label(topic),
+        )
 
     def _fetch(self, rows: list[int]) -> dict[int, Paper]:
         """The papers at these rows (build rows read from its database, live ones from memory)."""
@@ -495,8 +512,32 @@ class Engine:
         """Papers most like ``paper_id`` (the paper itself excluded)."""
         k = self._check_k(k)
         row = self._row(paper_id)
+        listed = self._listed_neighbours(row, k)
+        if listed is not None:
+            return self._hits(*listed, skip=row, k=k)
         scores, rows = self._dense(self._vector(row), self._candidates(k) + 1)
         return self._hits(scores[0], rows[0], skip=row, k=k)
+
+    def _listed_neighbours(
+        self, row: int, k: int
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]] | None:
+        """A build paper's precomputed neighbours (see :mod:`service.neighbours`) merged with
+        the live additions; None when there is no list or too few of it are still served."""
+        if self._lists is None or row >= self.size:
+            return None
+        rows, scores = self._lists[0][row], self._lists[1][row]
+        hidden = self._hidden
+        served = sum(1 for r in rows.tolist() if r >= 0 and r != row and r not in hidden)
+        if served < k:
+            return None
+        live = self._live
+        if not live.papers:
+            return scores, rows
+        live_scores = live.vectors @ self._vector(row)[0]
+        all_scores = np.concatenate([scores, live_scores])
+        all_rows = np.concatenate([rows, np.arange(len(live.papers)) + self.size])
+        order = np.argsort(-all_scores, kind="stable")
+        return all_scores[order], all_rows[order]
 
     def search(
         self,
@@ -551,25 +592,7 @@ class Engine:
         return self.vectors_at(rows.tolist())
 
     def _scored_hits(self, scored: list[Scored]) -> list[Hit]:
-        fetched = self._fetch([s.row for s in scored])
-        hits = []
-        for item in scored:
-            paper = fetched[item.row]
-            topic = self._topic_of(item.row)
-            hits.append(
-                Hit(
-                    id=paper.id,
-                    title=paper.title,
-                    score=round(item.score, 6),
-                    dense_score=None if item.dense is None else round(item.dense, 6),
-                    lexical_score=None if item.lexical is None else round(item.lexical, 6),
-                    date=paper.date,
-                    categories=paper.categories,
-                    topic_id=topic,
-                    topic_label=self._label(topic),
-                )
-            )
-        return hits
+        return [self._hit(s.row, s.score, s.dense, s.lexical) for s in scored]
 
     def _members(self, topic: _Topic) -> list[int]:
         """Visible rows of a topic: the build's (centre first), then live additions."""

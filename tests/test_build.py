@@ -22,7 +22,7 @@ def test_build_of_bundled_corpus_has_a_full_manifest(built_dir: Path) -> None:
     assert manifest.model.dim == 384
     assert manifest.model.revision.startswith("53aa5117")
     assert manifest.index.type == "Flat" and "exact" in manifest.index.reason
-    stages = {"embed", "index", "duplicates", "topics", "map", "lexical", "write"}
+    stages = {"embed", "index", "neighbours", "topics", "map", "lexical", "write"}
     assert set(manifest.stage_seconds) == stages
     assert manifest.build_settings["bm25_title_weight"] == 3
     assert (build / "lexical" / "paperscope.json").is_file()
