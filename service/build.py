@@ -46,6 +46,7 @@ from service.lexical import LEXICAL_DIR, LexicalIndex, LexicalParams
 from service.lineage import Carried, carry_over, load_previous
 from service.maps import layout_map
 from service.passages import embed_papers, load_windowing
+from service.sampling import fit_on_sample, sample_rows
 from service.schemas import BuildManifest, FitInfo, IngestReport, ModelInfo, Paper, TopicParams
 from service.store import Store, embedding_text, hash_corpus, paper_fields
 from service.topics import clean_for_labels, fit_topics, resolve_params
@@ -124,7 +125,8 @@ def ingest_file(
 
 @dataclass
 class StageClock:
-    """Times each stage so the manifest (and the closing log line) can report them."""
+    """Times each stage so the manifest (and the closing log line) can report them; a stage
+    entered twice adds up."""
 
     seconds: dict[str, float]
 
@@ -133,7 +135,7 @@ class StageClock:
         start = time.perf_counter()
         log.info("stage %s ...", name)
         yield
-        self.seconds[name] = round(time.perf_counter() - start, 3)
+        self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - start, 3)
         log.info("stage %s done in %.1fs", name, self.seconds[name])
 
 
@@ -302,24 +304,47 @@ def run_build(
                 if settings.warm_start and base and base.model.revision == embedder.revision
                 else None
             )
-            with clock.stage("topics"):
-                fitted = fit_topics(
+            label_texts = [clean_for_labels(t) for t in texts]
+            sample = sample_rows(
+                n, settings.topic_sample_above, settings.topic_sample_size, settings.seed
+            )
+            if sample is None:
+                with clock.stage("topics"):
+                    fitted = fit_topics(
+                        vectors,
+                        label_texts,
+                        params,
+                        settings.label_terms,
+                        init=start.reduced if start else None,
+                    )
+                with clock.stage("map"):
+                    coords = layout_map(
+                        vectors,
+                        params.umap_neighbors,
+                        settings.seed,
+                        start.coords if start else None,
+                    )
+            else:
+                on_sample = fit_on_sample(
                     vectors,
-                    [clean_for_labels(t) for t in texts],
+                    label_texts,
                     params,
                     settings.label_terms,
-                    init=start.reduced if start else None,
+                    sample,
+                    init_reduced=start.reduced if start else None,
+                    init_coords=start.coords if start else None,
+                    stage=clock.stage,
+                    progress=progress,
                 )
+                fitted, coords = on_sample.model, on_sample.coords
+            with clock.stage("topics" if sample is None else "labels"):
                 previous = load_previous(current, embedder.revision)
                 carried = carry_over(fitted, ids, vectors, previous)
-            with clock.stage("map"):
-                coords = layout_map(
-                    vectors, params.umap_neighbors, settings.seed, start.coords if start else None
-                )
             fit = FitInfo(
                 mode="full",
                 fitted_papers=n,
                 warm_start_from=current.name if start and current else None,
+                sampled_papers=None if sample is None else len(sample),
             )
             previous_build = previous.build_id if previous else None
             clusterer_source = None
@@ -418,6 +443,8 @@ def _build_settings(settings: Settings) -> dict[str, int | float | str]:
         "min_cluster_size": settings.min_cluster_size or "auto",
         "min_samples": settings.min_samples or "auto",
         "cluster_selection": settings.cluster_selection,
+        "topic_sample_above": settings.topic_sample_above,
+        "topic_sample_size": settings.topic_sample_size,
         "seed": settings.seed,
     }
 

@@ -1,0 +1,45 @@
+"""Placing papers against a fit: batching and where the work runs change nothing."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from service.build import current_build_dir
+from service.placement import Placer, assign_all, assign_batch
+from tests.conftest import make_settings
+
+
+def _placer_and_vectors(data_dir: Path) -> tuple[Placer, npt.NDArray[np.float32]]:
+    build = current_build_dir(make_settings(data_dir).builds_dir)
+    assert build is not None
+    return Placer(build, neighbours=11), np.load(build / "embeddings.npy")
+
+
+def test_placing_in_batches_equals_placing_at_once(built_dir: Path) -> None:
+    placer, vectors = _placer_and_vectors(built_dir)
+    whole = assign_batch(placer.basis, vectors)
+    batched = assign_all(placer.basis, vectors, batch_size=7)
+    assert np.array_equal(batched.topics, whole.topics)
+    assert np.allclose(batched.coords, whole.coords)
+    assert batched.reduced is not None and whole.reduced is not None
+    assert np.allclose(batched.reduced, whole.reduced)
+
+
+def test_a_pickled_basis_places_the_same(built_dir: Path) -> None:
+    """What a worker process receives (the basis, pickled) places exactly like the original."""
+    placer, vectors = _placer_and_vectors(built_dir)
+    copy = pickle.loads(pickle.dumps(placer.basis))  # noqa: S301 (our own bytes)
+    here, there = assign_batch(placer.basis, vectors[:30]), assign_batch(copy, vectors[:30])
+    assert np.array_equal(here.topics, there.topics)
+    assert np.array_equal(here.coords, there.coords)
+
+
+def test_placing_nothing_gives_empty_arrays(built_dir: Path) -> None:
+    placer, _ = _placer_and_vectors(built_dir)
+    placed = assign_all(placer.basis, np.empty((0, 384), dtype=np.float32))
+    assert placed.topics.shape == (0,) and placed.coords.shape == (0, 2)
+    assert placed.reduced is not None and placed.reduced.shape == (0, 5)
