@@ -63,9 +63,15 @@ def run(config: str, vectors: Any, texts: list[str], primary: list[str]) -> dict
     else:
         from service.sampling import draw_sample, fit_on_sample
 
-        sample = draw_sample(len(vectors), int(config), settings.seed)
+        sample = draw_sample(len(vectors), int(config.rstrip("a")), settings.seed)
         fitted = fit_on_sample(
-            vectors, texts, params, settings.label_terms, sample, stage=clock.stage
+            vectors,
+            texts,
+            params,
+            settings.label_terms,
+            sample,
+            stage=clock.stage,
+            vote=not config.endswith("a"),
         )
         model, coords = fitted.model, fitted.coords
     assert coords.shape == (len(vectors), 2)
@@ -132,8 +138,10 @@ def row(result: dict[str, Any]) -> str:
         fit = "full fit"
     elif config.endswith("t"):
         fit = f"sample {int(config[:-1]):,}, UMAP transform"
+    elif config.endswith("a"):
+        fit = f"sample {int(config[:-1]):,}, placed, topic by approximate_predict"
     else:
-        fit = f"sample {int(config):,}, placed"
+        fit = f"sample {int(config):,}, placed, topic by neighbour vote"
     return (
         f"| {fit} | {s.get('topics', 0):.0f} | {s.get('map', 0):.0f} | {s.get('assign', 0):.0f} "
         f"| {s.get('labels', 0):.0f} | {result['total_seconds']:.0f} | {result['topics']} "

@@ -49,8 +49,8 @@ from service.passages import embed_papers, load_windowing
 from service.sampling import fit_on_sample, sample_rows
 from service.schemas import BuildManifest, FitInfo, IngestReport, ModelInfo, Paper, TopicParams
 from service.store import Store, embedding_text, hash_corpus, paper_fields
-from service.topics import clean_for_labels, fit_topics, resolve_params
-from service.warm import warm_start
+from service.topics import TopicModel, clean_for_labels, fit_topics, resolve_params
+from service.warm import WarmStart, warm_start
 
 log = logging.getLogger(__name__)
 
@@ -305,38 +305,9 @@ def run_build(
                 else None
             )
             label_texts = [clean_for_labels(t) for t in texts]
-            sample = sample_rows(
-                n, settings.topic_sample_above, settings.topic_sample_size, settings.seed
+            fitted, coords, sample = _fit_topics_and_map(
+                settings, vectors, label_texts, params, start, clock, progress
             )
-            if sample is None:
-                with clock.stage("topics"):
-                    fitted = fit_topics(
-                        vectors,
-                        label_texts,
-                        params,
-                        settings.label_terms,
-                        init=start.reduced if start else None,
-                    )
-                with clock.stage("map"):
-                    coords = layout_map(
-                        vectors,
-                        params.umap_neighbors,
-                        settings.seed,
-                        start.coords if start else None,
-                    )
-            else:
-                on_sample = fit_on_sample(
-                    vectors,
-                    label_texts,
-                    params,
-                    settings.label_terms,
-                    sample,
-                    init_reduced=start.reduced if start else None,
-                    init_coords=start.coords if start else None,
-                    stage=clock.stage,
-                    progress=progress,
-                )
-                fitted, coords = on_sample.model, on_sample.coords
             with clock.stage("topics" if sample is None else "labels"):
                 previous = load_previous(current, embedder.revision)
                 carried = carry_over(fitted, ids, vectors, previous)
@@ -414,6 +385,48 @@ def run_build(
         _prune(builds_dir, keep=build_id)
         log.info("published build %s (%s fit): %s", build_id, fit.mode, clock.seconds)
         return final, manifest, True
+
+
+def _fit_topics_and_map(
+    settings: Settings,
+    vectors: np.ndarray,
+    label_texts: list[str],
+    params: TopicParams,
+    start: WarmStart | None,
+    clock: StageClock,
+    progress: bool,
+) -> tuple[TopicModel, np.ndarray, np.ndarray | None]:
+    """Topics and map of a full fit: of every paper, or above ``topic_sample_above`` papers of
+    a sample with the rest assigned (:mod:`service.sampling`). Also returns the sample's rows."""
+    sample = sample_rows(
+        len(vectors), settings.topic_sample_above, settings.topic_sample_size, settings.seed
+    )
+    if sample is not None:
+        on_sample = fit_on_sample(
+            vectors,
+            label_texts,
+            params,
+            settings.label_terms,
+            sample,
+            init_reduced=start.reduced if start else None,
+            init_coords=start.coords if start else None,
+            stage=clock.stage,
+            progress=progress,
+        )
+        return on_sample.model, on_sample.coords, sample
+    with clock.stage("topics"):
+        fitted = fit_topics(
+            vectors,
+            label_texts,
+            params,
+            settings.label_terms,
+            init=start.reduced if start else None,
+        )
+    with clock.stage("map"):
+        coords = layout_map(
+            vectors, params.umap_neighbors, settings.seed, start.coords if start else None
+        )
+    return fitted, coords, None
 
 
 def _readable_manifest(build_dir: Path | None) -> BuildManifest | None:

@@ -58,6 +58,9 @@ class PlacementBasis:
     clusterer: Any
     topic_of_label: dict[int, int]
     """HDBSCAN's label -> the topic id to report."""
+    vote: bool = False
+    """Topics by the neighbours' weighted vote (noise being one more candidate) instead of
+    ``hdbscan.approximate_predict``, which calls more papers noise than the fit itself did."""
 
 
 def assign_batch(basis: PlacementBasis, vectors: npt.NDArray[np.float32]) -> Placement:
@@ -72,6 +75,8 @@ def assign_batch(basis: PlacementBasis, vectors: npt.NDArray[np.float32]) -> Pla
     import hdbscan
 
     reduced = np.einsum("nk,nkd->nd", weights, basis.reduced[rows]).astype(np.float32)
+    if basis.vote:
+        return Placement(_weighted_vote(basis.assignments[rows], weights), coords, reduced)
     labels, _ = hdbscan.approximate_predict(basis.clusterer, reduced)
     topics = np.array(
         [basis.topic_of_label.get(int(label), NOISE_TOPIC) for label in labels], dtype=np.int32
@@ -149,6 +154,17 @@ class Placer:
 
     def place(self, vectors: npt.NDArray[np.float32]) -> Placement:
         return assign_batch(self.basis, vectors)
+
+
+def _weighted_vote(
+    candidates: npt.NDArray[np.int32], weights: npt.NDArray[np.float32]
+) -> npt.NDArray[np.int32]:
+    """Per row, the candidate value with the largest summed weight (ties: the smallest value)."""
+    values, inverse = np.unique(candidates, return_inverse=True)
+    n, k = candidates.shape
+    totals = np.zeros((n, len(values)), dtype=np.float64)
+    np.add.at(totals, (np.repeat(np.arange(n), k), inverse.ravel()), weights.ravel())
+    return np.asarray(values[totals.argmax(axis=1)], dtype=np.int32)
 
 
 def _membership_weights(distances: npt.NDArray[np.float32], k: int) -> npt.NDArray[np.float32]:

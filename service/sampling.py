@@ -85,6 +85,7 @@ def fit_on_sample(
     stage: Stage = lambda _: nullcontext(),
     map_fn: MapFn | None = None,
     progress: bool = True,
+    vote: bool = True,
 ) -> SampledFit:
     """Fit topics and map on ``sample``, assign the other rows, label topics over all rows.
 
@@ -125,6 +126,7 @@ def fit_on_sample(
             reduced=fitted.reduced,
             clusterer=fitted.clusterer,
             topic_of_label={int(label): int(label) for label in np.unique(fitted.labels)},
+            vote=vote,
         )
         placed = assign_all(
             basis, vectors[rest], ASSIGN_BATCH, map_fn or partial(local_map, progress=progress)

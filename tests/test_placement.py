@@ -7,9 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+from hypothesis import given
+from hypothesis import strategies as st
 
 from service.build import current_build_dir
-from service.placement import Placer, assign_all, assign_batch
+from service.placement import Placer, _weighted_vote, assign_all, assign_batch
 from tests.conftest import make_settings
 
 
@@ -43,3 +45,22 @@ def test_placing_nothing_gives_empty_arrays(built_dir: Path) -> None:
     placed = assign_all(placer.basis, np.empty((0, 384), dtype=np.float32))
     assert placed.topics.shape == (0,) and placed.coords.shape == (0, 2)
     assert placed.reduced is not None and placed.reduced.shape == (0, 5)
+
+
+@given(
+    st.lists(st.lists(st.integers(-1, 3), min_size=4, max_size=4), min_size=1, max_size=20),
+    st.data(),
+)
+def test_a_vote_picks_the_candidate_with_the_most_weight(
+    candidates: list[list[int]], data: st.DataObject
+) -> None:
+    labels = np.array(candidates, dtype=np.int32)
+    weights = np.array(
+        [data.draw(st.lists(st.floats(0.01, 1), min_size=4, max_size=4)) for _ in candidates],
+        dtype=np.float32,
+    )
+    chosen = _weighted_vote(labels, weights)
+    for row, winner in enumerate(chosen):
+        assert winner in labels[row]
+        totals = {int(v): float(weights[row][labels[row] == v].sum()) for v in labels[row]}
+        assert totals[int(winner)] >= max(totals.values()) - 1e-5
