@@ -8,8 +8,11 @@ UMAP and HDBSCAN dominate a large build (scripts/topic-sample measures it). Abov
    ``min_cluster_size`` and ``min_samples`` scaled by the sample's share of the corpus (a topic
    of 137 papers in the corpus has about 37 in a 20,000 sample of 75,000), so the sample is cut
    into topics as fine as the corpus would be;
-3. places every other paper as live additions are placed (:mod:`service.placement`), batch by
-   batch through ``map_fn`` (a local loop by default; a distributed engine can be plugged in);
+3. places every other paper as live additions are placed (:mod:`service.placement`: positions
+   from its nearest sampled papers), batch by batch through ``map_fn`` (a local loop by
+   default; a distributed engine can be plugged in); its topic is the weighted vote of those
+   neighbours (noise included), because ``hdbscan.approximate_predict`` calls far more papers
+   noise than the fit does (67% against 52% at 75k) and would grey out most of the map;
 4. numbers and labels the topics over all papers' assignments, so labels, representatives and
    groups describe the whole corpus.
 
