@@ -9,6 +9,7 @@ import numpy as np
 import numpy.typing as npt
 from hypothesis import given
 from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 
 from service.build import current_build_dir
 from service.placement import Placer, _weighted_vote, assign_all, assign_batch
@@ -48,17 +49,13 @@ def test_placing_nothing_gives_empty_arrays(built_dir: Path) -> None:
 
 
 @given(
-    st.lists(st.lists(st.integers(-1, 3), min_size=4, max_size=4), min_size=1, max_size=20),
-    st.data(),
+    arrays(np.int32, st.tuples(st.integers(1, 20), st.just(4)), elements=st.integers(-1, 3)),
+    arrays(np.float32, (20, 4), elements=st.floats(0.125, 1, width=32)),
 )
 def test_a_vote_picks_the_candidate_with_the_most_weight(
-    candidates: list[list[int]], data: st.DataObject
+    labels: npt.NDArray[np.int32], all_weights: npt.NDArray[np.float32]
 ) -> None:
-    labels = np.array(candidates, dtype=np.int32)
-    weights = np.array(
-        [data.draw(st.lists(st.floats(0.01, 1), min_size=4, max_size=4)) for _ in candidates],
-        dtype=np.float32,
-    )
+    weights = all_weights[: len(labels)]
     chosen = _weighted_vote(labels, weights)
     for row, winner in enumerate(chosen):
         assert winner in labels[row]
