@@ -48,10 +48,11 @@ from service.lineage import Carried, carry_over, load_previous
 from service.maps import layout_map
 from service.neighbours import LIST_DEPTH, MAX_LISTED_PAPERS, neighbour_lists, save_lists
 from service.passages import embed_papers, load_windowing
+from service.sampling import fit_on_sample, sample_rows
 from service.schemas import BuildManifest, FitInfo, IngestReport, ModelInfo, Paper, TopicParams
 from service.store import Store, embedding_text, hash_corpus, paper_fields
-from service.topics import clean_for_labels, fit_topics, resolve_params
-from service.warm import warm_start
+from service.topics import TopicModel, clean_for_labels, fit_topics, resolve_params
+from service.warm import WarmStart, warm_start
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +127,8 @@ def ingest_file(
 
 @dataclass
 class StageClock:
-    """Times each stage so the manifest (and the closing log line) can report them."""
+    """Times each stage so the manifest (and the closing log line) can report them; a stage
+    entered twice adds up."""
 
     seconds: dict[str, float]
 
@@ -135,7 +137,7 @@ class StageClock:
         start = time.perf_counter()
         log.info("stage %s ...", name)
         yield
-        self.seconds[name] = round(time.perf_counter() - start, 3)
+        self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - start, 3)
         log.info("stage %s done in %.1fs", name, self.seconds[name])
 
 
@@ -307,24 +309,18 @@ def run_build(
                 if settings.warm_start and base and base.model.revision == embedder.revision
                 else None
             )
-            with clock.stage("topics"):
-                fitted = fit_topics(
-                    vectors,
-                    [clean_for_labels(t) for t in texts],
-                    params,
-                    settings.label_terms,
-                    init=start.reduced if start else None,
-                )
+            label_texts = [clean_for_labels(t) for t in texts]
+            fitted, coords, sample = _fit_topics_and_map(
+                settings, vectors, label_texts, params, start, clock, progress
+            )
+            with clock.stage("topics" if sample is None else "labels"):
                 previous = load_previous(current, embedder.revision)
                 carried = carry_over(fitted, ids, vectors, previous)
-            with clock.stage("map"):
-                coords = layout_map(
-                    vectors, params.umap_neighbors, settings.seed, start.coords if start else None
-                )
             fit = FitInfo(
                 mode="full",
                 fitted_papers=n,
                 warm_start_from=current.name if start and current else None,
+                sampled_papers=None if sample is None else len(sample),
             )
             previous_build = previous.build_id if previous else None
             clusterer_source = None
@@ -398,6 +394,48 @@ def run_build(
         return final, manifest, True
 
 
+def _fit_topics_and_map(
+    settings: Settings,
+    vectors: np.ndarray,
+    label_texts: list[str],
+    params: TopicParams,
+    start: WarmStart | None,
+    clock: StageClock,
+    progress: bool,
+) -> tuple[TopicModel, np.ndarray, np.ndarray | None]:
+    """Topics and map of a full fit: of every paper, or above ``topic_sample_above`` papers of
+    a sample with the rest assigned (:mod:`service.sampling`). Also returns the sample's rows."""
+    sample = sample_rows(
+        len(vectors), settings.topic_sample_above, settings.topic_sample_size, settings.seed
+    )
+    if sample is not None:
+        on_sample = fit_on_sample(
+            vectors,
+            label_texts,
+            params,
+            settings.label_terms,
+            sample,
+            init_reduced=start.reduced if start else None,
+            init_coords=start.coords if start else None,
+            stage=clock.stage,
+            progress=progress,
+        )
+        return on_sample.model, on_sample.coords, sample
+    with clock.stage("topics"):
+        fitted = fit_topics(
+            vectors,
+            label_texts,
+            params,
+            settings.label_terms,
+            init=start.reduced if start else None,
+        )
+    with clock.stage("map"):
+        coords = layout_map(
+            vectors, params.umap_neighbors, settings.seed, start.coords if start else None
+        )
+    return fitted, coords, None
+
+
 def _readable_manifest(build_dir: Path | None) -> BuildManifest | None:
     if build_dir is None:
         return None
@@ -425,6 +463,8 @@ def _build_settings(settings: Settings) -> dict[str, int | float | str]:
         "min_cluster_size": settings.min_cluster_size or "auto",
         "min_samples": settings.min_samples or "auto",
         "cluster_selection": settings.cluster_selection,
+        "topic_sample_above": settings.topic_sample_above,
+        "topic_sample_size": settings.topic_sample_size,
         "seed": settings.seed,
     }
 

@@ -207,6 +207,11 @@ def build(
             f"build {fit.fitted_build} ({fit.changed_since_fit} changed since that fit); "
             "--force refits"
         )
+    elif fit.sampled_papers is not None:
+        typer.echo(
+            f"sampled: topics and map fitted on {fit.sampled_papers} papers drawn at random, "
+            f"the other {manifest.papers - fit.sampled_papers} assigned to that fit"
+        )
     typer.echo(
         "stage seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in manifest.stage_seconds.items())
     )

@@ -85,6 +85,17 @@ class Settings(BaseSettings):
         "map instead of refitting them while the papers changed since the last full fit stay "
         "within this share of the corpus; 0 = always refit.",
     )
+    topic_sample_above: int = Field(
+        default=50_000,
+        ge=0,
+        description="Corpora larger than this fit topics and map on a random sample of "
+        "topic_sample_size papers and assign the rest to it; 0 = always fit every paper.",
+    )
+    topic_sample_size: int = Field(
+        default=20_000,
+        ge=10,
+        description="Papers drawn (seeded) for a sampled fit of topics and map.",
+    )
     warm_start: bool = Field(
         default=True,
         description="Start a full refit's UMAP from the previous build's layout (stable topic "

@@ -122,6 +122,7 @@ def plan(
         fitted_build=manifest.fit.fitted_build or manifest.build_id,
         fitted_papers=fitted,
         changed_since_fit=changed,
+        sampled_papers=manifest.fit.sampled_papers,
     )
     return Plan(
         base,

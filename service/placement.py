@@ -1,6 +1,9 @@
 """Placing papers into a build without refitting it: a topic and a map position for each.
 
-Used for live additions (:mod:`service.live`) and incremental builds (:mod:`service.incremental`).
+Used for live additions (:mod:`service.live`), incremental builds (:mod:`service.incremental`)
+and, against a fit on a sample of a large corpus, for the rest of that corpus
+(:mod:`service.sampling`). :func:`assign_batch` is a pure function of a picklable
+:class:`PlacementBasis` and a batch, so batches can be mapped over worker processes.
 
 - **topic**: the paper is put into the build's clustering space (UMAP, ``reduced.npy``) and
   assigned by ``hdbscan.approximate_predict`` with the build's clusterer; noise if no topic
@@ -15,7 +18,9 @@ Used for live additions (:mod:`service.live`) and incremental builds (:mod:`serv
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -35,44 +40,131 @@ class Placement:
     """Positions in the clustering space (None when the build has none)."""
 
 
+@dataclass(frozen=True)
+class PlacementBasis:
+    """The fitted papers new ones are placed among: everything :func:`assign_batch` needs.
+
+    Picklable (FAISS indexes and HDBSCAN clusterers pickle), so batches can be placed in other
+    processes."""
+
+    index: Any
+    """FAISS inner-product index over the fitted papers' embeddings."""
+    neighbours: int
+    coords: npt.NDArray[np.float32]
+    """The fitted papers' map positions."""
+    assignments: npt.NDArray[np.int32]
+    """The fitted papers' topics (the fallback when there is no clusterer)."""
+    reduced: npt.NDArray[np.float32] | None
+    clusterer: Any
+    topic_of_label: dict[int, int]
+    """HDBSCAN's label -> the topic id to report."""
+    vote: bool = False
+    """Topics by the neighbours' weighted vote (noise being one more candidate) instead of
+    ``hdbscan.approximate_predict``, which calls more papers noise than the fit itself did."""
+
+
+def assign_batch(basis: PlacementBasis, vectors: npt.NDArray[np.float32]) -> Placement:
+    """Topics, map and clustering-space positions for a batch of vectors (a pure function)."""
+    k = min(basis.neighbours, basis.index.ntotal)
+    scores, rows = search(basis.index, vectors, k)
+    weights = _membership_weights(1.0 - scores, k)
+    coords = np.einsum("nk,nkd->nd", weights, basis.coords[rows]).astype(np.float32)
+    if basis.clusterer is None or basis.reduced is None:
+        topics = basis.assignments[rows[:, 0]].astype(np.int32)
+        return Placement(topics, coords, None)
+    import hdbscan
+
+    reduced = np.einsum("nk,nkd->nd", weights, basis.reduced[rows]).astype(np.float32)
+    if basis.vote:
+        return Placement(_weighted_vote(basis.assignments[rows], weights), coords, reduced)
+    labels, _ = hdbscan.approximate_predict(basis.clusterer, reduced)
+    topics = np.array(
+        [basis.topic_of_label.get(int(label), NOISE_TOPIC) for label in labels], dtype=np.int32
+    )
+    return Placement(topics, coords, reduced)
+
+
+Batches = list[npt.NDArray[np.float32]]
+MapFn = Callable[[Callable[[npt.NDArray[np.float32]], Placement], Batches], Iterable[Placement]]
+"""How batches are placed: ``map_fn(place_one_batch, batches)`` gives one Placement per batch,
+in order. :func:`local_map` by default; a distributed engine can map over workers instead."""
+
+
+def local_map(
+    place: Callable[[npt.NDArray[np.float32]], Placement],
+    batches: Batches,
+    progress: bool = True,
+) -> list[Placement]:
+    """Place the batches one after another in this process, with a progress bar."""
+    from tqdm import tqdm
+
+    shown = tqdm(batches, desc="assign", unit="batch", leave=False, disable=not progress)
+    return [place(batch) for batch in shown]
+
+
+def assign_all(
+    basis: PlacementBasis,
+    vectors: npt.NDArray[np.float32],
+    batch_size: int = 4096,
+    map_fn: MapFn = local_map,
+) -> Placement:
+    """:func:`assign_batch` over ``vectors`` in batches, mapped by ``map_fn``, joined in order."""
+    batches = [vectors[i : i + batch_size] for i in range(0, len(vectors), batch_size)]
+    parts = list(map_fn(partial(assign_batch, basis), batches))
+    if not parts:
+        dims = 0 if basis.reduced is None else basis.reduced.shape[1]
+        return Placement(
+            np.empty(0, dtype=np.int32),
+            np.empty((0, 2), dtype=np.float32),
+            None if basis.reduced is None else np.empty((0, dims), dtype=np.float32),
+        )
+    reduced = [p.reduced for p in parts if p.reduced is not None]
+    return Placement(
+        np.concatenate([p.topics for p in parts]),
+        np.concatenate([p.coords for p in parts]),
+        np.concatenate(reduced) if reduced else None,
+    )
+
+
 class Placer:
-    """Places new vectors against one build (see the module docstring)."""
+    """Places new vectors against one published build (see the module docstring)."""
 
     def __init__(self, build_dir: Path, neighbours: int) -> None:
         from service.build import read_manifest
 
         manifest = read_manifest(build_dir)
         self.build_id = manifest.build_id
-        self.neighbours = neighbours
-        self._index = load_index(build_dir / "index.faiss", manifest.index)
-        self._map = np.load(build_dir / "map.npy")
-        self._assignments = np.load(build_dir / "assignments.npy")
-        self._reduced: npt.NDArray[np.float32] | None = None
-        self._clusterer: Any = None
+        reduced: npt.NDArray[np.float32] | None = None
+        clusterer: Any = None
         if (build_dir / "reduced.npy").is_file() and (build_dir / "clusterer.joblib").is_file():
             import joblib
 
-            self._reduced = np.load(build_dir / "reduced.npy")
-            self._clusterer = joblib.load(build_dir / "clusterer.joblib")  # our own build's file
+            reduced = np.load(build_dir / "reduced.npy")
+            clusterer = joblib.load(build_dir / "clusterer.joblib")  # our own build's file
         raw = json.loads((build_dir / "topics.json").read_text(encoding="utf-8"))
-        self._topic_of_label = {int(k): int(v) for k, v in raw["hdbscan_to_topic"].items()}
+        self.basis = PlacementBasis(
+            index=load_index(build_dir / "index.faiss", manifest.index),
+            neighbours=neighbours,
+            coords=np.load(build_dir / "map.npy"),
+            assignments=np.load(build_dir / "assignments.npy"),
+            reduced=reduced,
+            clusterer=clusterer,
+            topic_of_label={int(k): int(v) for k, v in raw["hdbscan_to_topic"].items()},
+        )
 
     def place(self, vectors: npt.NDArray[np.float32]) -> Placement:
-        k = min(self.neighbours, self._index.ntotal)
-        scores, rows = search(self._index, vectors, k)
-        weights = _membership_weights(1.0 - scores, k)
-        coords = np.einsum("nk,nkd->nd", weights, self._map[rows]).astype(np.float32)
-        if self._clusterer is None or self._reduced is None:
-            topics = self._assignments[rows[:, 0]].astype(np.int32)
-            return Placement(topics, coords, None)
-        import hdbscan
+        return assign_batch(self.basis, vectors)
 
-        reduced = np.einsum("nk,nkd->nd", weights, self._reduced[rows]).astype(np.float32)
-        labels, _ = hdbscan.approximate_predict(self._clusterer, reduced)
-        topics = np.array(
-            [self._topic_of_label.get(int(label), NOISE_TOPIC) for label in labels], dtype=np.int32
-        )
-        return Placement(topics, coords, reduced)
+
+def _weighted_vote(
+    candidates: npt.NDArray[np.int32], weights: npt.NDArray[np.float32]
+) -> npt.NDArray[np.int32]:
+    """Per row, the candidate value with the largest summed weight (ties: the smallest value)."""
+    values, inverse = np.unique(candidates, return_inverse=True)
+    n, k = candidates.shape
+    totals = np.zeros((n, len(values)), dtype=np.float64)
+    np.add.at(totals, (np.repeat(np.arange(n), k), inverse.ravel()), weights.ravel())
+    return np.asarray(values[totals.argmax(axis=1)], dtype=np.int32)
 
 
 def _membership_weights(distances: npt.NDArray[np.float32], k: int) -> npt.NDArray[np.float32]:

@@ -311,12 +311,19 @@ class FitInfo(BaseModel):
     fitted_build: str | None = Field(
         default=None, description="The build whose fit is used (None: this build's own)."
     )
-    fitted_papers: int = Field(default=0, description="Papers that fit saw.")
+    fitted_papers: int = Field(
+        default=0, description="Papers that fit covers (fitted, or assigned by a sampled fit)."
+    )
     changed_since_fit: int = Field(
         default=0, description="Papers added, changed or removed since that fit."
     )
     warm_start_from: str | None = Field(
         default=None, description="A full fit's UMAP started from this build's layout."
+    )
+    sampled_papers: int | None = Field(
+        default=None,
+        description="A sampled fit: UMAP and HDBSCAN saw this many papers drawn at random and "
+        "the other papers were assigned to that fit (None: every paper was fitted).",
     )
 
 

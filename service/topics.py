@@ -203,6 +203,50 @@ def resolve_params(
     )
 
 
+@dataclass
+class Clustering:
+    """HDBSCAN's own labels over a UMAP reduction, before topics are numbered and labelled."""
+
+    labels: npt.NDArray[np.int32]
+    probabilities: npt.NDArray[np.float32]
+    clusterer: Any = None
+    reduced: npt.NDArray[np.float32] | None = None
+
+
+def cluster(
+    vectors: npt.NDArray[np.float32],
+    params: TopicParams,
+    init: npt.NDArray[np.float32] | None = None,
+) -> Clustering:
+    """UMAP to ``params.umap_components`` dimensions, then HDBSCAN there.
+
+    ``init``: a warm start for UMAP (the previous build's positions)."""
+    n = len(vectors)
+    size, samples = params.min_cluster_size, params.min_samples
+    if n < 2 * size:
+        log.info(
+            "topics: %d papers is too few to cluster (min_cluster_size %d): one topic", n, size
+        )
+        return Clustering(np.zeros(n, dtype=np.int32), np.ones(n, dtype=np.float32))
+    import hdbscan
+
+    reduced = umap_reduce(
+        vectors, params.umap_components, params.umap_neighbors, UMAP_MIN_DIST, params.seed, init
+    )
+    clusterer = hdbscan.HDBSCAN(
+        min_cluster_size=size,
+        min_samples=samples,
+        cluster_selection_method=params.cluster_selection,
+        prediction_data=True,
+    ).fit(reduced)
+    return Clustering(
+        clusterer.labels_.astype(np.int32),
+        clusterer.probabilities_.astype(np.float32),
+        clusterer,
+        reduced,
+    )
+
+
 def fit_topics(
     vectors: npt.NDArray[np.float32],
     texts: list[str],
@@ -211,34 +255,23 @@ def fit_topics(
     init: npt.NDArray[np.float32] | None = None,
 ) -> TopicModel:
     """``init``: a warm start for the clustering UMAP (the previous build's positions)."""
-    n = len(vectors)
-    size, samples, seed = params.min_cluster_size, params.min_samples, params.seed
-    clusterer = None
-    reduced: npt.NDArray[np.float32] | None = None
-    if n < 2 * size:
-        log.info(
-            "topics: %d papers is too few to cluster (min_cluster_size %d): one topic", n, size
-        )
-        raw = np.zeros(n, dtype=np.int32)
-        probabilities = np.ones(n, dtype=np.float32)
-    else:
-        import hdbscan
+    return describe(cluster(vectors, params, init), vectors, texts, params, label_terms)
 
-        reduced = umap_reduce(
-            vectors, params.umap_components, params.umap_neighbors, UMAP_MIN_DIST, seed, init
-        )
-        clusterer = hdbscan.HDBSCAN(
-            min_cluster_size=size,
-            min_samples=samples,
-            cluster_selection_method=params.cluster_selection,
-            prediction_data=True,
-        ).fit(reduced)
-        raw = clusterer.labels_.astype(np.int32)
-        probabilities = clusterer.probabilities_.astype(np.float32)
 
+def describe(
+    clustering: Clustering,
+    vectors: npt.NDArray[np.float32],
+    texts: list[str],
+    params: TopicParams,
+    label_terms: int,
+) -> TopicModel:
+    """Topics from HDBSCAN's labels of every paper: ids by size, keyword labels, groups."""
+    raw = clustering.labels
+    n = len(raw)
     # Renumber by size, largest first, so ids read naturally; remember the mapping for prediction.
     clustered = [int(c) for c in set(raw.tolist()) if c != NOISE_TOPIC]
-    by_size = sorted(clustered, key=lambda c: (-int((raw == c).sum()), c))
+    sizes = {c: int(k) for c, k in zip(*np.unique(raw, return_counts=True), strict=True)}
+    by_size = sorted(clustered, key=lambda c: (-sizes[c], c))
     renumber = {old: new for new, old in enumerate(by_size)}
     renumber[NOISE_TOPIC] = NOISE_TOPIC
     assignments = np.array([renumber[int(c)] for c in raw], dtype=np.int32)
@@ -260,7 +293,14 @@ def fit_topics(
     log.info("topics: %d topics, %d of %d papers unclustered", len(topic_ids), len(noise_rows), n)
     groups = group_topics(vectors, texts, assignments, topics, label_terms)
     return TopicModel(
-        assignments, probabilities, topics, params, clusterer, renumber, groups, reduced
+        assignments,
+        clustering.probabilities,
+        topics,
+        params,
+        clustering.clusterer,
+        renumber,
+        groups,
+        clustering.reduced,
     )
 
 
