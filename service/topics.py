@@ -125,17 +125,17 @@ def _singular(term: str) -> str:
     return " ".join(w[:-1] if len(w) > 3 and w.endswith("s") else w for w in term.split())
 
 
-def keyword_labels(
-    texts: list[str], assignments: npt.NDArray[np.int32], topic_ids: list[int], count: int
-) -> dict[int, list[str]]:
-    """c-TF-IDF keywords for each topic id in ``topic_ids``.
+@dataclass(frozen=True)
+class TermCounts:
+    """Terms counted per paper (sparse), once per build: topics and groups both read it."""
 
-    Terms are counted per paper (sparse; on large corpora only terms in at least 3 papers, which
-    keeps the bigram vocabulary bounded), then summed per class with one sparse product.
-    """
-    from scipy import sparse
+    per_paper: Any
+    vocabulary: npt.NDArray[Any]
 
-    classes = sorted(set(assignments.tolist()))
+
+def count_terms(texts: list[str]) -> TermCounts | None:
+    """Unigrams and bigrams per paper, stop words out; on large corpora only terms in at least 3
+    papers, which keeps the bigram vocabulary bounded. None when every word is a stop word."""
     vectorizer = CountVectorizer(
         stop_words=STOP_WORDS,
         ngram_range=(1, 2),
@@ -147,21 +147,38 @@ def keyword_labels(
     try:
         per_paper = vectorizer.fit_transform(texts)
     except ValueError:  # every word is a stop word
+        return None
+    return TermCounts(per_paper, vectorizer.get_feature_names_out())
+
+
+def keyword_labels(
+    terms: TermCounts | None,
+    assignments: npt.NDArray[np.int32],
+    topic_ids: list[int],
+    count: int,
+) -> dict[int, list[str]]:
+    """c-TF-IDF keywords for each topic id in ``topic_ids``: the papers' term counts summed per
+    class with one sparse product, weighted by how rare each term is across classes."""
+    from scipy import sparse
+
+    if terms is None:
         return {topic_id: [] for topic_id in topic_ids}
+    per_paper, vocabulary = terms.per_paper, terms.vocabulary
+    n = per_paper.shape[0]
+    classes = sorted(set(assignments.tolist()))
     class_of = {c: i for i, c in enumerate(classes)}
     membership = sparse.csr_matrix(
         (
-            np.ones(len(texts), dtype=np.float32),
-            ([class_of[int(c)] for c in assignments], np.arange(len(texts))),
+            np.ones(n, dtype=np.float32),
+            ([class_of[int(c)] for c in assignments], np.arange(n)),
         ),
-        shape=(len(classes), len(texts)),
+        shape=(len(classes), n),
     )
     frequency = sparse.csr_matrix(membership @ per_paper)
     term_totals = np.asarray(frequency.sum(axis=0)).ravel()
     mean_words = float(frequency.sum()) / len(classes)
     idf = np.log1p(mean_words / np.maximum(term_totals, 1.0))
     row_totals = np.maximum(np.asarray(frequency.sum(axis=1)).ravel(), 1.0)
-    vocabulary = vectorizer.get_feature_names_out()
     keywords = {}
     for topic_id in topic_ids:
         row = class_of[topic_id]
@@ -277,7 +294,8 @@ def describe(
     assignments = np.array([renumber[int(c)] for c in raw], dtype=np.int32)
 
     topic_ids = list(range(len(by_size)))
-    keywords = keyword_labels(texts, assignments, topic_ids, label_terms)
+    terms = count_terms(texts)
+    keywords = keyword_labels(terms, assignments, topic_ids, label_terms)
     topics = [
         Topic(
             id=t,
@@ -291,7 +309,7 @@ def describe(
     if len(noise_rows):
         topics.append(Topic(NOISE_TOPIC, NOISE_LABEL, [], _ordered_members(noise_rows, vectors)))
     log.info("topics: %d topics, %d of %d papers unclustered", len(topic_ids), len(noise_rows), n)
-    groups = group_topics(vectors, texts, assignments, topics, label_terms)
+    groups = group_topics(vectors, terms, assignments, topics, label_terms)
     return TopicModel(
         assignments,
         clustering.probabilities,
@@ -306,7 +324,7 @@ def describe(
 
 def group_topics(
     vectors: npt.NDArray[np.float32],
-    texts: list[str],
+    terms: TermCounts | None,
     assignments: npt.NDArray[np.int32],
     topics: list[Topic],
     label_terms: int,
@@ -335,7 +353,7 @@ def group_topics(
         [order[group_of_topic[int(a)]] if a != NOISE_TOPIC else NOISE_TOPIC for a in assignments],
         dtype=np.int32,
     )
-    keywords = keyword_labels(texts, group_assignments, list(range(len(order))), label_terms)
+    keywords = keyword_labels(terms, group_assignments, list(range(len(order))), label_terms)
     return [
         TopicGroup(
             id=g,

@@ -6,7 +6,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from service.schemas import TopicParams
-from service.topics import clean_for_labels, default_sizes, fit_topics, keyword_labels
+from service.topics import (
+    clean_for_labels,
+    count_terms,
+    default_sizes,
+    fit_topics,
+    keyword_labels,
+)
 
 
 def _blobs(sizes: list[int], dim: int = 48, seed: int = 1) -> npt.NDArray[np.float32]:
@@ -59,7 +65,7 @@ def test_tiny_corpus_is_one_topic() -> None:
 def test_keyword_labels_skip_stop_words_and_repeats() -> None:
     texts = ["we propose a novel method for diffusion models"] * 3 + ["graph neural networks"] * 3
     assignments = np.array([0, 0, 0, 1, 1, 1], dtype=np.int32)
-    keywords = keyword_labels(texts, assignments, [0, 1], count=3)
+    keywords = keyword_labels(count_terms(texts), assignments, [0, 1], count=3)
     assert "propose" not in keywords[0] and "novel" not in keywords[0]
     assert any("diffusion" in k for k in keywords[0])
     flat = " ".join(keywords[0])
