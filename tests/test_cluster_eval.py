@@ -65,3 +65,21 @@ def test_topics_recover_the_categories_beside_bertopic(tmp_path: Path, embedder:
     assert [m.method for m in report.methods][1:] in ([], ["BERTopic defaults"])
     assert "| paperscope" in report.table()
     json.dumps([m.__dict__ for m in report.methods], default=lambda o: o.__dict__)
+
+
+def test_large_corpora_are_evaluated_as_a_build_fits_them(
+    tmp_path: Path, embedder: Embedder
+) -> None:
+    settings = Settings(data_dir=tmp_path, topic_sample_above=50, topic_sample_size=40)
+    report = evaluate_clustering(
+        LABELLED,
+        "primary_category",
+        embedder,
+        tmp_path / "cache.sqlite",
+        load_windowing(settings),
+        settings,
+        with_bertopic=False,
+    )
+    (ours,) = report.methods
+    assert "fitted on 40 papers" in ours.method
+    assert ours.all.nmi > 0.3  # the 20 assigned papers land with their own kind
