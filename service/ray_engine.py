@@ -101,17 +101,23 @@ class EmbedActor:
         return {"hash": batch["hash"], "vector": vectors}
 
 
-def worker_plan(settings: Settings, resources: dict[str, float]) -> tuple[int, float, float]:
+def worker_plan(
+    settings: Settings, resources: dict[str, float], cpus_per_worker: int = CPUS_PER_WORKER
+) -> tuple[int, float, float]:
     """(actors, CPUs per actor, GPUs per actor) for the cluster's resources."""
     gpus = int(resources.get("GPU", 0))
     if gpus and settings.backend in ("auto", "torch"):  # ONNX runs on CPU here
         return gpus, 1.0, 1.0
     cpus = int(resources.get("CPU", 1))
-    return max(1, cpus // CPUS_PER_WORKER), float(CPUS_PER_WORKER), 0.0
+    return max(1, cpus // cpus_per_worker), float(cpus_per_worker), 0.0
 
 
 def ray_encoder(
-    settings: Settings, embedder: Embedder, address: str | None = None, num_cpus: int | None = None
+    settings: Settings,
+    embedder: Embedder,
+    address: str | None = None,
+    num_cpus: int | None = None,
+    cpus_per_worker: int = CPUS_PER_WORKER,
 ) -> ChunkEncoder:
     """A :data:`~service.embed.ChunkEncoder` that embeds on Ray (``address``, else locally).
 
@@ -126,7 +132,7 @@ def ray_encoder(
         import pyarrow as pa
 
         ray = connect(address, num_cpus)
-        actors, cpus, gpus = worker_plan(settings, ray.cluster_resources())
+        actors, cpus, gpus = worker_plan(settings, ray.cluster_resources(), cpus_per_worker)
         shard = min(CHUNK, math.ceil(len(texts) / (actors * SHARDS_PER_WORKER)))
         shards = [
             pa.table({"hash": list(hashes[s : s + shard]), "text": list(texts[s : s + shard])})
