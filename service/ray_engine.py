@@ -175,9 +175,12 @@ def ray_encoder(
 
 
 def _root_cause(err: BaseException) -> str:
-    """The innermost error a Ray failure wraps (an actor's own message, not Ray's traceback)."""
-    cause = getattr(err, "cause", None) or err.__cause__
-    return _root_cause(cause) if isinstance(cause, BaseException) else str(err).splitlines()[0]
+    """What an actor raised, without Ray's wrapping (its last line names the error)."""
+    cause = getattr(err, "cause", None)  # a task's own exception
+    if isinstance(cause, BaseException) and cause is not err:
+        return _root_cause(cause)
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return lines[-1] if lines else type(err).__name__
 
 
 def map_batches_on_ray(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from functools import partial
 from pathlib import Path
 from types import ModuleType
@@ -13,11 +13,10 @@ import numpy as np
 import pytest
 
 from service.config import Settings
-from service.embed import Embedder
-from service.errors import InvalidInput
+from service.embed import Embedder, Vectors
+from service.errors import InvalidInput, PaperscopeError
 from service.passages import embed_papers, load_windowing
 from service.ray_engine import (
-    EmbedActor,
     connect,
     map_batches_on_ray,
     ray_encoder,
@@ -65,9 +64,19 @@ def test_ray_gives_the_local_vectors_and_fills_the_cache(
         np.testing.assert_array_equal(again, on_ray)
 
 
-def test_a_worker_with_another_model_stops_the_build(tmp_path: Path) -> None:
-    with pytest.raises(InvalidInput, match="same model"):
-        EmbedActor(make_settings(tmp_path), "another-model@0", threads=1)
+class OtherModel:
+    """The driver's side of a model the workers do not have (another cache key)."""
+
+    name, revision, dim, backend, cache_key = "other", "0", 384, "none", "other@0"
+
+    def encode(self, texts: Sequence[str], progress: bool = False) -> Vectors:
+        raise AssertionError("the driver embeds nothing with the ray engine")
+
+
+def test_a_worker_with_another_model_stops_the_build(ray: ModuleType, tmp_path: Path) -> None:
+    encode = ray_encoder(make_settings(tmp_path), OtherModel())
+    with pytest.raises(PaperscopeError, match=r"embedding on Ray failed: .*loaded all-MiniLM"):
+        list(encode(["some text", "more text"], ["h1", "h2"]))
 
 
 def test_workers_use_gpus_when_the_cluster_has_them() -> None:
