@@ -38,7 +38,7 @@ import numpy as np
 from service import incremental
 from service.config import Settings
 from service.duplicates import duplicates_in_lists, find_duplicates
-from service.embed import Embedder
+from service.embed import ChunkEncoder, Embedder
 from service.errors import InvalidInput, NotReady
 from service.index import build_index, save_index
 from service.ingest import NO_FILTER, IngestFilter, apply_filter, read_records
@@ -281,6 +281,7 @@ def run_build(
                 hashes,
                 load_windowing(settings),
                 progress,
+                _chunk_encoder(settings, embedder),
             )
         with clock.stage("index"):
             extended = incremental.extend_index(increment, vectors) if increment else None
@@ -444,6 +445,15 @@ def _readable_manifest(build_dir: Path | None) -> BuildManifest | None:
     except (OSError, ValueError):
         log.warning("build %s has an unreadable manifest; refitting", build_dir.name)
         return None
+
+
+def _chunk_encoder(settings: Settings, embedder: Embedder) -> ChunkEncoder | None:
+    """How new texts are embedded: here (None, the default) or on Ray (``engine = ray``)."""
+    if settings.engine == "local":
+        return None
+    from service.ray_engine import ray_encoder
+
+    return ray_encoder(settings, embedder, settings.ray_address)
 
 
 def _build_settings(settings: Settings) -> dict[str, int | float | str]:

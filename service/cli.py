@@ -175,6 +175,20 @@ def build(
     ] = False,
     data_dir: DataDirOpt = None,
     model: ModelOpt = None,
+    engine: Annotated[
+        str | None,
+        typer.Option(
+            help="Where new papers are embedded: local (this process) or ray "
+            "(env PAPERSCOPE_ENGINE)."
+        ),
+    ] = None,
+    address: Annotated[
+        str | None,
+        typer.Option(
+            help="Ray cluster for --engine ray, HEAD:6379; default: a Ray started on this "
+            "machine (env PAPERSCOPE_RAY_ADDRESS)."
+        ),
+    ] = None,
 ) -> None:
     """Embed, index, cluster and lay out the stored papers; publish the build atomically.
 
@@ -185,7 +199,9 @@ def build(
     from service.build import current_build_dir, read_manifest, run_build
     from service.embed import load_embedder
 
-    settings = _settings(data_dir=data_dir, model=model)
+    if address and not engine:  # an address only makes sense on Ray
+        engine = "ray"
+    settings = _settings(data_dir=data_dir, model=model, engine=engine, ray_address=address)
     existing = current_build_dir(settings.builds_dir)
     if if_missing and existing is not None:
         typer.echo(f"build {existing.name} exists; nothing to do (--if-missing)")

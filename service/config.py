@@ -48,6 +48,15 @@ class Settings(BaseSettings):
         default=None, description="torch device for embedding (cpu, cuda); default: automatic."
     )
     embed_batch_size: int = Field(default=32, ge=1, le=4096)
+    engine: Literal["local", "ray"] = Field(
+        default="local",
+        description="Where a build embeds new papers: this process, or a Ray cluster "
+        "(pip install 'paperscope[ray]').",
+    )
+    ray_address: str | None = Field(
+        default=None,
+        description="Ray cluster to embed on (HEAD:6379); unset = a Ray started on this machine.",
+    )
     embed_window_tokens: int = Field(
         default=256,
         ge=0,

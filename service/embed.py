@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -51,19 +51,32 @@ class Embedder(Protocol):
     def cache_key(self) -> str: ...
 
 
+ChunkEncoder = Callable[[Sequence[str], Sequence[str]], Iterator[tuple[list[str], Vectors]]]
+"""Embeds ``(texts, hashes)`` and yields ``(hashes, vectors)`` chunk by chunk, in any order.
+
+How the texts that miss the cache get embedded: :func:`encode_in_chunks` here, or on a Ray
+cluster (:mod:`service.ray_engine`). Each chunk is saved as it arrives."""
+
+
 class SentenceTransformerEmbedder:
     """A sentence-transformers model loaded from a local folder (offline) or a hub name."""
 
     backend = "sentence-transformers/torch"
 
-    def __init__(self, model: ResolvedModel, device: str | None = None, batch_size: int = 32):
+    def __init__(
+        self,
+        model: ResolvedModel,
+        device: str | None = None,
+        batch_size: int = 32,
+        threads: int | None = None,
+    ):
         if model.local:
             os.environ["HF_HUB_OFFLINE"] = "1"
             os.environ["TRANSFORMERS_OFFLINE"] = "1"
         import torch
         from sentence_transformers import SentenceTransformer
 
-        torch.set_num_threads(max(1, os.cpu_count() or 1))
+        torch.set_num_threads(threads or max(1, os.cpu_count() or 1))
         log.info("loading embedding model %s from %s", model.name, model.location)
         self._model = SentenceTransformer(model.location, device=device)
         self.name = model.name
@@ -124,6 +137,7 @@ class OnnxEmbedder:
         revision: str = "",
         backend: str = "onnx",
         batch_size: int = 32,
+        threads: int | None = None,
     ) -> OnnxEmbedder:
         import onnxruntime
         from tokenizers import Tokenizer
@@ -132,7 +146,7 @@ class OnnxEmbedder:
         tokenizer.enable_truncation(max_length=max_tokens)
         tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")  # noqa: S106 - a token, no secret
         options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = max(1, os.cpu_count() or 1)
+        options.intra_op_num_threads = threads or max(1, os.cpu_count() or 1)
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
         session = onnxruntime.InferenceSession(
             str(onnx_file), options, providers=["CPUExecutionProvider"]
@@ -179,11 +193,14 @@ def choose_backend(requested: str, resolved: ResolvedModel) -> str:
     return "torch"
 
 
-def load_embedder(settings: Settings) -> Embedder:
+def load_embedder(settings: Settings, threads: int | None = None) -> Embedder:
+    """The configured model; ``threads`` caps its CPU threads (default: every core)."""
     resolved = resolve_model(settings.model, settings.models_dir)
     backend = choose_backend(settings.backend, resolved)
     if backend == "torch":
-        return SentenceTransformerEmbedder(resolved, settings.device, settings.embed_batch_size)
+        return SentenceTransformerEmbedder(
+            resolved, settings.device, settings.embed_batch_size, threads
+        )
     if resolved.onnx_dir is None:
         raise InvalidInput(
             f"backend {backend!r} needs the ONNX export of {resolved.name}; "
@@ -202,6 +219,7 @@ def load_embedder(settings: Settings) -> Embedder:
         revision=revision,
         backend=f"onnxruntime/{'fp32' if backend == 'onnx' else 'int8'}",
         batch_size=settings.embed_batch_size,
+        threads=threads,
     )
 
 
@@ -215,16 +233,28 @@ def _max_tokens(weights: Path) -> int:
     return 256
 
 
+def encode_in_chunks(
+    embedder: Embedder, texts: Sequence[str], hashes: Sequence[str]
+) -> Iterator[tuple[list[str], Vectors]]:
+    """The local engine: ``CHUNK`` texts at a time with the embedder in this process."""
+    for start in range(0, len(texts), CHUNK):
+        chunk = list(hashes[start : start + CHUNK])
+        yield chunk, embedder.encode(texts[start : start + CHUNK])
+
+
 def embed_with_cache(
     store: Store,
     embedder: Embedder,
     texts: Sequence[str],
     hashes: Sequence[str],
     progress: bool = True,
+    encode: ChunkEncoder | None = None,
 ) -> tuple[Vectors, int]:
     """Vectors for ``texts`` in order, embedding only those whose hash is not cached.
 
-    Returns the matrix and how many texts were embedded now.
+    ``encode`` embeds the missing texts (default: :func:`encode_in_chunks` with ``embedder``);
+    it must give the vectors ``embedder`` would. Returns the matrix and how many texts were
+    embedded now.
     """
     key = embedder.cache_key
     cached = store.cached_embeddings(key, hashes)
@@ -235,9 +265,12 @@ def embed_with_cache(
     with tqdm(
         total=len(missing_hashes), desc="embedding", unit="paper", disable=not progress
     ) as bar:
-        for start in range(0, len(missing_hashes), CHUNK):
-            chunk = missing_hashes[start : start + CHUNK]
-            vectors = embedder.encode([texts[first_of[h]] for h in chunk])
+        missing_texts = [texts[first_of[h]] for h in missing_hashes]
+        if encode is None:
+            chunks = encode_in_chunks(embedder, missing_texts, missing_hashes)
+        else:
+            chunks = encode(missing_texts, missing_hashes)
+        for chunk, vectors in chunks:
             store.save_embeddings(key, chunk, vectors)
             cached.update(zip(chunk, vectors, strict=True))
             bar.update(len(chunk))

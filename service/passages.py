@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from service.config import Settings
-from service.embed import Embedder, Vectors, embed_with_cache
+from service.embed import ChunkEncoder, Embedder, Vectors, embed_with_cache
 from service.errors import InvalidInput
 from service.models import resolve_model
 from service.store import Store
@@ -93,19 +93,21 @@ def embed_papers(
     hashes: Sequence[str],
     windowing: Windowing,
     progress: bool = True,
+    encode: ChunkEncoder | None = None,
 ) -> tuple[Vectors, int]:
     """One vector per (title, abstract); returns the matrix and how many texts were embedded.
 
     Without windows, the whole ``title. abstract`` is embedded (cached under ``hashes``).
+    ``encode``: how texts missing from the cache are embedded (see :func:`embed_with_cache`).
     """
     if not windowing.tokens:
         texts = [f"{title}. {abstract}" for title, abstract in papers]
-        return embed_with_cache(store, embedder, texts, hashes, progress)
+        return embed_with_cache(store, embedder, texts, hashes, progress, encode)
     windows = [split(title, abstract, windowing) for title, abstract in papers]
     flat = [w for paper in windows for w in paper]
     owner = np.repeat(np.arange(len(papers)), [len(paper) for paper in windows])
     vectors, embedded = embed_with_cache(
-        store, embedder, flat, [text_hash(w) for w in flat], progress
+        store, embedder, flat, [text_hash(w) for w in flat], progress, encode
     )
     pooled = np.zeros((len(papers), embedder.dim), dtype=np.float32)
     np.add.at(pooled, owner, vectors)

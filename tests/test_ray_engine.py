@@ -1,0 +1,111 @@
+"""The Ray engine against the local one, on a real local Ray with 2 CPUs started here."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator, Sequence
+from functools import partial
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+
+from service.config import Settings
+from service.embed import Embedder, Vectors
+from service.errors import InvalidInput, PaperscopeError
+from service.passages import embed_papers, load_windowing
+from service.ray_engine import (
+    connect,
+    map_batches_on_ray,
+    ray_encoder,
+    require_ray,
+    worker_plan,
+)
+from service.store import Store
+from tests.conftest import make_settings
+from tests.test_cli import assert_clean_failure, run
+
+BUNDLED = Path(__file__).parent.parent / "service" / "data" / "trending-papers.jsonl"
+
+
+@pytest.fixture(scope="module")
+def ray() -> Iterator[ModuleType]:
+    module = connect(num_cpus=2)
+    yield module
+    module.shutdown()
+
+
+def _bundled(n: int) -> tuple[list[tuple[str, str]], list[str]]:
+    rows = [json.loads(line) for line in BUNDLED.read_text(encoding="utf-8").splitlines()[:n]]
+    return [(r["title"], r["abstract"]) for r in rows], [r["id"] for r in rows]
+
+
+def test_ray_gives_the_local_vectors_and_fills_the_cache(
+    ray: ModuleType, tmp_path: Path, embedder: Embedder
+) -> None:
+    settings = make_settings(tmp_path)
+    papers, hashes = _bundled(12)
+    windowing = load_windowing(settings)  # some bundled abstracts are longer than one window
+    with Store(tmp_path / "local.sqlite") as store:
+        local, _ = embed_papers(store, embedder, papers, hashes, windowing, progress=False)
+    encode = ray_encoder(settings, embedder)
+    with Store(tmp_path / "ray.sqlite") as store:
+        on_ray, embedded = embed_papers(
+            store, embedder, papers, hashes, windowing, progress=False, encode=encode
+        )
+        assert embedded > len(papers)  # windows of the long abstracts, each cached by hash
+        np.testing.assert_allclose(on_ray, local, atol=1e-5)
+        again, embedded_again = embed_papers(
+            store, embedder, papers, hashes, windowing, progress=False, encode=encode
+        )
+        assert embedded_again == 0
+        np.testing.assert_array_equal(again, on_ray)
+
+
+class OtherModel:
+    """The driver's side of a model the workers do not have (another cache key)."""
+
+    name, revision, dim, backend, cache_key = "other", "0", 384, "none", "other@0"
+
+    def encode(self, texts: Sequence[str], progress: bool = False) -> Vectors:
+        raise AssertionError("the driver embeds nothing with the ray engine")
+
+
+def test_a_worker_with_another_model_stops_the_build(ray: ModuleType, tmp_path: Path) -> None:
+    encode = ray_encoder(make_settings(tmp_path), OtherModel())
+    with pytest.raises(PaperscopeError, match=r"embedding on Ray failed: .*loaded all-MiniLM"):
+        list(encode(["some text", "more text"], ["h1", "h2"]))
+
+
+def test_workers_use_gpus_when_the_cluster_has_them() -> None:
+    settings = Settings()
+    assert worker_plan(settings, {"CPU": 16.0}) == (16, 1.0, 0.0)
+    assert worker_plan(settings, {"CPU": 16.0, "GPU": 2.0}) == (2, 1.0, 1.0)
+    onnx = Settings(backend="onnx")
+    assert worker_plan(onnx, {"CPU": 16.0, "GPU": 2.0}) == (16, 1.0, 0.0)
+
+
+def _row_norms(scale: float, rows: np.ndarray) -> np.ndarray:
+    return np.asarray(scale * np.linalg.norm(rows, axis=1))
+
+
+def test_map_batches_on_ray_keeps_the_order(ray: ModuleType) -> None:
+    rows = np.random.default_rng(0).normal(size=(23, 4))
+    fn = partial(_row_norms, 2.0)
+    np.testing.assert_allclose(map_batches_on_ray(fn, rows, batch_size=5), fn(rows))
+    assert map_batches_on_ray(fn, rows[:0], batch_size=5).shape == (0,)
+    with pytest.raises(InvalidInput, match="batch_size"):
+        map_batches_on_ray(fn, rows, batch_size=0)
+
+
+def test_without_ray_the_engine_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if not installed
+    with pytest.raises(InvalidInput, match=r"pip install 'paperscope\[ray\]'"):
+        require_ray()
+
+
+def test_cli_rejects_an_unknown_engine(tmp_path: Path) -> None:
+    result = run("build", "--engine", "spark", data_dir=tmp_path)
+    assert_clean_failure(result, "engine: Input should be 'local' or 'ray'")
