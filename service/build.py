@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from importlib import metadata
 from pathlib import Path
 
@@ -48,6 +49,7 @@ from service.lineage import Carried, carry_over, load_previous
 from service.maps import layout_map
 from service.neighbours import LIST_DEPTH, MAX_LISTED_PAPERS, neighbour_lists, save_lists
 from service.passages import embed_papers, load_windowing
+from service.placement import MapFn
 from service.sampling import fit_on_sample, sample_rows
 from service.schemas import BuildManifest, FitInfo, IngestReport, ModelInfo, Paper, TopicParams
 from service.store import Store, embedding_text, hash_corpus, paper_fields
@@ -419,6 +421,7 @@ def _fit_topics_and_map(
             init_reduced=start.reduced if start else None,
             init_coords=start.coords if start else None,
             stage=clock.stage,
+            map_fn=_placement_map(settings),
             progress=progress,
         )
         return on_sample.model, on_sample.coords, sample
@@ -445,6 +448,15 @@ def _readable_manifest(build_dir: Path | None) -> BuildManifest | None:
     except (OSError, ValueError):
         log.warning("build %s has an unreadable manifest; refitting", build_dir.name)
         return None
+
+
+def _placement_map(settings: Settings) -> MapFn | None:
+    """How papers left out of a sampled fit are placed: here (None) or as Ray tasks."""
+    if settings.engine == "local":
+        return None
+    from service.ray_engine import map_on_ray
+
+    return partial(map_on_ray, address=settings.ray_address)
 
 
 def _chunk_encoder(settings: Settings, embedder: Embedder) -> ChunkEncoder | None:

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -36,6 +36,7 @@ from service.embed import CHUNK, ChunkEncoder, Embedder, Vectors, load_embedder
 from service.errors import InvalidInput, PaperscopeError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 INSTALL_HINT = "pip install 'paperscope[ray]'"
 CPUS_PER_WORKER = 1
@@ -200,16 +201,24 @@ def map_batches_on_ray(
         raise InvalidInput("batch_size must be at least 1")
     if len(array) == 0:
         return fn(array)
+    batches = [array[s : s + batch_size] for s in range(0, len(array), batch_size)]
+    return np.concatenate(map_on_ray(fn, batches, num_cpus=num_cpus, address=address))
+
+
+def map_on_ray(
+    fn: Callable[[Any], T],
+    items: Sequence[Any],
+    *,
+    num_cpus: float = 1.0,
+    address: str | None = None,
+) -> list[T]:
+    """``fn`` over each item as one Ray task; results in order. A build places the papers left
+    out of a sampled topic fit this way (``service.placement.MapFn``) on the Ray engine."""
     ray = connect(address)
     task = ray.remote(num_cpus=num_cpus)(_apply)
-    shared_fn = ray.put(fn)  # shipped to each node once, not with every batch
-    refs = [
-        task.remote(shared_fn, array[s : s + batch_size]) for s in range(0, len(array), batch_size)
-    ]
-    return np.concatenate(ray.get(refs))
+    shared_fn = ray.put(fn)  # shipped to each node once, not with every item
+    return list(ray.get([task.remote(shared_fn, item) for item in items]))
 
 
-def _apply(
-    fn: Callable[[npt.NDArray[Any]], npt.NDArray[Any]], batch: npt.NDArray[Any]
-) -> npt.NDArray[Any]:
-    return fn(batch)
+def _apply(fn: Callable[[Any], T], item: Any) -> T:
+    return fn(item)

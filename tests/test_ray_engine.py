@@ -109,3 +109,20 @@ def test_without_ray_the_engine_names_the_extra(monkeypatch: pytest.MonkeyPatch)
 def test_cli_rejects_an_unknown_engine(tmp_path: Path) -> None:
     result = run("build", "--engine", "spark", data_dir=tmp_path)
     assert_clean_failure(result, "engine: Input should be 'local' or 'ray'")
+
+
+def test_papers_left_out_of_a_sampled_fit_are_placed_alike_on_ray(
+    ray: ModuleType, built_dir: Path
+) -> None:
+    from service.build import topic_params
+    from service.ray_engine import map_on_ray
+    from service.sampling import draw_sample, fit_on_sample
+    from tests.test_sampling import _corpus
+
+    vectors, texts = _corpus(built_dir)
+    params = topic_params(make_settings(built_dir), len(vectors))
+    sample = draw_sample(len(vectors), 80, seed=3)
+    local = fit_on_sample(vectors, texts, params, 4, sample, progress=False)
+    on_ray = fit_on_sample(vectors, texts, params, 4, sample, map_fn=map_on_ray, progress=False)
+    assert np.array_equal(on_ray.model.assignments, local.model.assignments)
+    assert np.allclose(on_ray.coords, local.coords)
