@@ -281,7 +281,7 @@ def run_build(
         with clock.stage("index"):
             extended = incremental.extend_index(increment, vectors) if increment else None
             index, index_info = extended or build_index(
-                vectors, settings.exact_index_max, settings.seed
+                vectors, settings.exact_index_max, settings.compressed_index_above, settings.seed
             )
         with clock.stage("duplicates"):
             duplicates = (
@@ -406,6 +406,7 @@ def _build_settings(settings: Settings) -> dict[str, int | float | str]:
     return {
         "label_terms": settings.label_terms,
         "exact_index_max": settings.exact_index_max,
+        "compressed_index_above": settings.compressed_index_above,
         "duplicate_threshold": settings.duplicate_threshold,
         "embed_window_tokens": settings.embed_window_tokens,
         "embed_window_stride": settings.embed_window_stride,

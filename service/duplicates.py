@@ -12,7 +12,7 @@ import faiss
 import numpy as np
 import numpy.typing as npt
 
-from service.index import search
+from service.index import exact_scores, search
 
 NEIGHBOURS = 5
 """Neighbours checked per paper: a paper with more near-copies than this is rare."""
@@ -26,13 +26,14 @@ def find_duplicates(
     rows: npt.NDArray[np.int64] | None = None,
 ) -> list[tuple[int, int, float]]:
     """(row a, row b, cosine) with a < b, most similar first; only pairs involving ``rows``
-    when given (an incremental build checks just its new papers)."""
+    when given (an incremental build checks just its new papers). Scores are the stored vectors'
+    cosine, also where a compressed index only approximates it."""
     asked = np.arange(len(vectors)) if rows is None else rows
     pairs: dict[tuple[int, int], float] = {}
     for start in range(0, len(asked), BLOCK):
         block_rows = asked[start : start + BLOCK]
         block = np.asarray(vectors[block_rows], dtype=np.float32)
-        scores, found = search(index, block, NEIGHBOURS + 1)
+        scores, found = exact_scores(block, search(index, block, NEIGHBOURS + 1)[1], vectors)
         for own, row_scores, row_ids in zip(block_rows.tolist(), scores, found, strict=True):
             for score, other in zip(row_scores.tolist(), row_ids.tolist(), strict=True):
                 if other >= 0 and other != own and score >= threshold:
