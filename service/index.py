@@ -44,7 +44,7 @@ CHUNK = 65_536
 """Vectors added (and scanned for ground truth) at a time."""
 TRAIN_PER_LIST = 40
 """Training vectors per IVF list (faiss asks for at least 39)."""
-TRAIN_MAX = 400_000
+TRAIN_MAX = 256_000
 KMEANS_ITERATIONS = 10
 """k-means iterations for the IVF centroids; faiss's 25 cost 2.5x the time for little recall."""
 HNSW_M = 32
@@ -84,13 +84,20 @@ def pq_bytes(n: int, dim: int) -> int:
     return (fitting or usable[-1:] or [1])[0]
 
 
+def pq_code(n: int, dim: int) -> str:
+    """Product quantisation for n vectors: 8-bit codes, fewer bits when too few vectors exist to
+    train 256 centroids per sub-vector (only tiny corpora with tiny thresholds, as in tests)."""
+    bits = min(8, max(1, int(math.log2(max(2, n // 39)))))
+    return f"PQ{pq_bytes(n, dim)}" + (f"x{bits}" if bits < 8 else "")
+
+
 def choose_layout(n: int, dim: int, exact_max: int, compressed_above: int) -> Layout:
     if n <= exact_max:
         return Layout("Flat", "exact")
     nlist = ivf_lists(n)
     if n <= compressed_above:
         return Layout(f"IVF{nlist}_HNSW{HNSW_M},Flat", "ivf", nlist)
-    code = "SQ8" if n * (dim + 8) <= COMPRESSED_BUDGET_BYTES else f"PQ{pq_bytes(n, dim)}"
+    code = "SQ8" if n * (dim + 8) <= COMPRESSED_BUDGET_BYTES else pq_code(n, dim)
     return Layout(f"IVF{nlist}_HNSW{HNSW_M},{code}", "compressed", nlist, COMPRESSED_TARGET_RECALL)
 
 
@@ -116,17 +123,18 @@ def train_and_fill(layout: Layout, dim: int, sample: Array, chunks: Iterable[Arr
 
 def exact_top10(queries: Array, chunks: Iterable[Array]) -> npt.NDArray[np.int64]:
     """Exact top-10 rows for each query by scanning the corpus chunk by chunk (rows numbered in
-    order); memory is the queries' scores against one chunk."""
+    order); memory is one chunk and its exact index."""
     k = 10
     best_scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
     best_rows = np.full((len(queries), k), -1, dtype=np.int64)
     offset = 0
     for chunk in chunks:
-        scores = queries @ np.asarray(chunk, dtype=np.float32).T
-        rows = np.broadcast_to(np.arange(offset, offset + len(chunk)), scores.shape)
-        offset += len(chunk)
+        exact = faiss.IndexFlatIP(queries.shape[1])
+        exact.add(np.ascontiguousarray(chunk, dtype=np.float32))
+        scores, rows = exact.search(queries, min(k, exact.ntotal))
         all_scores = np.hstack([best_scores, scores])
-        all_rows = np.hstack([best_rows, rows])
+        all_rows = np.hstack([best_rows, np.where(rows >= 0, rows + offset, -1)])
+        offset += exact.ntotal
         order = np.argsort(-all_scores, axis=1, kind="stable")[:, :k]
         best_scores = np.take_along_axis(all_scores, order, axis=1)
         best_rows = np.take_along_axis(all_rows, order, axis=1)
