@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import faiss
 import numpy as np
@@ -134,7 +135,8 @@ def test_hnsw_builds_of_earlier_versions_still_load_and_extend(
     save_index(hnsw, tmp_path / "index.faiss")
     info = IndexInfo(type="HNSW32", reason="earlier build", recall_at_10=0.99, ef_search=48)
     loaded = load_index(tmp_path / "index.faiss", info)
-    assert faiss.downcast_index(loaded).hnsw.efSearch == 48
+    restored: Any = faiss.downcast_index(loaded)
+    assert restored.hnsw.efSearch == 48
     loaded.add(corpus[3000:])
     updated = remeasure(loaded, info, corpus)
     assert updated.recall_at_10 is not None and updated.recall_at_10 >= 0.95
