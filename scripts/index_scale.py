@@ -1,10 +1,18 @@
-"""Measure FAISS index types on N synthetic 384-d vectors; see scripts/index-scale."""
+"""Measure FAISS index layouts on N synthetic 384-d vectors; see scripts/index-scale.
+
+Each layout is built with service.index (the code a build runs): trained on a sample, filled
+chunk by chunk, nprobe raised until recall@10 against exact search on held-out queries reaches
+the target. Queries/s and memory are measured in a fresh process that only loads the index file
+and answers the queries one at a time on one thread (the serving path), so neither the build nor
+the ground truth counts.
+"""
 
 from __future__ import annotations
 
+import json
 import resource
+import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,15 +21,32 @@ import faiss
 import numpy as np
 import numpy.typing as npt
 
+from service.config import Settings
+from service.index import (
+    COMPRESSED_TARGET_RECALL,
+    TARGET_RECALL,
+    TRAIN_MAX,
+    TRAIN_PER_LIST,
+    Layout,
+    choose_layout,
+    exact_top10,
+    ivf_lists,
+    layout_of,
+    pq_bytes,
+    search,
+    set_breadth,
+    train_and_fill,
+    tune_breadth,
+)
+
 DIM = 384
 CHUNK = 100_000
 QUERIES = 1_000
 CENTRES = 2_000
-Array = npt.NDArray[np.float32]
-
-
 LATENT = 48
 """Intrinsic dimension: real sentence embeddings vary along far fewer directions than 384."""
+RESULTS = Path("/tmp/index-results")  # noqa: S108 (a fixed place so results outlive a crash)
+Array = npt.NDArray[np.float32]
 
 
 def chunks(n: int, seed: int = 0, stream: int = 1) -> Iterator[Array]:
@@ -34,95 +59,132 @@ def chunks(n: int, seed: int = 0, stream: int = 1) -> Iterator[Array]:
         rng = np.random.default_rng([seed, stream, start // CHUNK])
         size = min(CHUNK, n - start)
         latent = centres[rng.integers(0, CENTRES, size)] + 0.6 * rng.standard_normal(
-            (size, LATENT)
-        ).astype(np.float32)
-        block = latent @ basis + 0.02 * rng.standard_normal((size, DIM)).astype(np.float32)
+            (size, LATENT), dtype=np.float32
+        )
+        block = latent @ basis + 0.02 * rng.standard_normal((size, DIM), dtype=np.float32)
         block /= np.linalg.norm(block, axis=1, keepdims=True)
         yield block.astype(np.float32)
 
 
-def queries() -> Array:
-    """Held-out queries from the same distribution (not in the corpus)."""
-    return next(chunks(QUERIES, stream=2))
+def layout_for(kind: str, n: int) -> Layout:
+    """``auto`` = what a build with the default settings chooses; the rest name a layout."""
+    if kind == "auto":
+        defaults = Settings()
+        return choose_layout(n, DIM, defaults.exact_index_max, defaults.compressed_index_above)
+    nlist = ivf_lists(n)
+    factories = {
+        "hnsw": ("HNSW32", 0, TARGET_RECALL),
+        "ivf-flat": (f"IVF{nlist}_HNSW32,Flat", nlist, TARGET_RECALL),
+        "ivf-sq8": (f"IVF{nlist}_HNSW32,SQ8", nlist, TARGET_RECALL),
+        "ivf-sq8-flatq": (f"IVF{nlist},SQ8", nlist, TARGET_RECALL),
+        "ivf-pq": (f"IVF{nlist}_HNSW32,PQ{pq_bytes(n, DIM)}", nlist, COMPRESSED_TARGET_RECALL),
+    }
+    factory, lists, target = factories[kind]
+    return layout_of(factory, lists, target)
 
 
-def exact_top10(n: int, q: Array) -> npt.NDArray[np.int64]:
-    best_scores = np.full((len(q), 10), -np.inf, dtype=np.float32)
-    best_rows = np.zeros((len(q), 10), dtype=np.int64)
-    for i, block in enumerate(chunks(n)):
-        scores = q @ block.T
-        rows = np.arange(len(block)) + i * CHUNK
-        all_scores = np.hstack([best_scores, scores])
-        all_rows = np.hstack([best_rows, np.broadcast_to(rows, scores.shape)])
-        order = np.argsort(-all_scores, axis=1)[:, :10]
-        best_scores = np.take_along_axis(all_scores, order, axis=1)
-        best_rows = np.take_along_axis(all_rows, order, axis=1)
-    return best_rows
+def training_sample(n: int, layout: Layout) -> Array:
+    """The first rows of the stream: the synthetic rows are independent, so a random sample."""
+    wanted = min(n, TRAIN_MAX, TRAIN_PER_LIST * layout.nlist) if layout.is_ivf else 0
+    taken: list[Array] = []
+    for block in chunks(wanted):
+        taken.append(block)
+    return np.vstack(taken) if taken else np.zeros((0, DIM), dtype=np.float32)
 
 
-def build(kind: str, n: int) -> faiss.Index:
-    if kind == "hnsw":
-        index = faiss.IndexHNSWFlat(DIM, 32, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = 80
-    else:
-        nlist = int(4 * np.sqrt(n))
-        code = {"ivf-sq8": "SQ8", "ivf-pq": "PQ48x8", "ivf-flat": "Flat"}[kind]
-        index = faiss.index_factory(DIM, f"IVF{nlist},{code}", faiss.METRIC_INNER_PRODUCT)
-        sample = np.vstack([b for _, b in zip(range(3), chunks(n), strict=False)])
-        index.train(sample[: min(len(sample), 64 * nlist)])
-    for block in chunks(n):
-        index.add(block)
-    return index
+def rss_gb(field: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024**2
+    return 0.0
 
 
-def tune(
-    kind: str, index: faiss.Index, q: Array, truth: npt.NDArray[np.int64], target: float
-) -> tuple[int, float]:
-    """Smallest search breadth reaching the target recall (efSearch or nprobe)."""
-    for breadth in (16, 32, 64, 128, 256, 512, 1024):
-        if kind == "hnsw":
-            index.hnsw.efSearch = breadth
-        else:
-            faiss.extract_index_ivf(index).nprobe = breadth
-        _, found = index.search(q, 10)
-        recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(truth, found, strict=True)])
-        if recall >= target:
-            break
-    return breadth, float(recall)
+def probe(path: str, queries_path: str, breadth: int, stored_path: str) -> None:
+    """In a fresh process: load the index, answer each query alone on one thread (rescoring
+    from the memory-mapped vectors where the layout reranks, as the engine does). The index's
+    memory is the private RSS it adds; pages of the vectors file mapped in are reported apart
+    (they are the page cache, shared, and the kernel maps neighbouring cached pages too)."""
+    q = np.load(queries_path)
+    stored = np.load(stored_path, mmap_mode="r") if stored_path else None
+    baseline = rss_gb("RssAnon")
+    index = faiss.read_index(path)
+    set_breadth(index, breadth)
+    faiss.omp_set_num_threads(1)
+    for row in q[:50]:  # warm up
+        search(index, row[None, :], 10, stored)
+    start = time.perf_counter()
+    for row in q:
+        search(index, row[None, :], 10, stored)
+    qps = len(q) / (time.perf_counter() - start)
+    anon, mapped = rss_gb("RssAnon"), rss_gb("RssFile")
+    print(json.dumps({"qps": qps, "anon_gb": anon, "file_gb": mapped, "index_gb": anon - baseline}))
+
+
+def write_stored(n: int) -> Path:
+    """The corpus as a .npy file, written chunk by chunk, for the layouts that rerank (a build
+    keeps embeddings.npy beside its index)."""
+    path = RESULTS / f"vectors-{n}.npy"
+    if not path.is_file():
+        stored = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(n, DIM))
+        for i, block in enumerate(chunks(n)):
+            stored[i * CHUNK : i * CHUNK + len(block)] = block
+        stored.flush()
+        del stored
+    return path
+
+
+def measure(kind: str, n: int, q: Array, truth: npt.NDArray[np.int64], queries_path: Path) -> str:
+    layout = layout_for(kind, n)
+    stored_path = write_stored(n) if layout.reranks else None
+    stored = np.load(stored_path, mmap_mode="r") if stored_path else None
+    faiss.omp_set_num_threads(2)
+    start = time.perf_counter()
+    index = train_and_fill(layout, DIM, training_sample(n, layout), chunks(n))
+    built = time.perf_counter() - start
+    breadth, measured = tune_breadth(index, q, truth, layout.target, stored=stored)
+    del stored
+    path = RESULTS / f"index-{n}-{kind}.faiss"
+    faiss.write_index(index, str(path))
+    del index
+    size = path.stat().st_size / 1e6
+    build_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+    command = [sys.executable, __file__, "--probe", str(path), str(queries_path), str(breadth)]
+    command.append(str(stored_path or ""))
+    served = json.loads(subprocess.run(command, check=True, capture_output=True).stdout)
+    path.unlink()
+    return (
+        f"| {kind}: `{layout.factory}` | {built:.0f} | {breadth} | {measured:.3f} "
+        f"| {served['qps']:,.0f} | {size:,.0f} | {served['index_gb']:.2f} "
+        f"| {served['anon_gb'] + served['file_gb']:.2f} ({served['anon_gb']:.2f} + "
+        f"{served['file_gb']:.2f}) | {build_peak:.2f} |"
+    )
 
 
 def main() -> None:
+    if sys.argv[1] == "--probe":
+        probe(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5])
+        return
     n = int(sys.argv[1])
-    kinds = (sys.argv[2] if len(sys.argv) > 2 else "hnsw,ivf-sq8").split(",")
-    target = float(sys.argv[3]) if len(sys.argv) > 3 else 0.95
-    q = queries()
+    kinds = (sys.argv[2] if len(sys.argv) > 2 else "auto").split(",")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    q = next(chunks(QUERIES, stream=2))  # held out: not in the corpus
+    queries_path = RESULTS / f"queries-{n}.npy"
+    np.save(queries_path, q)
+    faiss.omp_set_num_threads(2)
     start = time.perf_counter()
-    truth = exact_top10(n, q)
-    print(f"{n:,} x {DIM} synthetic vectors; exact ground truth {time.perf_counter() - start:.0f}s")
-    print("| index | build s | breadth | recall@10 | q/s 1 thread | index MB | peak RSS GB |")
-    print("|---|---|---|---|---|---|---|")
+    truth = exact_top10(q, chunks(n))
+    print(f"{n:,} x {DIM} synthetic vectors, {QUERIES:,} held-out queries; exact ground truth by")
+    print(f"streaming {time.perf_counter() - start:.0f} s; q/s = one query per call, one thread")
+    print()
+    print(
+        "| index | build s | nprobe / efSearch | recall@10 | q/s 1 thread | index file MB "
+        "| index RSS GB | serving process RSS GB (private + file-backed) "
+        "| build process peak RSS GB |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for kind in kinds:
-        faiss.omp_set_num_threads(2)
-        start = time.perf_counter()
-        index = build(kind, n)
-        built = time.perf_counter() - start
-        breadth, recall = tune(kind, index, q, truth, target)
-        faiss.omp_set_num_threads(1)
-        start = time.perf_counter()
-        for row in q:
-            index.search(row[None, :], 10)
-        qps = len(q) / (time.perf_counter() - start)
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "index.faiss"
-            faiss.write_index(index, str(path))
-            size = path.stat().st_size / 1e6
-        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
-        print(
-            f"| {kind} | {built:.0f} | {breadth} | {recall:.3f} | {qps:,.0f} | {size:,.0f} "
-            f"| {rss:.2f} |",
-            flush=True,
-        )
-        del index
+        print(measure(kind, n, q, truth, queries_path), flush=True)
+    (RESULTS / f"vectors-{n}.npy").unlink(missing_ok=True)
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ from service.config import Settings
 from service.duplicates import duplicates_in_lists, find_duplicates
 from service.embed import ChunkEncoder, Embedder
 from service.errors import InvalidInput, NotReady
-from service.index import build_index, save_index
+from service.index import build_index, reranks, save_index
 from service.ingest import NO_FILTER, IngestFilter, apply_filter, read_records
 from service.ingest.tabular import NO_MAP, ColumnMap
 from service.lexical import LEXICAL_DIR, LexicalIndex, LexicalParams
@@ -288,15 +288,22 @@ def run_build(
         with clock.stage("index"):
             extended = incremental.extend_index(increment, vectors) if increment else None
             index, index_info = extended or build_index(
-                vectors, settings.exact_index_max, settings.seed
+                vectors, settings.exact_index_max, settings.compressed_index_above, settings.seed
             )
         with clock.stage("neighbours"):
-            lists = neighbour_lists(index, vectors, LIST_DEPTH) if n <= MAX_LISTED_PAPERS else None
+            stored = vectors if reranks(index_info) else None  # searched as the engine will
+            lists = (
+                neighbour_lists(index, vectors, LIST_DEPTH, stored=stored)
+                if n <= MAX_LISTED_PAPERS
+                else None
+            )
             if increment:
                 threshold = settings.duplicate_threshold
                 duplicates = incremental.duplicates(increment, index, vectors, threshold)
             elif lists is not None:
-                duplicates = duplicates_in_lists(lists, np.arange(n), settings.duplicate_threshold)
+                duplicates = duplicates_in_lists(
+                    lists, np.arange(n), vectors, settings.duplicate_threshold
+                )
             else:
                 duplicates = find_duplicates(index, vectors, settings.duplicate_threshold)
         if increment is not None:
@@ -473,6 +480,7 @@ def _build_settings(settings: Settings) -> dict[str, int | float | str]:
     return {
         "label_terms": settings.label_terms,
         "exact_index_max": settings.exact_index_max,
+        "compressed_index_above": settings.compressed_index_above,
         "duplicate_threshold": settings.duplicate_threshold,
         "embed_window_tokens": settings.embed_window_tokens,
         "embed_window_stride": settings.embed_window_stride,

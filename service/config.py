@@ -150,6 +150,11 @@ class Settings(BaseSettings):
     exact_index_max: int = Field(
         default=20_000, ge=0, description="Corpora up to this size get an exact FAISS index."
     )
+    compressed_index_above: int = Field(
+        default=500_000,
+        ge=0,
+        description="Corpora above this size get a compressed FAISS index (IVF with SQ8 or PQ).",
+    )
     bm25_k1: float = Field(default=1.5, ge=0, le=10, description="BM25 term-frequency saturation.")
     bm25_b: float = Field(default=0.75, ge=0, le=1, description="BM25 length normalisation.")
     bm25_title_weight: int = Field(

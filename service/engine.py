@@ -21,7 +21,7 @@ import numpy.typing as npt
 from service.build import read_manifest
 from service.embed import Embedder
 from service.errors import ArtifactMismatch, BuildDamaged, InvalidInput, NotFound
-from service.index import load_index, search
+from service.index import load_index, reranks, search
 from service.lexical import LEXICAL_DIR, LexicalIndex
 from service.neighbours import load_lists
 from service.retrieval import (
@@ -289,8 +289,10 @@ class Engine:
         self, queries: npt.NDArray[np.float32], n: int
     ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
         """The n nearest rows to each query: the build's index, merged with an exact scan of
-        the live additions (few, so brute force is fast and exact)."""
-        scores, rows = search(self._index, queries, n)
+        the live additions (few, so brute force is fast and exact). A product-quantised
+        index's candidates are rescored from the memory-mapped vectors."""
+        stored = self._vectors if reranks(self.manifest.index) else None
+        scores, rows = search(self._index, queries, n, stored)
         live = self._live
         if not live.papers:
             return scores, rows
@@ -741,7 +743,8 @@ class Engine:
         neighbours: list[list[tuple[int, float]]] = []
         for start in range(0, self.size, 4096):
             block = np.asarray(self._vectors[start : start + 4096], dtype=np.float32)
-            scores, rows = search(self._index, block, k + 1)
+            stored = self._vectors if reranks(self.manifest.index) else None
+            scores, rows = search(self._index, block, k + 1, stored)
             for offset, (row_scores, row_ids) in enumerate(zip(scores, rows, strict=True)):
                 own = start + offset
                 neighbours.append(

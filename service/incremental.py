@@ -26,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from service.duplicates import find_duplicates
-from service.index import load_index, recall_at_10
+from service.index import load_index, remeasure
 from service.lineage import Carried
 from service.placement import Placer
 from service.schemas import NOISE_TOPIC, BuildManifest, FitInfo, IndexInfo
@@ -139,15 +139,16 @@ def extend_index(
     plan: Plan, vectors: npt.NDArray[np.float32]
 ) -> tuple[faiss.Index, IndexInfo] | None:
     """The base build's index with the new rows added, when the base's rows are all kept in
-    place; recall@10 is measured again. None when the index has to be built afresh."""
+    place (IVF lists and HNSW graphs both take new vectors as they are); recall@10 is measured
+    again and the search breadth raised if it fell short. None when it has to be built afresh."""
     if not plan.appends_only:
         return None
     info = plan.manifest.index
     index = load_index(plan.base / "index.faiss", info)
     index.add(np.ascontiguousarray(vectors[plan.placed]))
-    recall = recall_at_10(index, vectors) if info.type != "Flat" else 1.0
+    measured = remeasure(index, info, vectors)
     reason = f"{info.reason}; {len(plan.placed)} papers added by an incremental build"
-    return index, info.model_copy(update={"reason": reason, "recall_at_10": recall})
+    return index, measured.model_copy(update={"reason": reason})
 
 
 def duplicates(

@@ -34,14 +34,16 @@ def neighbour_lists(
     vectors: npt.NDArray[np.float32],
     depth: int,
     rows: npt.NDArray[np.int64] | None = None,
+    stored: npt.NDArray[np.float32] | None = None,
 ) -> Lists:
-    """The ``depth`` nearest rows of each paper (of ``rows`` when given), searched in blocks."""
+    """The ``depth`` nearest rows of each paper (of ``rows`` when given), searched in blocks
+    the way the engine searches (``stored``: rescoring a product-quantised index's candidates)."""
     asked = np.arange(len(vectors)) if rows is None else rows
     found_rows = np.full((len(asked), depth), -1, dtype=np.int64)
     found_scores = np.zeros((len(asked), depth), dtype=np.float32)
     for start in range(0, len(asked), BLOCK):
         block = np.asarray(vectors[asked[start : start + BLOCK]], dtype=np.float32)
-        scores, found = search(index, block, depth)
+        scores, found = search(index, block, depth, stored)
         found_rows[start : start + len(block), : found.shape[1]] = found
         found_scores[start : start + len(block), : scores.shape[1]] = scores
     return found_rows, found_scores

@@ -292,6 +292,10 @@ class IndexInfo(BaseModel):
     reason: str
     recall_at_10: float | None = None
     ef_search: int | None = None
+    nprobe: int | None = Field(default=None, description="IVF lists searched per query.")
+    params: dict[str, int | str] = Field(
+        default_factory=dict, description="Layout parameters: tier, nlist, training sample."
+    )
 
 
 class TopicParams(BaseModel):

@@ -113,3 +113,32 @@ def test_previous_build_of_another_model_gives_no_lineage(built_dir: Path) -> No
     assert load_previous(build, "some-other-model-revision") is None
     previous = load_previous(build, read_manifest(build).model.revision) if build else None
     assert previous is not None and previous.topic_of
+
+
+def test_compressed_index_tier_serves_exact_scores(
+    built_copy: Path, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tiny thresholds and no memory budget: the bundled corpus gets the product-quantised
+    tier, and the engine still ranks by the stored vectors' exact cosine."""
+    from service import index as index_module
+
+    monkeypatch.setattr(index_module, "COMPRESSED_BUDGET_BYTES", 0)
+    settings = make_settings(built_copy, exact_index_max=10, compressed_index_above=20)
+    folder, manifest, _ = run_build(settings, lambda: embedder, force=True, progress=False)
+    assert ",PQ" in manifest.index.type and manifest.index.params["tier"] == "compressed"
+    assert manifest.index.nprobe is not None
+    assert manifest.index.recall_at_10 is not None and manifest.index.recall_at_10 >= 0.9
+    assert manifest.build_settings["compressed_index_above"] == 20
+    engine = Engine(folder, embedder)
+    try:
+        title = "Sinkhorn Distance Minimization for Knowledge Distillation"
+        hits = engine.search(title, k=5, mode="dense")
+        query = embedder.encode([title])[0]
+        stored = engine.vectors_at([engine.row_of(h.id) for h in hits])
+        assert [h.score for h in hits] == pytest.approx((stored @ query).tolist(), abs=1e-4)
+        assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+        assert engine.search(title, k=3)[0].title == title  # hybrid, the default
+        similar = engine.similar(hits[0].id, k=10)
+        assert hits[0].id not in {h.id for h in similar} and len(similar) == 10
+    finally:
+        engine.close()
