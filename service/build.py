@@ -376,6 +376,7 @@ def run_build(
                     revision=embedder.revision,
                     dim=embedder.dim,
                     backend=embedder.backend,
+                    agreement=getattr(embedder, "agreement", None),
                 ),
                 papers=n,
                 corpus_hash=corpus_hash,

@@ -125,6 +125,8 @@ class OnnxEmbedder:
         self.name, self.revision, self.backend = name, revision, backend
         self.dim = int(session.get_outputs()[0].shape[-1])
         self.batch_size = batch_size
+        self.agreement: dict[str, float] | None = None
+        """Cosine to the torch vectors, as measured when the export was prepared."""
 
     @classmethod
     def from_files(
@@ -211,7 +213,7 @@ def load_embedder(settings: Settings, threads: int | None = None) -> Embedder:
     identical = backend == "onnx" and agreement.get("min_cosine", 0.0) >= IDENTICAL_COSINE
     revision = resolved.revision if identical else f"{resolved.revision}+{backend}"
     log.info("embedding backend %s (agreement with torch: %s)", backend, agreement or "unknown")
-    return OnnxEmbedder.from_files(
+    embedder = OnnxEmbedder.from_files(
         Path(resolved.location),
         resolved.onnx_dir / variant_file,
         _max_tokens(Path(resolved.location)),
@@ -221,6 +223,8 @@ def load_embedder(settings: Settings, threads: int | None = None) -> Embedder:
         batch_size=settings.embed_batch_size,
         threads=threads,
     )
+    embedder.agreement = agreement or None
+    return embedder
 
 
 def _max_tokens(weights: Path) -> int:

@@ -285,6 +285,11 @@ class ModelInfo(BaseModel):
     revision: str = Field(description="sha256 of the weights when known, else the name.")
     dim: int
     backend: str
+    agreement: dict[str, float] | None = Field(
+        default=None,
+        description="Cosine of this backend's vectors to torch's on probe texts (mean, min), "
+        "measured when the ONNX export was prepared; None for torch itself.",
+    )
 
 
 class IndexInfo(BaseModel):

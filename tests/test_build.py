@@ -20,6 +20,9 @@ def test_build_of_bundled_corpus_has_a_full_manifest(built_dir: Path) -> None:
     assert manifest.papers == 115
     assert manifest.model.name == "all-MiniLM-L6-v2"
     assert manifest.model.dim == 384
+    if manifest.model.backend.startswith("onnxruntime"):  # its measured agreement with torch
+        assert manifest.model.agreement is not None
+        assert manifest.model.agreement["min_cosine"] >= 0.9999
     assert manifest.model.revision.startswith("53aa5117")
     assert manifest.index.type == "Flat" and "exact" in manifest.index.reason
     stages = {"embed", "index", "neighbours", "topics", "map", "lexical", "write"}
