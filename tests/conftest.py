@@ -9,6 +9,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# No timing in tests (shared, noisy machines): no per-example deadline, no "too slow" check.
+settings.register_profile(
+    "paperscope", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("paperscope")
 
 os.environ.setdefault("NUMBA_CACHE_DIR", str(Path.home() / ".cache" / "paperscope" / "numba"))
 
