@@ -11,18 +11,16 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
-# No timing in tests (shared, noisy machines): no per-example deadline, no "too slow" check.
-settings.register_profile(
-    "paperscope", deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
-settings.load_profile("paperscope")
-
 os.environ.setdefault("NUMBA_CACHE_DIR", str(Path.home() / ".cache" / "paperscope" / "numba"))
 
 from service.build import current_build_dir, run_build
 from service.config import Settings
 from service.embed import Embedder, load_embedder
 from service.engine import Engine
+
+# No timing in tests (shared, noisy machines): no per-example deadline, no "too slow" check.
+settings.register_profile("paperscope", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("paperscope")
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
