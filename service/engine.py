@@ -178,12 +178,15 @@ class Engine:
         self._map_lock = threading.Lock()
         self._hidden: frozenset[int] = frozenset()
         self._live = LiveOverlay.empty(int(self._vectors.shape[1]))
-        self._meta: tuple[list[str | None], list[list[str]]] | None = None
-        rows = self._db.execute("SELECT row, id, title FROM papers ORDER BY row").fetchall()
+        # What a result shows is held in memory: answering needs no database read.
+        rows = self._db.execute(
+            "SELECT id, title, date, categories FROM papers ORDER BY row"
+        ).fetchall()
         self._ids = [r["id"] for r in rows]
         self._titles = [r["title"] for r in rows]
+        self._dates: list[str | None] = [r["date"] for r in rows]
+        self._categories: list[list[str]] = [json.loads(r["categories"]) for r in rows]
         self._row_of = {paper_id: row for row, paper_id in enumerate(self._ids)}
-        self._row_meta()  # dates and categories in memory: results need no database read
         counts = {
             len(self._ids),
             len(self._vectors),
@@ -333,7 +336,7 @@ class Engine:
 
     def dates(self) -> list[str | None]:
         """Dates of every row, build and live."""
-        return self._row_meta()[0] + [p.date for p in self._live.papers]
+        return self._dates + [p.date for p in self._live.papers]
 
     def refs(self, rows: list[int]) -> list[PaperRef]:
         return self._refs(rows)
@@ -380,7 +383,7 @@ class Engine:
         wanted_categories, wanted_topics = set(categories), set(topics)
         if since is None and until is None and not wanted_categories and not wanted_topics:
             return None
-        dates, paper_categories = self._row_meta()
+        dates, paper_categories = self._dates, self._categories
         live = self._live
         dates = dates + [p.date for p in live.papers]
         paper_categories = paper_categories + [p.categories for p in live.papers]
@@ -403,20 +406,6 @@ class Engine:
             )
 
         return np.array([r for r in range(len(dates)) if matches(r)], dtype=np.int64)
-
-    def _row_meta(self) -> tuple[list[str | None], list[list[str]]]:
-        """Date and categories of every build row, read once on first use."""
-        with self._map_lock:
-            if self._meta is None:
-                with self._lock:
-                    rows = self._db.execute(
-                        "SELECT date, categories FROM papers ORDER BY row"
-                    ).fetchall()
-                self._meta = (
-                    [r["date"] for r in rows],
-                    [json.loads(r["categories"]) for r in rows],
-                )
-            return self._meta
 
     def nearest(
         self, queries: npt.NDArray[np.float32], n: int, rows: npt.NDArray[np.int64] | None = None
@@ -466,12 +455,11 @@ class Engine:
         """A result from what the engine holds in memory (no database read: like-this answers
         in well under a millisecond)."""
         if row < self.size:
-            dates, categories = self._row_meta()
             paper_id, title, date, cats = (
                 self._ids[row],
                 self._titles[row],
-                dates[row],
-                categories[row],
+                self._dates[row],
+                self._categories[row],
             )
         else:
             live = self._live.papers[row - self.size]
