@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from service.build import current_build_dir, read_manifest
-from service.engine import Engine
+from service.artifacts import current_build_dir, read_manifest
+from service.query.engine import Engine
 
 PAPERSCOPE = str(Path(sys.executable).parent / "paperscope")
 

@@ -1,6 +1,6 @@
 """Measure FAISS index layouts on N synthetic 384-d vectors; see scripts/index-scale.
 
-Each layout is built with service.index (the code a build runs): trained on a sample, filled
+Each layout is built with service.search.index (the code a build runs): trained on a sample, filled
 chunk by chunk, nprobe raised until recall@10 against exact search on held-out queries reaches
 the target. Queries/s and memory are measured in a fresh process that only loads the index file
 and answers the queries one at a time on one thread (the serving path), so neither the build nor
@@ -22,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from service.config import Settings
-from service.index import (
+from service.search.index import (
     COMPRESSED_TARGET_RECALL,
     TARGET_RECALL,
     TRAIN_MAX,

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
+from service.build.ray_engine import connect, ray_encoder
 from service.config import load_settings
-from service.embed import load_embedder
-from service.passages import embed_papers, load_windowing
-from service.ray_engine import connect, ray_encoder
+from service.embed.backends import load_embedder
+from service.embed.passages import embed_papers, load_windowing
 from service.store import Store
 
 ARXIV = Path("../shared/data/arxiv-cs-2025-2026.jsonl.gz")

@@ -14,12 +14,15 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from service.build import current_build_dir, topic_params
-from service.cluster_eval import score_method
+from service.artifacts import current_build_dir
+from service.build.pipeline import topic_params
 from service.config import Settings
-from service.maps import layout_map
+from service.eval.clustering import score_method
 from service.schemas import TopicParams
-from service.topics import Clustering, TopicModel, clean_for_labels, cluster, describe
+from service.topics.cluster import Clustering, cluster, describe
+from service.topics.labels import clean_for_labels
+from service.topics.maps import layout_map
+from service.topics.model import TopicModel
 
 
 def read_build(data_dir: Path) -> tuple[npt.NDArray[np.float32], list[str], list[str]]:
@@ -61,7 +64,7 @@ def run(config: str, vectors: Any, texts: list[str], primary: list[str]) -> dict
     elif config.endswith("t"):
         model, coords = umap_transform(int(config[:-1]), vectors, texts, params, clock)
     else:
-        from service.sampling import draw_sample, fit_on_sample
+        from service.topics.sampling import draw_sample, fit_on_sample
 
         sample = draw_sample(len(vectors), int(config.rstrip("a")), settings.seed)
         fitted = fit_on_sample(
@@ -97,7 +100,7 @@ def umap_transform(
     import hdbscan
     import umap
 
-    from service.sampling import draw_sample, sample_params
+    from service.topics.sampling import draw_sample, sample_params
 
     n = len(vectors)
     sample = draw_sample(n, size, params.seed)

@@ -8,9 +8,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from service.build import run_build
+from service.build.pipeline import run_build
 from service.config import configure_runtime, load_settings
-from service.embed import load_embedder
+from service.embed.backends import load_embedder
 from service.schemas import BuildManifest, IngestReport
 from service.store import Store
 

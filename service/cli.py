@@ -27,7 +27,7 @@ from service.ingest import FORMATS
 from service.schemas import Hit
 
 if TYPE_CHECKING:
-    from service.engine import Engine
+    from service.query.engine import Engine
 
 app = typer.Typer(
     help="paperscope: semantic search and topic maps for paper abstracts.",
@@ -69,10 +69,10 @@ def _echo_json(payload: object) -> None:
 
 
 def _open_engine(settings: Settings, with_model: bool = True) -> Engine:
-    from service.build import require_build
-    from service.embed import load_embedder
-    from service.engine import Engine
-    from service.live import LiveAdditions
+    from service.artifacts import require_build
+    from service.embed.backends import load_embedder
+    from service.query.engine import Engine
+    from service.query.live import LiveAdditions
 
     build = require_build(settings)
     embedder = load_embedder(settings) if with_model else None
@@ -121,8 +121,7 @@ def ingest(
 
     Formats: papers-page text, arxiv-oai snapshot, jsonl (.jsonl.gz too), csv, parquet, bibtex.
     """
-    from service.build import ingest_file
-    from service.ingest import IngestFilter
+    from service.ingest import IngestFilter, ingest_file
     from service.ingest.tabular import ColumnMap
     from service.store import Store
 
@@ -196,8 +195,9 @@ def build(
     papers changed since the last full fit (PAPERSCOPE_INCREMENTAL_LIMIT), they are placed into
     the previous build's topics and map instead of refitting (an incremental build).
     """
-    from service.build import current_build_dir, read_manifest, run_build
-    from service.embed import load_embedder
+    from service.artifacts import current_build_dir, read_manifest
+    from service.build.pipeline import run_build
+    from service.embed.backends import load_embedder
 
     if address and not engine:  # an address only makes sense on Ray
         engine = "ray"
@@ -296,7 +296,7 @@ def query(
     model: ModelOpt = None,
 ) -> None:
     """Search the current build by meaning, by terms, or both."""
-    from service.retrieval import fusion_params, parse_mode
+    from service.search.fusion import fusion_params, parse_mode
 
     settings = _settings(data_dir=data_dir, model=model)
     chosen = parse_mode(mode or settings.search_mode)
@@ -329,7 +329,7 @@ def _print_hits(hits: list[Hit], as_json: bool) -> None:
 @app.command()
 def info(as_json: JsonOpt = False, data_dir: DataDirOpt = None) -> None:
     """What is stored and what the current build holds (topics with their labels)."""
-    from service.build import current_build_dir
+    from service.artifacts import current_build_dir
     from service.store import Store
 
     settings = _settings(data_dir=data_dir)
@@ -349,7 +349,7 @@ def info(as_json: JsonOpt = False, data_dir: DataDirOpt = None) -> None:
                 f"{stored} papers stored in {settings.db_path}; no build yet (paperscope build)"
             )
         return
-    from service.live import emerging
+    from service.query.live import emerging
 
     engine = _open_engine(settings, with_model=False)
     topics = engine.topics()
@@ -400,7 +400,7 @@ def export_map_command(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Write the current build's map as one self-contained HTML file that works offline."""
-    from service.export import export_map
+    from service.query.export_map import export_map
 
     if not 1 <= neighbours <= 50:
         raise typer.BadParameter("between 1 and 50", param_hint="--neighbours")
@@ -435,11 +435,11 @@ def eval_retrieval(
 
     BM25 and fusion parameters come from the settings (PAPERSCOPE_BM25_*, PAPERSCOPE_FUSION*).
     """
-    from service.build import lexical_params
-    from service.embed import load_embedder
-    from service.evaluate import evaluate
-    from service.passages import load_windowing
-    from service.retrieval import fusion_params, parse_modes
+    from service.build.pipeline import lexical_params
+    from service.embed.backends import load_embedder
+    from service.embed.passages import load_windowing
+    from service.eval.retrieval import evaluate
+    from service.search.fusion import fusion_params, parse_modes
 
     settings = _settings(data_dir=data_dir, model=model)
     chosen = parse_modes(modes)
@@ -481,9 +481,9 @@ def eval_clustering(
     model: ModelOpt = None,
 ) -> None:
     """NMI, ARI and V-measure of the topics against known labels, ours beside BERTopic's."""
-    from service.cluster_eval import evaluate_clustering
-    from service.embed import load_embedder
-    from service.passages import load_windowing
+    from service.embed.backends import load_embedder
+    from service.embed.passages import load_windowing
+    from service.eval.clustering import evaluate_clustering
 
     settings = _settings(data_dir=data_dir, model=model)
     cache = (cache_dir or settings.data_dir / "eval-cache") / "embeddings.sqlite"
@@ -511,7 +511,7 @@ def models_prepare(
     models_dir: Annotated[Path | None, typer.Option(help="Models folder.")] = None,
 ) -> None:
     """Verify the installed model weights against models/manifest.json and link them."""
-    from service.models import prepare_models
+    from service.embed.prepare import prepare_models
 
     settings = load_settings(models_dir=models_dir)
     for line in prepare_models(settings.models_dir):
@@ -523,7 +523,7 @@ def models_list(
     models_dir: Annotated[Path | None, typer.Option(help="Models folder.")] = None,
 ) -> None:
     """Models named in the manifest and where each resolves to."""
-    from service.models import read_manifest, resolve_model
+    from service.embed.models import read_manifest, resolve_model
 
     settings = load_settings(models_dir=models_dir)
     for name, entry in read_manifest(settings.models_dir).items():

@@ -15,6 +15,17 @@ NOISE_TOPIC = -1
 
 MAX_K = 100
 """Upper bound for ``k`` (results per query) everywhere: API, CLI and engine."""
+MAX_QUERY_CHARS = 10_000
+"""Upper bound for query text everywhere."""
+BLANK = " \t\n\r\f\v"
+"""What counts as blank in a query: ASCII whitespace, the same set the API's pattern excludes."""
+NOT_BLANK_PATTERN = "[^ \t\n\r\f\v]"
+"""The API's pattern for query text: at least one character outside :data:`BLANK`."""
+
+
+def embedding_text(title: str, abstract: str) -> str:
+    """The text the model sees for a paper (and its cache key hashes): title, then abstract."""
+    return f"{title}. {abstract}"
 
 
 class Paper(BaseModel):

@@ -37,7 +37,7 @@ CREATE TABLE IF NOT EXISTS embeddings (
     vector       BLOB NOT NULL,   -- float32, L2-normalised
     PRIMARY KEY (model, content_hash)
 );
-CREATE TABLE IF NOT EXISTS live_papers (   -- papers added to a served build (service.live)
+CREATE TABLE IF NOT EXISTS live_papers (   -- papers added to a served build (service.query.live)
     id           TEXT PRIMARY KEY REFERENCES papers(id) ON DELETE CASCADE,
     build_id     TEXT NOT NULL,   -- the build they were placed against
     topic        INTEGER NOT NULL,
@@ -47,7 +47,7 @@ CREATE TABLE IF NOT EXISTS live_papers (   -- papers added to a served build (se
     added_at     TEXT NOT NULL
 );
 -- Bumped by every change a running server must mirror (a deletion, a live addition), so the
--- other server processes notice it with one cheap read (service.serving.BuildWatcher).
+-- other server processes notice it with one cheap read (service.query.serving.BuildWatcher).
 CREATE TABLE IF NOT EXISTS serving_version (
     one          INTEGER PRIMARY KEY CHECK (one = 1),
     version      INTEGER NOT NULL
@@ -82,11 +82,6 @@ def hash_corpus(pairs: Iterable[tuple[str, str]]) -> str:
 
 def content_hash(title: str, abstract: str) -> str:
     return hashlib.sha256(f"{title}\n{abstract}".encode()).hexdigest()
-
-
-def embedding_text(paper: Paper) -> str:
-    """The text the model sees for a paper: title and abstract."""
-    return f"{paper.title}. {paper.abstract}"
 
 
 def paper_fields(paper: Paper) -> tuple[str, str, str, str, str | None, str]:

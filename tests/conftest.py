@@ -13,10 +13,11 @@ from hypothesis import HealthCheck, settings
 
 os.environ.setdefault("NUMBA_CACHE_DIR", str(Path.home() / ".cache" / "paperscope" / "numba"))
 
-from service.build import current_build_dir, run_build
+from service.artifacts import current_build_dir
+from service.build.pipeline import run_build
 from service.config import Settings
-from service.embed import Embedder, load_embedder
-from service.engine import Engine
+from service.embed.backends import Embedder, load_embedder
+from service.query.engine import Engine
 
 # No timing in tests (shared, noisy machines): no per-example deadline, no "too slow" check.
 settings.register_profile("paperscope", deadline=None, suppress_health_check=[HealthCheck.too_slow])

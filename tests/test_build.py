@@ -5,11 +5,12 @@ from pathlib import Path
 
 import pytest
 
-from service import build as build_module
-from service.build import current_build_dir, read_manifest, run_build
-from service.embed import Embedder
-from service.engine import Engine
+from service import artifacts
+from service.artifacts import current_build_dir, read_manifest
+from service.build.pipeline import run_build
+from service.embed.backends import Embedder
 from service.errors import ArtifactMismatch, InvalidInput
+from service.query.engine import Engine
 from tests.conftest import make_settings
 
 
@@ -57,7 +58,7 @@ def test_crash_while_writing_keeps_previous_build_and_no_leftovers(
     def broken_save(*_: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(build_module, "save_index", broken_save)
+    monkeypatch.setattr(artifacts, "save_index", broken_save)
     with pytest.raises(OSError, match="disk full"):
         run_build(settings, lambda: embedder, force=True, progress=False)
     assert current_build_dir(settings.builds_dir) == before
@@ -66,10 +67,10 @@ def test_crash_while_writing_keeps_previous_build_and_no_leftovers(
 
 def test_old_builds_are_pruned(built_copy: Path, embedder: Embedder) -> None:
     settings = make_settings(built_copy)
-    for _ in range(build_module.KEEP_BUILDS + 1):
+    for _ in range(artifacts.KEEP_BUILDS + 1):
         run_build(settings, lambda: embedder, force=True, progress=False)
     kept = [p for p in settings.builds_dir.iterdir() if p.is_dir()]
-    assert len(kept) == build_module.KEEP_BUILDS
+    assert len(kept) == artifacts.KEEP_BUILDS
     assert current_build_dir(settings.builds_dir) in kept
 
 
@@ -110,7 +111,7 @@ def test_damaged_artifact_is_refused_clearly(built_copy: Path, embedder: Embedde
 
 
 def test_previous_build_of_another_model_gives_no_lineage(built_dir: Path) -> None:
-    from service.lineage import load_previous
+    from service.topics.lineage import load_previous
 
     build = current_build_dir(built_dir / "builds")
     assert load_previous(build, "some-other-model-revision") is None
@@ -123,7 +124,7 @@ def test_compressed_index_tier_serves_exact_scores(
 ) -> None:
     """Tiny thresholds and no memory budget: the bundled corpus gets the product-quantised
     tier, and the engine still ranks by the stored vectors' exact cosine."""
-    from service import index as index_module
+    from service.search import index as index_module
 
     monkeypatch.setattr(index_module, "COMPRESSED_BUDGET_BYTES", 0)
     settings = make_settings(built_copy, exact_index_max=10, compressed_index_above=20)
@@ -137,7 +138,7 @@ def test_compressed_index_tier_serves_exact_scores(
         title = "Sinkhorn Distance Minimization for Knowledge Distillation"
         hits = engine.search(title, k=5, mode="dense")
         query = embedder.encode([title])[0]
-        stored = engine.vectors_at([engine.row_of(h.id) for h in hits])
+        stored = engine.view.vectors_at([engine.view.row_of(h.id) for h in hits])
         assert [h.score for h in hits] == pytest.approx((stored @ query).tolist(), abs=1e-4)
         assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
         assert engine.search(title, k=3)[0].title == title  # hybrid, the default

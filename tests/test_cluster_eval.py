@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from service.cluster_eval import evaluate_clustering, read_labelled, reassign_noise, score_method
 from service.config import Settings
-from service.embed import Embedder
+from service.embed.backends import Embedder
+from service.embed.passages import load_windowing
 from service.errors import InvalidInput
-from service.passages import load_windowing
+from service.eval.clustering import evaluate_clustering, read_labelled, reassign_noise, score_method
 from tests.conftest import FIXTURES
 
 LABELLED = FIXTURES / "labelled-arxiv.jsonl"

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from service.embed import Embedder, Vectors, embed_with_cache
+from service.embed.backends import Embedder, Vectors, embed_with_cache
 from service.store import Store
 
 
@@ -61,7 +61,7 @@ def test_unchanged_texts_are_never_embedded_twice(tmp_path: Path, embedder: Embe
 def test_onnx_backend_reproduces_torch_vectors() -> None:
     """fp32 ONNX (prepared by scripts/install) gives the torch vectors and shares their cache."""
     from service.config import Settings
-    from service.embed import load_embedder
+    from service.embed.backends import load_embedder
 
     onnx = load_embedder(Settings(backend="onnx"))
     torch = load_embedder(Settings(backend="torch"))
@@ -74,7 +74,7 @@ def test_onnx_backend_reproduces_torch_vectors() -> None:
 
 def test_int8_backend_has_its_own_identity() -> None:
     from service.config import Settings
-    from service.embed import load_embedder
+    from service.embed.backends import load_embedder
 
     int8 = load_embedder(Settings(backend="onnx-int8"))
     fp32 = load_embedder(Settings(backend="onnx"))

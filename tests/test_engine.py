@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from service.build import current_build_dir
-from service.embed import Embedder
-from service.engine import Engine
+from service.artifacts import current_build_dir
+from service.embed.backends import Embedder
 from service.errors import BuildDamaged, InvalidInput, NotFound
-from service.lexical import LEXICAL_DIR
-from service.retrieval import FusionParams, Mode
+from service.query.engine import Engine
 from service.schemas import MAX_K, NOISE_TOPIC
+from service.search.fusion import FusionParams, Mode
+from service.search.lexical import LEXICAL_DIR
 from tests.conftest import make_settings
 
 

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from service.config import Settings
-from service.embed import Embedder
+from service.embed.backends import Embedder
+from service.embed.passages import load_windowing
 from service.errors import InvalidInput
-from service.evaluate import (
+from service.eval.retrieval import (
     evaluate,
     load_beir,
     mrr_at,
@@ -20,9 +21,8 @@ from service.evaluate import (
     recall_at,
     score_runs,
 )
-from service.lexical import LexicalParams
-from service.passages import load_windowing
-from service.retrieval import FusionParams
+from service.search.fusion import FusionParams
+from service.search.lexical import LexicalParams
 from service.store import Store
 from tests.conftest import FIXTURES
 from tests.test_cli import run

@@ -8,12 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from service.build import run_build
-from service.embed import Embedder
-from service.engine import Engine
+from service.build.pipeline import run_build
+from service.embed.backends import Embedder
 from service.errors import InvalidInput, NotFound
-from service.explore import coarse_topics, duplicate_report, duplicates_of, find_topics, timeline
-from service.live import LiveAdditions
+from service.query.engine import Engine
+from service.query.live import LiveAdditions
 from service.schemas import NOISE_TOPIC, Paper
 from service.store import Store
 from tests.conftest import make_settings
@@ -21,7 +20,7 @@ from tests.conftest import make_settings
 
 def test_coarse_level_covers_every_clustered_topic_once(engine: Engine) -> None:
     fine = {t.id: t.size for t in engine.topics() if t.id != NOISE_TOPIC}
-    coarse = coarse_topics(engine)
+    coarse = engine.coarse_topics()
     assert 1 < len(coarse) < len(fine)
     children = [c for g in coarse for c in g.subtopics]
     assert sorted(children) == sorted(fine)
@@ -34,13 +33,13 @@ def test_topics_by_query_rank_the_matching_topic_first(engine: Engine) -> None:
     for topic in engine.topics()[:5]:
         if topic.id == NOISE_TOPIC:
             continue
-        best = find_topics(engine, " ".join(topic.keywords), k=3)
+        best = engine.find_topics(" ".join(topic.keywords), k=3)
         assert topic.id in [m.id for m in best], topic.label
-    matches = find_topics(engine, "knowledge distillation from a teacher to a student", k=100)
+    matches = engine.find_topics("knowledge distillation from a teacher to a student", k=100)
     assert [m.score for m in matches] == sorted((m.score for m in matches), reverse=True)
     assert NOISE_TOPIC not in [m.id for m in matches]
     with pytest.raises(InvalidInput):
-        find_topics(engine, "   ")
+        engine.find_topics("   ")
 
 
 def test_timeline_counts_papers_per_month(built_copy: Path, embedder: Embedder) -> None:
@@ -55,7 +54,7 @@ def test_timeline_counts_papers_per_month(built_copy: Path, embedder: Embedder) 
     placed = live.add(engine, dated).papers
     topic_id = placed[0].topic_id
     assert topic_id != NOISE_TOPIC
-    months = {m.month: m.papers for m in timeline(engine, topic_id).months}
+    months = {m.month: m.papers for m in engine.timeline(topic_id).months}
     same_topic = [p for p, a in zip(dated, placed, strict=True) if a.topic_id == topic_id]
     expected = Counter(p.date[:7] for p in same_topic if p.date)
     every_month = ["2025-11", "2025-12", "2026-01"]
@@ -64,9 +63,11 @@ def test_timeline_counts_papers_per_month(built_copy: Path, embedder: Embedder) 
         == every_month[every_month.index(min(expected)) : every_month.index(max(expected)) + 1]
     )
     assert all(months[m] == expected.get(m, 0) for m in months)
-    assert timeline(engine, topic_id).undated == len(engine.topic_rows(topic_id)) - len(same_topic)
+    assert engine.timeline(topic_id).undated == len(
+        engine.view.members(engine.view.topic(topic_id))
+    ) - len(same_topic)
     with pytest.raises(NotFound):
-        timeline(engine, 9999)
+        engine.timeline(9999)
 
 
 def test_a_copied_paper_is_reported_as_a_duplicate(built_copy: Path, embedder: Embedder) -> None:
@@ -78,15 +79,17 @@ def test_a_copied_paper_is_reported_as_a_duplicate(built_copy: Path, embedder: E
     folder, manifest, _ = run_build(settings, lambda: embedder, progress=False)
     assert manifest.duplicates >= 1
     engine = Engine(folder, embedder)
-    report = duplicate_report(engine, 100)
+    report = engine.duplicate_report(100)
     pair = {report[0].a.id, report[0].b.id}
     assert pair == {original.id, "copied-paper"} and report[0].score >= 0.95
-    found = duplicates_of(engine, original.id, settings.duplicate_threshold)
+    found = engine.duplicates_of(original.id, settings.duplicate_threshold)
     assert [h.id for h in found] == ["copied-paper"]
-    vectors = engine.vectors_at([engine.row_of(original.id), engine.row_of("copied-paper")])
+    vectors = engine.view.vectors_at(
+        [engine.view.row_of(original.id), engine.view.row_of("copied-paper")]
+    )
     assert float(np.dot(vectors[0], vectors[1])) == pytest.approx(report[0].score, abs=1e-5)
     paired = {i for p in report for i in (p.a.id, p.b.id)}
     loner = next(i for i in engine.paper_ids if i not in paired)
-    assert duplicates_of(engine, loner, settings.duplicate_threshold) == []
+    assert engine.duplicates_of(loner, settings.duplicate_threshold) == []
     engine.hide(["copied-paper"])
-    assert all("copied-paper" not in (p.a.id, p.b.id) for p in duplicate_report(engine, 100))
+    assert all("copied-paper" not in (p.a.id, p.b.id) for p in engine.duplicate_report(100))

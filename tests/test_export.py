@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import json
 
-from service.export import _inline_json
+from service.query.export_map import _inline_json
 
 
 def test_inline_json_cannot_break_out_of_its_script_tag() -> None:

@@ -13,8 +13,8 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 from service.api.app import create_app
-from service.build import current_build_dir
-from service.embed import Embedder
+from service.artifacts import current_build_dir
+from service.embed.backends import Embedder
 from service.store import Store
 from tests.conftest import make_settings
 from tests.test_cli import SCRIPT

@@ -10,8 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service import index as index_module
-from service.index import (
+from service.schemas import IndexInfo
+from service.search import index as index_module
+from service.search.index import (
     build_index,
     choose_layout,
     exact_top10,
@@ -22,7 +23,6 @@ from service.index import (
     save_index,
     search,
 )
-from service.schemas import IndexInfo
 
 Array = npt.NDArray[np.float32]
 

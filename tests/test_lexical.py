@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from service.build import DEFAULT_CORPUS
-from service.lexical import LEXICAL_DIR, LexicalIndex, LexicalParams
+from service.ingest import BUNDLED_CORPUS
+from service.search.lexical import LEXICAL_DIR, LexicalIndex, LexicalParams
 
 PAPERS = [
     ("Distilling diffusion models", "We compress a sampler into one step."),
@@ -64,7 +64,7 @@ def test_build_writes_the_index_into_the_build(built_dir: Path) -> None:
 
 
 def test_documents_outside_the_index_score_on_its_scale() -> None:
-    rows = [json.loads(line) for line in DEFAULT_CORPUS.read_text("utf-8").splitlines()]
+    rows = [json.loads(line) for line in BUNDLED_CORPUS.read_text("utf-8").splitlines()]
     papers = [(r["title"], r["abstract"]) for r in rows]
     without_last = LexicalIndex.build(papers[:-5])
     everything = LexicalIndex.build(papers)
@@ -76,7 +76,7 @@ def test_documents_outside_the_index_score_on_its_scale() -> None:
 
 
 def test_idf_ranks_rare_words_above_common_ones() -> None:
-    rows = [json.loads(line) for line in DEFAULT_CORPUS.read_text("utf-8").splitlines()]
+    rows = [json.loads(line) for line in BUNDLED_CORPUS.read_text("utf-8").splitlines()]
     index = LexicalIndex.build([(r["title"], r["abstract"]) for r in rows])
     idf = index.idf(["diffusion", "models", "sinkhorn", "zzzunseen"])
     assert idf["models"] < idf["diffusion"] < idf["sinkhorn"] <= idf["zzzunseen"]

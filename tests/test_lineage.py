@@ -7,12 +7,13 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from service.build import current_build_dir, read_manifest, run_build
-from service.embed import Embedder
-from service.engine import Engine
-from service.lineage import PreviousTopics, carry_over
+from service.artifacts import current_build_dir, read_manifest
+from service.build.pipeline import run_build
+from service.embed.backends import Embedder
+from service.query.engine import Engine
 from service.schemas import TopicParams
-from service.topics import Topic, TopicModel
+from service.topics.lineage import PreviousTopics, carry_over
+from service.topics.model import Topic, TopicModel
 from tests.conftest import make_settings
 
 PARAMS = TopicParams(umap_components=5, umap_neighbors=5, min_cluster_size=3, min_samples=2,

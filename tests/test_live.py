@@ -8,14 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from service.build import current_build_dir, run_build
-from service.embed import Embedder
-from service.engine import Engine
+from service.artifacts import BuildFolder, current_build_dir
+from service.build.pipeline import run_build
+from service.embed.backends import Embedder
 from service.errors import InvalidInput, NotFound
-from service.live import LiveAdditions, emerging
-from service.placement import Placer
+from service.query.engine import Engine
+from service.query.live import LiveAdditions, emerging
 from service.schemas import NOISE_TOPIC, Paper
 from service.store import Store
+from service.topics.placement import Placer
 from tests.conftest import make_settings
 
 DIFFUSION = Paper(
@@ -52,7 +53,7 @@ def _open(data_dir: Path, embedder: Embedder) -> tuple[Engine, LiveAdditions]:
 def test_placer_puts_build_papers_back_in_their_own_topic_and_place(built_dir: Path) -> None:
     build = current_build_dir(make_settings(built_dir).builds_dir)
     assert build is not None
-    placer = Placer(build, neighbours=11)
+    placer = Placer(BuildFolder(build), neighbours=11)
     vectors = np.load(build / "embeddings.npy")
     assignments = np.load(build / "assignments.npy")
     coords = np.load(build / "map.npy")

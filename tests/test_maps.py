@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from service.maps import layout_map
+from service.topics.maps import layout_map
 
 
 def test_map_is_unit_square_and_reproducible() -> None:

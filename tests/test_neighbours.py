@@ -10,11 +10,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.build import current_build_dir
-from service.embed import Embedder
-from service.engine import Engine
-from service.index import build_index, search
-from service.neighbours import ROWS_FILE, SCORES_FILE, load_lists, neighbour_lists
+from service.artifacts import current_build_dir
+from service.embed.backends import Embedder
+from service.query.engine import Engine
+from service.search.index import build_index, search
+from service.search.neighbours import ROWS_FILE, SCORES_FILE, load_lists, neighbour_lists
 from tests.conftest import make_settings
 
 
@@ -55,9 +55,9 @@ def test_lists_follow_deletions_and_live_additions(built_copy: Path, embedder: E
     ids = listed.paper_ids
     first = listed.similar(ids[0], 10)
     gone = [hit.id for hit in first[:25:2]]  # every other neighbour of the first paper
-    near = listed.row_of(first[0].id)
-    copy = listed.papers_at([near])[near].model_copy(update={"id": "live:near-copy"})
-    vector = np.asarray(listed.vectors_at([listed.row_of(ids[0])]))
+    near = listed.view.row_of(first[0].id)
+    copy = listed.view.papers_at([near])[near].model_copy(update={"id": "live:near-copy"})
+    vector = np.asarray(listed.view.vectors_at([listed.view.row_of(ids[0])]))
     for engine in (listed, searched):
         engine.hide(gone)
         engine.add_live(

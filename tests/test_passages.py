@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from service.config import Settings
-from service.embed import Embedder
+from service.embed.backends import Embedder
+from service.embed.passages import Windowing, embed_papers, load_windowing, split
 from service.errors import InvalidInput
-from service.passages import Windowing, embed_papers, load_windowing, split
 from service.store import Store
 from tests.conftest import make_settings
 

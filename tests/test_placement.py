@@ -11,15 +11,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from service.build import current_build_dir
-from service.placement import Placer, _weighted_vote, assign_all, assign_batch
+from service.artifacts import BuildFolder, current_build_dir
+from service.topics.placement import Placer, _weighted_vote, assign_all, assign_batch
 from tests.conftest import make_settings
 
 
 def _placer_and_vectors(data_dir: Path) -> tuple[Placer, npt.NDArray[np.float32]]:
     build = current_build_dir(make_settings(data_dir).builds_dir)
     assert build is not None
-    return Placer(build, neighbours=11), np.load(build / "embeddings.npy")
+    return Placer(BuildFolder(build), neighbours=11), np.load(build / "embeddings.npy")
 
 
 def test_placing_in_batches_equals_placing_at_once(built_dir: Path) -> None:

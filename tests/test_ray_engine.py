@@ -12,17 +12,17 @@ from types import ModuleType
 import numpy as np
 import pytest
 
-from service.config import Settings
-from service.embed import Embedder, Vectors
-from service.errors import InvalidInput, PaperscopeError
-from service.passages import embed_papers, load_windowing
-from service.ray_engine import (
+from service.build.ray_engine import (
     connect,
     map_batches_on_ray,
     ray_encoder,
     require_ray,
     worker_plan,
 )
+from service.config import Settings
+from service.embed.backends import Embedder, Vectors
+from service.embed.passages import embed_papers, load_windowing
+from service.errors import InvalidInput, PaperscopeError
 from service.store import Store
 from tests.conftest import make_settings
 from tests.test_cli import assert_clean_failure, run
@@ -114,9 +114,9 @@ def test_cli_rejects_an_unknown_engine(tmp_path: Path) -> None:
 def test_papers_left_out_of_a_sampled_fit_are_placed_alike_on_ray(
     ray: ModuleType, built_dir: Path
 ) -> None:
-    from service.build import topic_params
-    from service.ray_engine import map_on_ray
-    from service.sampling import draw_sample, fit_on_sample
+    from service.build.pipeline import topic_params
+    from service.build.ray_engine import map_on_ray
+    from service.topics.sampling import draw_sample, fit_on_sample
     from tests.test_sampling import _corpus
 
     vectors, texts = _corpus(built_dir)

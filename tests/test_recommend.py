@@ -5,9 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from service.engine import Engine
 from service.errors import NotFound
-from service.recommend import recommend
+from service.query.engine import Engine
 from service.schemas import PaperSeed, RecommendRequest, TextSeed
 
 
@@ -18,7 +17,7 @@ def _seed_topic(engine: Engine) -> tuple[str, int]:
 
 def test_results_follow_the_seed_and_say_why(engine: Engine) -> None:
     seed, topic = _seed_topic(engine)
-    results = recommend(engine, RecommendRequest(positive=[PaperSeed(id=seed)], limit=10))
+    results = engine.recommend(RecommendRequest(positive=[PaperSeed(id=seed)], limit=10))
     assert len(results) == 10 and seed not in [r.id for r in results]
     similar = [h.id for h in engine.similar(seed, 10)]
     assert [r.id for r in results] == similar  # one seed, average = papers like this
@@ -36,11 +35,10 @@ def test_results_follow_the_seed_and_say_why(engine: Engine) -> None:
 def test_pasted_text_seeds_work_like_ids(engine: Engine) -> None:
     seed, _ = _seed_topic(engine)
     paper = engine.paper(seed)
-    by_text = recommend(
-        engine,
+    by_text = engine.recommend(
         RecommendRequest(positive=[TextSeed(text=f"{paper.title}. {paper.abstract}")], limit=6),
     )
-    by_id = recommend(engine, RecommendRequest(positive=[PaperSeed(id=seed)], limit=5))
+    by_id = engine.recommend(RecommendRequest(positive=[PaperSeed(id=seed)], limit=5))
     assert by_text[0].id == seed  # a pasted text is not in the corpus, so its twin comes first
     # the paper's own vector averages its 256-token windows; a pasted text is embedded whole
     assert len({r.id for r in by_text[1:]} & {r.id for r in by_id}) >= 4
@@ -49,11 +47,10 @@ def test_pasted_text_seeds_work_like_ids(engine: Engine) -> None:
 
 def test_negative_seeds_push_their_neighbours_down(engine: Engine) -> None:
     seed, _ = _seed_topic(engine)
-    plain = recommend(engine, RecommendRequest(positive=[PaperSeed(id=seed)], limit=5))
+    plain = engine.recommend(RecommendRequest(positive=[PaperSeed(id=seed)], limit=5))
     avoided = plain[0].id
     for strategy in ("average", "best_score"):
-        pushed = recommend(
-            engine,
+        pushed = engine.recommend(
             RecommendRequest(
                 positive=[PaperSeed(id=seed)],
                 negative=[PaperSeed(id=avoided)],
@@ -69,8 +66,8 @@ def test_negative_seeds_push_their_neighbours_down(engine: Engine) -> None:
 def test_filters_apply_before_ranking(engine: Engine) -> None:
     seed, topic = _seed_topic(engine)
     other = next(t for t in engine.topics() if t.id not in (topic, -1))
-    results = recommend(
-        engine, RecommendRequest(positive=[PaperSeed(id=seed)], topics=[other.id], limit=100)
+    results = engine.recommend(
+        RecommendRequest(positive=[PaperSeed(id=seed)], topics=[other.id], limit=100)
     )
     assert {r.topic_id for r in results} == {other.id}
     assert len(results) == other.size  # every paper of the topic, however far from the seed
@@ -78,14 +75,14 @@ def test_filters_apply_before_ranking(engine: Engine) -> None:
 
 def test_diversity_spreads_the_page(engine: Engine) -> None:
     seed, _ = _seed_topic(engine)
-    focused = recommend(engine, RecommendRequest(positive=[PaperSeed(id=seed)], limit=8))
-    varied = recommend(
-        engine, RecommendRequest(positive=[PaperSeed(id=seed)], limit=8, diversity=0.7)
+    focused = engine.recommend(RecommendRequest(positive=[PaperSeed(id=seed)], limit=8))
+    varied = engine.recommend(
+        RecommendRequest(positive=[PaperSeed(id=seed)], limit=8, diversity=0.7)
     )
     assert focused[0].id == varied[0].id  # the best match still leads
 
     def spread(ids: list[str]) -> float:
-        vectors = engine.vectors_at([engine.row_of(i) for i in ids])
+        vectors = engine.view.vectors_at([engine.view.row_of(i) for i in ids])
         sims = vectors @ vectors.T
         return float(sims.sum() - sims.trace())
 
@@ -94,7 +91,7 @@ def test_diversity_spreads_the_page(engine: Engine) -> None:
 
 def test_bad_seeds_are_refused(engine: Engine) -> None:
     with pytest.raises(NotFound):
-        recommend(engine, RecommendRequest(positive=[PaperSeed(id="no-such-paper")]))
+        engine.recommend(RecommendRequest(positive=[PaperSeed(id="no-such-paper")]))
     with pytest.raises(ValidationError):
         PaperSeed(id="a", text="b")  # type: ignore[call-arg]
     with pytest.raises(ValidationError):

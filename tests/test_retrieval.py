@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from service.errors import InvalidInput
-from service.retrieval import FusionParams, fuse_scores, hybrid, parse_modes, top_rows
+from service.search.fusion import FusionParams, fuse_scores, hybrid, parse_modes, top_rows
 
 DENSE = np.array([0.9, 0.5, 0.1], dtype=np.float32)
 LEXICAL = np.array([0.0, 10.0, 5.0], dtype=np.float32)

@@ -12,14 +12,15 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from service.build import current_build_dir, read_manifest, run_build, topic_params
-from service.embed import Embedder
-from service.engine import Engine
-from service.placement import Placement
-from service.sampling import draw_sample, fit_on_sample, sample_params, sample_rows
+from service.artifacts import current_build_dir, read_manifest
+from service.build.pipeline import run_build, topic_params
+from service.embed.backends import Embedder
+from service.query.engine import Engine
 from service.schemas import NOISE_TOPIC, Paper, TopicParams
 from service.store import Store
-from service.topics import clean_for_labels
+from service.topics.labels import clean_for_labels
+from service.topics.placement import Placement
+from service.topics.sampling import draw_sample, fit_on_sample, sample_params, sample_rows
 from tests.conftest import make_settings
 
 SAMPLE = 60

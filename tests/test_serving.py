@@ -9,9 +9,10 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 from service.api.app import create_app
-from service.build import current_build_dir, run_build
-from service.embed import Embedder
-from service.serving import BuildWatcher
+from service.artifacts import current_build_dir
+from service.build.pipeline import run_build
+from service.embed.backends import Embedder
+from service.query.serving import BuildWatcher
 from tests.conftest import make_settings
 
 

@@ -6,13 +6,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from service.schemas import TopicParams
-from service.topics import (
-    clean_for_labels,
-    count_terms,
-    default_sizes,
-    fit_topics,
-    keyword_labels,
-)
+from service.topics.cluster import default_sizes, fit_topics
+from service.topics.labels import clean_for_labels, count_terms, keyword_labels
 
 
 def _blobs(sizes: list[int], dim: int = 48, seed: int = 1) -> npt.NDArray[np.float32]:

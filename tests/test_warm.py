@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from service.build import run_build
-from service.embed import Embedder
-from service.engine import Engine
+from service.build.pipeline import run_build
+from service.embed.backends import Embedder
+from service.query.engine import Engine
 from tests.conftest import make_settings
 
 

@@ -18,9 +18,9 @@ from service.api.errors import install_error_handlers
 from service.api.limits import BodySizeLimit
 from service.api.routes import router
 from service.config import Settings, configure_runtime, load_settings
-from service.embed import Embedder, load_embedder
-from service.passages import load_windowing
-from service.serving import BuildWatcher
+from service.embed.backends import Embedder, load_embedder
+from service.embed.passages import load_windowing
+from service.query.serving import BuildWatcher
 
 log = logging.getLogger(__name__)
 

@@ -10,15 +10,14 @@ from fastapi.security import APIKeyHeader
 from pydantic import BaseModel
 
 from service.api.errors import ERROR_RESPONSES, ErrorResponse
-from service.engine import MAX_QUERY_CHARS, NOT_BLANK_PATTERN, Engine
-from service.errors import NotFound, NotReady, Unauthorized, WritesDisabled
-from service.explore import coarse_topics, duplicate_report, duplicates_of, find_topics, timeline
-from service.ingest.common import stable_id
-from service.live import emerging
-from service.recommend import recommend
-from service.retrieval import Mode, fusion_params
+from service.errors import NotReady, Unauthorized, WritesDisabled
+from service.query.engine import Engine
+from service.query.live import LiveAdditions, emerging
+from service.query.serving import BuildWatcher
 from service.schemas import (
     MAX_K,
+    MAX_QUERY_CHARS,
+    NOT_BLANK_PATTERN,
     AddReport,
     BuildManifest,
     DuplicatePair,
@@ -27,7 +26,6 @@ from service.schemas import (
     Hit,
     MapPoints,
     NewPapers,
-    Paper,
     PaperOut,
     Ready,
     Recommendation,
@@ -38,8 +36,7 @@ from service.schemas import (
     TopicSummary,
     TopicTimeline,
 )
-from service.serving import BuildWatcher
-from service.store import Store
+from service.search.fusion import Mode, fusion_params
 
 router = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES)
 
@@ -140,7 +137,7 @@ def paper_duplicates(engine: EngineDep, paper_id: PaperId, request: Request) -> 
     """Likely duplicates of a paper: the same paper under another id, versions, copied
     abstracts (cosine >= PAPERSCOPE_DUPLICATE_THRESHOLD)."""
     threshold = request.app.state.settings.duplicate_threshold
-    return SimilarResults(paper_id=paper_id, results=duplicates_of(engine, paper_id, threshold))
+    return SimilarResults(paper_id=paper_id, results=engine.duplicates_of(paper_id, threshold))
 
 
 @router.post("/recommend", response_model=RecommendResults, tags=["search"])
@@ -148,7 +145,7 @@ def recommend_papers(engine: EngineDep, body: RecommendRequest) -> RecommendResu
     """Papers like these: positive (and optional negative) seeds, each a paper id or pasted
     text; filters apply before ranking; seeds never come back; each result carries its reason
     (closest seed, shared topic, shared key terms). A read: no key needed."""
-    return RecommendResults(results=recommend(engine, body))
+    return RecommendResults(results=engine.recommend(body))
 
 
 def require_api_key(
@@ -180,22 +177,14 @@ def add_papers(engine: EngineDep, body: NewPapers, request: Request) -> AddRepor
     assigned to an existing topic (-1 if none fits) and placed on the map, answered by every
     query at once, kept across restarts and included in the next build. Up to 1,000 a request.
     """
+    return _live(request).add_posted(engine, body.papers)
+
+
+def _live(request: Request) -> LiveAdditions:
     watcher: BuildWatcher = request.app.state.watcher
     if watcher.live is None:
         raise WritesDisabled("this server has no papers database to add to")
-    papers = [
-        Paper(
-            id=p.id or stable_id(p.title),
-            title=p.title,
-            abstract=p.abstract,
-            authors=p.authors,
-            categories=p.categories,
-            date=p.date,
-            source="api",
-        )
-        for p in body.papers
-    ]
-    return watcher.live.add(engine, papers)
+    return watcher.live
 
 
 @router.delete(
@@ -208,11 +197,7 @@ def add_papers(engine: EngineDep, body: NewPapers, request: Request) -> AddRepor
 )
 def delete_paper(engine: EngineDep, paper_id: PaperId, request: Request) -> Response:
     """Delete a paper: gone from every answer at once, and from the next build (needs the key)."""
-    with Store(request.app.state.settings.db_path) as store:
-        existed = store.delete(paper_id)
-    hidden = engine.hide([paper_id])
-    if not existed and not hidden:
-        raise NotFound(f"no paper with id {paper_id!r}")
+    _live(request).delete(engine, paper_id)
     return Response(status_code=204)
 
 
@@ -232,7 +217,7 @@ def topics(
 ) -> list[TopicSummary] | list[TopicGroupSummary]:
     """All topics, largest first, with keyword labels; id -1 holds unclustered papers.
     ``level=coarse`` gives the level above: related topics grouped, with their ``subtopics``."""
-    return engine.topics() if level == "fine" else coarse_topics(engine)
+    return engine.topics() if level == "fine" else engine.coarse_topics()
 
 
 @router.get("/topics/search", response_model=list[TopicMatch], tags=["topics"])
@@ -242,7 +227,7 @@ def search_topics(
     k: K = 10,
 ) -> list[TopicMatch]:
     """Topics closest in meaning to free text (query against each topic's centroid)."""
-    return find_topics(engine, q, k)
+    return engine.find_topics(q, k)
 
 
 @router.get("/topics/emerging", response_model=Emerging, tags=["topics"])
@@ -265,7 +250,7 @@ def topic(
 @router.get("/topics/{topic_id}/timeline", response_model=TopicTimeline, tags=["topics"])
 def topic_timeline(engine: EngineDep, topic_id: int) -> TopicTimeline:
     """Papers of a topic per month (YYYY-MM, every month in range), plus how many lack a date."""
-    return timeline(engine, topic_id)
+    return engine.timeline(topic_id)
 
 
 @router.get("/duplicates", response_model=list[DuplicatePair], tags=["papers"])
@@ -274,7 +259,7 @@ def duplicates(
     limit: Annotated[int, Query(ge=1, le=10_000, description="Pairs to list.")] = 100,
 ) -> list[DuplicatePair]:
     """The build's report of likely duplicate pairs, most similar first."""
-    return duplicate_report(engine, limit)
+    return engine.duplicate_report(limit)
 
 
 @router.get("/map", response_model=MapPoints, tags=["map"])

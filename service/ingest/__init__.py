@@ -25,6 +25,7 @@ from service.ingest.tabular import (
     read_parquet,
 )
 from service.schemas import IngestReport, Paper, Rejected
+from service.store import Store
 
 Reader = Callable[[Path, ColumnMap], Iterator[Paper | Rejected]]
 
@@ -37,6 +38,8 @@ READERS: dict[str, Reader] = {
     "bibtex": lambda path, _: read_bibtex(path),
 }
 MAPPABLE = ("jsonl", "csv", "parquet")
+BUNDLED_CORPUS = Path(__file__).parents[1] / "data" / "trending-papers.jsonl"
+"""The default corpus (115 trending ML papers): an empty store is filled with it on build."""
 
 _BY_SUFFIX = {
     ".txt": "papers-page",
@@ -130,3 +133,21 @@ def read_records(
     if columns != NO_MAP and resolved not in MAPPABLE:
         raise IngestError(f"column options apply to {', '.join(MAPPABLE)} files, not {resolved}")
     return resolved, READERS[resolved](path, columns)
+
+
+def ingest_file(
+    store: Store,
+    path: Path,
+    fmt: str = "auto",
+    progress: bool = True,
+    columns: ColumnMap = NO_MAP,
+    keep: IngestFilter = NO_FILTER,
+) -> IngestReport:
+    """Read one file into the store (one transaction); the report says what changed."""
+    from tqdm import tqdm
+
+    resolved, records = read_records(path, fmt, columns)
+    report = IngestReport(file=str(path), format=resolved)
+    shown = tqdm(records, desc=f"ingest {path.name}", unit="rec", disable=not progress)
+    store.ingest(apply_filter(iter(shown), keep, report), report)
+    return report

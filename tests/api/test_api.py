@@ -9,8 +9,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.api.app import create_app
-from service.build import current_build_dir
-from service.embed import Embedder
+from service.artifacts import current_build_dir
+from service.embed.backends import Embedder
 from tests.conftest import make_settings
 
 

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.core.result import Ok
 
 from service.api.app import create_app
-from service.embed import Embedder
+from service.embed.backends import Embedder
 from tests.conftest import make_settings
 
 EXAMPLES = int(os.environ.get("PAPERSCOPE_FUZZ_EXAMPLES", "40"))

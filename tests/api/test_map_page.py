@@ -20,10 +20,10 @@ from PIL import Image
 from playwright.sync_api import ConsoleMessage, Page, sync_playwright
 
 from service.api.app import create_app
-from service.build import current_build_dir
-from service.embed import Embedder
-from service.engine import Engine
-from service.export import export_map
+from service.artifacts import current_build_dir
+from service.embed.backends import Embedder
+from service.query.engine import Engine
+from service.query.export_map import export_map
 from tests.conftest import make_settings
 
 CHROMIUM = "/usr/bin/chromium"

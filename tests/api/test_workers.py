@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
-from service.build import run_build
-from service.embed import Embedder
+from service.build.pipeline import run_build
+from service.embed.backends import Embedder
 from tests.conftest import make_settings
 
 KEY = "test-key"

@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.api.app import create_app
-from service.embed import Embedder
+from service.embed.backends import Embedder
 from service.store import Store
 from tests.api.test_api import assert_error
 from tests.conftest import make_settings

@@ -6,9 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from service.build import ingest_file
 from service.errors import IngestError
-from service.ingest import IngestFilter, read_records
+from service.ingest import IngestFilter, ingest_file, read_records
 from service.ingest.tabular import ColumnMap
 from service.schemas import Paper, Rejected
 from service.store import Store

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from service.retrieval import top_rows
+from service.search.fusion import top_rows
 
 LEXICAL_DIR = "lexical"
 """The index's folder inside a build."""

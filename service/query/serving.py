@@ -16,12 +16,12 @@ import logging
 import threading
 from pathlib import Path
 
-from service.build import CURRENT, current_build_dir
-from service.embed import Embedder
-from service.engine import Engine
+from service.artifacts import CURRENT, current_build_dir
+from service.embed.backends import Embedder
+from service.embed.passages import NO_WINDOWS, Windowing
 from service.errors import BuildDamaged, PaperscopeError
-from service.live import LiveAdditions
-from service.passages import NO_WINDOWS, Windowing
+from service.query.engine import Engine
+from service.query.live import LiveAdditions
 from service.store import Store
 
 log = logging.getLogger(__name__)

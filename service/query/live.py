@@ -1,7 +1,7 @@
 """Live additions: papers posted to a running server, answered at once without a rebuild.
 
 A posted paper is embedded, placed against the served build (topic and map position, see
-:mod:`service.placement`) and kept in the store, so the next build includes it and a restart
+:mod:`service.topics.placement`) and kept in the store, so the next build includes it and a restart
 keeps it.
 
 Papers that land in noise are the *emerging* ones: once as many have gathered as the smallest
@@ -12,18 +12,29 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
-from service.embed import Embedder
-from service.engine import Engine
-from service.errors import InvalidInput
-from service.passages import NO_WINDOWS, Windowing, embed_papers
-from service.placement import Placer
-from service.schemas import NOISE_TOPIC, AddedPaper, AddReport, Emerging, Paper, PaperRef
+from service.artifacts import BuildFolder
+from service.embed.backends import Embedder
+from service.embed.passages import NO_WINDOWS, Windowing, embed_papers
+from service.errors import InvalidInput, NotFound
+from service.ingest.common import stable_id
+from service.query.engine import Engine
+from service.schemas import (
+    NOISE_TOPIC,
+    AddedPaper,
+    AddReport,
+    Emerging,
+    Paper,
+    PaperIn,
+    PaperRef,
+)
 from service.store import LiveRow, Store, content_hash
+from service.topics.placement import Placer
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +51,7 @@ class LiveAdditions:
     def __init__(
         self, db_path: Path, embedder: Embedder | None, windowing: Windowing = NO_WINDOWS
     ) -> None:
-        """``windowing``: how builds embed long abstracts (:mod:`service.passages`), so that
+        """``windowing``: how builds embed long abstracts (:mod:`service.embed.passages`), so that
         posted papers get vectors made the same way."""
         self.db_path = db_path
         self.embedder = embedder
@@ -52,7 +63,9 @@ class LiveAdditions:
         build_id = engine.manifest.build_id
         if build_id not in self._placers:
             neighbours = engine.manifest.topics.umap_neighbors
-            self._placers = {build_id: Placer(engine.build_dir, neighbours)}  # keep the newest
+            self._placers = {
+                build_id: Placer(BuildFolder(engine.build_dir), neighbours)
+            }  # keep the newest
         return self._placers[build_id]
 
     def add(self, engine: Engine, papers: list[Paper]) -> AddReport:
@@ -106,6 +119,30 @@ class LiveAdditions:
             )
         log.info("live: %d papers posted, %d placed", len(papers), len(rows))
         return AddReport(build_id=engine.manifest.build_id, papers=results)
+
+    def add_posted(self, engine: Engine, posted: Sequence[PaperIn]) -> AddReport:
+        """Papers posted through the API: an id is derived from the title where none is given."""
+        papers = [
+            Paper(
+                id=p.id or stable_id(p.title),
+                title=p.title,
+                abstract=p.abstract,
+                authors=p.authors,
+                categories=p.categories,
+                date=p.date,
+                source="api",
+            )
+            for p in posted
+        ]
+        return self.add(engine, papers)
+
+    def delete(self, engine: Engine, paper_id: str) -> None:
+        """Delete a paper from the store (so the next build lacks it) and from every answer now."""
+        with Store(self.db_path) as store:
+            existed = store.delete(paper_id)
+        hidden = engine.hide([paper_id])
+        if not existed and not hidden:
+            raise NotFound(f"no paper with id {paper_id!r}")
 
     def restore(self, engine: Engine) -> int:
         """Serve the live additions kept in the store that the engine does not serve yet: all of

@@ -1,7 +1,7 @@
 """UMAP reduction shared by the clustering space (topics) and the 2-D layout (maps).
 
 Seeded, so the same vectors give the same coordinates. A rebuild may start from the previous
-build's positions (a warm start, see :mod:`service.warm`) so that the layout, and with it the
+build's positions (a warm start, see :mod:`service.topics.warm`) so that the layout, and with it the
 topics, move only as much as the corpus did. Corpora too small for UMAP's spectral
 start fall back to a random start, and tiny ones (a handful of papers) to a plain SVD projection.
 """

@@ -2,7 +2,7 @@
 
 Refitting UMAP and HDBSCAN costs minutes on a large corpus and renumbers nothing only by luck;
 when few papers changed, a build instead keeps every unchanged paper's topic and map position
-and places the new or changed ones exactly as live additions are placed (:mod:`service.live`).
+and places the new or changed ones exactly as live additions are placed (:mod:`service.query.live`).
 Topic labels and the coarse groups are kept as they were. The new build keeps the base's rows in
 their order and appends the new ones, so when nothing was removed or changed the base's index
 is reused with the new vectors added, and only the new papers are checked for duplicates.
@@ -14,28 +14,26 @@ any topic setting changed, the build refits everything (as ``paperscope build --
 
 from __future__ import annotations
 
-import json
 import logging
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import faiss
 import numpy as np
 import numpy.typing as npt
 
-from service.duplicates import find_duplicates
-from service.index import load_index, remeasure
-from service.lineage import Carried
-from service.placement import Placer
+from service.artifacts import ASSIGNMENTS, INDEX, MAP, PAPERS, TOPICS, BuildFolder
+from service.search.duplicates import find_duplicates
+from service.search.index import remeasure
+from service.topics.lineage import Carried
+from service.topics.placement import Placer
 from service.schemas import NOISE_TOPIC, BuildManifest, FitInfo, IndexInfo
 from service.store import content_hash
-from service.topics import Topic, TopicGroup, TopicModel
+from service.topics.model import Topic, TopicGroup, TopicModel
 
 log = logging.getLogger(__name__)
 
-NEEDED = ("map.npy", "assignments.npy", "topics.json", "papers.sqlite", "index.faiss")
+NEEDED = (MAP, ASSIGNMENTS, TOPICS, PAPERS, INDEX)
 
 
 @dataclass(frozen=True)
@@ -86,7 +84,7 @@ def plan(
     """
     if base is None or manifest is None or limit <= 0:
         return None
-    if any(not (base / name).is_file() for name in NEEDED):
+    if BuildFolder(base).missing(NEEDED):
         log.info("full fit: build %s lacks what an incremental build needs", base.name)
         return None
     old_row_of = _base_rows(base)
@@ -144,7 +142,7 @@ def extend_index(
     if not plan.appends_only:
         return None
     info = plan.manifest.index
-    index = load_index(plan.base / "index.faiss", info)
+    index = BuildFolder(plan.base).index(plan.manifest)
     index.add(np.ascontiguousarray(vectors[plan.placed]))
     measured = remeasure(index, info, vectors)
     reason = f"{info.reason}; {len(plan.placed)} papers added by an incremental build"
@@ -156,13 +154,11 @@ def duplicates(
 ) -> list[tuple[int, int, float]]:
     """The base build's duplicate pairs among kept papers, plus pairs involving new rows."""
     new_row_of = dict(zip(plan.kept_old.tolist(), plan.kept_new.tolist(), strict=True))
-    path = plan.base / "duplicates.json"
     pairs = {}
-    if path.is_file():
-        for pair in json.loads(path.read_text(encoding="utf-8")):
-            a, b = new_row_of.get(pair["a"]), new_row_of.get(pair["b"])
-            if a is not None and b is not None:
-                pairs[(min(a, b), max(a, b))] = pair["score"]
+    for old_a, old_b, old_score in BuildFolder(plan.base).duplicates():
+        a, b = new_row_of.get(old_a), new_row_of.get(old_b)
+        if a is not None and b is not None:
+            pairs[(min(a, b), max(a, b))] = old_score
     for a, b, score in find_duplicates(index, vectors, threshold, plan.placed):
         pairs[(a, b)] = score
     return sorted(((a, b, s) for (a, b), s in pairs.items()), key=lambda p: (-p[2], p[0], p[1]))
@@ -170,48 +166,46 @@ def duplicates(
 
 def _base_rows(base: Path) -> dict[tuple[str, str], int]:
     """(paper id, content hash) -> row in the base build."""
-    db = sqlite3.connect(f"file:{base / 'papers.sqlite'}?mode=ro", uri=True)
+    papers = BuildFolder(base).papers()
     try:
-        rows = db.execute("SELECT row, id, title, abstract FROM papers").fetchall()
+        return papers.row_of_content()
     finally:
-        db.close()
-    return {
-        (paper_id, content_hash(title, abstract)): row for row, paper_id, title, abstract in rows
-    }
+        papers.close()
 
 
 def fold(plan: Plan, vectors: npt.NDArray[np.float32]) -> Folded:
     """Topics, map and clustering-space positions for the new rows: kept ones copied from the
     base build, the rest placed against it."""
-    base, n = plan.base, len(vectors)
+    base, n = BuildFolder(plan.base), len(vectors)
     placer = Placer(base, plan.manifest.topics.umap_neighbors)
     placement = placer.place(vectors[plan.placed])
 
-    old_assignments = np.load(base / "assignments.npy")
+    old_assignments = base.assignments()
     assignments = np.empty(n, dtype=np.int32)
     assignments[plan.kept_new] = old_assignments[plan.kept_old]
     assignments[plan.placed] = placement.topics
-    old_coords = np.load(base / "map.npy")
+    old_coords = base.map_coords()
     coords = np.empty((n, 2), dtype=np.float32)
     coords[plan.kept_new] = old_coords[plan.kept_old]
     coords[plan.placed] = placement.coords
     reduced = None
     if placement.reduced is not None:
-        old_reduced = np.load(base / "reduced.npy")
+        old_reduced = base.reduced()
+        assert old_reduced is not None  # placement gave positions: the base has a clustering space
         reduced = np.empty((n, old_reduced.shape[1]), dtype=np.float32)
         reduced[plan.kept_new] = old_reduced[plan.kept_old]
         reduced[plan.placed] = placement.reduced
 
-    raw: dict[str, Any] = json.loads((base / "topics.json").read_text(encoding="utf-8"))
+    old = base.topics()
     new_row_of = dict(zip(plan.kept_old.tolist(), plan.kept_new.tolist(), strict=True))
     topics: list[Topic] = []
     parents: dict[int, list[tuple[int, int]]] = {}
-    for entry in raw["topics"]:
-        kept = [new_row_of[r] for r in entry["members"] if r in new_row_of]
-        added = [int(r) for r in plan.placed[placement.topics == entry["id"]]]
-        topics.append(Topic(entry["id"], entry["label"], entry["keywords"], kept + added))
-        if entry["id"] != NOISE_TOPIC:
-            parents[entry["id"]] = [(entry["id"], len(kept))]
+    for entry in old.topics:
+        kept = [new_row_of[r] for r in entry.members if r in new_row_of]
+        added = [int(r) for r in plan.placed[placement.topics == entry.id]]
+        topics.append(Topic(entry.id, entry.label, entry.keywords, kept + added))
+        if entry.id != NOISE_TOPIC:
+            parents[entry.id] = [(entry.id, len(kept))]
     if NOISE_TOPIC not in {t.id for t in topics}:
         noise = [int(r) for r in plan.placed[placement.topics == NOISE_TOPIC]]
         if noise:
@@ -222,10 +216,8 @@ def fold(plan: Plan, vectors: npt.NDArray[np.float32]) -> Folded:
         topics=topics,
         params=plan.manifest.topics,
         clusterer=None,  # the base's clusterer file is copied as is
-        hdbscan_to_topic={int(k): int(v) for k, v in raw["hdbscan_to_topic"].items()},
-        groups=[
-            TopicGroup(g["id"], g["label"], g["keywords"], g["children"]) for g in raw["groups"]
-        ],
+        hdbscan_to_topic=dict(old.hdbscan_to_topic),
+        groups=[TopicGroup(g.id, g.label, g.keywords, g.children) for g in old.groups],
         reduced=reduced,
     )
     stats: dict[str, float] = {
@@ -233,5 +225,5 @@ def fold(plan: Plan, vectors: npt.NDArray[np.float32]) -> Folded:
         "removed": plan.removed,
         "papers_keeping_topic_id": 1.0,
     }
-    carried = Carried(model, parents, int(raw.get("next_topic_id", 0)), stats)
+    carried = Carried(model, parents, old.next_topic_id, stats)
     return Folded(carried, coords, plan.fit)

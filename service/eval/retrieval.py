@@ -25,11 +25,12 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from service.embed import Embedder, embed_with_cache
+from service.embed.backends import Embedder, embed_with_cache
+from service.embed.passages import Windowing, embed_papers, text_hash
 from service.errors import InvalidInput
-from service.lexical import LexicalIndex, LexicalParams
-from service.passages import Windowing, embed_papers, text_hash
-from service.retrieval import FusionParams, Mode, hybrid, top_rows
+from service.schemas import embedding_text
+from service.search.fusion import FusionParams, Mode, hybrid, top_rows
+from service.search.lexical import LexicalIndex, LexicalParams
 from service.store import Store
 
 Qrels = dict[str, dict[str, int]]
@@ -178,7 +179,7 @@ def index_dataset(
     start = time.perf_counter()
     papers = list(zip(dataset.titles, dataset.abstracts, strict=True))
     with Store(cache) as store:
-        hashes = [text_hash(f"{title}. {abstract}") for title, abstract in papers]
+        hashes = [text_hash(embedding_text(title, abstract)) for title, abstract in papers]
         vectors, _ = embed_papers(store, embedder, papers, hashes, windowing, progress=False)
     query_ids = list(dataset.queries)
     query_vectors = embed_cached(cache, embedder, [dataset.queries[q] for q in query_ids])

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from service.engine import Engine
+from service.query.engine import Engine
 
 STATIC = Path(__file__).parent / "api" / "static"
 VENDOR_TAG = '<script src="static/vendor/scatterplot.bundle.js"></script>'

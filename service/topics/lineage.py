@@ -10,7 +10,6 @@ papers, so splits (one parent, several children) and merges (several parents) ca
 
 from __future__ import annotations
 
-import json
 import logging
 import sqlite3
 from dataclasses import dataclass, field, replace
@@ -20,8 +19,9 @@ import numpy as np
 import numpy.typing as npt
 from scipy.optimize import linear_sum_assignment
 
+from service.artifacts import BuildFolder
 from service.schemas import NOISE_TOPIC
-from service.topics import Topic, TopicGroup, TopicModel
+from service.topics.model import Topic, TopicGroup, TopicModel
 
 log = logging.getLogger(__name__)
 
@@ -57,33 +57,34 @@ def load_previous(build_dir: Path | None, model_revision: str) -> PreviousTopics
     if build_dir is None:
         return None
     try:
-        manifest = json.loads((build_dir / "manifest.json").read_text(encoding="utf-8"))
-        if manifest["model"]["revision"] != model_revision:
+        build = BuildFolder(build_dir)
+        if build.manifest().model.revision != model_revision:
             log.info("previous build %s used another model: new topic ids", build_dir.name)
             return None
-        return _read_previous(build_dir)
+        return _read_previous(build)
     except (OSError, ValueError, KeyError, sqlite3.Error) as err:
         log.warning("cannot read previous build %s (%s): new topic ids", build_dir.name, err)
         return None
 
 
-def _read_previous(build_dir: Path) -> PreviousTopics:
-    raw = json.loads((build_dir / "topics.json").read_text(encoding="utf-8"))
-    db = sqlite3.connect(f"file:{build_dir / 'papers.sqlite'}?mode=ro", uri=True)
-    rows = db.execute("SELECT row, id, topic FROM papers ORDER BY row").fetchall()
-    db.close()
-    vectors = np.load(build_dir / "embeddings.npy", mmap_mode="r")
+def _read_previous(build: BuildFolder) -> PreviousTopics:
+    topics = build.topics()
+    papers = build.papers()
+    try:
+        rows = papers.topic_of_rows()
+    finally:
+        papers.close()
+    vectors = build.embeddings()
     members: dict[int, list[int]] = {}
     for row, _, topic in rows:
         if topic != NOISE_TOPIC:
             members.setdefault(topic, []).append(row)
     centroids = {t: _unit(np.asarray(vectors[m]).mean(axis=0)) for t, m in members.items()}
-    ids = [t["id"] for t in raw["topics"] if t["id"] != NOISE_TOPIC]
     return PreviousTopics(
-        build_id=build_dir.name,
+        build_id=build.name,
         topic_of={pid: topic for _, pid, topic in rows if topic != NOISE_TOPIC},
         centroids=centroids,
-        next_id=int(raw.get("next_topic_id", max(ids, default=-1) + 1)),
+        next_id=topics.next_topic_id,
     )
 
 

@@ -4,8 +4,9 @@ UMAP's result depends on where its optimisation starts. Starting every rebuild f
 embedding lets the whole layout rotate, reflect and reshuffle between builds, and HDBSCAN then
 cuts topics differently even when few papers changed, so topic ids and map positions churn.
 Started from the previous build's positions (papers new since then from where
-:mod:`service.placement` puts them), the optimisation only moves what the new neighbourhood graph
-asks for: the fit is still a full fit of the current corpus, but it drifts instead of jumping.
+:mod:`service.topics.placement` puts them), the optimisation only moves what the new
+neighbourhood graph asks for: the fit is still a full fit of the current corpus, but it drifts
+instead of jumping.
 Turned off by ``PAPERSCOPE_WARM_START=false`` (or when the previous build used another model or
 clustering dimension).
 """
@@ -13,15 +14,15 @@ clustering dimension).
 from __future__ import annotations
 
 import logging
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
-from service.placement import Placer
+from service.artifacts import MAP, PAPERS, REDUCED, BuildFolder
 from service.schemas import BuildManifest
+from service.topics.placement import Placer
 
 log = logging.getLogger(__name__)
 
@@ -46,17 +47,18 @@ def warm_start(
     """Starting positions for every paper from ``previous``, or None for a cold start."""
     if previous is None or manifest is None:
         return None
-    if not all((previous / f).is_file() for f in ("reduced.npy", "map.npy", "papers.sqlite")):
+    build = BuildFolder(previous)
+    if build.missing((REDUCED, MAP, PAPERS)):
         return None
-    reduced_before = np.load(previous / "reduced.npy")
-    if reduced_before.shape[1] != umap_components:
+    reduced_before = build.reduced()
+    if reduced_before is None or reduced_before.shape[1] != umap_components:
         return None
-    db = sqlite3.connect(f"file:{previous / 'papers.sqlite'}?mode=ro", uri=True)
+    papers = build.papers()
     try:
-        row_of = {pid: row for row, pid in db.execute("SELECT row, id FROM papers")}
+        row_of = papers.row_of_id()
     finally:
-        db.close()
-    map_before = np.load(previous / "map.npy")
+        papers.close()
+    map_before = build.map_coords()
     kept = [(new, row_of[pid]) for new, pid in enumerate(ids) if pid in row_of]
     fresh = np.array([new for new, pid in enumerate(ids) if pid not in row_of], dtype=np.int64)
     reduced = np.empty((len(ids), umap_components), dtype=np.float32)
@@ -66,7 +68,7 @@ def warm_start(
         reduced[new_rows] = reduced_before[old_rows]
         coords[new_rows] = map_before[old_rows]
     if len(fresh):
-        placement = Placer(previous, manifest.topics.umap_neighbors).place(vectors[fresh])
+        placement = Placer(build, manifest.topics.umap_neighbors).place(vectors[fresh])
         if placement.reduced is None:
             return None
         reduced[fresh] = placement.reduced

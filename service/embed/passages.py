@@ -19,9 +19,10 @@ from typing import Any
 import numpy as np
 
 from service.config import Settings
-from service.embed import ChunkEncoder, Embedder, Vectors, embed_with_cache
+from service.embed.backends import ChunkEncoder, Embedder, Vectors, embed_with_cache
+from service.embed.models import resolve_model
 from service.errors import InvalidInput
-from service.models import resolve_model
+from service.schemas import embedding_text
 from service.store import Store
 
 SPECIAL_TOKENS = 2
@@ -64,19 +65,19 @@ def load_windowing(settings: Settings) -> Windowing:
 
 def split(title: str, abstract: str, windowing: Windowing) -> list[str]:
     """``title. <part of the abstract>`` for each window, in order."""
-    head = f"{title}. "
+    head = embedding_text(title, "")
     if not windowing.tokens:
-        return [head + abstract]
+        return [embedding_text(title, abstract)]
     head_tokens = len(windowing.tokenizer.encode(head, add_special_tokens=False).ids)
     budget = max(MIN_BODY_TOKENS, windowing.tokens - head_tokens - SPECIAL_TOKENS)
     step = min(windowing.stride, budget)
     offsets = windowing.tokenizer.encode(abstract, add_special_tokens=False).offsets
     if not offsets:
-        return [head + abstract]
+        return [embedding_text(title, abstract)]
     windows = []
     for start in range(0, len(offsets), step):
         end = min(start + budget, len(offsets))
-        windows.append(head + abstract[offsets[start][0] : offsets[end - 1][1]])
+        windows.append(embedding_text(title, abstract[offsets[start][0] : offsets[end - 1][1]]))
         if end == len(offsets):
             break
     return windows
@@ -101,7 +102,7 @@ def embed_papers(
     ``encode``: how texts missing from the cache are embedded (see :func:`embed_with_cache`).
     """
     if not windowing.tokens:
-        texts = [f"{title}. {abstract}" for title, abstract in papers]
+        texts = [embedding_text(title, abstract) for title, abstract in papers]
         return embed_with_cache(store, embedder, texts, hashes, progress, encode)
     windows = [split(title, abstract, windowing) for title, abstract in papers]
     flat = [w for paper in windows for w in paper]

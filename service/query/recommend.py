@@ -27,8 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from service.engine import Engine
 from service.errors import InvalidInput
+from service.query.view import BuildView
 from service.schemas import (
     NOISE_TOPIC,
     Hit,
@@ -39,7 +39,7 @@ from service.schemas import (
     Seed,
     TextSeed,
 )
-from service.topics import STOP_WORDS
+from service.topics.labels import STOP_WORDS
 
 POOL_FACTOR = 5
 """Candidates ranked per result wanted (more room for filters, seeds and diversity)."""
@@ -58,48 +58,49 @@ class _Seeds:
     topics: set[int]
 
 
-def recommend(engine: Engine, request: RecommendRequest) -> list[Recommendation]:
-    positive = _resolve(engine, request.positive, "positive")
-    negative = _resolve(engine, request.negative, "negative")
-    allowed = engine.filter_rows(request.since, request.until, request.categories, request.topics)
+def recommend(view: BuildView, request: RecommendRequest) -> list[Recommendation]:
+    positive = _resolve(view, request.positive, "positive")
+    negative = _resolve(view, request.negative, "negative")
+    allowed = view.filter_rows(request.since, request.until, request.categories, request.topics)
     seeds = set(positive.rows) | set(negative.rows)
     pool = request.limit * POOL_FACTOR + len(seeds)
     if request.strategy == "average":
-        rows, scores = _average(engine, positive, negative, pool, allowed)
+        rows, scores = _average(view, positive, negative, pool, allowed)
     else:
-        rows, scores = _best_score(engine, positive, negative, pool, allowed)
-    visible = set(engine.visible(rows))
+        rows, scores = _best_score(view, positive, negative, pool, allowed)
+    visible = set(view.visible(rows))
     keep = [i for i, row in enumerate(rows) if row not in seeds and row in visible]
     rows, scores = [rows[i] for i in keep], [scores[i] for i in keep]
     if request.diversity > 0:
-        rows, scores = _mmr(engine, rows, scores, request.limit, request.diversity)
-    hits = engine.hits_at(rows[: request.limit], scores[: request.limit])
-    return _with_reasons(engine, hits, positive)
+        rows, scores = _mmr(view, rows, scores, request.limit, request.diversity)
+    shown = rows[: request.limit]
+    hits = view.hits(np.asarray(scores[: request.limit]), np.asarray(shown), skip=-1, k=len(shown))
+    return _with_reasons(view, hits, positive)
 
 
-def _resolve(engine: Engine, seeds: list[Seed], kind: str) -> _Seeds:
+def _resolve(view: BuildView, seeds: list[Seed], kind: str) -> _Seeds:
     names, rows, texts, vectors = [], [], [], []
     pasted = [s.text for s in seeds if isinstance(s, TextSeed)]
-    if pasted and engine.embedder is None:
+    if pasted and view.embedder is None:
         raise InvalidInput("pasted seed text needs an embedding model")
     encoded: Iterator[npt.NDArray[np.float32]] = iter(
-        engine.embedder.encode(pasted) if pasted and engine.embedder else []
+        view.embedder.encode(pasted) if pasted and view.embedder else []
     )
     for number, seed in enumerate(seeds, start=1):
         if isinstance(seed, PaperSeed):
-            row = engine.row_of(seed.id)
-            paper = engine.papers_at([row])[row]
+            row = view.row_of(seed.id)
+            paper = view.papers_at([row])[row]
             names.append(seed.id)
             rows.append(row)
             texts.append(f"{paper.title} {paper.abstract}")
-            vectors.append(engine.vectors_at([row])[0])
+            vectors.append(view.vectors_at([row])[0])
         else:
             names.append(f"{kind} text {number}")
             texts.append(seed.text)
             vectors.append(next(encoded))
-    dim = int(engine.manifest.model.dim)
+    dim = int(view.manifest.model.dim)
     matrix = np.vstack(vectors) if vectors else np.zeros((0, dim), dtype=np.float32)
-    topics = {engine.topic_of(r) for r in rows} - {NOISE_TOPIC}
+    topics = {view.topic_of(r) for r in rows} - {NOISE_TOPIC}
     return _Seeds(names, matrix.astype(np.float32), rows, texts, topics)
 
 
@@ -109,7 +110,7 @@ def _unit(vector: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
 
 
 def _average(
-    engine: Engine,
+    view: BuildView,
     positive: _Seeds,
     negative: _Seeds,
     pool: int,
@@ -118,23 +119,23 @@ def _average(
     query = positive.vectors.mean(axis=0)
     if len(negative.vectors):
         query = 2 * query - negative.vectors.mean(axis=0)
-    scores, rows = engine.nearest(_unit(query)[None, :], pool, allowed)
+    scores, rows = view.nearest(_unit(query)[None, :], pool, allowed)
     found = [(int(r), float(s)) for r, s in zip(rows[0], scores[0], strict=True) if r >= 0]
     return [r for r, _ in found], [s for _, s in found]
 
 
 def _best_score(
-    engine: Engine,
+    view: BuildView,
     positive: _Seeds,
     negative: _Seeds,
     pool: int,
     allowed: npt.NDArray[np.int64] | None,
 ) -> tuple[list[int], list[float]]:
-    _, rows = engine.nearest(positive.vectors, pool, allowed)
+    _, rows = view.nearest(positive.vectors, pool, allowed)
     candidates = sorted({int(r) for r in rows.ravel() if r >= 0})
     if not candidates:
         return [], []
-    vectors = engine.vectors_at(candidates)
+    vectors = view.vectors_at(candidates)
     best_positive = (vectors @ positive.vectors.T).max(axis=1)
     if len(negative.vectors):
         best_negative = (vectors @ negative.vectors.T).max(axis=1)
@@ -146,13 +147,13 @@ def _best_score(
 
 
 def _mmr(
-    engine: Engine, rows: list[int], scores: list[float], limit: int, diversity: float
+    view: BuildView, rows: list[int], scores: list[float], limit: int, diversity: float
 ) -> tuple[list[int], list[float]]:
     """Maximal marginal relevance: each pick maximises (1 - d) * relevance - d * similarity to
     the papers already picked."""
     if not rows:
         return rows, scores
-    vectors = engine.vectors_at(rows)
+    vectors = view.vectors_at(rows)
     relevance = np.asarray(scores)
     picked: list[int] = []
     closest = np.full(len(rows), -np.inf)
@@ -171,9 +172,9 @@ def _terms(text: str) -> Counter[str]:
     return Counter(w for w in _WORD.findall(text.lower()) if w not in _STOP and len(w) > 2)
 
 
-def _with_reasons(engine: Engine, hits: list[Hit], positive: _Seeds) -> list[Recommendation]:
-    rows = [engine.row_of(hit.id) for hit in hits]
-    papers = engine.papers_at(rows)
+def _with_reasons(view: BuildView, hits: list[Hit], positive: _Seeds) -> list[Recommendation]:
+    rows = [view.row_of(hit.id) for hit in hits]
+    papers = view.papers_at(rows)
     seed_terms = Counter[str]()
     for text in positive.texts:
         seed_terms.update(set(_terms(text)))
@@ -185,10 +186,10 @@ def _with_reasons(engine: Engine, hits: list[Hit], positive: _Seeds) -> list[Rec
     shared_anywhere = sorted(
         {t for counts in result_terms.values() for t in counts} & set(seed_terms)
     )
-    idf = engine.term_idf(shared_anywhere) or {
+    idf = view.term_idf(shared_anywhere) or {
         t: math.log((documents + 1) / frequency[t]) for t in shared_anywhere
     }
-    similarity = engine.vectors_at(rows) @ positive.vectors.T
+    similarity = view.vectors_at(rows) @ positive.vectors.T
     out = []
     for i, (hit, row) in enumerate(zip(hits, rows, strict=True)):
         shared = [t for t in result_terms[row] if t in seed_terms]

@@ -27,15 +27,16 @@ import numpy as np
 import numpy.typing as npt
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score, v_measure_score
 
-from service.build import StageClock, topic_params
+from service.build.pipeline import StageClock, topic_params
 from service.config import Settings
-from service.embed import Embedder
+from service.embed.backends import Embedder
+from service.embed.passages import Windowing, embed_papers
 from service.errors import InvalidInput
-from service.passages import Windowing, embed_papers
-from service.sampling import fit_on_sample, sample_rows
-from service.schemas import NOISE_TOPIC
+from service.schemas import NOISE_TOPIC, embedding_text
 from service.store import Store, content_hash
-from service.topics import clean_for_labels, fit_topics
+from service.topics.cluster import fit_topics
+from service.topics.labels import clean_for_labels
+from service.topics.sampling import fit_on_sample, sample_rows
 
 
 @dataclass
@@ -174,7 +175,7 @@ def evaluate_clustering(
         model=f"{embedder.name} ({embedder.backend})",
         embed_seconds=round(time.perf_counter() - start, 1),
     )
-    texts = [clean_for_labels(f"{title}. {abstract}") for title, abstract in papers]
+    texts = [clean_for_labels(embedding_text(title, abstract)) for title, abstract in papers]
     start = time.perf_counter()
     params = topic_params(settings, len(papers))
     name = f"paperscope ({params.cluster_selection}, min_cluster_size {params.min_cluster_size})"

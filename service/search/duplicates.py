@@ -12,8 +12,8 @@ import faiss
 import numpy as np
 import numpy.typing as npt
 
-from service.index import exact_scores
-from service.neighbours import BLOCK, Lists, neighbour_lists
+from service.search.index import exact_scores
+from service.search.neighbours import BLOCK, Lists, neighbour_lists
 
 NEIGHBOURS = 5
 """Neighbours checked per paper: a paper with more near-copies than this is rare."""

@@ -1,18 +1,9 @@
 """A build: run every stage over the stored papers and publish the result atomically.
 
-Layout of the data directory::
-
-    papers.sqlite            the store (papers + embedding cache)
-    builds/<build_id>/       one folder per build: manifest.json, embeddings.npy, index.faiss,
-                             papers.sqlite (snapshot + topic per paper), topics.json,
-                             assignments.npy, map.npy, duplicates.json, reduced.npy,
-                             neighbours.npy + neighbour_scores.npy (like-this, precomputed),
-                             clusterer.joblib (to place papers added live, see service.live),
-                             lexical/ (the BM25 index: bm25s arrays + vocabulary)
-    builds/CURRENT           the id of the published build (replaced atomically)
-
-Artifacts are written into ``builds/.tmp-<id>`` and renamed into place, then ``CURRENT`` is
-swapped, so a reader never sees half a build and a crash leaves the previous build serving.
+The stages, in order: embed (service.embed), index, like-this lists and duplicates
+(service.search), topics and map (service.topics), the BM25 index, then write and publish
+(service.artifacts owns the build folder). When few papers changed since the published build,
+its topics and map are kept and only the new papers are placed (service.build.incremental).
 """
 
 from __future__ import annotations
@@ -36,31 +27,31 @@ from pathlib import Path
 
 import numpy as np
 
-from service import incremental
+from service import artifacts
+from service.artifacts import BuildFolder, GroupEntry, NewBuild, TopicEntry, TopicsFile
+from service.build import incremental
 from service.config import Settings
-from service.duplicates import duplicates_in_lists, find_duplicates
-from service.embed import ChunkEncoder, Embedder
-from service.errors import InvalidInput, NotReady
-from service.index import build_index, reranks, save_index
-from service.ingest import NO_FILTER, IngestFilter, apply_filter, read_records
-from service.ingest.tabular import NO_MAP, ColumnMap
-from service.lexical import LEXICAL_DIR, LexicalIndex, LexicalParams
-from service.lineage import Carried, carry_over, load_previous
-from service.maps import layout_map
-from service.neighbours import LIST_DEPTH, MAX_LISTED_PAPERS, neighbour_lists, save_lists
-from service.passages import embed_papers, load_windowing
-from service.placement import MapFn
-from service.sampling import fit_on_sample, sample_rows
-from service.schemas import BuildManifest, FitInfo, IngestReport, ModelInfo, Paper, TopicParams
-from service.store import Store, embedding_text, hash_corpus, paper_fields
-from service.topics import TopicModel, clean_for_labels, fit_topics, resolve_params
-from service.warm import WarmStart, warm_start
+from service.embed.backends import ChunkEncoder, Embedder
+from service.embed.passages import embed_papers, load_windowing
+from service.errors import InvalidInput
+from service.ingest import BUNDLED_CORPUS, ingest_file
+from service.schemas import BuildManifest, FitInfo, ModelInfo, TopicParams, embedding_text
+from service.search.duplicates import duplicates_in_lists, find_duplicates
+from service.search.index import build_index, reranks
+from service.search.lexical import LexicalIndex, LexicalParams
+from service.search.neighbours import LIST_DEPTH, MAX_LISTED_PAPERS, neighbour_lists
+from service.store import Store, hash_corpus
+from service.topics.cluster import fit_topics, resolve_params
+from service.topics.labels import clean_for_labels
+from service.topics.model import TopicModel
+from service.topics.lineage import Carried, carry_over, load_previous
+from service.topics.maps import layout_map
+from service.topics.placement import MapFn
+from service.topics.sampling import fit_on_sample, sample_rows
+from service.topics.warm import WarmStart, warm_start
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CORPUS = Path(__file__).parent / "data" / "trending-papers.jsonl"
-KEEP_BUILDS = 3
-CURRENT = "CURRENT"
 LIBRARIES = (
     "paperscope",
     "sentence-transformers",
@@ -84,49 +75,6 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def current_build_dir(builds_dir: Path) -> Path | None:
-    """The published build folder, or None when nothing was published yet."""
-    pointer = builds_dir / CURRENT
-    if not pointer.exists():
-        return None
-    build_id = pointer.read_text(encoding="utf-8").strip()
-    folder = builds_dir / build_id
-    return folder if build_id and folder.is_dir() else None
-
-
-def read_manifest(build_dir: Path) -> BuildManifest:
-    return BuildManifest.model_validate_json((build_dir / "manifest.json").read_text("utf-8"))
-
-
-@contextmanager
-def _build_lock(builds_dir: Path) -> Iterator[None]:
-    builds_dir.mkdir(parents=True, exist_ok=True)
-    with (builds_dir / ".lock").open("w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise InvalidInput(f"another build is running in {builds_dir}") from None
-        yield
-
-
-def ingest_file(
-    store: Store,
-    path: Path,
-    fmt: str = "auto",
-    progress: bool = True,
-    columns: ColumnMap = NO_MAP,
-    keep: IngestFilter = NO_FILTER,
-) -> IngestReport:
-    """Read one file into the store (one transaction); the report says what changed."""
-    from tqdm import tqdm
-
-    resolved, records = read_records(path, fmt, columns)
-    report = IngestReport(file=str(path), format=resolved)
-    shown = tqdm(records, desc=f"ingest {path.name}", unit="rec", disable=not progress)
-    store.ingest(apply_filter(iter(shown), keep, report), report)
-    return report
-
-
 @dataclass
 class StageClock:
     """Times each stage so the manifest (and the closing log line) can report them; a stage
@@ -143,81 +91,6 @@ class StageClock:
         log.info("stage %s done in %.1fs", name, self.seconds[name])
 
 
-def _write_papers_snapshot(
-    path: Path, papers: list[tuple[Paper, str]], assignments: np.ndarray
-) -> None:
-    db = sqlite3.connect(path)
-    db.execute(
-        "CREATE TABLE papers (row INTEGER PRIMARY KEY, id TEXT UNIQUE NOT NULL, title TEXT, "
-        "abstract TEXT, authors TEXT, categories TEXT, date TEXT, source TEXT, topic INTEGER)"
-    )
-    rows = (
-        (row, p.id, *paper_fields(p), int(assignments[row])) for row, (p, _) in enumerate(papers)
-    )
-    db.executemany("INSERT INTO papers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
-    db.commit()
-    db.close()
-
-
-def _write_topics(path: Path, carried: Carried, previous_build: str | None) -> None:
-    model = carried.model
-    payload = {
-        "next_topic_id": carried.next_id,
-        "previous_build": previous_build,
-        "hdbscan_to_topic": {str(k): v for k, v in model.hdbscan_to_topic.items()},
-        "topics": [
-            {
-                "id": t.id,
-                "label": t.label,
-                "keywords": t.keywords,
-                "members": t.members,
-                "parents": [{"id": p, "shared": n} for p, n in carried.parents.get(t.id, [])],
-            }
-            for t in model.topics
-        ],
-        "groups": [
-            {"id": g.id, "label": g.label, "keywords": g.keywords, "children": g.children}
-            for g in model.groups
-        ],
-    }
-    path.write_text(json.dumps(payload), encoding="utf-8")
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _publish(builds_dir: Path, staging: Path, build_id: str) -> Path:
-    """Make the staged build durable, rename it into place, then swap the CURRENT pointer."""
-    for artifact in staging.rglob("*"):  # the lexical index is a folder of files
-        _fsync(artifact)
-    _fsync(staging)
-    final = builds_dir / build_id
-    staging.rename(final)
-    _fsync(builds_dir)
-    pointer_tmp = builds_dir / f".{CURRENT}.tmp"
-    pointer_tmp.write_text(build_id, encoding="utf-8")
-    with pointer_tmp.open("rb") as handle:
-        os.fsync(handle.fileno())
-    os.replace(pointer_tmp, builds_dir / CURRENT)
-    _fsync(builds_dir)
-    return final
-
-
-def _prune(builds_dir: Path, keep: str) -> None:
-    """Remove leftovers of crashed builds and all but the newest KEEP_BUILDS builds."""
-    for leftover in builds_dir.glob(".tmp-*"):
-        shutil.rmtree(leftover, ignore_errors=True)
-    builds = sorted(p for p in builds_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
-    for old in builds[:-KEEP_BUILDS]:
-        if old.name != keep:
-            shutil.rmtree(old, ignore_errors=True)
-
-
 def run_build(
     settings: Settings,
     embedder_factory: Callable[[], Embedder],
@@ -231,12 +104,11 @@ def run_build(
     An empty store is first filled with the bundled default corpus.
     """
     builds_dir = settings.builds_dir
-    with _build_lock(builds_dir), Store(settings.db_path) as store:
-        for leftover in builds_dir.glob(".tmp-*"):
-            shutil.rmtree(leftover, ignore_errors=True)
+    with artifacts.build_lock(builds_dir), Store(settings.db_path) as store:
+        artifacts.remove_leftovers(builds_dir)
         if store.count() == 0:
-            log.info("the store is empty: ingesting the bundled corpus %s", DEFAULT_CORPUS.name)
-            ingest_file(store, DEFAULT_CORPUS, progress=progress)
+            log.info("the store is empty: ingesting the bundled corpus %s", BUNDLED_CORPUS.name)
+            ingest_file(store, BUNDLED_CORPUS, progress=progress)
         papers = store.snapshot()
         n = len(papers)
         corpus_hash = hash_corpus((p.id, h) for p, h in papers)
@@ -247,7 +119,7 @@ def run_build(
                 f"umap_components ({settings.umap_components}) must be below the model's "
                 f"dimension ({embedder.dim})"
             )
-        current = current_build_dir(builds_dir)
+        current = artifacts.current_build_dir(builds_dir)
         base = _readable_manifest(current)
         same_inputs = (
             base is not None
@@ -275,7 +147,7 @@ def run_build(
         ids = [p.id for p, _ in papers]
         hashes = [h for _, h in papers]
         with clock.stage("embed"):
-            texts = [embedding_text(p) for p, _ in papers]
+            texts = [embedding_text(p.title, p.abstract) for p, _ in papers]
             vectors, embedded_new = embed_papers(
                 store,
                 embedder,
@@ -311,7 +183,7 @@ def run_build(
                 folded = incremental.fold(increment, vectors)
             carried, coords, fit = folded.carried, folded.coords, folded.fit
             previous_build: str | None = increment.base.name
-            clusterer_source: Path | None = increment.base / "clusterer.joblib"
+            clusterer_source: BuildFolder | None = BuildFolder(increment.base)
         else:
             params = topic_params(settings, n)
             start = (
@@ -342,31 +214,26 @@ def run_build(
 
         stamp = datetime.now(UTC)
         build_id = f"{stamp:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
-        staging = builds_dir / f".tmp-{build_id}"
-        staging.mkdir(parents=True)
+        staging = artifacts.staging_dir(builds_dir, build_id)
         try:
             with clock.stage("write"):
-                np.save(staging / "embeddings.npy", vectors)
-                np.save(staging / "assignments.npy", topic_model.assignments)
-                np.save(staging / "map.npy", coords)
-                save_index(index, staging / "index.faiss")
-                if lists is not None:
-                    save_lists(lists, staging)
-                lexical.save(staging / LEXICAL_DIR)
-                _write_papers_snapshot(staging / "papers.sqlite", papers, topic_model.assignments)
-                _write_topics(staging / "topics.json", carried, previous_build)
-                (staging / "duplicates.json").write_text(
-                    json.dumps([{"a": a, "b": b, "score": score} for a, b, score in duplicates]),
-                    encoding="utf-8",
+                artifacts.write_build(
+                    staging,
+                    NewBuild(
+                        vectors=vectors,
+                        papers=[p for p, _ in papers],
+                        assignments=topic_model.assignments,
+                        coords=coords,
+                        index=index,
+                        lexical=lexical,
+                        topics=_topics_file(carried, previous_build),
+                        duplicates=duplicates,
+                        lists=lists,
+                        reduced=topic_model.reduced,
+                        clusterer=topic_model.clusterer,
+                        clusterer_from=clusterer_source,
+                    ),
                 )
-                if topic_model.reduced is not None:
-                    np.save(staging / "reduced.npy", topic_model.reduced)
-                if topic_model.clusterer is not None:
-                    import joblib
-
-                    joblib.dump(topic_model.clusterer, staging / "clusterer.joblib")
-                elif clusterer_source is not None and clusterer_source.is_file():
-                    shutil.copyfile(clusterer_source, staging / "clusterer.joblib")
             noise = float(np.mean(topic_model.assignments == -1)) if n else 0.0
             manifest = BuildManifest(
                 build_id=build_id,
@@ -395,12 +262,12 @@ def run_build(
                 topic_ids={"previous_build": previous_build, **carried.stats},
                 versions=library_versions(),
             )
-            (staging / "manifest.json").write_text(manifest.model_dump_json(indent=2), "utf-8")
-            final = _publish(builds_dir, staging, build_id)
+            artifacts.write_manifest(staging, manifest)
+            final = artifacts.publish(builds_dir, staging, build_id)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-        _prune(builds_dir, keep=build_id)
+        artifacts.prune(builds_dir, keep=build_id)
         log.info("published build %s (%s fit): %s", build_id, fit.mode, clock.seconds)
         return final, manifest, True
 
@@ -415,7 +282,7 @@ def _fit_topics_and_map(
     progress: bool,
 ) -> tuple[TopicModel, np.ndarray, np.ndarray | None]:
     """Topics and map of a full fit: of every paper, or above ``topic_sample_above`` papers of
-    a sample with the rest assigned (:mod:`service.sampling`). Also returns the sample's rows."""
+    a sample with the rest assigned (:mod:`service.topics.sampling`). Also returns the sample's rows."""
     sample = sample_rows(
         len(vectors), settings.topic_sample_above, settings.topic_sample_size, settings.seed
     )
@@ -452,7 +319,7 @@ def _readable_manifest(build_dir: Path | None) -> BuildManifest | None:
     if build_dir is None:
         return None
     try:
-        return read_manifest(build_dir)
+        return BuildFolder(build_dir).manifest()
     except (OSError, ValueError):
         log.warning("build %s has an unreadable manifest; refitting", build_dir.name)
         return None
@@ -462,7 +329,7 @@ def _placement_map(settings: Settings) -> MapFn | None:
     """How papers left out of a sampled fit are placed: here (None) or as Ray tasks."""
     if settings.engine == "local":
         return None
-    from service.ray_engine import map_on_ray
+    from service.build.ray_engine import map_on_ray
 
     return partial(map_on_ray, address=settings.ray_address)
 
@@ -471,7 +338,7 @@ def _chunk_encoder(settings: Settings, embedder: Embedder) -> ChunkEncoder | Non
     """How new texts are embedded: here (None, the default) or on Ray (``engine = ray``)."""
     if settings.engine == "local":
         return None
-    from service.ray_engine import ray_encoder
+    from service.build.ray_engine import ray_encoder
 
     return ray_encoder(settings, embedder, settings.ray_address)
 
@@ -518,8 +385,15 @@ def topic_params(settings: Settings, n: int) -> TopicParams:
     )
 
 
-def require_build(settings: Settings) -> Path:
-    build = current_build_dir(settings.builds_dir)
-    if build is None:
-        raise NotReady(f"no build in {settings.data_dir}; run: paperscope build")
-    return build
+def _topics_file(carried: Carried, previous_build: str | None) -> TopicsFile:
+    model = carried.model
+    return TopicsFile(
+        topics=[
+            TopicEntry(t.id, t.label, t.keywords, t.members, carried.parents.get(t.id, []))
+            for t in model.topics
+        ],
+        groups=[GroupEntry(g.id, g.label, g.keywords, g.children) for g in model.groups],
+        hdbscan_to_topic=model.hdbscan_to_topic,
+        next_topic_id=carried.next_id,
+        previous_build=previous_build,
+    )

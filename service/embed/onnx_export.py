@@ -2,8 +2,8 @@
 
 Done once at install time by ``paperscope models prepare`` from the local weights (no hub).
 Only the transformer is exported; tokenisation, mean pooling and normalisation run in
-:class:`service.embed.OnnxEmbedder`, exactly as sentence-transformers does them. Uses torch's
-TorchScript exporter (``dynamo=False``), which needs no extra packages.
+:class:`service.embed.backends.OnnxEmbedder`, exactly as sentence-transformers does them. Uses
+torch's TorchScript exporter (``dynamo=False``), which needs no extra packages.
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ def measure_agreement(weights: Path, onnx_file: Path, max_tokens: int) -> dict[s
     """Cosine between torch and ONNX vectors for a few probe texts (mean and worst)."""
     from sentence_transformers import SentenceTransformer
 
-    from service.embed import OnnxEmbedder
+    from service.embed.backends import OnnxEmbedder
 
     reference = SentenceTransformer(str(weights), device="cpu").encode(
         PROBE_TEXTS, normalize_embeddings=True, convert_to_numpy=True

@@ -8,7 +8,7 @@ UMAP and HDBSCAN dominate a large build (scripts/topic-sample measures it). Abov
    ``min_cluster_size`` and ``min_samples`` scaled by the sample's share of the corpus (a topic
    of 137 papers in the corpus has about 37 in a 20,000 sample of 75,000), so the sample is cut
    into topics as fine as the corpus would be;
-3. places every other paper as live additions are placed (:mod:`service.placement`: positions
+3. places every other paper as live additions are placed (:mod:`service.topics.placement`: positions
    from its nearest sampled papers), batch by batch through ``map_fn`` (a local loop by
    default; a distributed engine can be plugged in); its topic is the weighted vote of those
    neighbours (noise included), because ``hdbscan.approximate_predict`` calls far more papers
@@ -33,10 +33,11 @@ import faiss
 import numpy as np
 import numpy.typing as npt
 
-from service.maps import layout_map
-from service.placement import MapFn, PlacementBasis, assign_all, local_map
 from service.schemas import TopicParams
-from service.topics import Clustering, TopicModel, cluster, describe
+from service.topics.cluster import Clustering, cluster, describe
+from service.topics.maps import layout_map
+from service.topics.model import TopicModel
+from service.topics.placement import MapFn, PlacementBasis, assign_all, local_map
 
 log = logging.getLogger(__name__)
 

@@ -32,7 +32,7 @@ import numpy as np
 import numpy.typing as npt
 
 from service.config import REPO_MODELS_DIR, Settings
-from service.embed import CHUNK, ChunkEncoder, Embedder, Vectors, load_embedder
+from service.embed.backends import CHUNK, ChunkEncoder, Embedder, Vectors, load_embedder
 from service.errors import InvalidInput, PaperscopeError
 
 log = logging.getLogger(__name__)
@@ -120,7 +120,7 @@ def ray_encoder(
     num_cpus: int | None = None,
     cpus_per_worker: int = CPUS_PER_WORKER,
 ) -> ChunkEncoder:
-    """A :data:`~service.embed.ChunkEncoder` that embeds on Ray (``address``, else locally).
+    """A :data:`~service.embed.backends.ChunkEncoder` that embeds on Ray (``address``, else locally).
 
     Ray is imported now (a missing install fails before any work) but joined only when there
     is something to embed.
@@ -213,7 +213,7 @@ def map_on_ray(
     address: str | None = None,
 ) -> list[T]:
     """``fn`` over each item as one Ray task; results in order. A build places the papers left
-    out of a sampled topic fit this way (``service.placement.MapFn``) on the Ray engine."""
+    out of a sampled topic fit this way (``service.topics.placement.MapFn``) on the Ray engine."""
     ray = connect(address)
     task = ray.remote(num_cpus=num_cpus)(_apply)
     shared_fn = ray.put(fn)  # shipped to each node once, not with every item

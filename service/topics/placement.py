@@ -1,9 +1,10 @@
 """Placing papers into a build without refitting it: a topic and a map position for each.
 
-Used for live additions (:mod:`service.live`), incremental builds (:mod:`service.incremental`)
-and, against a fit on a sample of a large corpus, for the rest of that corpus
-(:mod:`service.sampling`). :func:`assign_batch` is a pure function of a picklable
-:class:`PlacementBasis` and a batch, so batches can be mapped over worker processes.
+Used for live additions (:mod:`service.query.live`), incremental builds
+(:mod:`service.build.incremental`) and, against a fit on a sample of a large corpus, for the
+rest of that corpus (:mod:`service.topics.sampling`). :func:`assign_batch` is a pure function
+of a picklable :class:`PlacementBasis` and a batch, so batches can be mapped over worker
+processes.
 
 - **topic**: the paper is put into the build's clustering space (UMAP, ``reduced.npy``) and
   assigned by ``hdbscan.approximate_predict`` with the build's clusterer; noise if no topic
@@ -17,18 +18,17 @@ and, against a fit on a sample of a large corpus, for the rest of that corpus
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from service.index import load_index, search
+from service.artifacts import BuildFolder
 from service.schemas import NOISE_TOPIC
+from service.search.index import search
 
 
 @dataclass(frozen=True)
@@ -129,27 +129,18 @@ def assign_all(
 class Placer:
     """Places new vectors against one published build (see the module docstring)."""
 
-    def __init__(self, build_dir: Path, neighbours: int) -> None:
-        from service.build import read_manifest
-
-        manifest = read_manifest(build_dir)
+    def __init__(self, build: BuildFolder, neighbours: int) -> None:
+        manifest = build.manifest()
         self.build_id = manifest.build_id
-        reduced: npt.NDArray[np.float32] | None = None
-        clusterer: Any = None
-        if (build_dir / "reduced.npy").is_file() and (build_dir / "clusterer.joblib").is_file():
-            import joblib
-
-            reduced = np.load(build_dir / "reduced.npy")
-            clusterer = joblib.load(build_dir / "clusterer.joblib")  # our own build's file
-        raw = json.loads((build_dir / "topics.json").read_text(encoding="utf-8"))
+        fitted = build.has_placement_basis()
         self.basis = PlacementBasis(
-            index=load_index(build_dir / "index.faiss", manifest.index),
+            index=build.index(manifest),
             neighbours=neighbours,
-            coords=np.load(build_dir / "map.npy"),
-            assignments=np.load(build_dir / "assignments.npy"),
-            reduced=reduced,
-            clusterer=clusterer,
-            topic_of_label={int(k): int(v) for k, v in raw["hdbscan_to_topic"].items()},
+            coords=build.map_coords(),
+            assignments=build.assignments(),
+            reduced=build.reduced() if fitted else None,
+            clusterer=build.clusterer() if fitted else None,
+            topic_of_label=build.topics().hdbscan_to_topic,
         )
 
     def place(self, vectors: npt.NDArray[np.float32]) -> Placement:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from service.reduce import umap_reduce
+from service.topics.reduce import umap_reduce
 
 MAP_MIN_DIST = 0.1
 

@@ -27,8 +27,8 @@ import numpy.typing as npt
 from tqdm import tqdm
 
 from service.config import Settings
+from service.embed.models import ResolvedModel, onnx_agreement, resolve_model
 from service.errors import InvalidInput
-from service.models import ResolvedModel, onnx_agreement, resolve_model
 from service.store import Store
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ ChunkEncoder = Callable[[Sequence[str], Sequence[str]], Iterator[tuple[list[str]
 """Embeds ``(texts, hashes)`` and yields ``(hashes, vectors)`` chunk by chunk, in any order.
 
 How the texts that miss the cache get embedded: :func:`encode_in_chunks` here, or on a Ray
-cluster (:mod:`service.ray_engine`). Each chunk is saved as it arrives."""
+cluster (:mod:`service.build.ray_engine`). Each chunk is saved as it arrives."""
 
 
 class SentenceTransformerEmbedder:

@@ -15,7 +15,7 @@ import faiss
 import numpy as np
 import numpy.typing as npt
 
-from service.index import search
+from service.search.index import search
 
 LIST_DEPTH = 32
 """Rows kept per paper (its own row usually among them): like-this up to k = 31 is a lookup."""

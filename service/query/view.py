@@ -1,0 +1,428 @@
+"""One published build, opened for reading, at the level of rows and vectors.
+
+Row ``r < size`` is the build's own paper ``r``; rows from ``size`` on are papers added live
+(:class:`LiveOverlay`). Deleted or replaced papers are hidden, never removed, so a row number
+means the same paper for the view's lifetime. The view loads everything through
+:mod:`service.artifacts` and memory-maps the embedding matrix. It is what the query modules
+(:mod:`service.query.engine`, ``recommend``, ``explore``, ``map_payload``) compute with;
+it returns rows, scores and :mod:`service.schemas` records, never raw artifacts.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from service.artifacts import BuildFolder, GroupEntry, TopicEntry
+from service.embed.backends import Embedder
+from service.errors import ArtifactMismatch, BuildDamaged, NotFound
+from service.schemas import BuildManifest, Hit, Paper, PaperRef
+from service.search.index import reranks, search
+from service.topics.model import NOISE_LABEL
+
+
+@dataclass(frozen=True)
+class LiveOverlay:
+    """Papers added to this build while it is served (see :mod:`service.query.live`).
+
+    Their rows come after the build's own (row ``size + j`` is ``papers[j]``). The overlay only
+    grows, and is replaced whole on each addition, so a row number means the same paper for the
+    engine's lifetime; a deleted or re-posted paper's old row is hidden, not removed.
+    """
+
+    papers: tuple[Paper, ...]
+    vectors: npt.NDArray[np.float32]
+    topics: npt.NDArray[np.int32]
+    coords: npt.NDArray[np.float32]
+    added_at: tuple[str, ...]
+    row_of: dict[str, int]
+    """Paper id -> its newest overlay position ``j``."""
+
+    @classmethod
+    def empty(cls, dim: int) -> LiveOverlay:
+        return cls(
+            (),
+            np.zeros((0, dim), dtype=np.float32),
+            np.zeros(0, dtype=np.int32),
+            np.zeros((0, 2), dtype=np.float32),
+            (),
+            {},
+        )
+
+    def extend(
+        self,
+        papers: list[Paper],
+        vectors: npt.NDArray[np.float32],
+        topics: npt.NDArray[np.int32],
+        coords: npt.NDArray[np.float32],
+        added_at: list[str],
+    ) -> LiveOverlay:
+        start = len(self.papers)
+        return LiveOverlay(
+            (*self.papers, *papers),
+            np.vstack([self.vectors, vectors]).astype(np.float32),
+            np.concatenate([self.topics, topics]).astype(np.int32),
+            np.vstack([self.coords, coords]).astype(np.float32),
+            (*self.added_at, *added_at),
+            {**self.row_of, **{p.id: start + j for j, p in enumerate(papers)}},
+        )
+
+
+class BuildView:
+    """Rows, vectors and topics of one build plus its live additions. Thread-safe for readers;
+    :meth:`hide` and :meth:`add_live` replace state whole, so readers see old or new."""
+
+    def __init__(self, build_dir: Path, embedder: Embedder | None) -> None:
+        folder = BuildFolder(build_dir)
+        missing = folder.missing()
+        if missing:
+            raise BuildDamaged(f"build {build_dir.name} is incomplete: missing {missing}")
+        try:
+            self.manifest: BuildManifest = folder.manifest()
+        except ValueError as err:
+            raise BuildDamaged(
+                f"build {build_dir.name} has an unreadable manifest: {err}"
+            ) from None
+        if embedder is not None:
+            _check_model(self.manifest, embedder)
+        self.build_dir = build_dir
+        self.embedder = embedder
+        self.changed = threading.Lock()
+        """Held while hidden rows or live additions change."""
+        self.version = 0
+        """Grows with every change of hidden rows or live additions (caches key on it)."""
+        try:
+            self._load(folder)
+        except (OSError, ValueError, KeyError, RuntimeError, sqlite3.Error) as err:
+            raise BuildDamaged(f"build {build_dir.name} is damaged: {err}") from None
+
+    def _load(self, folder: BuildFolder) -> None:
+        self.vectors: npt.NDArray[np.float32] = folder.embeddings()
+        self.index = folder.index(self.manifest)
+        self.lists = folder.neighbour_lists()
+        self.lexical = folder.lexical()
+        self.assignments = folder.assignments()
+        self.coords = folder.map_coords()
+        topics = folder.topics()
+        self.groups: list[GroupEntry] = topics.groups
+        self.previous_build = topics.previous_build
+        self.topics: dict[int, TopicEntry] = {t.id: t for t in topics.topics}
+        self.duplicate_pairs = folder.duplicates()
+        self.papers = folder.papers()
+        self.hidden: frozenset[int] = frozenset()
+        self.live = LiveOverlay.empty(int(self.vectors.shape[1]))
+        # What a result shows is held in memory: answering needs no database read.
+        shown = self.papers.summaries()
+        self.ids, self.titles = shown.ids, shown.titles
+        self.dates, self.categories = shown.dates, shown.categories
+        self._row_of = {paper_id: row for row, paper_id in enumerate(self.ids)}
+        counts = {
+            len(self.ids),
+            len(self.vectors),
+            self.index.ntotal,
+            len(self.coords),
+            len(self.assignments),
+            self.manifest.papers,
+        }
+        if self.lexical is not None:
+            counts.add(self.lexical.size)
+        if len(counts) != 1:
+            raise BuildDamaged(f"build {folder.name} is inconsistent: row counts {counts}")
+
+    # -- rows -------------------------------------------------------------------------------
+
+    @property
+    def size(self) -> int:
+        """Papers in the build itself (live additions not counted)."""
+        return len(self.ids)
+
+    @property
+    def visible_count(self) -> int:
+        """Papers answered now: the build's and live additions, minus hidden ones."""
+        return len(self.ids) + len(self.live.papers) - len(self.hidden)
+
+    def row_of(self, paper_id: str) -> int:
+        """The row serving this paper (NotFound if it is not served)."""
+        live = self.live.row_of.get(paper_id)
+        row = self.size + live if live is not None else self._row_of.get(paper_id)
+        if row is None or row in self.hidden:
+            raise NotFound(f"no paper with id {paper_id!r}")
+        return row
+
+    def rows_of(self, paper_ids: Iterable[str]) -> set[int]:
+        """Every row (build and overlay) holding one of these ids, hidden ones included."""
+        wanted = set(paper_ids)
+        rows = {self._row_of[i] for i in wanted if i in self._row_of}
+        rows |= {self.size + j for j, p in enumerate(self.live.papers) if p.id in wanted}
+        return rows
+
+    def visible(self, rows: list[int]) -> list[int]:
+        """These rows without hidden (deleted or replaced) ones."""
+        hidden = self.hidden
+        return [r for r in rows if r not in hidden] if hidden else rows
+
+    def hide(self, paper_ids: Iterable[str]) -> int:
+        """Stop returning these papers; returns how many were newly hidden."""
+        with self.changed:
+            rows = self.rows_of(paper_ids) - self.hidden
+            if rows:
+                self.hidden = frozenset(self.hidden | rows)
+                self.version += 1
+        return len(rows)
+
+    def add_live(
+        self,
+        papers: list[Paper],
+        vectors: npt.NDArray[np.float32],
+        topics: npt.NDArray[np.int32],
+        coords: npt.NDArray[np.float32],
+        added_at: list[str],
+    ) -> None:
+        """Serve these papers from now on; one already served under the same id is replaced."""
+        if not papers:
+            return
+        with self.changed:
+            replaced = self.rows_of(p.id for p in papers)
+            self.live = self.live.extend(papers, vectors, topics, coords, added_at)
+            self.hidden = frozenset(self.hidden | replaced)
+            self.version += 1
+
+    def all_dates(self) -> list[str | None]:
+        """Dates of every row, build and live."""
+        return self.dates + [p.date for p in self.live.papers]
+
+    def all_categories(self) -> list[list[str]]:
+        """Categories of every row, build and live."""
+        return self.categories + [p.categories for p in self.live.papers]
+
+    def filter_rows(
+        self,
+        since: str | None = None,
+        until: str | None = None,
+        categories: Iterable[str] = (),
+        topics: Iterable[int] = (),
+    ) -> npt.NDArray[np.int64] | None:
+        """Visible rows matching every given filter (None when no filter is given).
+
+        A category matches itself and, given without a dot (``cs``), every ``cs.*``; papers
+        without a date never match a date range.
+        """
+        wanted_categories, wanted_topics = set(categories), set(topics)
+        if since is None and until is None and not wanted_categories and not wanted_topics:
+            return None
+        dates, paper_categories, hidden = self.all_dates(), self.all_categories(), self.hidden
+
+        def matches(row: int) -> bool:
+            if row in hidden:
+                return False
+            day = dates[row]
+            if (since or until) and day is None:
+                return False
+            if since and day is not None and day < since:
+                return False
+            if until and day is not None and day > until:
+                return False
+            if wanted_topics and self.topic_of(row) not in wanted_topics:
+                return False
+            return not wanted_categories or any(
+                c in wanted_categories or c.split(".")[0] in wanted_categories
+                for c in paper_categories[row]
+            )
+
+        return np.array([r for r in range(len(dates)) if matches(r)], dtype=np.int64)
+
+    # -- topics -----------------------------------------------------------------------------
+
+    def topic_of(self, row: int) -> int:
+        if row < self.size:
+            return int(self.assignments[row])
+        return int(self.live.topics[row - self.size])
+
+    def topic_label(self, topic_id: int) -> str:
+        topic = self.topics.get(topic_id)
+        return topic.label if topic else NOISE_LABEL
+
+    def topic(self, topic_id: int) -> TopicEntry:
+        topic = self.topics.get(topic_id)
+        if topic is None:
+            raise NotFound(f"no topic with id {topic_id}")
+        return topic
+
+    def members(self, topic: TopicEntry) -> list[int]:
+        """Visible rows of a topic: the build's (centre first), then live additions."""
+        live = [self.size + j for j in np.flatnonzero(self.live.topics == topic.id).tolist()]
+        return self.visible(topic.members + live)
+
+    # -- vectors ----------------------------------------------------------------------------
+
+    def vector(self, row: int) -> npt.NDArray[np.float32]:
+        """One row's embedding as a (1, dim) matrix."""
+        if row < self.size:
+            return np.asarray(self.vectors[row : row + 1], dtype=np.float32)
+        return self.live.vectors[row - self.size : row - self.size + 1]
+
+    def vectors_at(self, rows: list[int]) -> npt.NDArray[np.float32]:
+        """Embeddings of these rows (build or live), in order."""
+        at = np.asarray(rows, dtype=np.int64)
+        out = np.empty((len(at), self.vectors.shape[1]), dtype=np.float32)
+        built = at < self.size
+        out[built] = self.vectors[at[built]]
+        out[~built] = self.live.vectors[at[~built] - self.size]
+        return out
+
+    def candidates(self, k: int) -> int:
+        """How many neighbours to ask the index for so that k survive hidden papers."""
+        return k + min(len(self.hidden), 1000)
+
+    def dense(
+        self, queries: npt.NDArray[np.float32], n: int
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
+        """The n nearest rows to each query: the build's index, merged with an exact scan of
+        the live additions (few, so brute force is fast and exact). A product-quantised
+        index's candidates are rescored from the memory-mapped vectors."""
+        stored = self.vectors if reranks(self.manifest.index) else None
+        scores, rows = search(self.index, queries, n, stored)
+        live = self.live
+        if not live.papers:
+            return scores, rows
+        live_scores = queries @ live.vectors.T
+        live_rows = np.arange(len(live.papers), dtype=np.int64) + self.size
+        all_scores = np.hstack([scores, live_scores])
+        all_rows = np.hstack([rows, np.broadcast_to(live_rows, live_scores.shape)])
+        order = np.argsort(-all_scores, axis=1, kind="stable")[:, :n]
+        return (
+            np.take_along_axis(all_scores, order, axis=1).astype(np.float32),
+            np.take_along_axis(all_rows, order, axis=1),
+        )
+
+    def nearest(
+        self, queries: npt.NDArray[np.float32], n: int, rows: npt.NDArray[np.int64] | None = None
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
+        """The n nearest rows to each query, among ``rows`` when given (an exact scan of just
+        those rows, so a filter never truncates the results) else among all."""
+        if rows is None:
+            return self.dense(queries, n)
+        n = max(1, min(n, len(rows)))
+        if not len(rows):
+            empty = np.zeros((len(queries), 0))
+            return empty.astype(np.float32), empty.astype(np.int64)
+        scores = np.empty((len(queries), len(rows)), dtype=np.float32)
+        for start in range(0, len(rows), 8192):
+            block = rows[start : start + 8192].tolist()
+            scores[:, start : start + len(block)] = queries @ self.vectors_at(block).T
+        order = np.argsort(-scores, axis=1, kind="stable")[:, :n]
+        return np.take_along_axis(scores, order, axis=1), rows[order]
+
+    def listed_neighbours(
+        self, row: int, k: int
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]] | None:
+        """A build paper's precomputed neighbours (see :mod:`service.search.neighbours`) merged
+        with the live additions; None when there is no list or too few of it are still served."""
+        if self.lists is None or row >= self.size:
+            return None
+        rows, scores = self.lists[0][row], self.lists[1][row]
+        hidden = self.hidden
+        served = sum(1 for r in rows.tolist() if r >= 0 and r != row and r not in hidden)
+        if served < k:
+            return None
+        live = self.live
+        if not live.papers:
+            return scores, rows
+        live_scores = live.vectors @ self.vector(row)[0]
+        all_scores = np.concatenate([scores, live_scores])
+        all_rows = np.concatenate([rows, np.arange(len(live.papers)) + self.size])
+        order = np.argsort(-all_scores, kind="stable")
+        return all_scores[order], all_rows[order]
+
+    def lexical_scores(self, text: str) -> npt.NDArray[np.float32]:
+        """BM25 of every row; live additions, not in the index until the next build, are
+        scored on the index's statistics."""
+        assert self.lexical is not None
+        scores = self.lexical.scores(text)
+        live = self.live.papers
+        if live:
+            extra = self.lexical.score_documents(text, [(p.title, p.abstract) for p in live])
+            scores = np.concatenate([scores, extra.astype(scores.dtype)])
+        return np.asarray(scores, dtype=np.float32)
+
+    def term_idf(self, words: list[str]) -> dict[str, float] | None:
+        """Corpus-wide IDF of these words from the BM25 index (None for builds without one)."""
+        return self.lexical.idf(words) if self.lexical is not None else None
+
+    # -- records ----------------------------------------------------------------------------
+
+    def papers_at(self, rows: list[int]) -> dict[int, Paper]:
+        """The papers at these rows (build rows read from its snapshot, live ones from memory)."""
+        live = self.live
+        found = {r: live.papers[r - self.size] for r in rows if r >= self.size}
+        found.update(self.papers.papers_at([r for r in rows if r < self.size]))
+        return found
+
+    def refs(self, rows: list[int]) -> list[PaperRef]:
+        live = self.live.papers
+        return [
+            PaperRef(id=self.ids[r], title=self.titles[r])
+            if r < self.size
+            else PaperRef(id=live[r - self.size].id, title=live[r - self.size].title)
+            for r in rows
+        ]
+
+    def hit(
+        self, row: int, score: float, dense: float | None = None, lexical: float | None = None
+    ) -> Hit:
+        """A result from what the view holds in memory (no database read: like-this answers
+        in well under a millisecond)."""
+        if row < self.size:
+            paper_id, title, date, cats = (
+                self.ids[row],
+                self.titles[row],
+                self.dates[row],
+                self.categories[row],
+            )
+        else:
+            live = self.live.papers[row - self.size]
+            paper_id, title, date, cats = live.id, live.title, live.date, live.categories
+        topic = self.topic_of(row)
+        return Hit(
+            id=paper_id,
+            title=title,
+            score=round(score, 6),
+            dense_score=None if dense is None else round(dense, 6),
+            lexical_score=None if lexical is None else round(lexical, 6),
+            date=date,
+            categories=list(cats),
+            topic_id=topic,
+            topic_label=self.topic_label(topic),
+        )
+
+    def hits(
+        self, scores: npt.NDArray[np.generic], rows: npt.NDArray[np.generic], skip: int, k: int
+    ) -> list[Hit]:
+        """The first k served rows as hits, ``skip`` (a query paper's own row) left out."""
+        hidden = self.hidden
+        kept = [
+            (score, row)
+            for score, row in zip(scores.tolist(), rows.tolist(), strict=True)
+            if row >= 0 and row != skip and row not in hidden
+        ][:k]
+        return [self.hit(row, score, dense=score) for score, row in kept]
+
+    def close(self) -> None:
+        self.papers.close()
+
+
+def _check_model(manifest: BuildManifest, embedder: Embedder) -> None:
+    built = manifest.model
+    if built.dim != embedder.dim or built.revision != embedder.revision:
+        raise ArtifactMismatch(
+            f"build {manifest.build_id} was made with model {built.name} (dim {built.dim}, "
+            f"revision {built.revision[:12]}) but the configured model is {embedder.name} "
+            f"(dim {embedder.dim}, revision {embedder.revision[:12]}); "
+            "rebuild with: paperscope build --force, or set PAPERSCOPE_MODEL to the build's model"
+        )

@@ -1,0 +1,57 @@
+"""What a topic fit produces: topics (id, label, keywords, members), the coarse groups above
+them, and HDBSCAN's state for placing papers later. Ids are ordered by size: topic 0 is the
+largest; -1 (:data:`~service.schemas.NOISE_TOPIC`) holds the unclustered papers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from service.schemas import TopicParams
+
+NOISE_LABEL = "unclustered"
+REPRESENTATIVES = 3
+
+
+@dataclass
+class Topic:
+    id: int
+    label: str
+    keywords: list[str]
+    members: list[int] = field(repr=False)
+    """Row numbers, closest to the topic centre (in embedding space) first."""
+
+    @property
+    def size(self) -> int:
+        return len(self.members)
+
+
+@dataclass
+class TopicGroup:
+    """A coarse topic: fine topics merged by the similarity of their centroids."""
+
+    id: int
+    label: str
+    keywords: list[str]
+    children: list[int]
+
+
+@dataclass
+class TopicModel:
+    assignments: npt.NDArray[np.int32]
+    probabilities: npt.NDArray[np.float32]
+    topics: list[Topic]
+    params: TopicParams
+    clusterer: Any = field(default=None, repr=False)
+    """The fitted ``hdbscan.HDBSCAN`` (with prediction data), or None for tiny corpora."""
+    hdbscan_to_topic: dict[int, int] = field(default_factory=dict)
+    """HDBSCAN's own label -> topic id (ids are renumbered by size)."""
+    groups: list[TopicGroup] = field(default_factory=list)
+    """The coarse level of the topic hierarchy (what the map shows when zoomed out)."""
+    reduced: npt.NDArray[np.float32] | None = field(default=None, repr=False)
+    """The UMAP clustering space HDBSCAN ran in (None for tiny corpora): kept so papers added
+    later can be placed in it and assigned with ``hdbscan.approximate_predict``."""

@@ -1,0 +1,158 @@
+"""The shape of the package: layers point down, no import cycles, the web layer stays apart.
+
+The import graph is read from the source (every ``import`` statement, function-level ones
+included), so a lazy import cannot hide a cycle or an upward dependency.
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).parents[1] / "service"
+
+LAYERS: dict[str, int] = {
+    "service.errors": 0,
+    "service.config": 1,
+    "service.schemas": 1,
+    "service.store": 2,
+    "service.ingest": 3,
+    "service.embed": 4,
+    "service.search": 4,
+    "service.artifacts": 5,
+    "service.topics": 6,
+    "service.query": 7,
+    "service.build": 7,
+    "service.eval": 8,
+    "service.api": 9,
+    "service.bench": 10,
+    "service.cli": 10,
+    "service.__main__": 11,
+    "service": 0,  # the package's __init__: its version only
+}
+"""Each part's rank: a module may import its own part or parts of a lower rank only."""
+
+FORBIDDEN: dict[str, tuple[str, ...]] = {
+    "service.query": ("service.build",),  # the read side never depends on the writer
+}
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports_of(path: Path) -> set[str]:
+    """Every module this file imports (absolute names), at any depth in the file."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return found
+
+
+def graph() -> dict[str, set[str]]:
+    modules = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+    return {
+        name: {m for m in imports_of(path) if m in modules and m != name}
+        for name, path in modules.items()
+    }
+
+
+def part_of(module: str) -> str:
+    """The layer a module belongs to: the longest prefix named in LAYERS."""
+    parts = module.split(".")
+    for end in range(len(parts), 0, -1):
+        prefix = ".".join(parts[:end])
+        if prefix in LAYERS:
+            return prefix
+    raise AssertionError(f"{module} is in no layer: add it to LAYERS")
+
+
+def test_every_module_has_a_layer() -> None:
+    for module in graph():
+        part_of(module)
+
+
+def test_layers_point_down() -> None:
+    upward = []
+    for module, targets in graph().items():
+        source = part_of(module)
+        for target in targets:
+            dest = part_of(target)
+            if dest != source and (
+                LAYERS[dest] > LAYERS[source] or dest in FORBIDDEN.get(source, ())
+            ):
+                upward.append(f"{module} -> {target}")
+    assert upward == []
+
+
+def test_no_import_cycles() -> None:
+    edges = graph()
+    cycles: list[list[str]] = []
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(edges[node]):
+            if state.get(nxt) == 1:
+                cycles.append([*path[path.index(nxt) :], nxt])
+            elif nxt not in state:
+                visit(nxt, [*path, nxt])
+        state[node] = 2
+
+    for start in sorted(edges):
+        if start not in state:
+            visit(start, [start])
+    assert cycles == []
+
+
+@pytest.mark.parametrize(
+    ("module", "banned"),
+    [
+        ("service.api.routes", ("numpy", "faiss")),
+        ("service.api.errors", ("numpy", "faiss")),
+        ("service.api.limits", ("numpy", "faiss")),
+    ],
+)
+def test_routes_never_see_numpy(module: str, banned: tuple[str, ...]) -> None:
+    path = PACKAGE.parent / (module.replace(".", "/") + ".py")
+    assert not {m for m in imports_of(path) if m.split(".")[0] in banned}
+
+
+def test_only_the_api_imports_the_web_framework() -> None:
+    leaks = [
+        name
+        for name, path in ((module_name(p), p) for p in PACKAGE.rglob("*.py"))
+        if part_of(name) != "service.api"
+        and name != "service.cli"  # serve: imports the app inside the command
+        and {m for m in imports_of(path) if m.split(".")[0] in ("fastapi", "starlette")}
+    ]
+    assert leaks == []
+
+
+CORE = [
+    "service.build.pipeline",
+    "service.query.engine",
+    "service.cli",
+    "service.topics.cluster",
+    "service.eval.clustering",
+]
+
+
+def test_the_core_loads_without_the_web_layer() -> None:
+    """Importing the core (the CLI included) pulls in neither fastapi nor starlette."""
+    code = (
+        f"import sys; import {', '.join(CORE)}; "
+        "leaks = [m for m in ('fastapi', 'starlette') if m in sys.modules]; "
+        "print(leaks); sys.exit(1 if leaks else 0)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
