@@ -1,0 +1,1 @@
+"""Quality measurements: retrieval on BEIR datasets, clustering against known labels."""

@@ -1,0 +1,1 @@
+"""Finding papers: the FAISS index, BM25, hybrid fusion, like-this lists and duplicates."""

@@ -1,0 +1,1 @@
+"""Topics and the map: UMAP + HDBSCAN, labels, groups, placement of new papers, stable ids."""
