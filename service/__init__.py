@@ -1,8 +1,10 @@
 """paperscope: semantic search and topic maps for scientific paper abstracts.
 
-A paper flows one way through the modules of this package:
-ingest -> store -> embed -> index -> topics -> maps -> build (publish) -> engine -> api / cli.
-The core (everything but ``service.api``) never imports the web layer.
+A paper flows one way, and the folders follow it: ``ingest`` -> ``store`` -> ``embed`` ->
+``search`` (index, BM25, like-this lists) -> ``topics`` (clusters, labels, map) -> ``build``
+(every stage, published through ``artifacts``) -> ``query`` (the engine over a published build)
+-> ``api`` / ``cli``. Layers only point down; the core (everything but ``service.api``) never
+imports the web layer (tests/test_layers.py keeps it so).
 """
 
 __version__ = "0.1.0"
