@@ -12,7 +12,8 @@ from pathlib import Path
 
 from service.query.engine import Engine
 
-STATIC = Path(__file__).parent / "api" / "static"
+STATIC = Path(__file__).parents[1] / "api" / "static"
+"""The map page and its bundled library, inlined into the exported file."""
 VENDOR_TAG = '<script src="static/vendor/scatterplot.bundle.js"></script>'
 ABSTRACTS_UP_TO = 20_000
 """Abstracts are inlined for corpora up to this size (beyond it the file grows past ~30 MB)."""
