@@ -1,4 +1,4 @@
-"""The ``paperscope`` command: ingest, build, serve, query, similar, info, models.
+"""The ``paperscope`` command: ingest, build, serve, query, similar, info, export-map, models, eval.
 
 Every command builds its :class:`Settings` from ``PAPERSCOPE_*`` variables plus the flags given.
 A :class:`PaperscopeError` ends the command with ``error: <message>`` and exit code 2, never a

@@ -22,7 +22,7 @@ DEFAULT_MODEL = "all-MiniLM-L6-v2"
 
 
 class Settings(BaseSettings):
-    """Everything a deployment can change. Each field is documented in the README."""
+    """Everything a deployment can change. Each field is documented in docs/settings.md."""
 
     model_config = SettingsConfigDict(env_prefix="PAPERSCOPE_", extra="ignore")
 

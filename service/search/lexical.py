@@ -1,7 +1,7 @@
 """Lexical retrieval: a BM25 index over title + abstract (bm25s, English Snowball stemming).
 
 Dense vectors miss exact terms (gene names, acronyms, numbers) that a claim shares with its
-abstract; BM25 catches them, and fusing both beats either alone (see README, Quality). The title
+abstract; BM25 catches them, and fusing both beats either alone (see docs/quality.md). The title
 is counted ``title_weight`` times: it is short and dense with the paper's key terms, a cheap
 stand-in for BM25F field weights. The index is saved as a folder of ``.npy`` arrays plus a JSON
 vocabulary, and loaded memory-mapped so the server does not hold a second copy of the corpus.
