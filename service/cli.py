@@ -1,4 +1,5 @@
-"""The ``paperscope`` command: ingest, build, serve, query, similar, info, export-map, models, eval.
+"""The ``paperscope`` command: ingest, build, serve, query, similar, info, export-map, models,
+eval, bench.
 
 Every command builds its :class:`Settings` from ``PAPERSCOPE_*`` variables plus the flags given.
 A :class:`PaperscopeError` ends the command with ``error: <message>`` and exit code 2, never a
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from service.bench.commands import bench_app
 from service.config import Settings, configure_runtime, load_settings
 from service.errors import IngestError, PaperscopeError
 from service.ingest import FORMATS
@@ -39,6 +41,7 @@ models_app = typer.Typer(help="Prepare and list embedding models.", no_args_is_h
 app.add_typer(models_app, name="models")
 eval_app = typer.Typer(help="Measure quality on benchmark datasets.", no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
+app.add_typer(bench_app, name="bench")
 
 log = logging.getLogger("paperscope")
 

@@ -1,6 +1,6 @@
 """Topics and map for large corpora: fit on a seeded random sample, assign every other paper.
 
-UMAP and HDBSCAN dominate a large build (scripts/topic-sample measures it). Above
+UMAP and HDBSCAN dominate a large build (`paperscope bench topic-sample` measures it). Above
 ``topic_sample_above`` papers a build therefore:
 
 1. draws ``topic_sample_size`` papers at random (seeded, so rebuilds draw the same sample);

@@ -1,10 +1,21 @@
-"""Measure topic-id stability across rebuilds; see scripts/topic-stability."""
+"""How many papers keep their topic id across rebuilds (stable topic ids, service.topics.lineage).
+
+``paperscope bench topic-stability DATA_DIR [SHARE] [--only-added]`` works on a copy of
+DATA_DIR's store (its embedding cache included, so nothing is re-embedded; set
+PAPERSCOPE_BACKEND etc. as DATA_DIR was built) and runs full refits (``build --force``):
+
+1. the same corpus rebuilt with another UMAP seed (skipped with --only-added);
+2. the corpus minus a random SHARE (default 5%) rebuilt, then those papers added back and
+   rebuilt.
+
+Each prints the rebuild's lineage figures: the share of papers that kept their topic id, and how
+the topics were matched to the previous build's (by papers, by centroid, new).
+"""
 
 from __future__ import annotations
 
 import random
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
@@ -24,10 +35,7 @@ def kept(manifest: BuildManifest) -> str:
     )
 
 
-def main() -> None:
-    args = [a for a in sys.argv[1:] if not a.startswith("--")]
-    source, share = Path(args[0]), float(args[1]) if len(args) > 1 else 0.05
-    only_added = "--only-added" in sys.argv
+def measure(source: Path, share: float, only_added: bool) -> None:
     work = Path(tempfile.mkdtemp(prefix="paperscope-stability-"))
     shutil.copy2(source / "papers.sqlite", work / "papers.sqlite")
     try:
@@ -38,7 +46,7 @@ def main() -> None:
             run_build(base, lambda: embedder, force=True, progress=False)
             reseeded = load_settings(data_dir=work, seed=base.seed + 1)
             _, manifest, _ = run_build(reseeded, lambda: embedder, force=True, progress=False)
-            print(f"another seed ({base.seed} -> {base.seed + 1}): {kept(manifest)}")
+            print(f"another seed ({base.seed} -> {base.seed + 1}): {kept(manifest)}", flush=True)
 
         with Store(base.db_path) as store:
             papers = [paper for paper, _ in store.papers()]
@@ -52,7 +60,3 @@ def main() -> None:
         print(f"{len(held_out)} papers ({share:.0%}) added: {kept(manifest)}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
-
-
-if __name__ == "__main__":
-    main()

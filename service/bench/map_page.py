@@ -1,57 +1,50 @@
-"""Measure the map page on one build: payload bytes (raw, gzip) and first-render time."""
+"""The map page on one build: payload bytes (raw, gzip) and time to first render in Chromium.
+
+``paperscope bench map DATA_DIR SCREENSHOT.png [RUNS]`` starts ``paperscope serve`` on the build
+in DATA_DIR (set PAPERSCOPE_BACKEND etc. as the build was made), fetches ``/api/v1/map`` three
+times (the first builds the payload, the first gzip request compresses it once, the third is
+served from the cache), then opens the page RUNS times in headless Chromium (Debian's
+``/usr/bin/chromium``, software WebGL) and reports the page's own ``firstRenderMs``: navigation
+start to points drawn, median, min and max. The first run's screenshot is saved.
+"""
 
 from __future__ import annotations
 
 import gzip
 import json
-import os
-import socket
 import statistics
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
-from playwright.sync_api import sync_playwright
+from service.bench.common import fetch, free_port, server, wait_ready
+
+CHROMIUM = Path("/usr/bin/chromium")
 
 
-def main() -> None:
-    data_dir, screenshot = Path(sys.argv[1]), Path(sys.argv[2])
-    runs = int(sys.argv[3]) if len(sys.argv) > 3 else 3
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = {**os.environ, "PAPERSCOPE_DATA_DIR": str(data_dir)}
-    server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "paperscope"), "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+def measure(data_dir: Path, screenshot: Path, runs: int, browser: Path = CHROMIUM) -> None:
+    from playwright.sync_api import sync_playwright
+
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(120):
-            try:
-                urllib.request.urlopen(f"{base}/api/v1/ready", timeout=2)
-                break
-            except OSError:
-                time.sleep(0.5)
+    with server(data_dir, port):
+        if not wait_ready(base, 60):
+            raise RuntimeError(f"the server on {data_dir} was not ready after 60 s")
         start = time.perf_counter()
-        raw = urllib.request.urlopen(f"{base}/api/v1/map", timeout=60).read()
+        raw = fetch(f"{base}/api/v1/map")
         first_fetch = time.perf_counter() - start
-        request = urllib.request.Request(f"{base}/api/v1/map", headers={"Accept-Encoding": "gzip"})
+        gzipped = {"Accept-Encoding": "gzip"}
         start = time.perf_counter()
-        zipped = urllib.request.urlopen(request, timeout=60).read()
+        zipped = fetch(f"{base}/api/v1/map", headers=gzipped)
         compress_fetch = time.perf_counter() - start
         start = time.perf_counter()
-        urllib.request.urlopen(request, timeout=60).read()
+        fetch(f"{base}/api/v1/map", headers=gzipped)
         warm_fetch = time.perf_counter() - start
-        assert gzip.decompress(zipped) == raw
-        renders = []
+        if gzip.decompress(zipped) != raw:
+            raise RuntimeError("the gzip payload differs from the plain one")
+        renders: list[float] = []
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(
-                executable_path="/usr/bin/chromium",
+            chromium = playwright.chromium.launch(
+                executable_path=str(browser),
                 args=[
                     "--headless",
                     "--no-sandbox",
@@ -60,20 +53,17 @@ def main() -> None:
                 ],
             )
             for run in range(runs):
-                page = browser.new_page(viewport={"width": 1400, "height": 800})
+                page = chromium.new_page(viewport={"width": 1400, "height": 800})
                 page.goto(f"{base}/", wait_until="commit")
                 page.wait_for_function(
                     "window.paperscope && window.paperscope.ready", timeout=120_000
                 )
-                renders.append(page.evaluate("window.paperscope.state.firstRenderMs"))
+                renders.append(float(page.evaluate("window.paperscope.state.firstRenderMs")))
                 if run == 0:
                     page.wait_for_timeout(500)
                     page.screenshot(path=str(screenshot))
                 page.close()
-            browser.close()
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+            chromium.close()
     papers = len(json.loads(raw)["ids"])
     print(f"build in {data_dir}: {papers} papers")
     print(f"map payload: {len(raw) / 1e6:.2f} MB raw, {len(zipped) / 1e6:.2f} MB gzip")
@@ -88,7 +78,3 @@ def main() -> None:
         f"median {median:.0f} ms, min {low:.0f}, max {high:.0f}"
     )
     print(f"screenshot: {screenshot}")
-
-
-if __name__ == "__main__":
-    main()

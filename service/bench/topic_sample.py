@@ -1,10 +1,22 @@
-"""Full fit against sample fit + assign, on a published build; see scripts/topic-sample."""
+"""Topics and map at scale: a full UMAP + HDBSCAN fit against a fit on a seeded random sample
+with every other paper assigned to it (service.topics.sampling), on a published build.
+
+``paperscope bench topic-sample DATA_DIR [CONFIGS] [--json OUT]`` reads the build's embeddings,
+texts and primary arXiv categories (it writes nothing in DATA_DIR) and fits each configuration
+of CONFIGS, comma-separated: ``full``; a sample size (the rest placed as live additions are,
+topic by a vote of neighbours); a size with ``a`` (topic by hdbscan.approximate_predict
+instead); a size with ``t`` (UMAP ``transform`` instead of placing). Default:
+full,10000,20000,40000.
+
+Output: one markdown row per configuration: seconds of each stage (topics, map, assign,
+labels) and in total, topics, noise share, and NMI against the primary category over all
+papers, over the clustered ones only, and with noise reassigned to the nearest topic. --json
+appends one JSON line per configuration.
+"""
 
 from __future__ import annotations
 
-import argparse
 import json
-import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,28 +26,50 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from service.artifacts import current_build_dir
+from service.artifacts import BuildFolder, current_build_dir
 from service.build.pipeline import topic_params
 from service.config import Settings
 from service.eval.clustering import score_method
-from service.schemas import TopicParams
+from service.schemas import TopicParams, embedding_text
 from service.topics.cluster import Clustering, cluster, describe
 from service.topics.labels import clean_for_labels
 from service.topics.maps import layout_map
 from service.topics.model import TopicModel
+from service.topics.sampling import draw_sample, fit_on_sample, sample_params
+
+DEFAULT_CONFIGS = "full,10000,20000,40000"
+Array = npt.NDArray[np.float32]
+HEADER = (
+    "| fit | topics s | map s | assign s | labels s | total s | topics | noise | NMI all "
+    "| NMI clustered | NMI reassigned |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+)
 
 
-def read_build(data_dir: Path) -> tuple[npt.NDArray[np.float32], list[str], list[str]]:
+def check_config(config: str) -> None:
+    """``full``, or a sample size optionally followed by ``a`` or ``t``."""
+    size = config[:-1] if config[-1:] in ("a", "t") else config
+    if config != "full" and not size.isdigit():
+        raise ValueError(f"configuration {config!r}: expected full, N, Na or Nt")
+
+
+def read_build(data_dir: Path) -> tuple[Array, list[str], list[str]]:
     """Embeddings, label texts and primary categories of the published build, row by row."""
-    build = current_build_dir(data_dir / "builds")
-    if build is None:
-        raise SystemExit(f"no published build in {data_dir}")
-    vectors = np.load(build / "embeddings.npy")
-    db = sqlite3.connect(f"file:{build / 'papers.sqlite'}?mode=ro", uri=True)
-    rows = db.execute("SELECT title, abstract, categories FROM papers ORDER BY row").fetchall()
-    db.close()
-    texts = [clean_for_labels(f"{title}. {abstract}") for title, abstract, _ in rows]
-    primary = [(json.loads(categories) or ["none"])[0] for _, _, categories in rows]
+    path = current_build_dir(data_dir / "builds")
+    if path is None:
+        raise FileNotFoundError(f"no published build in {data_dir}")
+    build = BuildFolder(path)
+    vectors = np.array(build.embeddings())
+    snapshot = build.papers()
+    try:
+        summaries = snapshot.summaries()
+        abstracts = snapshot.abstracts()
+    finally:
+        snapshot.close()
+    texts = [
+        clean_for_labels(embedding_text(title, abstract))
+        for title, abstract in zip(summaries.titles, abstracts, strict=True)
+    ]
+    primary = [(categories or ["none"])[0] for categories in summaries.categories]
     return vectors, texts, primary
 
 
@@ -50,7 +84,7 @@ class Clock:
         self.seconds[name] = round(time.perf_counter() - start, 1)
 
 
-def run(config: str, vectors: Any, texts: list[str], primary: list[str]) -> dict[str, Any]:
+def run(config: str, vectors: Array, texts: list[str], primary: list[str]) -> dict[str, Any]:
     settings = Settings()
     params = topic_params(settings, len(vectors))
     clock = Clock()
@@ -64,8 +98,6 @@ def run(config: str, vectors: Any, texts: list[str], primary: list[str]) -> dict
     elif config.endswith("t"):
         model, coords = umap_transform(int(config[:-1]), vectors, texts, params, clock)
     else:
-        from service.topics.sampling import draw_sample, fit_on_sample
-
         sample = draw_sample(len(vectors), int(config.rstrip("a")), settings.seed)
         fitted = fit_on_sample(
             vectors,
@@ -77,7 +109,8 @@ def run(config: str, vectors: Any, texts: list[str], primary: list[str]) -> dict
             vote=not config.endswith("a"),
         )
         model, coords = fitted.model, fitted.coords
-    assert coords.shape == (len(vectors), 2)
+    if coords.shape != (len(vectors), 2):
+        raise AssertionError(f"map of shape {coords.shape} for {len(vectors)} papers")
     total = round(sum(clock.seconds.values()), 1)
     scores = score_method(config, primary, vectors, model.assignments.astype(np.int64), total)
     return {
@@ -94,19 +127,17 @@ def run(config: str, vectors: Any, texts: list[str], primary: list[str]) -> dict
 
 
 def umap_transform(
-    size: int, vectors: Any, texts: list[str], params: TopicParams, clock: Clock
-) -> tuple[TopicModel, Any]:
+    size: int, vectors: Array, texts: list[str], params: TopicParams, clock: Clock
+) -> tuple[TopicModel, Array]:
     """The alternative to placing: keep the sample's UMAP reducers and ``transform`` the rest."""
     import hdbscan
     import umap
-
-    from service.topics.sampling import draw_sample, sample_params
 
     n = len(vectors)
     sample = draw_sample(n, size, params.seed)
     rest = np.setdiff1d(np.arange(n), sample)
     fit_params = sample_params(params, size / n)
-    common = {"n_neighbors": params.umap_neighbors, "metric": "cosine"}
+    common: dict[str, Any] = {"n_neighbors": params.umap_neighbors, "metric": "cosine"}
     with clock.stage("topics"):
         reducer = umap.UMAP(
             n_components=params.umap_components, min_dist=0.0, random_state=params.seed, **common
@@ -153,28 +184,16 @@ def row(result: dict[str, Any]) -> str:
     )
 
 
-HEADER = (
-    "| fit | topics s | map s | assign s | labels s | total s | topics | noise | NMI all "
-    "| NMI clustered | NMI reassigned |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-)
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("data_dir", type=Path)
-    parser.add_argument("configs", nargs="?", default="full,10000,20000,40000")
-    parser.add_argument("--json", type=Path, help="append one JSON line per configuration")
-    args = parser.parse_args()
-    vectors, texts, primary = read_build(args.data_dir)
+def measure(data_dir: Path, configs: str, json_out: Path | None = None) -> None:
+    chosen = configs.split(",")
+    for config in chosen:
+        check_config(config)
+    vectors, texts, primary = read_build(data_dir)
     print(f"{len(vectors)} papers, {len(set(primary))} primary categories")
     print(HEADER, flush=True)
-    for config in args.configs.split(","):
+    for config in chosen:
         result = run(config, vectors, texts, primary)
         print(row(result), flush=True)
-        if args.json:
-            with args.json.open("a", encoding="utf-8") as out:
+        if json_out is not None:
+            with json_out.open("a", encoding="utf-8") as out:
                 out.write(json.dumps(result) + "\n")
-
-
-if __name__ == "__main__":
-    main()

@@ -1,10 +1,21 @@
-"""Measure FAISS index layouts on N synthetic 384-d vectors; see scripts/index-scale.
+"""FAISS index layouts at scale on N synthetic 384-d vectors.
 
-Each layout is built with service.search.index (the code a build runs): trained on a sample, filled
-chunk by chunk, nprobe raised until recall@10 against exact search on held-out queries reaches
-the target. Queries/s and memory are measured in a fresh process that only loads the index file
-and answers the queries one at a time on one thread (the serving path), so neither the build nor
-the ground truth counts.
+``paperscope bench index-scale N [LAYOUTS]`` builds each layout with service.search.index (the
+code a build runs): trained on a sample, filled chunk by chunk, nprobe (efSearch for HNSW)
+raised until recall@10 against exact search on 1,000 held-out queries reaches the target.
+Queries/s and memory are measured in a fresh process that only loads the index file and answers
+the queries one at a time on one thread (the serving path), so neither the build nor the ground
+truth counts.
+
+Vectors are clustered (a seeded Gaussian mixture on the unit sphere, like real embeddings) and
+generated in chunks, never all in memory; ground truth is computed by streaming them. Layouts:
+``auto`` (what a build with default settings picks for N), ``hnsw``, ``ivf-flat``, ``ivf-sq8``,
+``ivf-sq8-flatq`` (flat coarse quantizer), ``ivf-pq`` (with exact rerank from a vectors file).
+
+Output: one markdown row per layout: build seconds, the breadth reached, recall@10, queries/s
+on one thread, index file MB, the RSS the index adds to the serving process, that process's
+RSS (private + file-backed), and this process's peak RSS while building. Scratch files (the
+index, queries, the vectors file of reranking layouts) go to --results (/tmp/index-results).
 """
 
 from __future__ import annotations
@@ -14,13 +25,14 @@ import resource
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import faiss
 import numpy as np
 import numpy.typing as npt
 
+from service.bench.common import child_env
 from service.config import Settings
 from service.search.index import (
     COMPRESSED_TARGET_RECALL,
@@ -33,6 +45,7 @@ from service.search.index import (
     ivf_lists,
     layout_of,
     pq_bytes,
+    recall,
     search,
     set_breadth,
     train_and_fill,
@@ -46,6 +59,13 @@ CENTRES = 2_000
 LATENT = 48
 """Intrinsic dimension: real sentence embeddings vary along far fewer directions than 384."""
 RESULTS = Path("/tmp/index-results")  # noqa: S108 (a fixed place so results outlive a crash)
+KINDS = ("auto", "hnsw", "ivf-flat", "ivf-sq8", "ivf-sq8-flatq", "ivf-pq")
+HEADER = (
+    "| index | build s | nprobe / efSearch | recall@10 | q/s 1 thread | index file MB "
+    "| index RSS GB | serving process RSS GB (private + file-backed) "
+    "| build process peak RSS GB |\n"
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+)
 Array = npt.NDArray[np.float32]
 
 
@@ -79,6 +99,8 @@ def layout_for(kind: str, n: int) -> Layout:
         "ivf-sq8-flatq": (f"IVF{nlist},SQ8", nlist, TARGET_RECALL),
         "ivf-pq": (f"IVF{nlist}_HNSW32,PQ{pq_bytes(n, DIM)}", nlist, COMPRESSED_TARGET_RECALL),
     }
+    if kind not in factories:
+        raise ValueError(f"unknown layout {kind!r}; choose from {', '.join(KINDS)}")
     factory, lists, target = factories[kind]
     return layout_of(factory, lists, target)
 
@@ -86,9 +108,7 @@ def layout_for(kind: str, n: int) -> Layout:
 def training_sample(n: int, layout: Layout) -> Array:
     """The first rows of the stream: the synthetic rows are independent, so a random sample."""
     wanted = min(n, TRAIN_MAX, TRAIN_PER_LIST * layout.nlist) if layout.is_ivf else 0
-    taken: list[Array] = []
-    for block in chunks(wanted):
-        taken.append(block)
+    taken = list(chunks(wanted))
     return np.vstack(taken) if taken else np.zeros((0, DIM), dtype=np.float32)
 
 
@@ -108,7 +128,8 @@ def probe(path: str, queries_path: str, breadth: int, stored_path: str) -> None:
     stored = np.load(stored_path, mmap_mode="r") if stored_path else None
     baseline = rss_gb("RssAnon")
     index = faiss.read_index(path)
-    set_breadth(index, breadth)
+    if breadth:  # 0: exact search
+        set_breadth(index, breadth)
     faiss.omp_set_num_threads(1)
     for row in q[:50]:  # warm up
         search(index, row[None, :], 10, stored)
@@ -120,10 +141,10 @@ def probe(path: str, queries_path: str, breadth: int, stored_path: str) -> None:
     print(json.dumps({"qps": qps, "anon_gb": anon, "file_gb": mapped, "index_gb": anon - baseline}))
 
 
-def write_stored(n: int) -> Path:
+def write_stored(n: int, results: Path) -> Path:
     """The corpus as a .npy file, written chunk by chunk, for the layouts that rerank (a build
     keeps embeddings.npy beside its index)."""
-    path = RESULTS / f"vectors-{n}.npy"
+    path = results / f"vectors-{n}.npy"
     if not path.is_file():
         stored = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(n, DIM))
         for i, block in enumerate(chunks(n)):
@@ -133,24 +154,36 @@ def write_stored(n: int) -> Path:
     return path
 
 
-def measure(kind: str, n: int, q: Array, truth: npt.NDArray[np.int64], queries_path: Path) -> str:
+def measure_layout(
+    kind: str,
+    n: int,
+    q: Array,
+    truth: npt.NDArray[np.int64],
+    queries_path: Path,
+    results: Path = RESULTS,
+) -> str:
+    """One layout's markdown row."""
     layout = layout_for(kind, n)
-    stored_path = write_stored(n) if layout.reranks else None
+    stored_path = write_stored(n, results) if layout.reranks else None
     stored = np.load(stored_path, mmap_mode="r") if stored_path else None
     faiss.omp_set_num_threads(2)
     start = time.perf_counter()
     index = train_and_fill(layout, DIM, training_sample(n, layout), chunks(n))
     built = time.perf_counter() - start
-    breadth, measured = tune_breadth(index, q, truth, layout.target, stored=stored)
+    if layout.is_ivf or layout.factory.startswith("HNSW"):
+        breadth, measured = tune_breadth(index, q, truth, layout.target, stored=stored)
+    else:  # exact search (auto below exact_index_max): nothing to tune
+        breadth, measured = 0, recall(search(index, q, 10, stored)[1], truth)
     del stored
-    path = RESULTS / f"index-{n}-{kind}.faiss"
+    path = results / f"index-{n}-{kind}.faiss"
     faiss.write_index(index, str(path))
     del index
     size = path.stat().st_size / 1e6
     build_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
-    command = [sys.executable, __file__, "--probe", str(path), str(queries_path), str(breadth)]
-    command.append(str(stored_path or ""))
-    served = json.loads(subprocess.run(command, check=True, capture_output=True).stdout)
+    command = [sys.executable, "-m", __name__, "--probe", str(path), str(queries_path)]
+    command += [str(breadth), str(stored_path or "")]
+    answer = subprocess.run(command, check=True, capture_output=True, env=child_env()).stdout
+    served = json.loads(answer)
     path.unlink()
     return (
         f"| {kind}: `{layout.factory}` | {built:.0f} | {breadth} | {measured:.3f} "
@@ -160,32 +193,38 @@ def measure(kind: str, n: int, q: Array, truth: npt.NDArray[np.int64], queries_p
     )
 
 
-def main() -> None:
-    if sys.argv[1] == "--probe":
-        probe(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5])
-        return
-    n = int(sys.argv[1])
-    kinds = (sys.argv[2] if len(sys.argv) > 2 else "auto").split(",")
-    RESULTS.mkdir(parents=True, exist_ok=True)
+def measure(n: int, kinds: Sequence[str], results: Path = RESULTS, echo: bool = True) -> list[str]:
+    """Every layout's row (printed under the header as each is measured, with ``echo``)."""
+    for kind in kinds:
+        layout_for(kind, n)  # an unknown name fails before the long part
+    results.mkdir(parents=True, exist_ok=True)
     q = next(chunks(QUERIES, stream=2))  # held out: not in the corpus
-    queries_path = RESULTS / f"queries-{n}.npy"
+    queries_path = results / f"queries-{n}.npy"
     np.save(queries_path, q)
     faiss.omp_set_num_threads(2)
     start = time.perf_counter()
     truth = exact_top10(q, chunks(n))
-    print(f"{n:,} x {DIM} synthetic vectors, {QUERIES:,} held-out queries; exact ground truth by")
-    print(f"streaming {time.perf_counter() - start:.0f} s; q/s = one query per call, one thread")
-    print()
-    print(
-        "| index | build s | nprobe / efSearch | recall@10 | q/s 1 thread | index file MB "
-        "| index RSS GB | serving process RSS GB (private + file-backed) "
-        "| build process peak RSS GB |"
-    )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    if echo:
+        print(
+            f"{n:,} x {DIM} synthetic vectors, {QUERIES:,} held-out queries; exact ground truth by"
+        )
+        print(
+            f"streaming {time.perf_counter() - start:.0f} s; q/s = one query per call, one thread"
+        )
+        print()
+        print(HEADER, flush=True)
+    rows = []
     for kind in kinds:
-        print(measure(kind, n, q, truth, queries_path), flush=True)
-    (RESULTS / f"vectors-{n}.npy").unlink(missing_ok=True)
+        rows.append(measure_layout(kind, n, q, truth, queries_path, results))
+        if echo:
+            print(rows[-1], flush=True)
+    (results / f"vectors-{n}.npy").unlink(missing_ok=True)
+    return rows
 
 
-if __name__ == "__main__":
-    main()
+if __name__ == "__main__":  # the serving-side probe, in a process of its own
+    if len(sys.argv) != 6 or sys.argv[1] != "--probe":
+        raise SystemExit(
+            "usage: python -m service.bench.index_scale --probe INDEX QUERIES BREADTH STORED"
+        )
+    probe(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5])

@@ -1,0 +1,1 @@
+"""Measurements, one module per benchmark, run as ``paperscope bench <name>`` (see commands)."""

@@ -1,0 +1,359 @@
+"""``paperscope bench <name>``: one command per benchmark module of this package.
+
+Only typer is imported here; each command imports its module when it runs, so ``paperscope
+--help`` stays fast. Every ``PAPERSCOPE_*`` setting applies as for the other commands (set the
+embedding ones as the measured build was made); commands that start a server or a build run
+``python -m service`` from this checkout.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+bench_app = typer.Typer(
+    help="Measure speed and quality (one command per benchmark; tables in markdown).",
+    no_args_is_help=True,
+)
+
+DataDirArg = Annotated[
+    Path, typer.Argument(help="A data folder holding a build (papers.sqlite, builds/).")
+]
+SHARED_HELP = "../shared beside the checkout"
+
+
+def _prepare() -> None:
+    """What the old scripts exported: numba's cache folder, quiet tokenizers."""
+    from service.bench.common import runtime_defaults
+
+    runtime_defaults()
+
+
+@bench_app.command("all")
+def bench_all(
+    data_dir: DataDirArg,
+    seconds: Annotated[
+        int, typer.Argument(min=1, help="Seconds per 64-connection load test.")
+    ] = 30,
+    index_n: Annotated[
+        int, typer.Argument(min=1000, help="Synthetic vectors for the index figure.")
+    ] = 200_000,
+) -> None:
+    """The speed table: embedding per backend, cold start, HTTP load, index at scale.
+
+    Runs embed 115 3, cold-start DATA_DIR 3, load-test (like-this and search, 64 connections,
+    SECONDS each; search on one connection, 10 s) and index-scale INDEX_N auto, then prints one
+    markdown row per figure naming the command that measured it. The load tests' server runs
+    PAPERSCOPE_WORKERS processes (default: one per core). Needs wrk.
+    """
+    _prepare()
+    from service.bench.suite import run_all
+
+    run_all(data_dir, seconds, index_n)
+
+
+@bench_app.command("embed")
+def bench_embed(
+    n_papers: Annotated[
+        int, typer.Argument(min=1, help="Abstracts to embed (the bundled corpus, cycled).")
+    ] = 115,
+    repeats: Annotated[int, typer.Argument(min=1, help="Timed runs per backend.")] = 3,
+    backends: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated backends; the first is the reference the others "
+            "are compared with."
+        ),
+    ] = "torch,onnx,onnx-int8",
+) -> None:
+    """Embedding throughput and agreement of each backend on the same abstracts.
+
+    One line per backend: abstracts/s (median run), speed against the first backend (xN), and
+    the cosine similarity of its vectors to the first backend's, mean and min (1.0 = identical).
+    """
+    _prepare()
+    from service.bench.embed import measure
+
+    chosen = [b.strip() for b in backends.split(",") if b.strip()]
+    known = ("torch", "onnx", "onnx-int8")
+    if not chosen or set(chosen) - set(known):
+        raise typer.BadParameter(f"comma-separated, of {', '.join(known)}", param_hint="--backends")
+    measure(n_papers, repeats, chosen)
+
+
+@bench_app.command("map")
+def bench_map(
+    data_dir: DataDirArg,
+    screenshot: Annotated[Path, typer.Argument(help="PNG to save the first render to.")],
+    runs: Annotated[int, typer.Argument(min=1, help="Page loads timed.")] = 3,
+    browser: Annotated[Path, typer.Option(help="Chromium executable.")] = Path("/usr/bin/chromium"),
+) -> None:
+    """Map payload size (raw, gzip) and time to first render in headless Chromium.
+
+    Starts paperscope serve on the build, times GET /api/v1/map (first: builds the payload;
+    first gzip: compresses once; then: cached), then the page's own firstRenderMs over RUNS
+    loads (median, min, max). Needs playwright (dev extra) and Chromium.
+    """
+    _prepare()
+    from service.bench.map_page import measure
+
+    measure(data_dir, screenshot, runs, browser)
+
+
+@bench_app.command("cold-start")
+def bench_cold_start(
+    data_dir: DataDirArg,
+    runs: Annotated[int, typer.Argument(min=1, help="Server starts timed.")] = 3,
+) -> None:
+    """Seconds from starting paperscope serve to /api/v1/ready answering 200.
+
+    Prints 'run i: ready after S s' per start: imports, loading the build and the model.
+    """
+    _prepare()
+    from service.bench.cold_start import measure
+
+    measure(data_dir, runs)
+
+
+@bench_app.command("eval-quality")
+def bench_eval_quality(
+    dataset: Annotated[
+        Path | None,
+        typer.Argument(help=f"BEIR-layout folder (default: {SHARED_HELP}/data/scifact)."),
+    ] = None,
+    out: Annotated[Path | None, typer.Argument(help="Also write the table here.")] = None,
+    split: Annotated[str, typer.Option(help="Qrels split (qrels/SPLIT.tsv).")] = "train",
+) -> None:
+    """Retrieval quality: dense vs lexical vs hybrid, and what each lever adds.
+
+    Runs the evaluation of 'paperscope eval retrieval' once per configuration (embeddings
+    cached in PAPERSCOPE_DATA_DIR/eval-cache, default paperscope-data) and prints one markdown
+    table of nDCG@10, Recall@100 and MRR@10, then the dataset, model, machine and run times.
+    """
+    _prepare()
+    from service.bench.common import SHARED
+    from service.bench.eval_quality import measure
+
+    measure(dataset or SHARED / "data" / "scifact", out, split)
+
+
+@bench_app.command("incremental-cost")
+def bench_incremental_cost(
+    data_dir: DataDirArg,
+    share: Annotated[
+        float, typer.Argument(min=0.0001, max=0.5, help="Share of papers held out and added.")
+    ] = 0.01,
+    refit: Annotated[
+        bool, typer.Option("--refit", help="Also refit and compare the placed papers' topics.")
+    ] = False,
+) -> None:
+    """What adding new papers costs (incremental build) against a full build.
+
+    On a copy of DATA_DIR's store: hold out SHARE of the papers (their cached embeddings
+    forgotten), full build of the rest, then ingest + incremental build of the held-out ones,
+    each with the real CLI. Prints wall and stage seconds, both ratios (incremental over a full
+    build from scratch, and over a full build with every embedding cached), peak RSS, and the
+    share of placed papers left unclustered. Set PAPERSCOPE_BACKEND as DATA_DIR was built.
+    """
+    _prepare()
+    from service.bench.incremental_cost import measure
+
+    measure(data_dir, share, refit)
+
+
+@bench_app.command("index-scale")
+def bench_index_scale(
+    n: Annotated[int, typer.Argument(min=1000, help="Synthetic 384-d vectors.")],
+    layouts: Annotated[
+        str,
+        typer.Argument(
+            help="Comma-separated: auto, hnsw, ivf-flat, ivf-sq8, ivf-sq8-flatq, ivf-pq."
+        ),
+    ] = "auto",
+    results: Annotated[
+        Path, typer.Option(help="Folder for the scratch files (index, queries, vectors).")
+    ] = Path("/tmp/index-results"),  # noqa: S108
+) -> None:
+    """FAISS layouts at scale on synthetic clustered vectors, tuned to their recall target.
+
+    One markdown row per layout: build s, breadth (nprobe / efSearch), recall@10 on 1,000
+    held-out queries, q/s on one thread in a fresh serving process, index file MB, the RSS the
+    index adds there, that process's RSS (private + file-backed), this process's peak RSS.
+    """
+    _prepare()
+    from service.bench.index_scale import KINDS, measure
+
+    chosen = [k.strip() for k in layouts.split(",") if k.strip()]
+    if not chosen or set(chosen) - set(KINDS):
+        raise typer.BadParameter(f"comma-separated, of {', '.join(KINDS)}", param_hint="LAYOUTS")
+    measure(n, chosen, results)
+
+
+@bench_app.command("load-test")
+def bench_load_test(
+    data_dir: Annotated[Path, typer.Argument(help="A data folder holding a build.")] = Path(
+        "paperscope-data"
+    ),
+    seconds: Annotated[int, typer.Argument(min=1, help="Seconds of load.")] = 60,
+    swap: Annotated[
+        bool,
+        typer.Option(
+            "--swap",
+            help="A third of the way in, publish a new build (paperscope build --force); the "
+            "server must switch to it with no failed request.",
+        ),
+    ] = False,
+    mix: Annotated[
+        str, typer.Option(envvar="LOAD_MIX", help="Requests: both (alternating), similar, search.")
+    ] = "both",
+    connections: Annotated[
+        int, typer.Option(envvar="LOAD_CONNECTIONS", min=1, help="Concurrent connections.")
+    ] = 64,
+    ids: Annotated[
+        int, typer.Option(envvar="LOAD_IDS", min=1, help="Papers asked about (like-this).")
+    ] = 5000,
+) -> None:
+    """HTTP load with wrk: like-this and text-search requests against a local server.
+
+    Prints wrk's output ending in req/s, latency p50/p90/p99/p99.9 and errors, then OK; exits 1
+    on any error or non-2xx response (or, with --swap, if the server did not switch builds).
+    The server runs PAPERSCOPE_WORKERS processes. Needs wrk (apt-get install wrk).
+    """
+    _prepare()
+    from service.bench.load_test import MIXES, LoadTestFailed, measure
+
+    if mix not in MIXES:
+        raise typer.BadParameter(f"one of {', '.join(MIXES)}", param_hint="--mix")
+    try:
+        measure(data_dir, seconds, swap, mix, connections, ids)
+    except (LoadTestFailed, FileNotFoundError) as err:
+        typer.echo(f"FAIL: {err}", err=True)
+        raise typer.Exit(1 if isinstance(err, LoadTestFailed) else 2) from None
+
+
+@bench_app.command("make-default-corpus")
+def bench_make_default_corpus(
+    page: Annotated[
+        Path | None,
+        typer.Argument(
+            help=f"Papers-page text (default: {SHARED_HELP}/seeds/trending-papers.txt)."
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="JSONL to write (default: the bundled service/data corpus)."),
+    ] = None,
+) -> None:
+    """Regenerate the bundled default corpus (id, title, abstract per line) from the seed page."""
+    from service.bench.default_corpus import SEED_PAGE, write_corpus
+    from service.ingest import BUNDLED_CORPUS
+
+    write_corpus(page or SEED_PAGE, out or BUNDLED_CORPUS)
+
+
+@bench_app.command("ray-embed")
+def bench_ray_embed(
+    n: Annotated[int, typer.Option("--n", min=1, help="Abstracts to embed.")] = 1000,
+    repeats: Annotated[int, typer.Option(min=1, help="Runs of each engine.")] = 3,
+    cpus: Annotated[
+        int | None, typer.Option(min=1, help="CPUs for the local Ray (default: all).")
+    ] = None,
+    cpus_per_worker: Annotated[int, typer.Option(min=1, help="CPUs per embedding actor.")] = 1,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Also write the report to this JSON file.")
+    ] = None,
+    corpus: Annotated[
+        Path | None,
+        typer.Option(
+            help=f"JSONL(.gz) of title/abstract (default: {SHARED_HELP}/data/"
+            "arxiv-cs-2025-2026.jsonl.gz; else the bundled corpus, cycled)."
+        ),
+    ] = None,
+) -> None:
+    """Local engine against a local Ray on the same abstracts, fresh stores (nothing cached).
+
+    A markdown row per engine: median seconds (every run), papers/s, speed against local; then
+    Ray's overhead and the min cosine between the engines' vectors. Needs the ray extra.
+    """
+    _prepare()
+    import os
+
+    from service.bench.ray_embed import ARXIV, measure
+
+    measure(n, repeats, cpus or os.cpu_count() or 1, cpus_per_worker, json_out, corpus or ARXIV)
+
+
+@bench_app.command("topic-sample")
+def bench_topic_sample(
+    data_dir: DataDirArg,
+    configs: Annotated[
+        str,
+        typer.Argument(
+            help="Comma-separated: full, a sample size N (placed, neighbour vote), Na "
+            "(approximate_predict) or Nt (UMAP transform)."
+        ),
+    ] = "full,10000,20000,40000",
+    json_out: Annotated[
+        Path | None,
+        typer.Option("--json", help="Append one JSON line per configuration to this file."),
+    ] = None,
+) -> None:
+    """A full topics + map fit against sampled fits with the rest assigned, on a build.
+
+    One markdown row per configuration: seconds per stage and in total, topics, noise, and NMI
+    against the primary arXiv category (all papers, clustered only, noise reassigned). Reads
+    DATA_DIR only.
+    """
+    _prepare()
+    from service.bench.topic_sample import check_config, measure
+
+    for config in configs.split(","):
+        try:
+            check_config(config)
+        except ValueError as err:
+            raise typer.BadParameter(str(err), param_hint="CONFIGS") from None
+    measure(data_dir, configs, json_out)
+
+
+@bench_app.command("topic-stability")
+def bench_topic_stability(
+    data_dir: DataDirArg,
+    share: Annotated[
+        float, typer.Argument(min=0.0001, max=0.5, help="Share of papers held out and re-added.")
+    ] = 0.05,
+    only_added: Annotated[
+        bool, typer.Option("--only-added", help="Skip the other-seed experiment.")
+    ] = False,
+) -> None:
+    """How many papers keep their topic id across full rebuilds (another seed; papers added).
+
+    Works on a copy of DATA_DIR's store (nothing re-embedded: set PAPERSCOPE_BACKEND as it was
+    built). Each line: share of papers keeping their topic id, topics matched by papers, by
+    centroid, and new.
+    """
+    _prepare()
+    from service.bench.topic_stability import measure
+
+    measure(data_dir, share, only_added)
+
+
+@bench_app.command("topic-sweep")
+def bench_topic_sweep(
+    labels: Annotated[bool, typer.Option("--labels", help="Print every topic's label.")] = False,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option("--data-dir", help="Data folder (env PAPERSCOPE_DATA_DIR)."),
+    ] = None,
+) -> None:
+    """The topic-parameter sweep behind the small-corpus defaults, on the current build.
+
+    One line per (selection, min_cluster_size, min_samples, n_neighbors): topics, papers
+    unclustered, largest topic.
+    """
+    _prepare()
+    from service.bench.topic_sweep import sweep
+    from service.config import load_settings
+
+    sweep(load_settings(data_dir=data_dir), labels)

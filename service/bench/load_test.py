@@ -1,0 +1,177 @@
+"""Load test with wrk against a local server: like-this and search requests, 64 connections.
+
+``paperscope bench load-test [DATA_DIR] [SECONDS] [--swap]`` serves the build in DATA_DIR
+(default paperscope-data) on a free port (server log: /tmp/paperscope-load-server.log) and runs
+``wrk`` (an external program: ``apt-get install wrk``) for SECONDS (default 60) with requests
+from a Lua script: like-this for random papers among 5,000 (LOAD_IDS) of the build, text search
+for six fixed queries, or both alternating (LOAD_MIX), over 64 connections (LOAD_CONNECTIONS).
+
+It prints wrk's summary: ``requests R in S s: X req/s``, ``latency pP V ms`` for P = 50, 90, 99,
+99.9, and ``errors E (non-2xx N, timeouts T)``, then ``OK``. It exits 1 on any error or non-2xx
+response. With ``--swap``, a third of the way in a new build is published (``paperscope build
+--force``, log /tmp/paperscope-load-build.log) and the server must switch to it with no failed
+request. PAPERSCOPE_WORKERS sets the server's processes.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from service.bench.common import (
+    child_env,
+    fetch,
+    free_port,
+    paperscope_command,
+    server,
+    wait_ready,
+)
+
+MIXES = ("both", "similar", "search")
+SERVER_LOG = Path("/tmp/paperscope-load-server.log")  # noqa: S108 (a known place to look)
+BUILD_LOG = Path("/tmp/paperscope-load-build.log")  # noqa: S108
+QUERIES = (
+    "diffusion%20distillation",
+    "reward%20hacking",
+    "knowledge%20distillation",
+    "speech%20recognition",
+    "multimodal%20reasoning",
+    "graph%20neural%20networks",
+)
+REQUESTS_LUA = """
+counter = 0
+request = function()
+  counter = counter + 1
+  if mix == "similar" or (mix == "both" and counter % 2 == 0) then
+    return wrk.format("GET", "/api/v1/papers/" .. ids[math.random(#ids)] .. "/similar?k=10")
+  end
+  return wrk.format("GET", "/api/v1/search?k=10&q=" .. queries[counter % #queries + 1])
+end
+done = function(summary, latency, requests)
+  local errors = summary.errors.connect + summary.errors.read + summary.errors.write
+               + summary.errors.status + summary.errors.timeout
+  io.write(string.format("requests %d in %.1f s: %.0f req/s\\n", summary.requests,
+           summary.duration / 1e6, summary.requests / (summary.duration / 1e6)))
+  for _, p in ipairs({50, 90, 99, 99.9}) do
+    io.write(string.format("latency p%s %.1f ms\\n", p, latency:percentile(p) / 1000))
+  end
+  io.write(string.format("errors %d (non-2xx %d, timeouts %d)\\n", errors, summary.errors.status,
+           summary.errors.timeout))
+end
+"""
+
+
+class LoadTestFailed(Exception):
+    """Errors under load, or the server did not switch to a build published during the run."""
+
+
+@dataclass(frozen=True)
+class LoadSummary:
+    rate: float
+    """Requests per second."""
+    latency_ms: dict[str, float]
+    """Percentile ("50", "90", "99", "99.9") -> milliseconds."""
+    errors: int
+    output: str
+    """wrk's own output, the summary at its end."""
+
+
+def lua_script(ids: list[str], mix: str) -> str:
+    """The wrk script: the paper ids asked about, the queries, the mix, then the requests."""
+    lines = ["ids = {", *(f"  {json.dumps(pid, ensure_ascii=False)}," for pid in ids), "}"]
+    lines.append("queries = {" + ", ".join(json.dumps(q) for q in QUERIES) + "}")
+    lines.append(f"mix = {json.dumps(mix)}")
+    return "\n".join(lines) + REQUESTS_LUA
+
+
+def parse_summary(output: str) -> LoadSummary:
+    """The figures of the ``done`` function's lines in wrk's output."""
+    rate = re.search(r"([\d.]+) req/s", output)
+    errors = re.search(r"^errors (\d+)", output, re.MULTILINE)
+    if rate is None or errors is None:
+        raise LoadTestFailed(f"no summary in wrk's output:\n{output}")
+    latency = {p: float(v) for p, v in re.findall(r"latency p([\d.]+) ([\d.]+) ms", output)}
+    return LoadSummary(float(rate[1]), latency, int(errors[1]), output)
+
+
+def _build_id(base: str) -> str:
+    return str(json.loads(fetch(f"{base}/api/v1/ready", timeout=10))["build_id"])
+
+
+def measure(
+    data_dir: Path,
+    seconds: int,
+    swap: bool = False,
+    mix: str = "both",
+    connections: int = 64,
+    n_ids: int = 5000,
+    extra_env: Mapping[str, str] | None = None,
+    echo: bool = True,
+) -> LoadSummary:
+    """Run the load; raises :class:`LoadTestFailed` on errors or a missed switch."""
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise FileNotFoundError("wrk is missing: apt-get install wrk")
+    if mix not in MIXES:
+        raise ValueError(f"mix must be one of {', '.join(MIXES)}, got {mix!r}")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {"PAPERSCOPE_RELOAD_SECONDS": "1", **(extra_env or {})}
+    with SERVER_LOG.open("wb") as log, server(data_dir, port, env, log):
+        if not wait_ready(base, 60):
+            raise LoadTestFailed(f"the server was not ready after 60 s; see {SERVER_LOG}")
+        before = _build_id(base)
+        all_ids = [str(i) for i in json.loads(fetch(f"{base}/api/v1/map"))["ids"]]
+        ids = random.Random(0).sample(all_ids, min(len(all_ids), n_ids))
+        builder: threading.Thread | None = None
+        if swap:
+            builder = threading.Thread(target=_publish_later, args=(data_dir, seconds // 3, env))
+            builder.start()
+        with tempfile.NamedTemporaryFile("w", suffix=".lua", encoding="utf-8") as lua:
+            lua.write(lua_script(ids, mix))
+            lua.flush()
+            command = [wrk, f"-t{min(connections, 2)}", f"-c{connections}", f"-d{seconds}s"]
+            command += ["--timeout", "10s", "-s", lua.name, f"{base}/"]
+            done = subprocess.run(command, check=True, capture_output=True, text=True)
+        output = done.stdout.rstrip("\n")
+        if echo:
+            print(output, flush=True)
+        if builder is not None:
+            builder.join()
+            time.sleep(2)
+            after = _build_id(base)
+            published = (data_dir / "builds" / "CURRENT").read_text(encoding="utf-8").strip()
+            if echo:
+                print(
+                    f"build before {before}, published during the run {published}, "
+                    f"served after {after}"
+                )
+            if after != published or after == before:
+                raise LoadTestFailed("the server did not switch")
+    summary = parse_summary(output)
+    if summary.errors:
+        raise LoadTestFailed("errors under load")
+    if echo:
+        print("OK")
+    return summary
+
+
+def _publish_later(data_dir: Path, delay: int, env: Mapping[str, str]) -> None:
+    time.sleep(delay)
+    with BUILD_LOG.open("wb") as log:
+        subprocess.run(
+            [*paperscope_command(), "build", "--force"],
+            env=child_env({"PAPERSCOPE_DATA_DIR": str(data_dir), **env}),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            check=False,
+        )

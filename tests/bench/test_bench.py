@@ -1,0 +1,212 @@
+"""``paperscope bench``: every command answers --help, a few really run on tiny inputs, and
+``scripts/`` holds only the entry points people run (measurement code lives in service/bench)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from service.bench.commands import bench_app
+from service.bench.common import REPO, child_env, paperscope_command
+from service.bench.load_test import lua_script, parse_summary
+from service.bench.suite import index_cells
+from service.cli import app
+from tests.conftest import FIXTURES
+from tests.test_layers import graph
+
+COMMANDS = {
+    "all",
+    "embed",
+    "map",
+    "cold-start",
+    "eval-quality",
+    "incremental-cost",
+    "index-scale",
+    "load-test",
+    "make-default-corpus",
+    "ray-embed",
+    "topic-sample",
+    "topic-stability",
+    "topic-sweep",
+}
+ENTRY_POINTS = {"install", "serve", "test", "bench", "fuzz-api"}
+
+runner = CliRunner()
+
+
+def bench(*args: str, env: dict[str, str] | None = None) -> Result:
+    return runner.invoke(app, ["bench", *args], env=env)
+
+
+def test_every_benchmark_is_a_command() -> None:
+    names = {c.name for c in bench_app.registered_commands}
+    assert names == COMMANDS
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_help(command: str) -> None:
+    result = bench(command, "--help")
+    assert result.exit_code == 0, result.output
+    assert f"bench {command}" in result.output
+    assert len(result.output.splitlines()) > 5  # a description, not just the usage line
+
+
+def test_help_names_the_environment_variables_load_test_reads() -> None:
+    output = bench("load-test", "--help").output
+    for variable in ("LOAD_MIX", "LOAD_CONNECTIONS", "LOAD_IDS"):
+        assert variable in output
+
+
+def test_scripts_keep_only_entry_points_and_no_python() -> None:
+    scripts = REPO / "scripts"
+    assert {p.name for p in scripts.iterdir()} == ENTRY_POINTS
+    for path in scripts.iterdir():
+        text = path.read_text(encoding="utf-8")
+        assert not re.search(r"<<-?\s*['\"]?PY", text), path.name  # Python in a heredoc
+        assert not re.search(r"python3? -(\s|$)", text, re.MULTILINE), path.name  # from stdin
+        assert os.access(path, os.X_OK), path.name
+
+
+def test_only_the_cli_imports_the_benchmarks() -> None:
+    importers = {
+        module
+        for module, targets in graph().items()
+        if not module.startswith("service.bench")
+        and any(t == "service.bench" or t.startswith("service.bench.") for t in targets)
+    }
+    assert importers == {"service.cli"}
+
+
+def test_child_processes_import_this_checkout(tmp_path: Path) -> None:
+    """The CLI a benchmark starts is this checkout's, wherever it runs from."""
+    code = "import service; print(service.__file__)"
+    done = subprocess.run(
+        [paperscope_command()[0], "-c", code],
+        cwd=tmp_path,
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert Path(done.stdout.strip()) == REPO / "service" / "__init__.py"
+    helped = subprocess.run(
+        [*paperscope_command(), "bench", "--help"],
+        cwd=tmp_path,
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert helped.returncode == 0, helped.stderr
+    assert "topic-stability" in helped.stdout
+
+
+def test_embed_runs_one_backend_on_four_texts() -> None:
+    result = bench("embed", "4", "1", "--backends", "onnx-int8")
+    assert result.exit_code == 0, result.output
+    assert "4 abstracts, 1 runs each" in result.output
+    line = re.search(
+        r"^onnx-int8\s+([\d.]+) abstracts/s\s+x([\d.]+) vs onnx-int8\s+cosine to onnx-int8 "
+        r"mean ([\d.]+) min ([\d.]+)$",
+        result.output,
+        re.MULTILINE,
+    )
+    assert line is not None, result.output
+    assert float(line[1]) > 0
+    assert float(line[2]) == 1.0 and float(line[3]) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_embed_refuses_an_unknown_backend() -> None:
+    result = bench("embed", "4", "1", "--backends", "onnx,tpu")
+    assert result.exit_code == 2
+    assert "--backends" in result.output
+
+
+def test_index_scale_on_two_thousand_vectors(tmp_path: Path) -> None:
+    result = bench("index-scale", "2000", "auto,ivf-flat", "--results", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    rows = [line for line in result.output.splitlines() if re.match(r"\| [a-z-]+: `", line)]
+    assert len(rows) == 2, result.output
+    cells = [[c.strip() for c in row.strip("|").split("|")] for row in rows]
+    assert all(len(row) == 9 for row in cells)
+    assert cells[0][0] == "auto: `Flat`" and cells[0][3] == "1.000"  # exact below 20,000
+    assert cells[1][0].startswith("ivf-flat: `IVF")
+    assert float(cells[1][3]) >= 0.95 or int(cells[1][2]) >= 32  # target reached, or widest
+    assert float(cells[1][4].replace(",", "")) > 0  # measured in the serving probe
+    assert not list(tmp_path.glob("*.faiss"))  # scratch indexes removed
+    summary, kind = index_cells(rows[1])
+    assert kind == cells[1][0] and summary.startswith(f"build {cells[1][1]} s, recall@10 ")
+
+
+def test_index_scale_refuses_an_unknown_layout(tmp_path: Path) -> None:
+    result = bench("index-scale", "2000", "auto,ivf-magic", "--results", str(tmp_path))
+    assert result.exit_code == 2
+    assert "LAYOUTS" in result.output
+
+
+def test_eval_quality_on_a_tiny_dataset(tmp_path: Path) -> None:
+    out = tmp_path / "quality.md"
+    result = bench(
+        "eval-quality",
+        str(FIXTURES / "beir-tiny"),
+        str(out),
+        "--split",
+        "test",
+        env={"PAPERSCOPE_DATA_DIR": str(tmp_path / "data")},
+    )
+    assert result.exit_code == 0, result.output
+    table = out.read_text(encoding="utf-8")
+    assert table.strip() in result.output
+    lines = table.splitlines()
+    assert lines[0] == "| configuration | nDCG@10 | Recall@100 | MRR@10 |"
+    rows = [line for line in lines[2:] if line.startswith("| ")]
+    assert len(rows) >= 10  # every configuration's modes (the two-fold row comes on top)
+    assert any(row.startswith("| **(a) + (b) + (c) hybrid: the defaults** | ") for row in rows)
+    assert re.search(r"^\d+ queries, 8 abstracts; .* eval runs took (\d+, ){4}\d+ s", table, re.M)
+    assert (tmp_path / "data" / "eval-cache" / "embeddings.sqlite").is_file()
+
+
+def test_make_default_corpus_writes_id_title_abstract(tmp_path: Path) -> None:
+    out = tmp_path / "corpus.jsonl"
+    result = bench("make-default-corpus", str(FIXTURES / "papers-page.txt"), "--out", str(out))
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert records and all(set(r) == {"id", "title", "abstract"} for r in records)
+    assert f"wrote {len(records)} papers to {out}" in result.output
+
+
+def test_topic_sample_refuses_a_bad_configuration(tmp_path: Path) -> None:
+    result = bench("topic-sample", str(tmp_path), "full,20000x")
+    assert result.exit_code == 2
+    assert "CONFIGS" in result.output
+
+
+WRK_OUTPUT = """Running 3s test @ http://127.0.0.1:1234/
+  2 threads and 4 connections
+Requests/sec:    234.79
+requests 712 in 3.0 s: 235 req/s
+latency p50 18.7 ms
+latency p90 39.7 ms
+latency p99 59.3 ms
+latency p99.9 76.0 ms
+errors 3 (non-2xx 3, timeouts 0)"""
+
+
+def test_load_summary_is_read_from_the_script_output() -> None:
+    summary = parse_summary(WRK_OUTPUT)
+    assert summary.rate == 235.0
+    assert summary.latency_ms == {"50": 18.7, "90": 39.7, "99": 59.3, "99.9": 76.0}
+    assert summary.errors == 3
+
+
+def test_load_script_names_the_papers_and_the_mix() -> None:
+    script = lua_script(["2501.00001", 'odd"id'], "similar")
+    assert '"2501.00001",' in script and '"odd\\"id",' in script
+    assert 'mix = "similar"' in script
+    assert "latency:percentile(p)" in script and "req/s" in script
