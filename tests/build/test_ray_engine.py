@@ -27,7 +27,7 @@ from service.store import Store
 from tests.conftest import make_settings
 from tests.test_cli import assert_clean_failure, run
 
-BUNDLED = Path(__file__).parent.parent / "service" / "data" / "trending-papers.jsonl"
+BUNDLED = Path(__file__).parents[2] / "service" / "data" / "trending-papers.jsonl"
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +117,7 @@ def test_papers_left_out_of_a_sampled_fit_are_placed_alike_on_ray(
     from service.build.pipeline import topic_params
     from service.build.ray_engine import map_on_ray
     from service.topics.sampling import draw_sample, fit_on_sample
-    from tests.test_sampling import _corpus
+    from tests.topics.test_sampling import _corpus
 
     vectors, texts = _corpus(built_dir)
     params = topic_params(make_settings(built_dir), len(vectors))
