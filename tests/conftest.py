@@ -1,5 +1,11 @@
 """Shared fixtures. The expensive ones (model, one real build of the bundled corpus) are built once
-per session; tests that change data copy the build into their own folder first."""
+per session; tests that change data copy the build into their own folder first. Shared plain
+functions are in tests/helpers.py.
+
+Hermetic: before any test module is imported, every ``PAPERSCOPE_*`` setting is removed from the
+environment (a developer's exported ``PAPERSCOPE_BACKEND`` must not change results), and
+``make_settings`` ignores the environment anyway. Subprocesses get theirs from ``subprocess_env``.
+"""
 
 from __future__ import annotations
 
@@ -15,26 +21,21 @@ os.environ.setdefault("NUMBA_CACHE_DIR", str(Path.home() / ".cache" / "paperscop
 
 from service.artifacts import current_build_dir
 from service.build.pipeline import run_build
-from service.config import Settings
 from service.embed.backends import Embedder, load_embedder
 from service.query.engine import Engine
+from tests.helpers import make_settings, scrub_environment, settings_without_env
+
+scrub_environment()  # at import: before any test module is imported or any Settings is built
 
 # No timing in tests (shared, noisy machines): no per-example deadline, no "too slow" check.
 settings.register_profile("paperscope", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("paperscope")
 
-FIXTURES = Path(__file__).parent / "fixtures"
-
-
-def make_settings(data_dir: Path, **overrides: object) -> Settings:
-    """Settings for a test: its own data folder, nothing from the caller's environment."""
-    return Settings(data_dir=data_dir, **overrides)  # type: ignore[arg-type]
-
 
 @pytest.fixture(scope="session")
 def embedder() -> Embedder:
     """The real default model (all-MiniLM-L6-v2 from its PyPI package), loaded once."""
-    return load_embedder(Settings())
+    return load_embedder(settings_without_env())
 
 
 @pytest.fixture(scope="session")

@@ -3,30 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import FIXTURES
-
-SCRIPT = shutil.which("paperscope", path=str(Path(sys.executable).parent)) or "paperscope"
-
-
-def run(*args: str | Path, data_dir: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PAPERSCOPE_DATA_DIR": str(data_dir)}
-    return subprocess.run(
-        [SCRIPT, *map(str, args)], capture_output=True, text=True, env=env, timeout=300
-    )
-
-
-def assert_clean_failure(result: subprocess.CompletedProcess[str], text: str) -> None:
-    assert result.returncode != 0
-    assert "Traceback" not in result.stderr
-    assert text in result.stderr, result.stderr
+from tests.helpers import FIXTURES, assert_clean_failure, run
 
 
 def test_info_json_lists_topics(built_dir: Path) -> None:

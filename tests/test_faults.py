@@ -3,29 +3,30 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sqlite3
 import subprocess
 import time
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 
 from service.api.app import create_app
 from service.artifacts import current_build_dir
 from service.embed.backends import Embedder
 from service.store import Store
-from tests.conftest import make_settings
-from tests.test_cli import SCRIPT
+from tests.helpers import SCRIPT, make_settings, subprocess_env
 
 QUERIES = ["one-step diffusion distillation", "reward hacking in RLHF", "speech recognition"]
 
 
 def _start(args: list[str], data_dir: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PAPERSCOPE_DATA_DIR": str(data_dir)}
     return subprocess.Popen(
-        [SCRIPT, *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        [SCRIPT, *args],
+        env=subprocess_env(data_dir=data_dir),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
 
 
@@ -37,6 +38,7 @@ def _integrity(db: Path) -> str:
         connection.close()
 
 
+@pytest.mark.slow
 def test_kill_9_during_builds_keeps_serving_the_previous_build(
     built_copy: Path, embedder: Embedder
 ) -> None:
@@ -73,6 +75,7 @@ def test_kill_9_during_builds_keeps_serving_the_previous_build(
     assert not list(settings.builds_dir.glob(".tmp-*"))  # the next build cleared leftovers
 
 
+@pytest.mark.slow
 def test_kill_9_during_ingest_is_all_or_nothing(tmp_path: Path) -> None:
     source = tmp_path / "many.jsonl"
     with source.open("w") as handle:

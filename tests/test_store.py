@@ -9,7 +9,7 @@ import pytest
 from service.ingest import read_records
 from service.schemas import IngestReport, Paper, Rejected
 from service.store import Store
-from tests.conftest import FIXTURES
+from tests.helpers import FIXTURES
 
 
 def _ingest(store: Store, path: Path) -> IngestReport:

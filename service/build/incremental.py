@@ -23,13 +23,12 @@ import numpy as np
 import numpy.typing as npt
 
 from service.artifacts import ASSIGNMENTS, INDEX, MAP, PAPERS, TOPICS, BuildFolder
+from service.schemas import NOISE_TOPIC, BuildManifest, FitInfo, IndexInfo
 from service.search.duplicates import find_duplicates
 from service.search.index import remeasure
 from service.topics.lineage import Carried
-from service.topics.placement import Placer
-from service.schemas import NOISE_TOPIC, BuildManifest, FitInfo, IndexInfo
-from service.store import content_hash
 from service.topics.model import Topic, TopicGroup, TopicModel
+from service.topics.placement import Placer
 
 log = logging.getLogger(__name__)
 

@@ -8,13 +8,9 @@ its topics and map are kept and only the new papers are placed (service.build.in
 
 from __future__ import annotations
 
-import fcntl
-import json
 import logging
-import os
 import secrets
 import shutil
-import sqlite3
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -43,9 +39,9 @@ from service.search.neighbours import LIST_DEPTH, MAX_LISTED_PAPERS, neighbour_l
 from service.store import Store, hash_corpus
 from service.topics.cluster import fit_topics, resolve_params
 from service.topics.labels import clean_for_labels
-from service.topics.model import TopicModel
 from service.topics.lineage import Carried, carry_over, load_previous
 from service.topics.maps import layout_map
+from service.topics.model import TopicModel
 from service.topics.placement import MapFn
 from service.topics.sampling import fit_on_sample, sample_rows
 from service.topics.warm import WarmStart, warm_start
@@ -282,7 +278,8 @@ def _fit_topics_and_map(
     progress: bool,
 ) -> tuple[TopicModel, np.ndarray, np.ndarray | None]:
     """Topics and map of a full fit: of every paper, or above ``topic_sample_above`` papers of
-    a sample with the rest assigned (:mod:`service.topics.sampling`). Also returns the sample's rows."""
+    a sample with the rest assigned (:mod:`service.topics.sampling`). Also returns the sample's
+    rows."""
     sample = sample_rows(
         len(vectors), settings.topic_sample_above, settings.topic_sample_size, settings.seed
     )

@@ -120,7 +120,7 @@ def ray_encoder(
     num_cpus: int | None = None,
     cpus_per_worker: int = CPUS_PER_WORKER,
 ) -> ChunkEncoder:
-    """A :data:`~service.embed.backends.ChunkEncoder` that embeds on Ray (``address``, else locally).
+    """A :data:`~service.embed.backends.ChunkEncoder` embedding on Ray (``address``, else locally).
 
     Ray is imported now (a missing install fails before any work) but joined only when there
     is something to embed.

@@ -11,24 +11,13 @@ from fastapi.testclient import TestClient
 from service.api.app import create_app
 from service.artifacts import current_build_dir
 from service.embed.backends import Embedder
-from tests.conftest import make_settings
+from tests.helpers import assert_error, make_settings
 
 
 @pytest.fixture(scope="module")
 def client(built_dir: Path, embedder: Embedder) -> Iterator[TestClient]:
     with TestClient(create_app(make_settings(built_dir), embedder)) as test_client:
         yield test_client
-
-
-def assert_error(response: Any, status: int, code: str) -> dict[str, Any]:
-    """Every error, whatever raised it, has the same envelope."""
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"error"}
-    assert set(body["error"]) == {"code", "message", "details"}
-    assert body["error"]["code"] == code
-    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
-    return dict(body["error"])
 
 
 def _some_id(client: TestClient) -> str:

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import pytest
 import schemathesis
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
@@ -18,7 +19,9 @@ from schemathesis.core.result import Ok
 
 from service.api.app import create_app
 from service.embed.backends import Embedder
-from tests.conftest import make_settings
+from tests.helpers import make_settings
+
+pytestmark = pytest.mark.slow  # thousands of generated requests
 
 EXAMPLES = int(os.environ.get("PAPERSCOPE_FUZZ_EXAMPLES", "40"))
 

@@ -7,7 +7,6 @@ used. Screenshots are decoded with Pillow to check that points are really drawn.
 from __future__ import annotations
 
 import io
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -24,22 +23,18 @@ from service.artifacts import current_build_dir
 from service.embed.backends import Embedder
 from service.query.engine import Engine
 from service.query.export_map import export_map
-from tests.conftest import make_settings
+from tests.helpers import free_port, make_settings
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 NOISE_RGB = (0xC3, 0xC8, 0xD1)
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+pytestmark = pytest.mark.slow  # a real Chromium
 
 
 @pytest.fixture(scope="module")
 def server(built_dir: Path, embedder: Embedder) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     config = uvicorn.Config(
         create_app(make_settings(built_dir), embedder), port=port, log_level="warning"
     )

@@ -4,8 +4,6 @@ uvicorn workers, talking over HTTP."""
 
 from __future__ import annotations
 
-import os
-import socket
 import subprocess
 import sys
 import time
@@ -18,7 +16,9 @@ import pytest
 
 from service.build.pipeline import run_build
 from service.embed.backends import Embedder
-from tests.conftest import make_settings
+from tests.helpers import free_port, make_settings, subprocess_env
+
+pytestmark = pytest.mark.slow  # several server processes
 
 KEY = "test-key"
 QUERIES = [
@@ -29,21 +29,9 @@ QUERIES = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _start(data_dir: Path, workers: int, log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PAPERSCOPE_")}
-    env.update(
-        PAPERSCOPE_DATA_DIR=str(data_dir),
-        PAPERSCOPE_RELOAD_SECONDS="0.3",
-        PAPERSCOPE_API_KEY=KEY,
-        PAPERSCOPE_WORKERS=str(workers),
-    )
+    port = free_port()
+    env = subprocess_env(data_dir=data_dir, reload_seconds=0.3, api_key=KEY, workers=workers)
     with log.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "service", "serve", "--port", str(port)],

@@ -10,8 +10,7 @@ from fastapi.testclient import TestClient
 from service.api.app import create_app
 from service.embed.backends import Embedder
 from service.store import Store
-from tests.api.test_api import assert_error
-from tests.conftest import make_settings
+from tests.helpers import assert_error, make_settings
 
 KEY = "correct horse battery staple"
 HEADERS = {"X-API-Key": KEY}

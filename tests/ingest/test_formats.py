@@ -11,7 +11,7 @@ from service.ingest import IngestFilter, ingest_file, read_records
 from service.ingest.tabular import ColumnMap
 from service.schemas import Paper, Rejected
 from service.store import Store
-from tests.conftest import FIXTURES
+from tests.helpers import FIXTURES
 
 
 def _papers(path: Path, **kwargs: object) -> tuple[str, list[Paper], list[Rejected]]:

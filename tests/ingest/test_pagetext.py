@@ -12,7 +12,7 @@ from service.ingest import read_records
 from service.ingest.common import stable_id
 from service.ingest.pagetext import parse_papers_page
 from service.schemas import Paper, Rejected
-from tests.conftest import FIXTURES
+from tests.helpers import FIXTURES
 
 
 def test_reads_fixture_page_skipping_header_and_rejecting_stray_line() -> None:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from service.ingest import read_records
 from service.schemas import Paper, Rejected
-from tests.conftest import FIXTURES
+from tests.helpers import FIXTURES
 
 
 def _split(path: Path) -> tuple[list[Paper], list[Rejected]]:

@@ -12,7 +12,7 @@ from service.embed.backends import Embedder
 from service.query.engine import Engine
 from service.schemas import BuildManifest, Paper
 from service.store import Store
-from tests.conftest import make_settings
+from tests.helpers import make_settings
 
 
 def _paper(i: int) -> Paper:

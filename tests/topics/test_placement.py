@@ -13,7 +13,7 @@ from hypothesis.extra.numpy import arrays
 
 from service.artifacts import BuildFolder, current_build_dir
 from service.topics.placement import Placer, _weighted_vote, assign_all, assign_batch
-from tests.conftest import make_settings
+from tests.helpers import make_settings
 
 
 def _placer_and_vectors(data_dir: Path) -> tuple[Placer, npt.NDArray[np.float32]]:

@@ -9,7 +9,7 @@ import numpy as np
 from service.build.pipeline import run_build
 from service.embed.backends import Embedder
 from service.query.engine import Engine
-from tests.conftest import make_settings
+from tests.helpers import make_settings
 
 
 def _positions(folder: Path) -> dict[str, tuple[float, float]]:

@@ -12,16 +12,15 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from service.artifacts import current_build_dir, read_manifest
+from service.artifacts import read_manifest
 from service.build.pipeline import run_build, topic_params
 from service.embed.backends import Embedder
 from service.query.engine import Engine
 from service.schemas import NOISE_TOPIC, Paper, TopicParams
 from service.store import Store
-from service.topics.labels import clean_for_labels
 from service.topics.placement import Placement
 from service.topics.sampling import draw_sample, fit_on_sample, sample_params, sample_rows
-from tests.conftest import make_settings
+from tests.helpers import built_corpus, make_settings
 
 SAMPLE = 60
 
@@ -63,16 +62,6 @@ def test_sample_parameters_shrink_with_the_share_and_stay_valid(
     assert scaled.umap_neighbors == params.umap_neighbors
 
 
-def _corpus(data_dir: Path) -> tuple[np.ndarray, list[str]]:
-    build = current_build_dir(make_settings(data_dir).builds_dir)
-    assert build is not None
-    db = sqlite3.connect(build / "papers.sqlite")
-    rows = db.execute("SELECT title, abstract FROM papers ORDER BY row").fetchall()
-    db.close()
-    texts = [clean_for_labels(f"{title}. {abstract}") for title, abstract in rows]
-    return np.load(build / "embeddings.npy"), texts
-
-
 def _shipped_map(
     place: Callable[[np.ndarray], Placement], batches: list[np.ndarray]
 ) -> Iterable[Placement]:
@@ -81,7 +70,7 @@ def _shipped_map(
 
 
 def test_sampled_fit_covers_every_paper_and_keeps_the_sample_as_fitted(built_dir: Path) -> None:
-    vectors, texts = _corpus(built_dir)
+    vectors, texts = built_corpus(built_dir)
     n = len(vectors)
     params = topic_params(make_settings(built_dir), n)
     sample = draw_sample(n, SAMPLE, seed=7)

@@ -8,12 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from service.config import Settings
 from service.embed.backends import Embedder
 from service.embed.passages import load_windowing
 from service.errors import InvalidInput
 from service.eval.clustering import evaluate_clustering, read_labelled, reassign_noise, score_method
-from tests.conftest import FIXTURES
+from tests.helpers import FIXTURES, make_settings
 
 LABELLED = FIXTURES / "labelled-arxiv.jsonl"
 """60 real arXiv papers, 20 each from cs.CV, cs.CL and cs.RO."""
@@ -48,8 +47,9 @@ def test_labelled_files_are_read_and_checked(tmp_path: Path) -> None:
         read_labelled(tmp_path / "missing.jsonl", "label", None)
 
 
+@pytest.mark.slow
 def test_topics_recover_the_categories_beside_bertopic(tmp_path: Path, embedder: Embedder) -> None:
-    settings = Settings(data_dir=tmp_path)
+    settings = make_settings(tmp_path)
     report = evaluate_clustering(
         LABELLED,
         "primary_category",
@@ -70,7 +70,7 @@ def test_topics_recover_the_categories_beside_bertopic(tmp_path: Path, embedder:
 def test_large_corpora_are_evaluated_as_a_build_fits_them(
     tmp_path: Path, embedder: Embedder
 ) -> None:
-    settings = Settings(data_dir=tmp_path, topic_sample_above=50, topic_sample_size=40)
+    settings = make_settings(tmp_path, topic_sample_above=50, topic_sample_size=40)
     report = evaluate_clustering(
         LABELLED,
         "primary_category",

@@ -19,15 +19,19 @@ from service.build.ray_engine import (
     require_ray,
     worker_plan,
 )
-from service.config import Settings
 from service.embed.backends import Embedder, Vectors
 from service.embed.passages import embed_papers, load_windowing
 from service.errors import InvalidInput, PaperscopeError
 from service.store import Store
-from tests.conftest import make_settings
-from tests.test_cli import assert_clean_failure, run
+from tests.helpers import (
+    assert_clean_failure,
+    built_corpus,
+    make_settings,
+    run,
+    settings_without_env,
+)
 
-BUNDLED = Path(__file__).parent.parent / "service" / "data" / "trending-papers.jsonl"
+BUNDLED = Path(__file__).parents[2] / "service" / "data" / "trending-papers.jsonl"
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +46,7 @@ def _bundled(n: int) -> tuple[list[tuple[str, str]], list[str]]:
     return [(r["title"], r["abstract"]) for r in rows], [r["id"] for r in rows]
 
 
+@pytest.mark.slow
 def test_ray_gives_the_local_vectors_and_fills_the_cache(
     ray: ModuleType, tmp_path: Path, embedder: Embedder
 ) -> None:
@@ -73,6 +78,7 @@ class OtherModel:
         raise AssertionError("the driver embeds nothing with the ray engine")
 
 
+@pytest.mark.slow
 def test_a_worker_with_another_model_stops_the_build(ray: ModuleType, tmp_path: Path) -> None:
     encode = ray_encoder(make_settings(tmp_path), OtherModel())
     with pytest.raises(PaperscopeError, match=r"embedding on Ray failed: .*loaded all-MiniLM"):
@@ -80,10 +86,10 @@ def test_a_worker_with_another_model_stops_the_build(ray: ModuleType, tmp_path: 
 
 
 def test_workers_use_gpus_when_the_cluster_has_them() -> None:
-    settings = Settings()
+    settings = settings_without_env()
     assert worker_plan(settings, {"CPU": 16.0}) == (16, 1.0, 0.0)
     assert worker_plan(settings, {"CPU": 16.0, "GPU": 2.0}) == (2, 1.0, 1.0)
-    onnx = Settings(backend="onnx")
+    onnx = settings_without_env(backend="onnx")
     assert worker_plan(onnx, {"CPU": 16.0, "GPU": 2.0}) == (16, 1.0, 0.0)
 
 
@@ -91,6 +97,7 @@ def _row_norms(scale: float, rows: np.ndarray) -> np.ndarray:
     return np.asarray(scale * np.linalg.norm(rows, axis=1))
 
 
+@pytest.mark.slow
 def test_map_batches_on_ray_keeps_the_order(ray: ModuleType) -> None:
     rows = np.random.default_rng(0).normal(size=(23, 4))
     fn = partial(_row_norms, 2.0)
@@ -111,15 +118,15 @@ def test_cli_rejects_an_unknown_engine(tmp_path: Path) -> None:
     assert_clean_failure(result, "engine: Input should be 'local' or 'ray'")
 
 
+@pytest.mark.slow
 def test_papers_left_out_of_a_sampled_fit_are_placed_alike_on_ray(
     ray: ModuleType, built_dir: Path
 ) -> None:
     from service.build.pipeline import topic_params
     from service.build.ray_engine import map_on_ray
     from service.topics.sampling import draw_sample, fit_on_sample
-    from tests.test_sampling import _corpus
 
-    vectors, texts = _corpus(built_dir)
+    vectors, texts = built_corpus(built_dir)
     params = topic_params(make_settings(built_dir), len(vectors))
     sample = draw_sample(len(vectors), 80, seed=3)
     local = fit_on_sample(vectors, texts, params, 4, sample, progress=False)

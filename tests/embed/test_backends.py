@@ -7,6 +7,7 @@ import numpy as np
 
 from service.embed.backends import Embedder, Vectors, embed_with_cache
 from service.store import Store
+from tests.helpers import settings_without_env
 
 
 class CountingEmbedder:
@@ -60,11 +61,10 @@ def test_unchanged_texts_are_never_embedded_twice(tmp_path: Path, embedder: Embe
 
 def test_onnx_backend_reproduces_torch_vectors() -> None:
     """fp32 ONNX (prepared by scripts/install) gives the torch vectors and shares their cache."""
-    from service.config import Settings
     from service.embed.backends import load_embedder
 
-    onnx = load_embedder(Settings(backend="onnx"))
-    torch = load_embedder(Settings(backend="torch"))
+    onnx = load_embedder(settings_without_env(backend="onnx"))
+    torch = load_embedder(settings_without_env(backend="torch"))
     texts = ["one-step diffusion distillation " * 60, "RLHF", "graph neural networks for molecules"]
     cosines = np.sum(onnx.encode(texts) * torch.encode(texts), axis=1)
     assert cosines.min() >= 0.9999
@@ -73,11 +73,10 @@ def test_onnx_backend_reproduces_torch_vectors() -> None:
 
 
 def test_int8_backend_has_its_own_identity() -> None:
-    from service.config import Settings
     from service.embed.backends import load_embedder
 
-    int8 = load_embedder(Settings(backend="onnx-int8"))
-    fp32 = load_embedder(Settings(backend="onnx"))
+    int8 = load_embedder(settings_without_env(backend="onnx-int8"))
+    fp32 = load_embedder(settings_without_env(backend="onnx"))
     assert int8.cache_key != fp32.cache_key
     vectors = int8.encode(["a paper about protein folding", "protein structure prediction"])
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)

@@ -15,7 +15,7 @@ from service.embed.backends import Embedder
 from service.query.engine import Engine
 from service.search.index import build_index, search
 from service.search.neighbours import ROWS_FILE, SCORES_FILE, load_lists, neighbour_lists
-from tests.conftest import make_settings
+from tests.helpers import make_settings
 
 
 def _engines(built_copy: Path, embedder: Embedder) -> tuple[Engine, Engine]:

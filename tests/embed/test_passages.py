@@ -7,12 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from service.config import Settings
 from service.embed.backends import Embedder
 from service.embed.passages import Windowing, embed_papers, load_windowing, split
 from service.errors import InvalidInput
 from service.store import Store
-from tests.conftest import make_settings
+from tests.helpers import make_settings, settings_without_env
 
 TITLE = "Window pooling for long abstracts"
 LONG = " ".join(f"sentence {i} describes result number {i} of the study." for i in range(60))
@@ -20,7 +19,7 @@ LONG = " ".join(f"sentence {i} describes result number {i} of the study." for i 
 
 @pytest.fixture(scope="module")
 def windowing() -> Windowing:
-    return load_windowing(Settings())
+    return load_windowing(settings_without_env())
 
 
 def test_long_abstract_is_split_into_overlapping_titled_windows(windowing: Windowing) -> None:

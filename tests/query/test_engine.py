@@ -13,7 +13,7 @@ from service.query.engine import Engine
 from service.schemas import MAX_K, NOISE_TOPIC
 from service.search.fusion import FusionParams, Mode
 from service.search.lexical import LEXICAL_DIR
-from tests.conftest import make_settings
+from tests.helpers import make_settings
 
 
 def test_similar_excludes_the_paper_itself(engine: Engine) -> None:

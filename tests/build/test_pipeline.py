@@ -11,7 +11,7 @@ from service.build.pipeline import run_build
 from service.embed.backends import Embedder
 from service.errors import ArtifactMismatch, InvalidInput
 from service.query.engine import Engine
-from tests.conftest import make_settings
+from tests.helpers import make_settings
 
 
 def test_build_of_bundled_corpus_has_a_full_manifest(built_dir: Path) -> None:

@@ -13,7 +13,7 @@ from service.artifacts import current_build_dir
 from service.build.pipeline import run_build
 from service.embed.backends import Embedder
 from service.query.serving import BuildWatcher
-from tests.conftest import make_settings
+from tests.helpers import make_settings
 
 
 def test_watcher_switches_to_a_newly_published_build(built_copy: Path, embedder: Embedder) -> None:

@@ -17,7 +17,7 @@ from service.query.live import LiveAdditions, emerging
 from service.schemas import NOISE_TOPIC, Paper
 from service.store import Store
 from service.topics.placement import Placer
-from tests.conftest import make_settings
+from tests.helpers import make_settings
 
 DIFFUSION = Paper(
     id="live-diffusion",

@@ -14,7 +14,7 @@ from service.query.engine import Engine
 from service.schemas import TopicParams
 from service.topics.lineage import PreviousTopics, carry_over
 from service.topics.model import Topic, TopicModel
-from tests.conftest import make_settings
+from tests.helpers import make_settings
 
 PARAMS = TopicParams(umap_components=5, umap_neighbors=5, min_cluster_size=3, min_samples=2,
                      cluster_selection="leaf", seed=0)  # fmt: skip

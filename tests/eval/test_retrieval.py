@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from service.config import Settings
 from service.embed.backends import Embedder
 from service.embed.passages import load_windowing
 from service.errors import InvalidInput
@@ -24,8 +23,7 @@ from service.eval.retrieval import (
 from service.search.fusion import FusionParams
 from service.search.lexical import LexicalParams
 from service.store import Store
-from tests.conftest import FIXTURES
-from tests.test_cli import run
+from tests.helpers import FIXTURES, run, settings_without_env
 
 BEIR = FIXTURES / "beir-tiny"
 
@@ -79,7 +77,8 @@ def test_evaluate_scores_every_mode_and_caches_embeddings(
     tmp_path: Path, embedder: Embedder
 ) -> None:
     cache = tmp_path / "cache" / "embeddings.sqlite"
-    args = (embedder, cache, LexicalParams(), FusionParams(), load_windowing(Settings()))
+    windowing = load_windowing(settings_without_env())
+    args = (embedder, cache, LexicalParams(), FusionParams(), windowing)
     report = evaluate(BEIR, "test", ["dense", "lexical", "hybrid"], *args)
     assert set(report.results) == {"dense", "lexical", "hybrid"}
     for metrics in report.results.values():

@@ -15,7 +15,7 @@ from service.query.engine import Engine
 from service.query.live import LiveAdditions
 from service.schemas import NOISE_TOPIC, Paper
 from service.store import Store
-from tests.conftest import make_settings
+from tests.helpers import make_settings
 
 
 def test_coarse_level_covers_every_clustered_topic_once(engine: Engine) -> None:

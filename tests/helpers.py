@@ -1,0 +1,123 @@
+"""Helpers shared by test files (fixtures live in conftest.py; no test file imports another).
+
+Settings here never come from the caller's environment: ``make_settings`` reads only its
+arguments, and ``tests/conftest.py`` removes every ``PAPERSCOPE_*`` variable for the session
+(``scrub_environment``) so that code building ``Settings()`` itself is hermetic too.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
+
+from service.artifacts import current_build_dir
+from service.config import Settings
+from service.topics.labels import clean_for_labels
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+PREFIX = "PAPERSCOPE_"
+TEST_KNOBS = frozenset({"PAPERSCOPE_FUZZ_EXAMPLES"})
+"""``PAPERSCOPE_*`` variables that tune the tests themselves (none is a setting): kept."""
+
+
+def scrub_environment() -> list[str]:
+    """Remove every ``PAPERSCOPE_*`` setting from ``os.environ``; returns the names removed."""
+    removed = sorted(k for k in os.environ if k.startswith(PREFIX) and k not in TEST_KNOBS)
+    for name in removed:
+        del os.environ[name]
+    return removed
+
+
+class _ArgumentsOnly(Settings):
+    """Settings validated from the arguments and the defaults alone: no environment."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+
+def settings_without_env(**values: object) -> Settings:
+    """A plain ``Settings`` (it pickles to Ray workers) from ``values`` and the defaults only."""
+    checked = _ArgumentsOnly(**values)  # type: ignore[arg-type]
+    return Settings.model_construct(checked.model_fields_set, **dict(checked))
+
+
+def make_settings(data_dir: Path, **overrides: object) -> Settings:
+    """Settings for a test: its own data folder, nothing from the caller's environment."""
+    return settings_without_env(data_dir=data_dir, **overrides)
+
+
+def subprocess_env(**settings: object) -> dict[str, str]:
+    """The environment for a paperscope subprocess: this one without any ``PAPERSCOPE_*``
+    variable, plus exactly the settings given (``data_dir=...`` -> ``PAPERSCOPE_DATA_DIR``)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(PREFIX)}
+    for name, value in settings.items():
+        assert name in Settings.model_fields, f"no setting named {name}"
+        env[PREFIX + name.upper()] = str(value)
+    return env
+
+
+SCRIPT = shutil.which("paperscope", path=str(Path(sys.executable).parent)) or "paperscope"
+"""The installed console script, next to this interpreter."""
+
+
+def run(*args: str | Path, data_dir: Path) -> subprocess.CompletedProcess[str]:
+    """``paperscope ARGS`` as a user runs it, on ``data_dir``."""
+    return subprocess.run(
+        [SCRIPT, *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=subprocess_env(data_dir=data_dir),
+        timeout=300,
+    )
+
+
+def assert_clean_failure(result: subprocess.CompletedProcess[str], text: str) -> None:
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert text in result.stderr, result.stderr
+
+
+def assert_error(response: Any, status: int, code: str) -> dict[str, Any]:
+    """Every API error, whatever raised it, has the same envelope."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"}
+    assert set(body["error"]) == {"code", "message", "details"}
+    assert body["error"]["code"] == code
+    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
+    return dict(body["error"])
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def built_corpus(data_dir: Path) -> tuple[np.ndarray, list[str]]:
+    """The current build's vectors and its papers' label texts, in row order."""
+    build = current_build_dir(make_settings(data_dir).builds_dir)
+    assert build is not None
+    db = sqlite3.connect(build / "papers.sqlite")
+    rows = db.execute("SELECT title, abstract FROM papers ORDER BY row").fetchall()
+    db.close()
+    texts = [clean_for_labels(f"{title}. {abstract}") for title, abstract in rows]
+    return np.load(build / "embeddings.npy"), texts
