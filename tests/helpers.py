@@ -7,6 +7,7 @@ arguments, and ``tests/conftest.py`` removes every ``PAPERSCOPE_*`` variable for
 
 from __future__ import annotations
 
+import ast
 import os
 import shutil
 import socket
@@ -121,3 +122,33 @@ def built_corpus(data_dir: Path) -> tuple[np.ndarray, list[str]]:
     db.close()
     texts = [clean_for_labels(f"{title}. {abstract}") for title, abstract in rows]
     return np.load(build / "embeddings.npy"), texts
+
+
+# -- the package's import graph (tests/test_layers.py) ----------------------------------------
+
+PACKAGE = Path(__file__).parents[1] / "service"
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports_of(path: Path) -> set[str]:
+    """Every module this file imports (absolute names), at any depth in the file."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return found
+
+
+def graph() -> dict[str, set[str]]:
+    modules = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+    return {
+        name: {m for m in imports_of(path) if m in modules and m != name}
+        for name, path in modules.items()
+    }

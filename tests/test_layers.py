@@ -6,14 +6,12 @@ included), so a lazy import cannot hide a cycle or an upward dependency.
 
 from __future__ import annotations
 
-import ast
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).parents[1] / "service"
+from tests.helpers import PACKAGE, graph, imports_of, module_name
 
 LAYERS: dict[str, int] = {
     "service.errors": 0,
@@ -39,31 +37,6 @@ LAYERS: dict[str, int] = {
 FORBIDDEN: dict[str, tuple[str, ...]] = {
     "service.query": ("service.build",),  # the read side never depends on the writer
 }
-
-
-def module_name(path: Path) -> str:
-    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-
-
-def imports_of(path: Path) -> set[str]:
-    """Every module this file imports (absolute names), at any depth in the file."""
-    found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.add(node.module)
-            found.update(f"{node.module}.{alias.name}" for alias in node.names)
-    return found
-
-
-def graph() -> dict[str, set[str]]:
-    modules = {module_name(p): p for p in PACKAGE.rglob("*.py")}
-    return {
-        name: {m for m in imports_of(path) if m in modules and m != name}
-        for name, path in modules.items()
-    }
 
 
 def part_of(module: str) -> str:

@@ -17,8 +17,7 @@ from service.bench.common import REPO, child_env, paperscope_command
 from service.bench.load_test import lua_script, parse_summary
 from service.bench.suite import index_cells
 from service.cli import app
-from tests.conftest import FIXTURES
-from tests.test_layers import graph
+from tests.helpers import FIXTURES, graph
 
 COMMANDS = {
     "all",
