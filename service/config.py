@@ -40,14 +40,27 @@ class Settings(BaseSettings):
     models_dir: Path = Field(
         default=REPO_MODELS_DIR, description="Folder with the model manifest and prepared models."
     )
-    backend: Literal["auto", "torch", "onnx", "onnx-int8"] = Field(
+    backend: Literal["auto", "torch", "onnx", "onnx-int8", "openvino", "openvino-int8"] = Field(
         default="auto",
-        description="Embedding backend; auto = ONNX Runtime fp32 when prepared and no GPU.",
+        description="Embedding backend; auto = OpenVINO static int8 when prepared and no GPU "
+        "(else ONNX Runtime fp32, else torch).",
     )
     device: str | None = Field(
         default=None, description="torch device for embedding (cpu, cuda); default: automatic."
     )
-    embed_batch_size: int = Field(default=32, ge=1, le=4096)
+    embed_batch_size: int = Field(
+        default=32,
+        ge=1,
+        le=4096,
+        description="Texts per batch at the model's full length (shorter texts: more a batch).",
+    )
+    embed_max_tokens: int = Field(
+        default=256,
+        ge=32,
+        le=512,
+        description="Tokens of title + abstract the model reads (capped at the model's own "
+        "limit, 256 for MiniLM); fewer embed faster and get their own cache key.",
+    )
     engine: Literal["local", "ray"] = Field(
         default="local",
         description="Where a build embeds new papers: this process, or a Ray cluster "

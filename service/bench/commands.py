@@ -57,7 +57,8 @@ def bench_all(
 @bench_app.command("embed")
 def bench_embed(
     n_papers: Annotated[
-        int, typer.Argument(min=1, help="Abstracts to embed (the bundled corpus, cycled).")
+        int,
+        typer.Argument(min=1, help="Abstracts to embed (the bundled corpus cycled, or --corpus)."),
     ] = 115,
     repeats: Annotated[int, typer.Argument(min=1, help="Timed runs per backend.")] = 3,
     backends: Annotated[
@@ -66,21 +67,29 @@ def bench_embed(
             help="Comma-separated backends; the first is the reference the others "
             "are compared with."
         ),
-    ] = "torch,onnx,onnx-int8",
+    ] = "torch,onnx,onnx-int8,openvino,openvino-int8,auto",
+    corpus: Annotated[
+        Path | None,
+        typer.Option(help="JSON Lines papers (title, abstract; .gz too) to take the first N from."),
+    ] = None,
 ) -> None:
     """Embedding throughput and agreement of each backend on the same abstracts.
 
-    One line per backend: abstracts/s (median run), speed against the first backend (xN), and
-    the cosine similarity of its vectors to the first backend's, mean and min (1.0 = identical).
+    One line per backend: abstracts/s (median run), speed against the first backend (xN), the
+    model arithmetic achieved (GFLOP/s), and the cosine similarity of its vectors to the first
+    backend's, mean and min (1.0 = identical). 'auto' is the default backend. Runs interleave.
     """
     _prepare()
     from service.bench.embed import measure
 
     chosen = [b.strip() for b in backends.split(",") if b.strip()]
-    known = ("torch", "onnx", "onnx-int8")
-    if not chosen or set(chosen) - set(known):
-        raise typer.BadParameter(f"comma-separated, of {', '.join(known)}", param_hint="--backends")
-    measure(n_papers, repeats, chosen)
+    from service.bench.embed import KNOWN
+
+    if not chosen or set(chosen) - set(KNOWN):
+        raise typer.BadParameter(f"comma-separated, of {', '.join(KNOWN)}", param_hint="--backends")
+    if corpus is not None and not corpus.is_file():
+        raise typer.BadParameter(f"{corpus} is not a file", param_hint="--corpus")
+    measure(n_papers, repeats, chosen, corpus=corpus)
 
 
 @bench_app.command("map")

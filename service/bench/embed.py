@@ -1,29 +1,39 @@
 """Embedding throughput and agreement of each backend on the same abstracts, repeated runs.
 
-``paperscope bench embed [N_PAPERS] [REPEATS]`` embeds N abstracts of the bundled corpus (cycled
-to reach N) with each backend, REPEATS times after a warm-up, and prints one line a backend:
-abstracts per second (the median run), that rate against the first backend's (torch by default),
-and the cosine similarity of its vectors to the first backend's, mean and minimum (1.0 = the
-same vectors; the int8 model is expected to drift a little).
+``paperscope bench embed [N_PAPERS] [REPEATS]`` embeds N abstracts (the bundled corpus cycled, or
+the first N of ``--corpus``, a JSON Lines file of papers such as the arXiv set in ``../shared``)
+with each backend, REPEATS times after a warm-up, and prints one line a backend: abstracts per
+second (the median run), that rate against the first backend's (torch by default), the model
+arithmetic it achieved (GFLOP/s, from the real token counts), and the cosine similarity of its
+vectors to the first backend's, mean and minimum (1.0 = the same vectors; int8 drifts a little).
+
+The runs are interleaved (run 1 of every backend, then run 2, ...), so load from other processes
+on a shared machine falls on every backend alike and the ratios stay meaningful.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import statistics
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from service.config import load_settings
-from service.embed.backends import Vectors, load_embedder
+from service.embed.backends import Embedder, Vectors, load_embedder
 from service.ingest import BUNDLED_CORPUS
 from service.schemas import embedding_text
 
-BACKENDS = ("torch", "onnx", "onnx-int8")
+BACKENDS = ("torch", "onnx", "onnx-int8", "openvino", "openvino-int8")
+KNOWN = (*BACKENDS, "auto")
+
+LAYERS, HIDDEN, FFN = 6, 384, 1536
+"""MiniLM-L6's shape, for the arithmetic count (other models: the figure is indicative)."""
 
 
 @dataclass(frozen=True)
@@ -35,6 +45,8 @@ class BackendRate:
     """``rate`` over the first backend's."""
     cosine_mean: float
     cosine_min: float
+    gflops: float = 0.0
+    """Model arithmetic per second (multiply-adds count two), at the median run."""
 
 
 def bundled_texts(n: int) -> list[str]:
@@ -45,38 +57,97 @@ def bundled_texts(n: int) -> list[str]:
     return [embedding_text(r["title"], r["abstract"]) for r in cycled]
 
 
+def corpus_texts(path: Path, n: int) -> list[str]:
+    """The first N papers of a JSON Lines file (``.gz`` too) as embedding texts."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    texts: list[str] = []
+    with opener(path, "rt", encoding="utf-8") as handle:
+        for line in handle:
+            if line.strip():
+                row = json.loads(line)
+                texts.append(embedding_text(row.get("title", ""), row.get("abstract", "")))
+                if len(texts) == n:
+                    break
+    return texts
+
+
+def model_flops(token_counts: Sequence[int]) -> float:
+    """Arithmetic of one pass over texts of these token counts: the dense layers
+    (2 x 4·h² + 2 x 2·h·ffn per token per layer) plus attention (4·t²·h per text per layer)."""
+    per_token = LAYERS * 2 * (4 * HIDDEN * HIDDEN + 2 * HIDDEN * FFN)
+    tokens = np.asarray(token_counts, dtype=np.float64)
+    return float(per_token * tokens.sum() + LAYERS * 4 * HIDDEN * np.square(tokens).sum())
+
+
+def token_counts(texts: Sequence[str], max_tokens: int) -> list[int]:
+    """Tokens each text is embedded with (the model's tokenizer, truncated as embedding does)."""
+    from tokenizers import Tokenizer
+
+    from service.embed.models import resolve_model
+
+    settings = load_settings()
+    resolved = resolve_model(settings.model, settings.models_dir)
+    tokenizer = Tokenizer.from_file(str(Path(resolved.location) / "tokenizer.json"))
+    tokenizer.enable_truncation(max_length=max_tokens)
+    return [len(e.ids) for e in tokenizer.encode_batch(list(texts))]
+
+
 def measure(
-    n: int, repeats: int, backends: Sequence[str] = BACKENDS, echo: bool = True
+    n: int,
+    repeats: int,
+    backends: Sequence[str] = BACKENDS,
+    echo: bool = True,
+    corpus: Path | None = None,
 ) -> list[BackendRate]:
-    """Rates of each backend; with ``echo``, the report lines are printed as they come."""
-    texts = bundled_texts(n)
+    """Rates of each backend; with ``echo``, the report lines are printed at the end."""
+    texts = corpus_texts(corpus, n) if corpus is not None else bundled_texts(n)
+    settings = load_settings()
+    flops = model_flops(token_counts(texts, settings.embed_max_tokens))
     if echo:
-        print(f"{n} abstracts, {repeats} runs each, {os.cpu_count()} cores", flush=True)
-    results: list[BackendRate] = []
-    reference: Vectors | None = None
+        source = corpus.name if corpus is not None else "the bundled corpus"
+        print(
+            f"{len(texts)} abstracts from {source}, {repeats} interleaved runs each, "
+            f"{os.cpu_count()} cores, {flops / len(texts) / 1e9:.2f} GFLOP per abstract",
+            flush=True,
+        )
+    embedders: list[Embedder] = []
     for backend in backends:
         embedder = load_embedder(load_settings(backend=backend))
         embedder.encode(texts[:8])  # warm-up
-        times: list[float] = []
-        for _ in range(max(1, repeats)):
+        embedders.append(embedder)
+    times: list[list[float]] = [[] for _ in backends]
+    vectors: list[Vectors] = [np.zeros(0, dtype=np.float32)] * len(backends)
+    for _ in range(max(1, repeats)):
+        for i, embedder in enumerate(embedders):
             start = time.perf_counter()
-            vectors = embedder.encode(texts)
-            times.append(time.perf_counter() - start)
-        rate = n / statistics.median(times)
-        if reference is None:
-            reference = vectors
-        cosine = np.sum(reference * vectors, axis=1)
+            vectors[i] = embedder.encode(texts)
+            times[i].append(time.perf_counter() - start)
+    results: list[BackendRate] = []
+    for i, backend in enumerate(backends):
+        seconds = statistics.median(times[i])
+        rate = len(texts) / seconds
+        cosine = np.sum(vectors[0] * vectors[i], axis=1)
         first = results[0].rate if results else rate
-        result = BackendRate(backend, rate, rate / first, float(cosine.mean()), float(cosine.min()))
-        results.append(result)
-        if echo:
-            print(line(result, backends[0]), flush=True)
+        name = backend if backend != "auto" else f"default ({embedders[i].backend})"
+        results.append(
+            BackendRate(
+                name,
+                rate,
+                rate / first,
+                float(cosine.mean()),
+                float(cosine.min()),
+                flops / seconds / 1e9,
+            )
+        )
+    if echo:
+        for result in results:
+            print(line(result, results[0].backend), flush=True)
     return results
 
 
 def line(result: BackendRate, reference: str = "torch") -> str:
     return (
         f"{result.backend:10} {result.rate:7.1f} abstracts/s  x{result.speedup:.2f} vs "
-        f"{reference}  cosine to {reference} mean {result.cosine_mean:.5f} "
-        f"min {result.cosine_min:.5f}"
+        f"{reference}  {result.gflops:6.1f} GFLOP/s  cosine to {reference} mean "
+        f"{result.cosine_mean:.5f} min {result.cosine_min:.5f}"
     )

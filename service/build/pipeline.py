@@ -347,6 +347,7 @@ def _build_settings(settings: Settings) -> dict[str, int | float | str]:
         "exact_index_max": settings.exact_index_max,
         "compressed_index_above": settings.compressed_index_above,
         "duplicate_threshold": settings.duplicate_threshold,
+        "embed_max_tokens": settings.embed_max_tokens,
         "embed_window_tokens": settings.embed_window_tokens,
         "embed_window_stride": settings.embed_window_stride,
         "embed_pooling": "mean of windows" if settings.embed_window_tokens else "none",

@@ -1,1 +1,1 @@
-"""Embedding: texts to vectors (torch or ONNX), model preparation, long-abstract windows."""
+"""Embedding: texts to vectors (torch, ONNX, OpenVINO), model preparation, long-abstract windows."""

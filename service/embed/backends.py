@@ -69,7 +69,10 @@ class SentenceTransformerEmbedder:
         device: str | None = None,
         batch_size: int = 32,
         threads: int | None = None,
+        max_tokens: int | None = None,
     ):
+        """``max_tokens``: read at most this many tokens (below the model's own limit, the
+        vectors differ, so the revision names it)."""
         if model.local:
             os.environ["HF_HUB_OFFLINE"] = "1"
             os.environ["TRANSFORMERS_OFFLINE"] = "1"
@@ -81,6 +84,10 @@ class SentenceTransformerEmbedder:
         self._model = SentenceTransformer(model.location, device=device)
         self.name = model.name
         self.revision = model.revision
+        limit = int(self._model.max_seq_length or 0)
+        if max_tokens is not None and 0 < max_tokens < limit:
+            self._model.max_seq_length = max_tokens
+            self.revision = f"{model.revision}@{max_tokens}tok"
         dim = self._model.get_embedding_dimension()
         if dim is None:
             raise ValueError(f"model {model.name} does not report its embedding dimension")
@@ -103,11 +110,91 @@ class SentenceTransformerEmbedder:
 
 
 IDENTICAL_COSINE = 0.9999
-"""fp32 ONNX vectors at least this close to torch's share torch's cache and build identity."""
+"""Vectors of a backend at least this close to torch's (measured when the model was prepared)
+share torch's cache and build identity; others get their own."""
+
+TOKEN_BUDGET = 8192
+"""Tokens per batch (padding included): short texts go in larger batches, long ones in smaller."""
 
 
-class OnnxEmbedder:
-    """ONNX Runtime transformer + tokenizers + mean pooling + L2 normalisation."""
+class PooledTransformer:
+    """A transformer exported from a sentence-transformers model, run by an inference runtime,
+    with the model's own tokenizer, mean pooling and L2 normalisation (as sentence-transformers
+    does them).
+
+    Texts are tokenised first and batched by token length, so a batch pads to the length of its
+    longest text and holds up to :data:`TOKEN_BUDGET` tokens: little compute goes into padding.
+    Subclasses run one batch (:meth:`forward`)."""
+
+    backend = "transformer"
+
+    def __init__(
+        self, tokenizer: Any, *, name: str, revision: str, backend: str, dim: int, batch_size: int
+    ) -> None:
+        self._tokenizer = tokenizer
+        self.name, self.revision, self.backend, self.dim = name, revision, backend, dim
+        self.batch_size = batch_size
+        self.agreement: dict[str, float] | None = None
+        """Cosine to the torch vectors, as measured when the model was prepared."""
+
+    @property
+    def cache_key(self) -> str:
+        return f"{self.name}@{self.revision}"
+
+    def forward(
+        self, ids: npt.NDArray[np.int64], mask: npt.NDArray[np.int64]
+    ) -> npt.NDArray[np.float32]:
+        """Token embeddings (batch, tokens, dim) of one padded batch."""
+        raise NotImplementedError
+
+    def batches(self, lengths: Sequence[int]) -> list[list[int]]:
+        """Text positions grouped into batches, longest texts first, each within the budget."""
+        order = sorted(range(len(lengths)), key=lambda i: lengths[i], reverse=True)
+        budget = max(TOKEN_BUDGET, max(lengths, default=1))
+        batches: list[list[int]] = []
+        for i in order:
+            if (
+                batches
+                and len(batches[-1]) < self.batch_size * 4
+                and ((len(batches[-1]) + 1) * lengths[batches[-1][0]] <= budget)
+            ):
+                batches[-1].append(i)
+            else:
+                batches.append([i])
+        return batches
+
+    def encode(self, texts: Sequence[str], progress: bool = False) -> Vectors:
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        if not texts:
+            return out
+        encoded = self._tokenizer.encode_batch(list(texts))
+        lengths = [len(e.ids) for e in encoded]
+        for batch in tqdm(self.batches(lengths), desc="batches", disable=not progress):
+            width = lengths[batch[0]]
+            ids = np.zeros((len(batch), width), dtype=np.int64)
+            mask = np.zeros((len(batch), width), dtype=np.int64)
+            for row, i in enumerate(batch):
+                ids[row, : lengths[i]] = encoded[i].ids
+                mask[row, : lengths[i]] = 1
+            hidden = self.forward(ids, mask)
+            weights = mask[:, :, None].astype(np.float32)
+            pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+            norms = np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
+            out[batch] = pooled / norms
+        return out
+
+
+def _tokenizer(weights: Path, max_tokens: int) -> Any:
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(weights / "tokenizer.json"))
+    tokenizer.enable_truncation(max_length=max_tokens)
+    tokenizer.no_padding()  # batches are padded to their own longest text
+    return tokenizer
+
+
+class OnnxEmbedder(PooledTransformer):
+    """ONNX Runtime over the exported transformer (fp32, or int8 quantised dynamically)."""
 
     def __init__(
         self,
@@ -120,13 +207,11 @@ class OnnxEmbedder:
         batch_size: int = 32,
     ) -> None:
         self._session = session
-        self._tokenizer = tokenizer
         self._inputs = {i.name for i in session.get_inputs()}
-        self.name, self.revision, self.backend = name, revision, backend
-        self.dim = int(session.get_outputs()[0].shape[-1])
-        self.batch_size = batch_size
-        self.agreement: dict[str, float] | None = None
-        """Cosine to the torch vectors, as measured when the export was prepared."""
+        dim = int(session.get_outputs()[0].shape[-1])
+        super().__init__(
+            tokenizer, name=name, revision=revision, backend=backend, dim=dim, batch_size=batch_size
+        )
 
     @classmethod
     def from_files(
@@ -142,11 +227,7 @@ class OnnxEmbedder:
         threads: int | None = None,
     ) -> OnnxEmbedder:
         import onnxruntime
-        from tokenizers import Tokenizer
 
-        tokenizer = Tokenizer.from_file(str(weights / "tokenizer.json"))
-        tokenizer.enable_truncation(max_length=max_tokens)
-        tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")  # noqa: S106 - a token, no secret
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads or max(1, os.cpu_count() or 1)
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -155,44 +236,114 @@ class OnnxEmbedder:
         )
         return cls(
             session,
-            tokenizer,
+            _tokenizer(weights, max_tokens),
             name=name or weights.name,
             revision=revision,
             backend=backend,
             batch_size=batch_size,
         )
 
-    @property
-    def cache_key(self) -> str:
-        return f"{self.name}@{self.revision}"
+    def forward(
+        self, ids: npt.NDArray[np.int64], mask: npt.NDArray[np.int64]
+    ) -> npt.NDArray[np.float32]:
+        feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+        hidden = self._session.run(None, {k: v for k, v in feeds.items() if k in self._inputs})
+        return np.asarray(hidden[0], dtype=np.float32)
 
-    def encode(self, texts: Sequence[str], progress: bool = False) -> Vectors:
-        out = np.empty((len(texts), self.dim), dtype=np.float32)
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
-        batches = [order[s : s + self.batch_size] for s in range(0, len(order), self.batch_size)]
-        for batch in tqdm(batches, desc="batches", disable=not progress):
-            encoded = self._tokenizer.encode_batch([texts[i] for i in batch])
-            ids = np.array([e.ids for e in encoded], dtype=np.int64)
-            mask = np.array([e.attention_mask for e in encoded], dtype=np.int64)
-            feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-            hidden = self._session.run(None, {k: v for k, v in feeds.items() if k in self._inputs})
-            weights = mask[:, :, None].astype(np.float32)
-            pooled = (hidden[0] * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
-            norms = np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
-            out[batch] = pooled / norms
-        return out
+
+class OpenVinoEmbedder(PooledTransformer):
+    """OpenVINO over the exported transformer: fp32 weights computed in bf16 where the CPU has
+    bf16 instructions (``openvino``), or the statically quantised int8 model (``openvino-int8``,
+    calibrated on real abstracts when the model was prepared)."""
+
+    def __init__(
+        self,
+        compiled: Any,
+        tokenizer: Any,
+        *,
+        name: str,
+        revision: str,
+        backend: str,
+        batch_size: int = 32,
+    ) -> None:
+        self._compiled = compiled
+        self._request = compiled.create_infer_request()
+        self._inputs = {port.get_any_name() for port in compiled.inputs}
+        dim = int(compiled.outputs[0].get_partial_shape()[-1].get_length())
+        super().__init__(
+            tokenizer, name=name, revision=revision, backend=backend, dim=dim, batch_size=batch_size
+        )
+
+    @classmethod
+    def from_files(
+        cls,
+        weights: Path,
+        model_file: Path,
+        max_tokens: int,
+        *,
+        precision: str | None = None,
+        name: str = "",
+        revision: str = "",
+        backend: str = "openvino",
+        batch_size: int = 32,
+        threads: int | None = None,
+    ) -> OpenVinoEmbedder:
+        """``precision``: the inference precision hint (``bf16``, ``f32``); None = the model's."""
+        import openvino
+
+        config: dict[str, Any] = {
+            "PERFORMANCE_HINT": "LATENCY",
+            "INFERENCE_NUM_THREADS": threads or max(1, os.cpu_count() or 1),
+        }
+        if precision is not None:
+            config["INFERENCE_PRECISION_HINT"] = precision
+        core = openvino.Core()
+        compiled = core.compile_model(core.read_model(str(model_file)), "CPU", config)
+        return cls(
+            compiled,
+            _tokenizer(weights, max_tokens),
+            name=name or weights.name,
+            revision=revision,
+            backend=backend,
+            batch_size=batch_size,
+        )
+
+    def forward(
+        self, ids: npt.NDArray[np.int64], mask: npt.NDArray[np.int64]
+    ) -> npt.NDArray[np.float32]:
+        feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+        result = self._request.infer({k: v for k, v in feeds.items() if k in self._inputs})
+        return np.asarray(result[self._compiled.outputs[0]], dtype=np.float32)
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX), where OpenVINO's bf16
+    hint roughly doubles fp32 speed; elsewhere it would emulate it slowly."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8")
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def _gpu_present() -> bool:
     return Path("/proc/driver/nvidia").exists()
 
 
+OPENVINO_INT8 = "model-int8-static.xml"
+"""The statically quantised int8 model, prepared by ``paperscope models prepare``."""
+
+
 def choose_backend(requested: str, resolved: ResolvedModel) -> str:
+    """``auto``: OpenVINO static int8 when prepared and no GPU is present, else ONNX Runtime fp32
+    when prepared, else torch (a GPU, or a model without a prepared export)."""
     if requested != "auto":
         return requested
-    if resolved.onnx_dir is not None and not _gpu_present():
-        return "onnx"
-    return "torch"
+    if resolved.onnx_dir is None or _gpu_present():
+        return "torch"
+    if (resolved.onnx_dir / OPENVINO_INT8).is_file():
+        return "openvino-int8"
+    return "onnx"
 
 
 def load_embedder(settings: Settings, threads: int | None = None) -> Embedder:
@@ -201,30 +352,62 @@ def load_embedder(settings: Settings, threads: int | None = None) -> Embedder:
     backend = choose_backend(settings.backend, resolved)
     if backend == "torch":
         return SentenceTransformerEmbedder(
-            resolved, settings.device, settings.embed_batch_size, threads
+            resolved, settings.device, settings.embed_batch_size, threads, settings.embed_max_tokens
         )
-    if resolved.onnx_dir is None:
+    prepared = resolved.onnx_dir
+    files = {
+        "onnx": "model.onnx",
+        "onnx-int8": "model-int8.onnx",
+        "openvino": "model.onnx",
+        "openvino-int8": OPENVINO_INT8,
+    }
+    if prepared is None or not (prepared / files[backend]).is_file():
         raise InvalidInput(
-            f"backend {backend!r} needs the ONNX export of {resolved.name}; "
-            "run: paperscope models prepare (or set PAPERSCOPE_BACKEND=torch)"
+            f"backend {backend!r} needs the prepared export of {resolved.name} "
+            f"({files[backend]}); run: paperscope models prepare (or set PAPERSCOPE_BACKEND=torch)"
         )
-    variant_file = "model.onnx" if backend == "onnx" else "model-int8.onnx"
-    agreement = onnx_agreement(resolved.onnx_dir, backend) or {}
-    identical = backend == "onnx" and agreement.get("min_cosine", 0.0) >= IDENTICAL_COSINE
+    agreement = onnx_agreement(prepared, backend) or {}
+    identical = agreement.get("min_cosine", 0.0) >= IDENTICAL_COSINE
     revision = resolved.revision if identical else f"{resolved.revision}+{backend}"
     log.info("embedding backend %s (agreement with torch: %s)", backend, agreement or "unknown")
-    embedder = OnnxEmbedder.from_files(
+    weights, max_tokens = (
         Path(resolved.location),
-        resolved.onnx_dir / variant_file,
-        _max_tokens(Path(resolved.location)),
-        name=resolved.name,
-        revision=revision,
-        backend=f"onnxruntime/{'fp32' if backend == 'onnx' else 'int8'}",
-        batch_size=settings.embed_batch_size,
-        threads=threads,
+        min(_max_tokens(Path(resolved.location)), settings.embed_max_tokens),
     )
+    if max_tokens < _max_tokens(weights):
+        revision = f"{revision}@{max_tokens}tok"
+    embedder: OnnxEmbedder | OpenVinoEmbedder
+    if backend.startswith("onnx"):
+        embedder = OnnxEmbedder.from_files(
+            weights,
+            prepared / files[backend],
+            max_tokens,
+            name=resolved.name,
+            revision=revision,
+            backend=f"onnxruntime/{'fp32' if backend == 'onnx' else 'int8'}",
+            batch_size=settings.embed_batch_size,
+            threads=threads,
+        )
+    else:
+        precision = None if backend == "openvino-int8" else openvino_precision()
+        embedder = OpenVinoEmbedder.from_files(
+            weights,
+            prepared / files[backend],
+            max_tokens,
+            precision=precision,
+            name=resolved.name,
+            revision=revision,
+            backend=f"openvino/{precision or 'int8-static'}",
+            batch_size=settings.embed_batch_size,
+            threads=threads,
+        )
     embedder.agreement = agreement or None
     return embedder
+
+
+def openvino_precision() -> str:
+    """The precision the ``openvino`` backend computes in: bf16 where the CPU has it natively."""
+    return "bf16" if cpu_has_bf16() else "f32"
 
 
 def _max_tokens(weights: Path) -> int:

