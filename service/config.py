@@ -77,7 +77,10 @@ class Settings(BaseSettings):
         description="Tokens per window that long abstracts are split into (0 = truncate).",
     )
     embed_window_stride: int = Field(
-        default=128, ge=1, le=512, description="Tokens between the starts of two windows."
+        default=256,
+        ge=1,
+        le=512,
+        description="Tokens between the starts of two windows (= the window: no overlap).",
     )
     umap_components: int = Field(
         default=5, ge=2, le=100, description="Dimensions of the UMAP space HDBSCAN clusters in."

@@ -22,7 +22,8 @@ def windowing() -> Windowing:
     return load_windowing(settings_without_env())
 
 
-def test_long_abstract_is_split_into_overlapping_titled_windows(windowing: Windowing) -> None:
+def test_long_abstract_is_split_into_overlapping_titled_windows() -> None:
+    windowing = load_windowing(settings_without_env(embed_window_stride=128))
     windows = split(TITLE, LONG, windowing)
     assert len(windows) > 2
     tokenizer = windowing.tokenizer
@@ -34,6 +35,18 @@ def test_long_abstract_is_split_into_overlapping_titled_windows(windowing: Windo
     # consecutive windows overlap by the stride: the second starts inside the first
     second_start = windows[1].removeprefix(f"{TITLE}. ")[:30]
     assert second_start in windows[0]
+
+
+def test_default_windows_tile_the_abstract_without_overlap(windowing: Windowing) -> None:
+    """By default each token of the abstract is read once: the windows cost about what one
+    pass over the whole text costs, not twice that."""
+    windows = split(TITLE, LONG, windowing)
+    assert len(windows) > 1
+    bodies = [w.removeprefix(f"{TITLE}. ") for w in windows]
+    tokenizer = windowing.tokenizer
+    body_tokens = sum(len(tokenizer.encode(b, add_special_tokens=False).ids) for b in bodies)
+    assert body_tokens == len(tokenizer.encode(LONG, add_special_tokens=False).ids)
+    assert bodies[1][:30] not in bodies[0]
 
 
 def test_short_abstract_is_one_window(windowing: Windowing) -> None:
