@@ -152,11 +152,16 @@ def count_terms(texts: list[str], seed: int = 0) -> TermCounts | None:
             vectorizer = _vectorizer(1 if len(texts) < 1000 else 3)
             per_paper = vectorizer.fit_transform(texts)
         else:
+            from scipy import sparse
+
             rng = np.random.default_rng(seed)
-            sample = rng.choice(len(texts), VOCABULARY_SAMPLE, replace=False)
-            chosen = _vectorizer(3).fit([texts[i] for i in sorted(sample)])
-            vectorizer = _vectorizer(1, chosen.vocabulary_)
-            per_paper = vectorizer.transform(texts)
+            sample = np.sort(rng.choice(len(texts), VOCABULARY_SAMPLE, replace=False))
+            rest = np.setdiff1d(np.arange(len(texts)), sample)
+            vectorizer = _vectorizer(3)  # each text is analysed once: the sample's counts stay
+            counted = vectorizer.fit_transform([texts[i] for i in sample])
+            others = _vectorizer(1, vectorizer.vocabulary_).transform([texts[i] for i in rest])
+            stacked = sparse.vstack([counted, others]).tocsr()
+            per_paper = stacked[np.argsort(np.concatenate([sample, rest]), kind="stable")]
     except ValueError:  # every word is a stop word
         return None
     return TermCounts(per_paper.tocsr(), vectorizer.get_feature_names_out())

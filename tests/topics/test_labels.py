@@ -76,10 +76,15 @@ def test_topics_are_named_by_phrases_near_their_centroid(embedder: Embedder) -> 
 def test_large_corpora_count_terms_against_a_sampled_vocabulary(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    texts = [f"graph neural networks for molecule {i % 7}" for i in range(60)]
+    kinds = ["proteins", "crystals", "polymers", "catalysts"]
+    texts = [f"graph neural networks for {kinds[i % 4]}" for i in range(60)]
     monkeypatch.setattr(labels_module, "VOCABULARY_SAMPLE", 20)
     sampled = count_terms(texts)
     assert sampled is not None and sampled.per_paper.shape[0] == 60
     assert "graph neural networks" in set(sampled.vocabulary.tolist())
     column = list(sampled.vocabulary).index("graph neural networks")
     assert sampled.per_paper[:, column].sum() == 60  # every paper counted, not just the sample
+    vocabulary = list(sampled.vocabulary)
+    for row in range(60):  # each paper's counts are in its own row
+        assert sampled.per_paper[row, vocabulary.index(kinds[row % 4])] == 1
+        assert sampled.per_paper[row].sum() == sampled.per_paper[row % 4].sum()
