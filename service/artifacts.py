@@ -78,6 +78,8 @@ class TopicEntry:
     """Rows, closest to the topic's centre first."""
     parents: list[tuple[int, int]] = field(default_factory=list)
     """(previous build's topic id, papers shared)."""
+    name: str = ""
+    """A short name (1-4 words); builds made before names had none: their label stands in."""
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,7 @@ class GroupEntry:
     label: str
     keywords: list[str]
     children: list[int]
+    name: str = ""
 
 
 @dataclass(frozen=True)
@@ -111,11 +114,18 @@ def _topics_payload(topics: TopicsFile) -> dict[str, Any]:
                 "keywords": t.keywords,
                 "members": t.members,
                 "parents": [{"id": p, "shared": n} for p, n in t.parents],
+                "name": t.name,
             }
             for t in topics.topics
         ],
         "groups": [
-            {"id": g.id, "label": g.label, "keywords": g.keywords, "children": g.children}
+            {
+                "id": g.id,
+                "label": g.label,
+                "keywords": g.keywords,
+                "children": g.children,
+                "name": g.name,
+            }
             for g in topics.groups
         ],
     }
@@ -129,6 +139,7 @@ def _parse_topics(raw: dict[str, Any]) -> TopicsFile:
             list(t["keywords"]),
             [int(m) for m in t["members"]],
             [(int(p["id"]), int(p["shared"])) for p in t.get("parents", [])],
+            t.get("name") or t["label"],
         )
         for t in raw["topics"]
     ]
@@ -137,7 +148,11 @@ def _parse_topics(raw: dict[str, Any]) -> TopicsFile:
         topics=entries,
         groups=[
             GroupEntry(
-                int(g["id"]), g["label"], list(g["keywords"]), [int(c) for c in g["children"]]
+                int(g["id"]),
+                g["label"],
+                list(g["keywords"]),
+                [int(c) for c in g["children"]],
+                g.get("name") or g["label"],
             )
             for g in raw.get("groups", [])
         ],

@@ -131,7 +131,7 @@ class Hit(BaseModel):
     date: str | None = None
     categories: list[str] = Field(default_factory=list)
     topic_id: int
-    topic_label: str
+    topic_label: str = Field(description="The topic's name.")
 
 
 class PaperSeed(BaseModel):
@@ -195,6 +195,9 @@ class Recommendation(Hit):
 class TopicSummary(BaseModel):
     id: int
     label: str
+    name: str = Field(
+        default="", description="A short name (1-4 words), e.g. 'offline reinforcement learning'."
+    )
     keywords: list[str]
     size: int
     representative: list[PaperRef]
@@ -209,6 +212,9 @@ class TopicGroupSummary(TopicSummary):
 class TopicMatch(BaseModel):
     id: int
     label: str
+    name: str = Field(
+        default="", description="A short name (1-4 words), e.g. 'offline reinforcement learning'."
+    )
     keywords: list[str]
     size: int
     score: float = Field(description="Cosine similarity of the query to the topic's centroid.")
@@ -237,6 +243,16 @@ class TopicLink(BaseModel):
     shared: int = Field(description="Papers the two topics have in common.")
 
 
+class Subtopic(BaseModel):
+    """A part of a topic found when it was split on request (``POST /topics/{id}/split``)."""
+
+    id: int = Field(description="Its id within the topic, largest first; kept while it applies.")
+    name: str
+    keywords: list[str]
+    size: int
+    papers: list[PaperRef] = Field(description="Members, closest to the sub-topic centre first.")
+
+
 class TopicDetail(TopicSummary):
     papers: list[PaperRef] = Field(description="Members, closest to the topic centre first.")
     previous_build: str | None = Field(description="The build the lineage refers to.")
@@ -247,6 +263,11 @@ class TopicDetail(TopicSummary):
     children: list[TopicLink] = Field(
         description="Other topics of this build that also descend from this id (a split)."
     )
+    subtopics: list[Subtopic] = Field(
+        default_factory=list,
+        description="Its sub-topics, when it was split on request (largest first); every member "
+        "is in one.",
+    )
 
 
 class MapLabel(BaseModel):
@@ -254,6 +275,9 @@ class MapLabel(BaseModel):
 
     id: int
     label: str
+    name: str = Field(
+        default="", description="A short name (1-4 words), e.g. 'offline reinforcement learning'."
+    )
     keywords: list[str]
     size: int
     x: float

@@ -57,7 +57,42 @@ CREATE TRIGGER IF NOT EXISTS bump_on_delete AFTER DELETE ON papers
     BEGIN UPDATE serving_version SET version = version + 1; END;
 CREATE TRIGGER IF NOT EXISTS bump_on_live AFTER INSERT ON live_papers
     BEGIN UPDATE serving_version SET version = version + 1; END;
+-- Sub-topics a topic was split into on request (service.query.subtopics), keyed by the papers
+-- they hold: they apply to whichever topic of a later build holds most of the same papers.
+CREATE TABLE IF NOT EXISTS topic_splits (
+    id           INTEGER PRIMARY KEY,
+    topic        INTEGER NOT NULL,   -- the topic's id when it was split
+    build_id     TEXT NOT NULL,      -- the build it was split in
+    created_at   TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS subtopics (
+    split        INTEGER NOT NULL REFERENCES topic_splits(id) ON DELETE CASCADE,
+    id           INTEGER NOT NULL,   -- the sub-topic's id within its split, largest first
+    name         TEXT NOT NULL,
+    keywords     TEXT NOT NULL,      -- JSON list
+    PRIMARY KEY (split, id)
+);
+CREATE TABLE IF NOT EXISTS subtopic_papers (
+    split        INTEGER NOT NULL REFERENCES topic_splits(id) ON DELETE CASCADE,
+    paper_id     TEXT NOT NULL,      -- no foreign key: a deleted paper just drops out
+    subtopic     INTEGER NOT NULL,
+    PRIMARY KEY (split, paper_id)
+);
 """
+NEWEST_SCHEMA_OBJECT = "subtopic_papers"
+"""Created last by SCHEMA: a database without it (made by an older version) gets the missing
+tables and triggers (every statement is IF NOT EXISTS)."""
+
+
+class StoredSplit(NamedTuple):
+    """A topic split on request: its sub-topics (id -> name, keywords) and their papers."""
+
+    id: int
+    topic: int
+    build_id: str
+    created_at: str
+    subtopics: dict[int, tuple[str, list[str]]]
+    paper_subtopic: dict[str, int]
 
 
 class LiveRow(NamedTuple):
@@ -122,7 +157,7 @@ class Store:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
         if not self._db.execute(  # the newest schema object: create only what is missing
-            "SELECT 1 FROM sqlite_master WHERE name = 'bump_on_live'"
+            "SELECT 1 FROM sqlite_master WHERE name = ?", (NEWEST_SCHEMA_OBJECT,)
         ).fetchone():
             self._db.executescript(SCHEMA)
 
@@ -305,3 +340,70 @@ class Store:
             )
             for r in rows
         ]
+
+    # -- topic splits -----------------------------------------------------------------------
+
+    def save_split(
+        self,
+        topic: int,
+        build_id: str,
+        created_at: str,
+        subtopics: dict[int, tuple[str, list[str]]],
+        paper_subtopic: dict[str, int],
+        replaces: list[int],
+    ) -> int:
+        """Store a topic's split (replacing the splits ``replaces``) in one transaction; its id."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            for old in replaces:
+                self._db.execute("DELETE FROM topic_splits WHERE id = ?", (old,))
+            cursor = self._db.execute(
+                "INSERT INTO topic_splits (topic, build_id, created_at) VALUES (?, ?, ?)",
+                (topic, build_id, created_at),
+            )
+            split = int(cursor.lastrowid or 0)
+            self._db.executemany(
+                "INSERT INTO subtopics VALUES (?, ?, ?, ?)",
+                ((split, s, name, json.dumps(words)) for s, (name, words) in subtopics.items()),
+            )
+            self._db.executemany(
+                "INSERT INTO subtopic_papers VALUES (?, ?, ?)",
+                ((split, paper, s) for paper, s in paper_subtopic.items()),
+            )
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+        return split
+
+    def splits(self) -> list[StoredSplit]:
+        """Every stored split, newest first."""
+        heads = self._db.execute(
+            "SELECT id, topic, build_id, created_at FROM topic_splits ORDER BY id DESC"
+        ).fetchall()
+        out = []
+        for head in heads:
+            subtopics = {
+                int(r["id"]): (str(r["name"]), list(json.loads(r["keywords"])))
+                for r in self._db.execute(
+                    "SELECT id, name, keywords FROM subtopics WHERE split = ? ORDER BY id",
+                    (head["id"],),
+                )
+            }
+            papers = {
+                str(r[0]): int(r[1])
+                for r in self._db.execute(
+                    "SELECT paper_id, subtopic FROM subtopic_papers WHERE split = ?", (head["id"],)
+                )
+            }
+            out.append(
+                StoredSplit(
+                    int(head["id"]),
+                    int(head["topic"]),
+                    str(head["build_id"]),
+                    str(head["created_at"]),
+                    subtopics,
+                    papers,
+                )
+            )
+        return out

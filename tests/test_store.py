@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -75,3 +76,21 @@ def test_embedding_cache_round_trip(tmp_path: Path) -> None:
         assert set(found) == {"h1", "h3"}
         np.testing.assert_array_equal(found["h3"], vectors[2])
         assert store.cached_embeddings("other-model@1", ["h1"]) == {}
+
+
+def test_an_older_database_gets_the_split_tables_and_keeps_its_papers(tmp_path: Path) -> None:
+    path = tmp_path / "papers.sqlite"
+    with Store(path) as store:
+        report = IngestReport(file="f", format="jsonl")
+        store.ingest([Paper(id="a", title="t", abstract="x")], report)
+    old = sqlite3.connect(path)  # as a version before topic splits left it
+    old.executescript("DROP TABLE subtopic_papers; DROP TABLE subtopics; DROP TABLE topic_splits;")
+    old.close()
+    with Store(path) as store:
+        assert store.get("a") is not None and store.splits() == []
+        split = store.save_split(3, "build-1", "now", {0: ("a name", ["a name"])}, {"a": 0}, [])
+        (stored,) = store.splits()
+        assert (stored.id, stored.topic, stored.paper_subtopic) == (split, 3, {"a": 0})
+        assert stored.subtopics == {0: ("a name", ["a name"])}
+        store.save_split(3, "build-2", "later", {1: ("b", ["b"])}, {"a": 1}, [split])
+        assert [s.build_id for s in store.splits()] == ["build-2"]

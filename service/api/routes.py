@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+from pathlib import Path as PathType
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, Security
@@ -11,6 +12,7 @@ from pydantic import BaseModel
 
 from service.api.errors import ERROR_RESPONSES, ErrorResponse
 from service.errors import NotReady, Unauthorized, WritesDisabled
+from service.query import subtopics
 from service.query.engine import Engine
 from service.query.live import LiveAdditions, emerging
 from service.query.serving import BuildWatcher
@@ -241,10 +243,39 @@ def emerging_topics(engine: EngineDep) -> Emerging:
 def topic(
     engine: EngineDep,
     topic_id: int,
+    request: Request,
     limit: Annotated[int, Query(ge=1, le=10_000, description="Papers to list.")] = 100,
 ) -> TopicDetail:
-    """One topic and its papers, closest to the topic centre first."""
-    return engine.topic(topic_id, limit)
+    """One topic and its papers, closest to the topic centre first, with its sub-topics if it
+    was split."""
+    return subtopics.topic_detail(engine, _db_path(request), topic_id, limit)
+
+
+@router.post(
+    "/topics/{topic_id}/split",
+    response_model=TopicDetail,
+    tags=["topics"],
+    dependencies=[Depends(require_api_key)],
+    responses=WRITE_RESPONSES,
+)
+def split_topic(
+    engine: EngineDep,
+    topic_id: int,
+    request: Request,
+    limit: Annotated[int, Query(ge=1, le=10_000, description="Papers to list.")] = 100,
+) -> TopicDetail:
+    """Split a topic into sub-topics (HDBSCAN within its papers; needs the key). They are kept
+    in the papers database by their papers: across restarts, incremental builds and refits that
+    keep the topic, ``GET /topics/{id}`` lists them. Splitting again replaces them."""
+    db_path = _db_path(request)
+    if db_path is None:
+        raise WritesDisabled("this server has no papers database to keep sub-topics in")
+    return subtopics.split_topic(engine, db_path, topic_id, limit)
+
+
+def _db_path(request: Request) -> PathType | None:
+    watcher: BuildWatcher = request.app.state.watcher
+    return watcher.db_path
 
 
 @router.get("/topics/{topic_id}/timeline", response_model=TopicTimeline, tags=["topics"])

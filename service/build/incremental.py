@@ -202,7 +202,7 @@ def fold(plan: Plan, vectors: npt.NDArray[np.float32]) -> Folded:
     for entry in old.topics:
         kept = [new_row_of[r] for r in entry.members if r in new_row_of]
         added = [int(r) for r in plan.placed[placement.topics == entry.id]]
-        topics.append(Topic(entry.id, entry.label, entry.keywords, kept + added))
+        topics.append(Topic(entry.id, entry.label, entry.keywords, kept + added, entry.name))
         if entry.id != NOISE_TOPIC:
             parents[entry.id] = [(entry.id, len(kept))]
     if NOISE_TOPIC not in {t.id for t in topics}:
@@ -216,7 +216,7 @@ def fold(plan: Plan, vectors: npt.NDArray[np.float32]) -> Folded:
         params=plan.manifest.topics,
         clusterer=None,  # the base's clusterer file is copied as is
         hdbscan_to_topic=dict(old.hdbscan_to_topic),
-        groups=[TopicGroup(g.id, g.label, g.keywords, g.children) for g in old.groups],
+        groups=[TopicGroup(g.id, g.label, g.keywords, g.children, g.name) for g in old.groups],
         reduced=reduced,
     )
     stats: dict[str, float] = {

@@ -38,7 +38,7 @@ from service.search.lexical import LexicalIndex, LexicalParams
 from service.search.neighbours import LIST_DEPTH, MAX_LISTED_PAPERS, neighbour_lists
 from service.store import Store, hash_corpus
 from service.topics.cluster import fit_topics, resolve_params
-from service.topics.labels import clean_for_labels
+from service.topics.labels import PhraseEncoder, clean_for_labels
 from service.topics.lineage import Carried, carry_over, load_previous
 from service.topics.maps import layout_map
 from service.topics.model import TopicModel
@@ -189,7 +189,7 @@ def run_build(
             )
             label_texts = [clean_for_labels(t) for t in texts]
             fitted, coords, sample = _fit_topics_and_map(
-                settings, vectors, label_texts, params, start, clock, progress
+                settings, vectors, label_texts, params, start, clock, progress, embedder.encode
             )
             with clock.stage("topics" if sample is None else "labels"):
                 previous = load_previous(current, embedder.revision)
@@ -276,6 +276,7 @@ def _fit_topics_and_map(
     start: WarmStart | None,
     clock: StageClock,
     progress: bool,
+    encode: PhraseEncoder | None = None,
 ) -> tuple[TopicModel, np.ndarray, np.ndarray | None]:
     """Topics and map of a full fit: of every paper, or above ``topic_sample_above`` papers of
     a sample with the rest assigned (:mod:`service.topics.sampling`). Also returns the sample's
@@ -295,6 +296,7 @@ def _fit_topics_and_map(
             stage=clock.stage,
             map_fn=_placement_map(settings),
             progress=progress,
+            encode=encode,
         )
         return on_sample.model, on_sample.coords, sample
     with clock.stage("topics"):
@@ -304,6 +306,7 @@ def _fit_topics_and_map(
             params,
             settings.label_terms,
             init=start.reduced if start else None,
+            encode=encode,
         )
     with clock.stage("map"):
         coords = layout_map(
@@ -387,10 +390,10 @@ def _topics_file(carried: Carried, previous_build: str | None) -> TopicsFile:
     model = carried.model
     return TopicsFile(
         topics=[
-            TopicEntry(t.id, t.label, t.keywords, t.members, carried.parents.get(t.id, []))
+            TopicEntry(t.id, t.label, t.keywords, t.members, carried.parents.get(t.id, []), t.name)
             for t in model.topics
         ],
-        groups=[GroupEntry(g.id, g.label, g.keywords, g.children) for g in model.groups],
+        groups=[GroupEntry(g.id, g.label, g.keywords, g.children, g.name) for g in model.groups],
         hdbscan_to_topic=model.hdbscan_to_topic,
         next_topic_id=carried.next_id,
         previous_build=previous_build,

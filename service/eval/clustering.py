@@ -12,6 +12,10 @@ V-measure, three ways:
 
 With ``bertopic`` installed (the ``dev`` extra), BERTopic with its defaults is fitted on the
 same vectors in the same run, and both fit times are reported.
+
+Label quality (:mod:`service.eval.labels`): NPMI coherence of each topic's top-10 keywords over
+the corpus (document co-occurrence) and topic diversity (share of distinct keywords), for our
+keywords (phrases) and BERTopic's (its default words).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from service.config import Settings
 from service.embed.backends import Embedder
 from service.embed.passages import Windowing, embed_papers
 from service.errors import InvalidInput
+from service.eval.labels import npmi_coherence, topic_diversity
 from service.schemas import NOISE_TOPIC, embedding_text
 from service.store import Store, content_hash
 from service.topics.cluster import fit_topics
@@ -55,6 +60,10 @@ class MethodReport:
     all: Scores
     clustered: Scores
     reassigned: Scores
+    npmi: float | None = None
+    """NPMI coherence of the topics' top-10 keywords over the corpus (None: not scored)."""
+    diversity: float | None = None
+    """Share of distinct keywords among the topics' top-10."""
 
 
 @dataclass
@@ -70,16 +79,30 @@ class ClusterReport:
     def table(self) -> str:
         lines = [
             "| method | topics | noise | fit s | NMI all | ARI all | V all | NMI clustered "
-            "| NMI reassigned | ARI reassigned |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| NMI reassigned | ARI reassigned | NPMI | diversity |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for m in self.methods:
             lines.append(
                 f"| {m.method} | {m.topics} | {m.noise_share:.1%} | {m.fit_seconds:.0f} "
                 f"| {m.all.nmi:.3f} | {m.all.ari:.3f} | {m.all.v_measure:.3f} "
-                f"| {m.clustered.nmi:.3f} | {m.reassigned.nmi:.3f} | {m.reassigned.ari:.3f} |"
+                f"| {m.clustered.nmi:.3f} | {m.reassigned.nmi:.3f} | {m.reassigned.ari:.3f} "
+                f"| {_optional(m.npmi)} | {_optional(m.diversity)} |"
             )
         return "\n".join(lines)
+
+
+def _optional(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def label_quality(
+    report: MethodReport, keywords: list[list[str]], corpus: list[str]
+) -> MethodReport:
+    """``report`` with the NPMI coherence and diversity of these topics' keywords."""
+    report.npmi = npmi_coherence(keywords, corpus)
+    report.diversity = topic_diversity(keywords)
+    return report
 
 
 def read_labelled(
@@ -183,35 +206,48 @@ def evaluate_clustering(
         len(papers), settings.topic_sample_above, settings.topic_sample_size, settings.seed
     )
     if sample is None:
-        model = fit_topics(vectors, texts, params, settings.label_terms)
+        model = fit_topics(vectors, texts, params, settings.label_terms, encode=embedder.encode)
         seconds = time.perf_counter() - start
     else:  # as a build does it; the 2-D map it fits on the way is not part of the topic fit
         clock = StageClock({})
         fit = fit_on_sample(
-            vectors, texts, params, settings.label_terms, sample, stage=clock.stage, progress=False
+            vectors,
+            texts,
+            params,
+            settings.label_terms,
+            sample,
+            stage=clock.stage,
+            progress=False,
+            encode=embedder.encode,
         )
         model = fit.model
         seconds = time.perf_counter() - start - clock.seconds["map"]
         name = f"paperscope (fitted on {len(sample):,} papers, the rest assigned)"
     ours = score_method(name, labels, vectors, model.assignments.astype(np.int64), seconds)
-    report.methods.append(ours)
+    fine = [t.keywords for t in model.topics if t.id != NOISE_TOPIC]
+    report.methods.append(label_quality(ours, fine, texts))
     if with_bertopic:
         fitted = _bertopic(texts, vectors)
         if fitted is not None:
-            topics, seconds = fitted
+            topics, seconds, words = fitted
             bertopic = score_method("BERTopic defaults", labels, vectors, topics, seconds)
-            report.methods.append(bertopic)
+            report.methods.append(label_quality(bertopic, words, texts))
     return report
 
 
 def _bertopic(
     texts: list[str], vectors: npt.NDArray[np.float32]
-) -> tuple[npt.NDArray[np.int64], float] | None:
-    """BERTopic with its defaults on our vectors, or None when it is not installed."""
+) -> tuple[npt.NDArray[np.int64], float, list[list[str]]] | None:
+    """BERTopic with its defaults on our vectors (its topics, fit seconds and each topic's
+    top-10 words), or None when it is not installed."""
     try:
         from bertopic import BERTopic
     except ImportError:
         return None
     start = time.perf_counter()
-    topics, _ = BERTopic(embedding_model=None).fit_transform(texts, embeddings=vectors)
-    return np.asarray(topics, dtype=np.int64), time.perf_counter() - start
+    model = BERTopic(embedding_model=None)
+    topics, _ = model.fit_transform(texts, embeddings=vectors)
+    seconds = time.perf_counter() - start
+    ids = sorted(set(topics) - {NOISE_TOPIC})
+    words = [[str(w) for w, _ in (model.get_topic(t) or [])][:10] for t in ids]
+    return np.asarray(topics, dtype=np.int64), seconds, words

@@ -45,6 +45,7 @@ def _summary(view: BuildView, topic: TopicEntry) -> TopicSummary:
     return TopicSummary(
         id=topic.id,
         label=topic.label,
+        name=topic.name or topic.label,
         keywords=topic.keywords,
         size=len(members),
         representative=view.refs(members[:REPRESENTATIVES]),
@@ -82,11 +83,11 @@ def coarse_topics(view: BuildView) -> list[TopicGroupSummary]:
     """The coarse level: groups of fine topics (see ``topics.group_topics``), largest first.
     Small corpora (under 4 topics) have no coarse level: each topic is its own group."""
     fine = {t.id: t for t in topic_summaries(view)}
-    groups = [(g.id, g.label, g.keywords, g.children) for g in view.groups] or [
-        (t.id, t.label, t.keywords, [t.id]) for t in fine.values() if t.id != NOISE_TOPIC
+    groups = [(g.id, g.label, g.name or g.label, g.keywords, g.children) for g in view.groups] or [
+        (t.id, t.label, t.name, t.keywords, [t.id]) for t in fine.values() if t.id != NOISE_TOPIC
     ]
     out = []
-    for group_id, label, keywords, group_children in groups:
+    for group_id, label, name, keywords, group_children in groups:
         children = [c for c in group_children if c in fine]
         if not children:
             continue
@@ -95,6 +96,7 @@ def coarse_topics(view: BuildView) -> list[TopicGroupSummary]:
             TopicGroupSummary(
                 id=group_id,
                 label=label,
+                name=name,
                 keywords=keywords,
                 size=sum(fine[c].size for c in children),
                 representative=leaders[:REPRESENTATIVES],
@@ -152,6 +154,7 @@ def find_topics(view: BuildView, text: str, k: int = 10) -> list[TopicMatch]:
         TopicMatch(
             id=ids[i],
             label=sizes[ids[i]].label,
+            name=sizes[ids[i]].name,
             keywords=sizes[ids[i]].keywords,
             size=sizes[ids[i]].size,
             score=round(float(scores[i]), 6),

@@ -42,6 +42,7 @@ def map_points(view: BuildView) -> MapPoints:
             MapTopic(
                 id=topic.id,
                 label=topic.label,
+                name=topic.name or topic.label,
                 keywords=topic.keywords,
                 size=len(visible),
                 x=x,
@@ -59,6 +60,7 @@ def map_points(view: BuildView) -> MapPoints:
             MapGroup(
                 id=group.id,
                 label=group.label,
+                name=group.name or group.label,
                 keywords=group.keywords,
                 size=len(members),
                 x=x,

@@ -246,7 +246,7 @@ class BuildView:
 
     def topic_label(self, topic_id: int) -> str:
         topic = self.topics.get(topic_id)
-        return topic.label if topic else NOISE_LABEL
+        return (topic.name or topic.label) if topic else NOISE_LABEL
 
     def topic(self, topic_id: int) -> TopicEntry:
         topic = self.topics.get(topic_id)

@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from service.schemas import NOISE_TOPIC, TopicParams
-from service.topics.labels import TermCounts, count_terms, keyword_labels, label_of
+from service.topics.labels import PhraseEncoder, TermCounts, count_terms, label_of, topic_labels
 from service.topics.model import NOISE_LABEL, Topic, TopicGroup, TopicModel
 from service.topics.reduce import umap_reduce
 
@@ -123,9 +123,12 @@ def fit_topics(
     params: TopicParams,
     label_terms: int,
     init: npt.NDArray[np.float32] | None = None,
+    encode: PhraseEncoder | None = None,
 ) -> TopicModel:
-    """``init``: a warm start for the clustering UMAP (the previous build's positions)."""
-    return describe(cluster(vectors, params, init), vectors, texts, params, label_terms)
+    """``init``: a warm start for the clustering UMAP (the previous build's positions);
+    ``encode``: the build's embedder, to name topics by phrases near their centroids."""
+    clustering = cluster(vectors, params, init)
+    return describe(clustering, vectors, texts, params, label_terms, encode=encode)
 
 
 def describe(
@@ -134,8 +137,9 @@ def describe(
     texts: list[str],
     params: TopicParams,
     label_terms: int,
+    encode: PhraseEncoder | None = None,
 ) -> TopicModel:
-    """Topics from HDBSCAN's labels of every paper: ids by size, keyword labels, groups."""
+    """Topics from HDBSCAN's labels of every paper: ids by size, names and keywords, groups."""
     raw = clustering.labels
     n = len(raw)
     # Renumber by size, largest first, so ids read naturally; remember the mapping for prediction.
@@ -147,14 +151,15 @@ def describe(
     assignments = np.array([renumber[int(c)] for c in raw], dtype=np.int32)
 
     topic_ids = list(range(len(by_size)))
-    terms = count_terms(texts)
-    keywords = keyword_labels(terms, assignments, topic_ids, label_terms)
+    terms = count_terms(texts, params.seed)
+    names = topic_labels(terms, assignments, topic_ids, vectors, encode)
     topics = [
         Topic(
             id=t,
-            label=label_of(keywords[t], f"topic {t}"),
-            keywords=keywords[t],
+            label=label_of(names[t].keywords[:label_terms], f"topic {t}"),
+            keywords=names[t].keywords,
             members=_ordered_members(np.flatnonzero(assignments == t), vectors),
+            name=names[t].name,
         )
         for t in topic_ids
     ]
@@ -162,7 +167,7 @@ def describe(
     if len(noise_rows):
         topics.append(Topic(NOISE_TOPIC, NOISE_LABEL, [], _ordered_members(noise_rows, vectors)))
     log.info("topics: %d topics, %d of %d papers unclustered", len(topic_ids), len(noise_rows), n)
-    groups = group_topics(vectors, terms, assignments, topics, label_terms)
+    groups = group_topics(vectors, terms, assignments, topics, label_terms, encode)
     return TopicModel(
         assignments,
         clustering.probabilities,
@@ -175,16 +180,24 @@ def describe(
     )
 
 
+def group_count(topics: int) -> int:
+    """How many coarse groups k fine topics fall into: k/5 or sqrt(k), whichever is more (20 for
+    100 topics, 3 for 12), at least 2 and at most 30, so a 75k-paper map shows 8-30 group names
+    zoomed out and a small corpus still gets a few."""
+    return int(min(30, max(2, round(max(topics / 5, np.sqrt(topics))))))
+
+
 def group_topics(
     vectors: npt.NDArray[np.float32],
     terms: TermCounts | None,
     assignments: npt.NDArray[np.int32],
     topics: list[Topic],
     label_terms: int,
+    encode: PhraseEncoder | None = None,
 ) -> list[TopicGroup]:
-    """Merge topics into about sqrt(k) coarse groups (average-linkage on centroid cosine).
+    """Merge topics into :func:`group_count` coarse groups (average-linkage on centroid cosine).
 
-    Each group gets its own c-TF-IDF label, computed over its papers against the other groups.
+    Each group gets its own name and keywords, computed over its papers against the other groups.
     """
     from scipy.cluster.hierarchy import fcluster, linkage
 
@@ -194,7 +207,7 @@ def group_topics(
     centroids = np.stack([vectors[t.members].mean(axis=0) for t in fine])
     centroids /= np.linalg.norm(centroids, axis=1, keepdims=True)
     tree = linkage(centroids, method="average", metric="cosine")
-    n_groups = max(2, round(np.sqrt(len(fine))))
+    n_groups = group_count(len(fine))
     cut = fcluster(tree, t=n_groups, criterion="maxclust")
     group_of_topic = {t.id: int(g) for t, g in zip(fine, cut, strict=True)}
     # number groups by size, largest first, like topics
@@ -206,13 +219,14 @@ def group_topics(
         [order[group_of_topic[int(a)]] if a != NOISE_TOPIC else NOISE_TOPIC for a in assignments],
         dtype=np.int32,
     )
-    keywords = keyword_labels(terms, group_assignments, list(range(len(order))), label_terms)
+    names = topic_labels(terms, group_assignments, list(range(len(order))), vectors, encode)
     return [
         TopicGroup(
             id=g,
-            label=label_of(keywords[g], f"group {g}"),
-            keywords=keywords[g],
+            label=label_of(names[g].keywords[:label_terms], f"group {g}"),
+            keywords=names[g].keywords,
             children=sorted(t.id for t in fine if order[group_of_topic[t.id]] == g),
+            name=names[g].name,
         )
         for g in range(len(order))
     ]

@@ -1,4 +1,6 @@
-"""Topic labels: class-based TF-IDF keywords (BERTopic's c-TF-IDF).
+"""Topic names and keywords: class-based TF-IDF (BERTopic's c-TF-IDF) over 1-3-grams, re-ranked
+against the topic's centroid with the build's embedder and diversified by maximal marginal
+relevance (BERTopic's KeyBERTInspired + MaximalMarginalRelevance), see :func:`topic_labels`.
 
 A term's frequency within a topic times ``log(1 + A / f_t)``, with A the mean number of words
 per topic and f_t the term's frequency over all topics (the unclustered papers count as one more
@@ -9,6 +11,7 @@ their coarse groups both read the counts.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,15 +42,25 @@ def _top_terms(
     scores: npt.NDArray[np.float64], vocabulary: npt.NDArray[Any], count: int
 ) -> list[str]:
     """Top terms, skipping repeats of chosen ones (``diffusion`` / ``diffusion models``)."""
-    chosen: list[str] = []
+    return [str(vocabulary[i]) for i in _top_indexes(scores, vocabulary, count, dedupe=True)]
+
+
+def _top_indexes(
+    scores: npt.NDArray[np.float64], vocabulary: npt.NDArray[Any], count: int, dedupe: bool
+) -> list[int]:
+    chosen: list[int] = []
+    folded: list[str] = []
     for term_index in np.argsort(-scores):
         if scores[term_index] <= 0 or len(chosen) >= count:
             break
-        term = str(vocabulary[term_index])
-        padded = f" {_singular(term)} "
-        if any(f" {c} " in padded or padded in f" {c} " for c in map(_singular, chosen)):
+        term = _singular(str(vocabulary[term_index]))
+        padded = f" {term} "
+        if dedupe and any(f" {c} " in padded or padded in f" {c} " for c in folded):
             continue
-        chosen.append(term)
+        if not dedupe and term in folded:
+            continue
+        chosen.append(int(term_index))
+        folded.append(term)
     return chosen
 
 
@@ -64,37 +77,103 @@ class TermCounts:
     vocabulary: npt.NDArray[Any]
 
 
-def count_terms(texts: list[str]) -> TermCounts | None:
-    """Unigrams and bigrams per paper, stop words out; on large corpora only terms in at least 3
-    papers, which keeps the bigram vocabulary bounded. None when every word is a stop word."""
-    vectorizer = CountVectorizer(
-        stop_words=STOP_WORDS,
-        ngram_range=(1, 2),
-        token_pattern=TOKEN_PATTERN,
-        min_df=1 if len(texts) < 1000 else 3,
-        lowercase=True,
+VOCABULARY_SAMPLE = 20_000
+"""Above this many papers the vocabulary is chosen on a seeded sample of this size, then every
+paper is counted against it: memory stays bounded by the vocabulary, not by every trigram of
+the corpus (a phrase a topic of 100+ papers uses often is still in the sample)."""
+MAX_TERMS = 200_000
+"""The vocabulary's cap (most frequent terms first)."""
+CANDIDATES = 30
+"""c-TF-IDF's best terms per topic that the centroid re-ranking and MMR choose among."""
+DIVERSITY = 0.3
+"""Maximal marginal relevance: 0 ranks by relevance alone, 1 by novelty alone."""
+NAME_WORDS = 4
+GENERIC = 0.2
+"""A term in more than this share of all papers (``learning`` in an ML corpus) names no topic."""
+KEYWORDS = 10
+"""Keywords kept per topic (the label shows ``label_terms`` of them; quality is scored on 10)."""
+
+PhraseEncoder = Callable[[Sequence[str]], npt.NDArray[np.float32]]
+"""Embeds short phrases as the build embeds papers (L2-normalised rows)."""
+
+
+PHRASE_WORDS = frozenset("model models data large small task tasks high low".split())
+"""Stop words that may stand inside a phrase (``large language models``, ``diffusion models``)
+though never as a term of their own."""
+_BREAKS = re.compile(r"[^\w\s-]+|\s-\s|\s+-|-\s+")
+_TOKEN = re.compile(TOKEN_PATTERN)
+_STOP = frozenset(STOP_WORDS)
+_NO_START = frozenset({"models", "tasks"})
+_NO_END = frozenset({"large", "small", "high", "low"})
+_BREAKING = frozenset(ENGLISH_STOP_WORDS) | (ACADEMIC_STOP_WORDS - PHRASE_WORDS)
+
+
+def terms_of(text: str) -> list[str]:
+    """A text's terms: its words (stop words out) and its phrases of 2-3 words. A phrase never
+    spans punctuation or a stop word (``(LVLMs)`` or ``of`` end one); of the stop words only
+    :data:`PHRASE_WORDS` stand inside one, never at its end if an adjective (``large``) nor at
+    its start if a plural noun (``models``)."""
+    out: list[str] = []
+    for chunk in _BREAKS.split(text.lower()):
+        run: list[str] = []
+        for word in [*_TOKEN.findall(chunk), ""]:
+            if word and word not in _BREAKING:
+                run.append(word)
+                continue
+            for i, first in enumerate(run):
+                if first not in _STOP:
+                    out.append(first)
+                if first in _NO_START:
+                    continue
+                for size in (2, 3):
+                    gram = run[i : i + size]
+                    if len(gram) == size and gram[-1] not in _NO_END:
+                        out.append(" ".join(gram))
+            run = []
+    return out
+
+
+def _vectorizer(min_df: int, vocabulary: Any = None) -> CountVectorizer:
+    return CountVectorizer(
+        analyzer=terms_of,
+        min_df=min_df,
+        max_features=None if vocabulary is not None else MAX_TERMS,
+        vocabulary=vocabulary,
         dtype=np.float32,
     )
+
+
+def count_terms(texts: list[str], seed: int = 0) -> TermCounts | None:
+    """Words and 1-3-word phrases per paper, stop words out. On corpora above 1000 papers only
+    terms in at least 3 papers; above :data:`VOCABULARY_SAMPLE` papers the vocabulary comes
+    from a seeded sample. None when every word is a stop word."""
     try:
-        per_paper = vectorizer.fit_transform(texts)
+        if len(texts) <= VOCABULARY_SAMPLE:
+            vectorizer = _vectorizer(1 if len(texts) < 1000 else 3)
+            per_paper = vectorizer.fit_transform(texts)
+        else:
+            from scipy import sparse
+
+            rng = np.random.default_rng(seed)
+            sample = np.sort(rng.choice(len(texts), VOCABULARY_SAMPLE, replace=False))
+            rest = np.setdiff1d(np.arange(len(texts)), sample)
+            vectorizer = _vectorizer(3)  # each text is analysed once: the sample's counts stay
+            counted = vectorizer.fit_transform([texts[i] for i in sample])
+            others = _vectorizer(1, vectorizer.vocabulary_).transform([texts[i] for i in rest])
+            stacked = sparse.vstack([counted, others]).tocsr()
+            per_paper = stacked[np.argsort(np.concatenate([sample, rest]), kind="stable")]
     except ValueError:  # every word is a stop word
         return None
-    return TermCounts(per_paper, vectorizer.get_feature_names_out())
+    return TermCounts(per_paper.tocsr(), vectorizer.get_feature_names_out())
 
 
-def keyword_labels(
-    terms: TermCounts | None,
-    assignments: npt.NDArray[np.int32],
-    topic_ids: list[int],
-    count: int,
-) -> dict[int, list[str]]:
-    """c-TF-IDF keywords for each topic id in ``topic_ids``: the papers' term counts summed per
-    class with one sparse product, weighted by how rare each term is across classes."""
+def _class_frequencies(
+    terms: TermCounts, assignments: npt.NDArray[np.int32]
+) -> tuple[Any, Any, npt.NDArray[np.float64], dict[int, int]]:
+    """Per class (sorted ids): term counts, papers holding each term, and c-TF-IDF's idf."""
     from scipy import sparse
 
-    if terms is None:
-        return {topic_id: [] for topic_id in topic_ids}
-    per_paper, vocabulary = terms.per_paper, terms.vocabulary
+    per_paper = terms.per_paper
     n = per_paper.shape[0]
     classes = sorted(set(assignments.tolist()))
     class_of = {c: i for i, c in enumerate(classes)}
@@ -106,16 +185,176 @@ def keyword_labels(
         shape=(len(classes), n),
     )
     frequency = sparse.csr_matrix(membership @ per_paper)
+    present = per_paper.copy()
+    present.data = np.ones_like(present.data)
+    holders = sparse.csr_matrix(membership @ present)
     term_totals = np.asarray(frequency.sum(axis=0)).ravel()
     mean_words = float(frequency.sum()) / len(classes)
     idf = np.log1p(mean_words / np.maximum(term_totals, 1.0))
+    return frequency, holders, idf, class_of
+
+
+def keyword_labels(
+    terms: TermCounts | None,
+    assignments: npt.NDArray[np.int32],
+    topic_ids: list[int],
+    count: int,
+) -> dict[int, list[str]]:
+    """c-TF-IDF keywords for each topic id in ``topic_ids``: the papers' term counts summed per
+    class with one sparse product, weighted by how rare each term is across classes."""
+    if terms is None:
+        return {topic_id: [] for topic_id in topic_ids}
+    frequency, _, idf, class_of = _class_frequencies(terms, assignments)
     row_totals = np.maximum(np.asarray(frequency.sum(axis=1)).ravel(), 1.0)
     keywords = {}
     for topic_id in topic_ids:
         row = class_of[topic_id]
         scores = frequency.getrow(row).toarray().ravel() / row_totals[row] * idf
-        keywords[topic_id] = _top_terms(scores, vocabulary, count)
+        keywords[topic_id] = _top_terms(scores, terms.vocabulary, count)
     return keywords
+
+
+@dataclass(frozen=True)
+class TopicLabel:
+    """A topic's short name (1-4 words) and its keywords, best first."""
+
+    name: str
+    keywords: list[str]
+
+
+def mmr(
+    relevance: npt.NDArray[np.float32],
+    similarity: npt.NDArray[np.float32],
+    count: int,
+    diversity: float = DIVERSITY,
+) -> list[int]:
+    """Maximal marginal relevance: indexes of ``count`` items, each the most relevant one
+    discounted by its similarity to those already chosen."""
+    chosen: list[int] = []
+    left = list(range(len(relevance)))
+    while left and len(chosen) < count:
+        if chosen:
+            redundancy = similarity[np.ix_(left, chosen)].max(axis=1)
+        else:
+            redundancy = np.zeros(len(left), dtype=np.float32)
+        scores = (1 - diversity) * relevance[left] - diversity * redundancy
+        best = left[int(np.argmax(scores))]
+        chosen.append(best)
+        left.remove(best)
+    return chosen
+
+
+def _candidates(
+    scores: npt.NDArray[np.float64],
+    holders: npt.NDArray[np.float64],
+    size: int,
+    vocabulary: npt.NDArray[Any],
+) -> list[int]:
+    """Indexes of the best c-TF-IDF terms that several of the topic's papers use (a phrase from
+    one paper is no name for a topic); plural forms of a chosen term are skipped."""
+    support = max(2, int(np.ceil(0.03 * size))) if size >= 2 else 1
+    scores = np.where(holders >= support, scores, 0.0)
+    return _top_indexes(scores, vocabulary, CANDIDATES, dedupe=False)
+
+
+def _pick_name(
+    ranked: list[str], relevance: dict[str, float], taken: set[str], slack: float
+) -> str:
+    """The most relevant short term not already a name; a phrase is preferred over a single
+    word, and a longer phrase over one it contains, when within ``slack`` of its relevance."""
+    fitting = [t for t in ranked if len(t.split()) <= NAME_WORDS] or ranked
+    free = [t for t in fitting if _singular(t) not in taken] or fitting
+    best = max(free, key=lambda t: relevance[t])
+    phrases = [t for t in free if len(t.split()) > 1]
+    if phrases and len(best.split()) == 1:
+        phrase = max(phrases, key=lambda t: relevance[t])
+        if relevance[phrase] >= relevance[best] - slack:
+            best = phrase
+    longer = [
+        t
+        for t in free
+        if f" {best} " in f" {t} " and t != best and relevance[t] >= relevance[best] - slack / 4
+    ]
+    return max(longer, key=lambda t: relevance[t]) if longer else best
+
+
+def topic_labels(
+    terms: TermCounts | None,
+    assignments: npt.NDArray[np.int32],
+    topic_ids: list[int],
+    vectors: npt.NDArray[np.float32],
+    encode: PhraseEncoder | None = None,
+    keywords: int = KEYWORDS,
+) -> dict[int, TopicLabel]:
+    """Names and keywords of the topics ``topic_ids`` (ids in ``assignments``, largest first).
+
+    c-TF-IDF over 1-3-grams proposes :data:`CANDIDATES` terms per topic. With ``encode`` (the
+    build's embedder; KeyBERT-inspired) the candidates are embedded and ranked by cosine to the
+    topic's centroid, then diversified by maximal marginal relevance; without it the c-TF-IDF
+    order stands. The name is the best phrase of at most four words not already a name."""
+    if terms is None:
+        return {t: TopicLabel(f"topic {t}", []) for t in topic_ids}
+    frequency, holders, idf, class_of = _class_frequencies(terms, assignments)
+    row_totals = np.maximum(np.asarray(frequency.sum(axis=1)).ravel(), 1.0)
+    proposed: dict[int, list[str]] = {}
+    cttfidf: dict[int, dict[str, float]] = {}
+    for topic_id in topic_ids:
+        row = class_of[topic_id]
+        scores = frequency.getrow(row).toarray().ravel() / row_totals[row] * idf
+        size = int(np.sum(assignments == topic_id))
+        held = holders.getrow(row).toarray().ravel()
+        chosen = _candidates(scores, held, size, terms.vocabulary)
+        top = float(scores[chosen[0]]) if chosen else 1.0
+        proposed[topic_id] = [str(terms.vocabulary[i]) for i in chosen]
+        cttfidf[topic_id] = {str(terms.vocabulary[i]): float(scores[i]) / top for i in chosen}
+    phrase_vectors: dict[str, npt.NDArray[np.float32]] = {}
+    if encode is not None:
+        unique = sorted({term for terms_ in proposed.values() for term in terms_})
+        if unique:
+            encoded = encode(unique)
+            phrase_vectors = {term: encoded[i] for i, term in enumerate(unique)}
+    papers_with = np.asarray((terms.per_paper > 0).sum(axis=0)).ravel()
+    generic = {
+        str(terms.vocabulary[i]) for i in np.flatnonzero(papers_with > GENERIC * len(assignments))
+    }
+    labels: dict[int, TopicLabel] = {}
+    taken: set[str] = set()
+    for topic_id in topic_ids:  # largest first: the largest topic gets first pick of names
+        candidates = proposed[topic_id]
+        if not candidates:
+            labels[topic_id] = TopicLabel(f"topic {topic_id}", [])
+            continue
+        if phrase_vectors:
+            rows = np.flatnonzero(assignments == topic_id)
+            centre = np.asarray(vectors[rows], dtype=np.float32).mean(axis=0)
+            centre /= max(float(np.linalg.norm(centre)), 1e-12)
+            matrix = np.stack([phrase_vectors[t] for t in candidates])
+            relevance = matrix @ centre
+            order = mmr(relevance, matrix @ matrix.T, len(candidates))
+            ranked = [candidates[i] for i in order]
+            scored = {t: float(r) for t, r in zip(candidates, relevance, strict=True)}
+        else:
+            ranked = candidates
+            scored = cttfidf[topic_id]
+        slack = 0.08 if phrase_vectors else 0.6
+        shortlist = ranked[:6] if phrase_vectors else ranked[:10]
+        name = _pick_name(
+            [t for t in shortlist if t not in generic] or shortlist, scored, taken, slack
+        )
+        taken.add(_singular(name))
+        labels[topic_id] = TopicLabel(name, _dedupe([name, *ranked])[:keywords])
+    return labels
+
+
+def _dedupe(ranked: list[str]) -> list[str]:
+    """Terms in order, dropping one that repeats an earlier one (plural, sub- or super-phrase)."""
+    kept: list[str] = []
+    for term in ranked:
+        padded = f" {_singular(term)} "
+        if any(f" {c} " in padded or padded in f" {c} " for c in map(_singular, kept)):
+            continue
+        kept.append(term)
+    return kept
 
 
 def label_of(keywords: list[str], fallback: str) -> str:

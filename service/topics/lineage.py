@@ -161,9 +161,9 @@ def carry_over(
 def _renumber(model: TopicModel, new_id: dict[int, int]) -> TopicModel:
     mapping = {**new_id, NOISE_TOPIC: NOISE_TOPIC}
     assignments = np.array([mapping[int(a)] for a in model.assignments], dtype=np.int32)
-    topics = [Topic(mapping[t.id], t.label, t.keywords, t.members) for t in model.topics]
+    topics = [Topic(mapping[t.id], t.label, t.keywords, t.members, t.name) for t in model.topics]
     groups = [
-        TopicGroup(g.id, g.label, g.keywords, sorted(mapping[c] for c in g.children))
+        TopicGroup(g.id, g.label, g.keywords, sorted(mapping[c] for c in g.children), g.name)
         for g in model.groups
     ]
     hdbscan_to_topic = {k: mapping[v] for k, v in model.hdbscan_to_topic.items()}

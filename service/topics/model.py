@@ -24,6 +24,8 @@ class Topic:
     keywords: list[str]
     members: list[int] = field(repr=False)
     """Row numbers, closest to the topic centre (in embedding space) first."""
+    name: str = ""
+    """A short name (1-4 words, see :func:`service.topics.labels.topic_labels`)."""
 
     @property
     def size(self) -> int:
@@ -38,6 +40,7 @@ class TopicGroup:
     label: str
     keywords: list[str]
     children: list[int]
+    name: str = ""
 
 
 @dataclass

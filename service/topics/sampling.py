@@ -35,6 +35,7 @@ import numpy.typing as npt
 
 from service.schemas import TopicParams
 from service.topics.cluster import Clustering, cluster, describe
+from service.topics.labels import PhraseEncoder
 from service.topics.maps import layout_map
 from service.topics.model import TopicModel
 from service.topics.placement import MapFn, PlacementBasis, assign_all, local_map
@@ -90,6 +91,7 @@ def fit_on_sample(
     map_fn: MapFn | None = None,
     progress: bool = True,
     vote: bool = True,
+    encode: PhraseEncoder | None = None,
 ) -> SampledFit:
     """Fit topics and map on ``sample``, assign the other rows, label topics over all rows.
 
@@ -147,5 +149,5 @@ def fit_on_sample(
             reduced[sample], reduced[rest] = fitted.reduced, placed.reduced
     with stage("labels"):
         everyone = Clustering(labels, probabilities, fitted.clusterer, reduced)
-        model = describe(everyone, vectors, texts, params, label_terms)
+        model = describe(everyone, vectors, texts, params, label_terms, encode=encode)
     return SampledFit(model, coords, sample)

@@ -260,3 +260,59 @@ def test_shift_drag_lasso_selects_the_points_inside(map_page: MapPage) -> None:
     assert len(set(selected) - set(inside)) <= 0.1 * len(inside)
     heading = map_page.page.locator("#panel h2").inner_text()
     assert heading == f"{len(selected)} papers selected"
+
+
+def _labels(map_page: MapPage) -> list[dict[str, Any]]:
+    boxes: list[dict[str, Any]] = map_page.page.evaluate("window.paperscope.state.labelBoxes")
+    return boxes
+
+
+def _zoom(map_page: MapPage, distance: float) -> None:
+    map_page.page.evaluate(f"window.paperscope.scatterplot.zoomToLocation([0, 0], {distance})")
+    map_page.page.wait_for_timeout(1200)  # the zoom's transition, then the labels redraw
+
+
+def test_names_are_shown_groups_zoomed_out_topics_zoomed_in(map_page: MapPage) -> None:
+    topics = {t["id"]: t for t in map_page.data("topics") if t["id"] >= 0}
+    groups = {g["id"]: g for g in map_page.data("groups")}
+    assert all(t["name"] and len(t["name"].split()) <= 4 for t in topics.values())
+    zoomed_out = _labels(map_page)
+    assert map_page.page.evaluate("window.paperscope.state.labelLevel") == "coarse"
+    shown_groups = [b for b in zoomed_out if b["kind"] == "group"]
+    assert shown_groups and all(b["text"] == groups[b["id"]]["name"] for b in shown_groups)
+    _zoom(map_page, 0.5)
+    assert map_page.page.evaluate("window.paperscope.state.labelLevel") == "fine"
+    zoomed_in = _labels(map_page)
+    assert zoomed_in and all(b["kind"] == "topic" for b in zoomed_in)
+    assert all(b["text"] == topics[b["id"]]["name"] for b in zoomed_in)
+
+
+def test_label_boxes_never_overlap(map_page: MapPage) -> None:
+    for distance in (None, 0.8, 0.5, 0.3):
+        if distance is not None:
+            _zoom(map_page, distance)
+        boxes = [b["box"] for b in _labels(map_page)]
+        assert boxes
+        for i, a in enumerate(boxes):
+            for b in boxes[i + 1 :]:
+                overlap = a[0] < b[2] and a[2] > b[0] and a[1] < b[3] and a[3] > b[1]
+                assert not overlap, (a, b)
+
+
+def test_neighbouring_topics_get_different_colours(map_page: MapPage) -> None:
+    pairs = map_page.page.evaluate(
+        "[...window.paperscope.state.nearTopics].flatMap(([t, near]) => [...near].map((o) => "
+        "[t, o, colour(t), colour(o)]))"
+    )
+    topics = [t for t in map_page.data("topics") if t["id"] >= 0]
+    assert len(pairs) >= len(topics)  # every topic has neighbours
+    for topic, other, mine, theirs in pairs:
+        assert mine != theirs, (topic, other)
+    # the closest pair of topic centres on the map is a neighbouring pair
+    _, a, b = min(
+        ((p["x"] - q["x"]) ** 2 + (p["y"] - q["y"]) ** 2, p["id"], q["id"])
+        for p in topics
+        for q in topics
+        if p["id"] < q["id"]
+    )
+    assert (a, b) in {(t, o) for t, o, _, _ in pairs}

@@ -63,7 +63,10 @@ def test_topics_recover_the_categories_beside_bertopic(tmp_path: Path, embedder:
     assert ours.method.startswith("paperscope") and ours.topics >= 2
     assert ours.reassigned.nmi > 0.3  # chance level is near 0
     assert [m.method for m in report.methods][1:] in ([], ["BERTopic defaults"])
-    assert "| paperscope" in report.table()
+    assert "| paperscope" in report.table() and "| NPMI | diversity |" in report.table()
+    for method in report.methods:  # label quality is scored for ours and BERTopic's
+        assert method.npmi is not None and -1 <= method.npmi <= 1
+        assert method.diversity is not None and 0 < method.diversity <= 1
     json.dumps([m.__dict__ for m in report.methods], default=lambda o: o.__dict__)
 
 
@@ -83,3 +86,4 @@ def test_large_corpora_are_evaluated_as_a_build_fits_them(
     (ours,) = report.methods
     assert "fitted on 40 papers" in ours.method
     assert ours.all.nmi > 0.3  # the 20 assigned papers land with their own kind
+    assert ours.npmi is not None and ours.diversity is not None

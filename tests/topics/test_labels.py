@@ -3,8 +3,18 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from service.topics.labels import clean_for_labels, count_terms, keyword_labels
+from service.embed.backends import Embedder
+from service.topics import labels as labels_module
+from service.topics.labels import (
+    clean_for_labels,
+    count_terms,
+    keyword_labels,
+    mmr,
+    terms_of,
+    topic_labels,
+)
 
 
 def test_keyword_labels_skip_stop_words_and_repeats() -> None:
@@ -20,3 +30,61 @@ def test_keyword_labels_skip_stop_words_and_repeats() -> None:
 def test_clean_for_labels_drops_urls_and_latex() -> None:
     cleaned = clean_for_labels(r"See https://github.com/x/y and $\mathbb{R}^d$ with \emph{care}")
     assert "github" not in cleaned and "mathbb" not in cleaned and "emph" not in cleaned
+
+
+def test_phrases_stop_at_punctuation_and_stop_words() -> None:
+    terms = terms_of("Large vision-language models (LVLMs) for offline reinforcement learning.")
+    assert "large vision-language models" in terms and "offline reinforcement learning" in terms
+    assert "lvlms" in terms and not any("models lvlms" in t for t in terms)
+    assert "for" not in terms and "models" not in terms  # stop words are no terms of their own
+    assert not any(t.startswith("models ") or t.endswith(" large") for t in terms)
+
+
+def test_mmr_trades_relevance_for_novelty() -> None:
+    relevance = np.array([1.0, 0.99, 0.5], dtype=np.float32)
+    similarity = np.array([[1, 0.99, 0], [0.99, 1, 0], [0, 0, 1]], dtype=np.float32)
+    assert mmr(relevance, similarity, 2, diversity=0.0) == [0, 1]
+    assert mmr(relevance, similarity, 2, diversity=0.5) == [0, 2]
+
+
+CORPUS = {
+    "offline reinforcement learning": [
+        "Offline reinforcement learning learns a policy from a fixed dataset of transitions.",
+        "Conservative offline reinforcement learning avoids overestimating unseen actions.",
+        "We benchmark offline reinforcement learning on robot control datasets.",
+    ],
+    "protein structure prediction": [
+        "Protein structure prediction from amino acid sequences with attention.",
+        "Accurate protein structure prediction for antibodies and enzymes.",
+        "Protein structure prediction benchmarks for folding of novel sequences.",
+    ],
+}
+
+
+def test_topics_are_named_by_phrases_near_their_centroid(embedder: Embedder) -> None:
+    texts = [t for group in CORPUS.values() for t in group]
+    assignments = np.array([0, 0, 0, 1, 1, 1], dtype=np.int32)
+    vectors = embedder.encode(texts)
+    for encode in (embedder.encode, None):
+        labels = topic_labels(count_terms(texts), assignments, [0, 1], vectors, encode)
+        assert [labels[t].name for t in (0, 1)] == list(CORPUS), encode
+        for label in labels.values():
+            assert 1 <= len(label.name.split()) <= 4 and label.keywords[0] == label.name
+            assert len(set(label.keywords)) == len(label.keywords) <= 10
+
+
+def test_large_corpora_count_terms_against_a_sampled_vocabulary(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    kinds = ["proteins", "crystals", "polymers", "catalysts"]
+    texts = [f"graph neural networks for {kinds[i % 4]}" for i in range(60)]
+    monkeypatch.setattr(labels_module, "VOCABULARY_SAMPLE", 20)
+    sampled = count_terms(texts)
+    assert sampled is not None and sampled.per_paper.shape[0] == 60
+    assert "graph neural networks" in set(sampled.vocabulary.tolist())
+    column = list(sampled.vocabulary).index("graph neural networks")
+    assert sampled.per_paper[:, column].sum() == 60  # every paper counted, not just the sample
+    vocabulary = list(sampled.vocabulary)
+    for row in range(60):  # each paper's counts are in its own row
+        assert sampled.per_paper[row, vocabulary.index(kinds[row % 4])] == 1
+        assert sampled.per_paper[row].sum() == sampled.per_paper[row % 4].sum()
