@@ -10,8 +10,12 @@ V-measure, three ways:
 - ``reassigned``: every paper, each unclustered one moved to the topic with the nearest centroid
   (what a reader browsing by topic sees when noise is reassigned).
 
-With ``bertopic`` installed (the ``dev`` extra), BERTopic with its defaults is fitted on the
-same vectors in the same run, and both fit times are reported.
+Our topics are scored as served (HDBSCAN's outliers assigned to their most likely topic, see
+:mod:`service.topics.placement`) and as HDBSCAN left them (``raw HDBSCAN``: the outliers
+unclustered, from the same fit). With ``bertopic`` installed (the ``dev`` extra), BERTopic with
+its defaults is fitted on the same vectors in the same run, then its outliers reduced as its
+documentation shows (``reduce_outliers(strategy="embeddings")`` and ``update_topics``): two
+rows, each with its fit time (the second's includes the first's fit).
 """
 
 from __future__ import annotations
@@ -55,6 +59,10 @@ class MethodReport:
     all: Scores
     clustered: Scores
     reassigned: Scores
+    outlier_share: float | None = None
+    """Papers the clustering itself called noise (whether or not they were assigned after)."""
+    extra: dict[str, float] = field(default_factory=dict)
+    """Further columns (e.g. label quality), by name, shown after the standard ones."""
 
 
 @dataclass
@@ -68,16 +76,24 @@ class ClusterReport:
     embed_seconds: float = 0.0
 
     def table(self) -> str:
+        extra = sorted({name for m in self.methods for name in m.extra})
         lines = [
-            "| method | topics | noise | fit s | NMI all | ARI all | V all | NMI clustered "
-            "| NMI reassigned | ARI reassigned |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| method | topics | unclustered | outliers | fit s | NMI all | ARI all | V all "
+            "| NMI clustered | NMI reassigned | ARI reassigned |"
+            + "".join(f" {name} |" for name in extra),
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + "---:|" * len(extra),
         ]
         for m in self.methods:
+            outliers = "" if m.outlier_share is None else f"{m.outlier_share:.1%}"
+            values = "".join(
+                f" {m.extra[name]:.3f} |" if name in m.extra else " |" for name in extra
+            )
             lines.append(
-                f"| {m.method} | {m.topics} | {m.noise_share:.1%} | {m.fit_seconds:.0f} "
+                f"| {m.method} | {m.topics} | {m.noise_share:.1%} | {outliers} "
+                f"| {m.fit_seconds:.0f} "
                 f"| {m.all.nmi:.3f} | {m.all.ari:.3f} | {m.all.v_measure:.3f} "
                 f"| {m.clustered.nmi:.3f} | {m.reassigned.nmi:.3f} | {m.reassigned.ari:.3f} |"
+                + values
             )
         return "\n".join(lines)
 
@@ -137,9 +153,11 @@ def score_method(
     vectors: npt.NDArray[np.float32],
     topics: npt.NDArray[np.int64],
     seconds: float,
+    outliers: npt.NDArray[np.bool_] | None = None,
 ) -> MethodReport:
     clustered = topics != NOISE_TOPIC
     kept = [label for label, keep in zip(labels, clustered, strict=True) if keep]
+    outlier_share = float((~clustered).mean() if outliers is None else outliers.mean())
     return MethodReport(
         method=method,
         topics=len(set(topics.tolist()) - {NOISE_TOPIC}),
@@ -148,6 +166,7 @@ def score_method(
         all=_scores(labels, topics),
         clustered=_scores(kept, topics[clustered]) if kept else Scores(0, 0, 0),
         reassigned=_scores(labels, reassign_noise(vectors, topics)),
+        outlier_share=round(outlier_share, 4),
     )
 
 
@@ -193,25 +212,48 @@ def evaluate_clustering(
         model = fit.model
         seconds = time.perf_counter() - start - clock.seconds["map"]
         name = f"paperscope (fitted on {len(sample):,} papers, the rest assigned)"
-    ours = score_method(name, labels, vectors, model.assignments.astype(np.int64), seconds)
-    report.methods.append(ours)
+    served = model.assignments.astype(np.int64)
+    outliers = model.outliers if model.outliers is not None else served == NOISE_TOPIC
+    report.methods.append(score_method(name, labels, vectors, served, seconds, outliers))
+    raw = np.where(outliers, NOISE_TOPIC, served)
+    report.methods.append(
+        score_method("paperscope raw HDBSCAN (same fit)", labels, vectors, raw, seconds, outliers)
+    )
     if with_bertopic:
         fitted = _bertopic(texts, vectors)
         if fitted is not None:
-            topics, seconds = fitted
-            bertopic = score_method("BERTopic defaults", labels, vectors, topics, seconds)
-            report.methods.append(bertopic)
+            for method, topics, seconds, noise in fitted:
+                report.methods.append(score_method(method, labels, vectors, topics, seconds, noise))
     return report
 
 
-def _bertopic(
-    texts: list[str], vectors: npt.NDArray[np.float32]
-) -> tuple[npt.NDArray[np.int64], float] | None:
-    """BERTopic with its defaults on our vectors, or None when it is not installed."""
+BertopicRow = tuple[str, npt.NDArray[np.int64], float, npt.NDArray[np.bool_]]
+
+
+def _bertopic(texts: list[str], vectors: npt.NDArray[np.float32]) -> list[BertopicRow] | None:
+    """BERTopic with its defaults on our vectors, then with its outliers reduced as its docs
+    show (``reduce_outliers(strategy="embeddings")``, then ``update_topics``): (method, topics,
+    seconds, HDBSCAN's noise) for each, or None when BERTopic is not installed."""
     try:
         from bertopic import BERTopic
     except ImportError:
         return None
     start = time.perf_counter()
-    topics, _ = BERTopic(embedding_model=None).fit_transform(texts, embeddings=vectors)
-    return np.asarray(topics, dtype=np.int64), time.perf_counter() - start
+    model = BERTopic(embedding_model=None)
+    found, _ = model.fit_transform(texts, embeddings=vectors)
+    fit_seconds = time.perf_counter() - start
+    topics = np.asarray(found, dtype=np.int64)
+    noise = topics == NOISE_TOPIC
+    rows: list[BertopicRow] = [("BERTopic defaults", topics, fit_seconds, noise)]
+    if noise.any() and not noise.all():
+        reduced = model.reduce_outliers(texts, found, strategy="embeddings", embeddings=vectors)
+        model.update_topics(texts, topics=reduced)
+        rows.append(
+            (
+                'BERTopic + reduce_outliers("embeddings")',
+                np.asarray(reduced, dtype=np.int64),
+                time.perf_counter() - start,
+                noise,
+            )
+        )
+    return rows
