@@ -48,6 +48,10 @@ PAPERS = "papers.sqlite"
 TOPICS = "topics.json"
 ASSIGNMENTS = "assignments.npy"
 """Each row's topic id (-1: unclustered)."""
+OUTLIERS = "outliers.npy"
+"""Each row's outlier flag: HDBSCAN (or the placement vote) called it noise (optional)."""
+CONFIDENCE = "confidence.npy"
+"""Each row's confidence in its topic, 0-1: the share of its neighbours' vote (optional)."""
 MAP = "map.npy"
 """Each row's 2-D map position in [0, 1]."""
 REDUCED = "reduced.npy"
@@ -267,6 +271,16 @@ class BuildFolder:
         topics: npt.NDArray[np.int32] = np.load(self.path / ASSIGNMENTS)
         return topics
 
+    def outliers(self) -> npt.NDArray[np.bool_] | None:
+        """Which rows HDBSCAN called noise; None for builds made before outlier assignment."""
+        path = self.path / OUTLIERS
+        return np.load(path) if path.is_file() else None
+
+    def confidence(self) -> npt.NDArray[np.float32] | None:
+        """Each row's confidence in its topic; None for builds made before it was kept."""
+        path = self.path / CONFIDENCE
+        return np.load(path) if path.is_file() else None
+
     def map_coords(self) -> npt.NDArray[np.float32]:
         coords: npt.NDArray[np.float32] = np.load(self.path / MAP)
         return coords
@@ -332,6 +346,8 @@ class NewBuild:
     clusterer: Any = None
     clusterer_from: BuildFolder | None = None
     """Copy this build's clusterer file when there is no new clusterer (incremental builds)."""
+    outliers: npt.NDArray[np.bool_] | None = None
+    confidence: npt.NDArray[np.float32] | None = None
 
 
 def write_build(staging: Path, build: NewBuild) -> None:
@@ -349,6 +365,10 @@ def write_build(staging: Path, build: NewBuild) -> None:
     (staging / DUPLICATES).write_text(json.dumps(pairs), encoding="utf-8")
     if build.reduced is not None:
         np.save(staging / REDUCED, build.reduced)
+    if build.outliers is not None:
+        np.save(staging / OUTLIERS, build.outliers.astype(np.bool_))
+    if build.confidence is not None:
+        np.save(staging / CONFIDENCE, build.confidence.astype(np.float32))
     if build.clusterer is not None:
         import joblib
 

@@ -102,6 +102,19 @@ class Settings(BaseSettings):
     cluster_selection: Literal["eom", "leaf"] = Field(
         default="leaf", description="HDBSCAN cluster_selection_method."
     )
+    assign_outliers: bool = Field(
+        default=True,
+        description="Assign HDBSCAN's outliers to their most likely topic (the weighted vote of "
+        "their nearest neighbours; each keeps outlier=true and a confidence); false = raw "
+        "HDBSCAN output, outliers unclustered.",
+    )
+    outlier_far_similarity: float = Field(
+        default=0.3,
+        ge=0,
+        le=1,
+        description="An outlier stays unclustered (far from every topic) when none of its "
+        "nearest neighbours in its most likely topic has at least this cosine similarity to it.",
+    )
     incremental_limit: float = Field(
         default=0.05,
         ge=0,

@@ -40,9 +40,15 @@ class Paper(BaseModel):
     source: str = Field(default="", description="Where the paper was ingested from.")
 
 
+OUTLIER_DOC = "HDBSCAN called the paper noise; it is in its most likely topic all the same."
+CONFIDENCE_DOC = "How surely the paper belongs to its topic (0-1): its neighbours' vote share."
+
+
 class PaperRef(BaseModel):
     id: str
     title: str
+    outlier: bool | None = Field(default=None, description=OUTLIER_DOC)
+    confidence: float | None = Field(default=None, ge=0, le=1, description=CONFIDENCE_DOC)
 
 
 class PaperIn(BaseModel):
@@ -110,6 +116,8 @@ class IngestReport(BaseModel):
 class PaperOut(Paper):
     topic_id: int
     topic_label: str
+    outlier: bool = Field(default=False, description=OUTLIER_DOC)
+    confidence: float = Field(default=1.0, ge=0, le=1, description=CONFIDENCE_DOC)
 
 
 class Hit(BaseModel):
@@ -132,6 +140,8 @@ class Hit(BaseModel):
     categories: list[str] = Field(default_factory=list)
     topic_id: int
     topic_label: str = Field(description="The topic's name.")
+    outlier: bool = Field(default=False, description=OUTLIER_DOC)
+    confidence: float = Field(default=1.0, ge=0, le=1, description=CONFIDENCE_DOC)
 
 
 class PaperSeed(BaseModel):
@@ -311,6 +321,8 @@ class MapPoints(BaseModel):
     date: list[str | None]
     category: list[int]
     categories: list[str]
+    outlier: list[bool] = Field(default_factory=list, description=OUTLIER_DOC)
+    confidence: list[float] = Field(default_factory=list, description=CONFIDENCE_DOC)
     topics: list[MapTopic]
     groups: list[MapGroup]
 
@@ -345,6 +357,11 @@ class TopicParams(BaseModel):
     min_samples: int
     cluster_selection: str
     seed: int
+    assign_outliers: bool = True
+    """HDBSCAN's noise assigned to its most likely topic (False: raw HDBSCAN output)."""
+    far_similarity: float = 0.0
+    """An outlier stays unclustered when no paper of its topic among its neighbours is this
+    similar (cosine) to it: far from every topic."""
 
 
 class FitInfo(BaseModel):
@@ -385,6 +402,10 @@ class BuildManifest(BaseModel):
     topics: TopicParams
     n_topics: int
     noise_share: float
+    """Papers left unclustered (HDBSCAN's noise when outliers are not assigned)."""
+    outlier_share: float | None = Field(
+        default=None, description="Papers HDBSCAN called noise (assigned a topic or not)."
+    )
     map_neighbors: int
     stage_seconds: dict[str, float]
     versions: dict[str, str]

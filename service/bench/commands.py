@@ -300,8 +300,8 @@ def bench_topic_sample(
     configs: Annotated[
         str,
         typer.Argument(
-            help="Comma-separated: full, a sample size N (placed, neighbour vote), Na "
-            "(approximate_predict) or Nt (UMAP transform)."
+            help="Comma-separated: full, a sample size N (placed, neighbour vote) or Nt "
+            "(UMAP transform)."
         ),
     ] = "full,10000,20000,40000",
     json_out: Annotated[

@@ -4,8 +4,7 @@ with every other paper assigned to it (service.topics.sampling), on a published 
 ``paperscope bench topic-sample DATA_DIR [CONFIGS] [--json OUT]`` reads the build's embeddings,
 texts and primary arXiv categories (it writes nothing in DATA_DIR) and fits each configuration
 of CONFIGS, comma-separated: ``full``; a sample size (the rest placed as live additions are,
-topic by a vote of neighbours); a size with ``a`` (topic by hdbscan.approximate_predict
-instead); a size with ``t`` (UMAP ``transform`` instead of placing). Default:
+topic by a vote of neighbours); a size with ``t`` (UMAP ``transform`` instead of placing). Default:
 full,10000,20000,40000.
 
 Output: one markdown row per configuration: seconds of each stage (topics, map, assign,
@@ -98,7 +97,7 @@ def run(config: str, vectors: Array, texts: list[str], primary: list[str]) -> di
     elif config.endswith("t"):
         model, coords = umap_transform(int(config[:-1]), vectors, texts, params, clock)
     else:
-        sample = draw_sample(len(vectors), int(config.rstrip("a")), settings.seed)
+        sample = draw_sample(len(vectors), int(config), settings.seed)
         fitted = fit_on_sample(
             vectors,
             texts,
@@ -106,7 +105,6 @@ def run(config: str, vectors: Array, texts: list[str], primary: list[str]) -> di
             settings.label_terms,
             sample,
             stage=clock.stage,
-            vote=not config.endswith("a"),
         )
         model, coords = fitted.model, fitted.coords
     if coords.shape != (len(vectors), 2):
@@ -172,8 +170,6 @@ def row(result: dict[str, Any]) -> str:
         fit = "full fit"
     elif config.endswith("t"):
         fit = f"sample {int(config[:-1]):,}, UMAP transform"
-    elif config.endswith("a"):
-        fit = f"sample {int(config[:-1]):,}, placed, topic by approximate_predict"
     else:
         fit = f"sample {int(config):,}, placed, topic by neighbour vote"
     return (

@@ -183,6 +183,18 @@ def fold(plan: Plan, vectors: npt.NDArray[np.float32]) -> Folded:
     assignments = np.empty(n, dtype=np.int32)
     assignments[plan.kept_new] = old_assignments[plan.kept_old]
     assignments[plan.placed] = placement.topics
+    old_outliers = base.outliers()
+    if old_outliers is None:
+        old_outliers = old_assignments == NOISE_TOPIC
+    old_confidence = base.confidence()
+    if old_confidence is None:
+        old_confidence = (old_assignments != NOISE_TOPIC).astype(np.float32)
+    outliers = np.empty(n, dtype=np.bool_)
+    outliers[plan.kept_new] = old_outliers[plan.kept_old]
+    outliers[plan.placed] = placement.outliers
+    confidence = np.empty(n, dtype=np.float32)
+    confidence[plan.kept_new] = old_confidence[plan.kept_old]
+    confidence[plan.placed] = placement.confidence
     old_coords = base.map_coords()
     coords = np.empty((n, 2), dtype=np.float32)
     coords[plan.kept_new] = old_coords[plan.kept_old]
@@ -218,6 +230,8 @@ def fold(plan: Plan, vectors: npt.NDArray[np.float32]) -> Folded:
         hdbscan_to_topic=dict(old.hdbscan_to_topic),
         groups=[TopicGroup(g.id, g.label, g.keywords, g.children, g.name) for g in old.groups],
         reduced=reduced,
+        outliers=outliers,
+        confidence=confidence,
     )
     stats: dict[str, float] = {
         "placed": len(plan.placed),

@@ -228,9 +228,13 @@ def run_build(
                         reduced=topic_model.reduced,
                         clusterer=topic_model.clusterer,
                         clusterer_from=clusterer_source,
+                        outliers=topic_model.outliers,
+                        confidence=topic_model.confidence,
                     ),
                 )
             noise = float(np.mean(topic_model.assignments == -1)) if n else 0.0
+            outliers = topic_model.outliers
+            outlier_share = float(np.mean(outliers)) if n and outliers is not None else noise
             manifest = BuildManifest(
                 build_id=build_id,
                 created_at=stamp.isoformat(timespec="seconds"),
@@ -248,6 +252,7 @@ def run_build(
                 topics=topic_model.params,
                 n_topics=sum(1 for t in topic_model.topics if t.id >= 0),
                 noise_share=round(noise, 4),
+                outlier_share=round(outlier_share, 4),
                 map_neighbors=topic_model.params.umap_neighbors,
                 stage_seconds=clock.seconds,
                 build_settings=_build_settings(settings),
@@ -362,6 +367,8 @@ def _build_settings(settings: Settings) -> dict[str, int | float | str]:
         "min_cluster_size": settings.min_cluster_size or "auto",
         "min_samples": settings.min_samples or "auto",
         "cluster_selection": settings.cluster_selection,
+        "assign_outliers": str(settings.assign_outliers).lower(),
+        "outlier_far_similarity": settings.outlier_far_similarity,
         "topic_sample_above": settings.topic_sample_above,
         "topic_sample_size": settings.topic_sample_size,
         "seed": settings.seed,
@@ -383,6 +390,8 @@ def topic_params(settings: Settings, n: int) -> TopicParams:
         min_samples=settings.min_samples,
         cluster_selection=settings.cluster_selection,
         seed=settings.seed,
+        assign_outliers=settings.assign_outliers,
+        far_similarity=settings.outlier_far_similarity,
     )
 
 

@@ -10,8 +10,12 @@ V-measure, three ways:
 - ``reassigned``: every paper, each unclustered one moved to the topic with the nearest centroid
   (what a reader browsing by topic sees when noise is reassigned).
 
-With ``bertopic`` installed (the ``dev`` extra), BERTopic with its defaults is fitted on the
-same vectors in the same run, and both fit times are reported.
+Our topics are scored as served (HDBSCAN's outliers assigned to their most likely topic, see
+:mod:`service.topics.placement`) and as HDBSCAN left them (``raw HDBSCAN``: the outliers
+unclustered, from the same fit). With ``bertopic`` installed (the ``dev`` extra), BERTopic with
+its defaults is fitted on the same vectors in the same run, then its outliers reduced as its
+documentation shows (``reduce_outliers(strategy="embeddings")`` and ``update_topics``): two
+rows, each with its fit time (the second's includes the first's fit).
 
 Label quality (:mod:`service.eval.labels`): NPMI coherence of each topic's top-10 keywords over
 the corpus (document co-occurrence) and topic diversity (share of distinct keywords), for our
@@ -64,6 +68,8 @@ class MethodReport:
     """NPMI coherence of the topics' top-10 keywords over the corpus (None: not scored)."""
     diversity: float | None = None
     """Share of distinct keywords among the topics' top-10."""
+    outlier_share: float | None = None
+    """Papers the clustering itself called noise (whether or not they were assigned after)."""
 
 
 @dataclass
@@ -78,13 +84,15 @@ class ClusterReport:
 
     def table(self) -> str:
         lines = [
-            "| method | topics | noise | fit s | NMI all | ARI all | V all | NMI clustered "
-            "| NMI reassigned | ARI reassigned | NPMI | diversity |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| method | topics | unclustered | outliers | fit s | NMI all | ARI all | V all "
+            "| NMI clustered | NMI reassigned | ARI reassigned | NPMI | diversity |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for m in self.methods:
+            outliers = "" if m.outlier_share is None else f"{m.outlier_share:.1%}"
             lines.append(
-                f"| {m.method} | {m.topics} | {m.noise_share:.1%} | {m.fit_seconds:.0f} "
+                f"| {m.method} | {m.topics} | {m.noise_share:.1%} | {outliers} "
+                f"| {m.fit_seconds:.0f} "
                 f"| {m.all.nmi:.3f} | {m.all.ari:.3f} | {m.all.v_measure:.3f} "
                 f"| {m.clustered.nmi:.3f} | {m.reassigned.nmi:.3f} | {m.reassigned.ari:.3f} "
                 f"| {_optional(m.npmi)} | {_optional(m.diversity)} |"
@@ -160,9 +168,11 @@ def score_method(
     vectors: npt.NDArray[np.float32],
     topics: npt.NDArray[np.int64],
     seconds: float,
+    outliers: npt.NDArray[np.bool_] | None = None,
 ) -> MethodReport:
     clustered = topics != NOISE_TOPIC
     kept = [label for label, keep in zip(labels, clustered, strict=True) if keep]
+    outlier_share = float((~clustered).mean() if outliers is None else outliers.mean())
     return MethodReport(
         method=method,
         topics=len(set(topics.tolist()) - {NOISE_TOPIC}),
@@ -171,6 +181,7 @@ def score_method(
         all=_scores(labels, topics),
         clustered=_scores(kept, topics[clustered]) if kept else Scores(0, 0, 0),
         reassigned=_scores(labels, reassign_noise(vectors, topics)),
+        outlier_share=round(outlier_share, 4),
     )
 
 
@@ -223,31 +234,59 @@ def evaluate_clustering(
         model = fit.model
         seconds = time.perf_counter() - start - clock.seconds["map"]
         name = f"paperscope (fitted on {len(sample):,} papers, the rest assigned)"
-    ours = score_method(name, labels, vectors, model.assignments.astype(np.int64), seconds)
+    served = model.assignments.astype(np.int64)
+    outliers = model.outliers if model.outliers is not None else served == NOISE_TOPIC
     fine = [t.keywords for t in model.topics if t.id != NOISE_TOPIC]
+    ours = score_method(name, labels, vectors, served, seconds, outliers)
     report.methods.append(label_quality(ours, fine, texts))
+    raw = np.where(outliers, NOISE_TOPIC, served)
+    as_fitted = score_method(
+        "paperscope raw HDBSCAN (same fit)", labels, vectors, raw, seconds, outliers
+    )
+    report.methods.append(label_quality(as_fitted, fine, texts))
     if with_bertopic:
         fitted = _bertopic(texts, vectors)
         if fitted is not None:
-            topics, seconds, words = fitted
-            bertopic = score_method("BERTopic defaults", labels, vectors, topics, seconds)
-            report.methods.append(label_quality(bertopic, words, texts))
+            for method, topics, seconds, noise, words in fitted:
+                row = score_method(method, labels, vectors, topics, seconds, noise)
+                report.methods.append(label_quality(row, words, texts))
     return report
 
 
-def _bertopic(
-    texts: list[str], vectors: npt.NDArray[np.float32]
-) -> tuple[npt.NDArray[np.int64], float, list[list[str]]] | None:
-    """BERTopic with its defaults on our vectors (its topics, fit seconds and each topic's
-    top-10 words), or None when it is not installed."""
+BertopicRow = tuple[str, npt.NDArray[np.int64], float, npt.NDArray[np.bool_], list[list[str]]]
+"""(method, topics, fit seconds, HDBSCAN's noise, each topic's top-10 words)."""
+
+
+def _bertopic(texts: list[str], vectors: npt.NDArray[np.float32]) -> list[BertopicRow] | None:
+    """BERTopic with its defaults on our vectors, then with its outliers reduced as its docs
+    show (``reduce_outliers(strategy="embeddings")``, then ``update_topics``), or None when
+    BERTopic is not installed."""
     try:
         from bertopic import BERTopic
     except ImportError:
         return None
     start = time.perf_counter()
     model = BERTopic(embedding_model=None)
-    topics, _ = model.fit_transform(texts, embeddings=vectors)
-    seconds = time.perf_counter() - start
-    ids = sorted(set(topics) - {NOISE_TOPIC})
-    words = [[str(w) for w, _ in (model.get_topic(t) or [])][:10] for t in ids]
-    return np.asarray(topics, dtype=np.int64), seconds, words
+    found, _ = model.fit_transform(texts, embeddings=vectors)
+    fit_seconds = time.perf_counter() - start
+    topics = np.asarray(found, dtype=np.int64)
+    noise = topics == NOISE_TOPIC
+
+    def words() -> list[list[str]]:
+        ids = sorted(set(model.topics_) - {NOISE_TOPIC})
+        return [[str(w) for w, _ in (model.get_topic(t) or [])][:10] for t in ids]
+
+    rows: list[BertopicRow] = [("BERTopic defaults", topics, fit_seconds, noise, words())]
+    if noise.any() and not noise.all():
+        reduced = model.reduce_outliers(texts, found, strategy="embeddings", embeddings=vectors)
+        model.update_topics(texts, topics=reduced)
+        rows.append(
+            (
+                'BERTopic + reduce_outliers("embeddings")',
+                np.asarray(reduced, dtype=np.int64),
+                time.perf_counter() - start,
+                noise,
+                words(),
+            )
+        )
+    return rows

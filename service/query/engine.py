@@ -115,10 +115,12 @@ class Engine:
         topics: npt.NDArray[np.int32],
         coords: npt.NDArray[np.float32],
         added_at: list[str],
+        outliers: npt.NDArray[np.bool_] | None = None,
+        confidence: npt.NDArray[np.float32] | None = None,
     ) -> None:
         """Serve these papers from now on, placed by :mod:`service.query.live`; a paper already
         served under the same id (in the build or added earlier) is replaced."""
-        self.view.add_live(papers, vectors, topics, coords, added_at)
+        self.view.add_live(papers, vectors, topics, coords, added_at, outliers, confidence)
 
     # -- papers -----------------------------------------------------------------------------
 
@@ -132,7 +134,13 @@ class Engine:
         row = view.row_of(paper_id)
         paper = view.papers_at([row])[row]
         topic = view.topic_of(row)
-        return PaperOut(**paper.model_dump(), topic_id=topic, topic_label=view.topic_label(topic))
+        return PaperOut(
+            **paper.model_dump(),
+            topic_id=topic,
+            topic_label=view.topic_label(topic),
+            outlier=view.outlier_of(row),
+            confidence=view.confidence_of(row),
+        )
 
     def similar(self, paper_id: str, k: int = 10) -> list[Hit]:
         """Papers most like ``paper_id`` (the paper itself excluded)."""

@@ -25,7 +25,6 @@ from service.errors import InvalidInput, NotFound
 from service.ingest.common import stable_id
 from service.query.engine import Engine
 from service.schemas import (
-    NOISE_TOPIC,
     AddedPaper,
     AddReport,
     Emerging,
@@ -102,7 +101,7 @@ class LiveAdditions:
                     for p, t, c, v in zip(fresh, placed.topics, placed.coords, vectors, strict=True)
                 ]
             outcomes = store.add_live(papers, rows)
-            _serve(engine, rows)
+            _serve(engine, rows, self._placer(engine) if rows else None)
         placed_by_id = {r.paper.id: r for r in rows}
         results = []
         for paper, outcome in zip(papers, outcomes, strict=True):
@@ -167,7 +166,7 @@ class LiveAdditions:
                     for r, t, c in zip(stray, placed.topics, placed.coords, strict=True)
                 ]
                 store.move_live(stray)
-            _serve(engine, mine + stray)
+            _serve(engine, mine + stray, self._placer(engine) if mine or stray else None)
         if mine or stray:
             log.info(
                 "live: serving %d papers added since build %s (%d placed again)",
@@ -196,28 +195,36 @@ def _served_unchanged(engine: Engine, paper: Paper, stored: Paper | None) -> boo
     return Paper(**served.model_dump(include=set(Paper.model_fields))) == paper
 
 
-def _serve(engine: Engine, rows: list[LiveRow]) -> None:
-    if not rows:
+def _serve(engine: Engine, rows: list[LiveRow], placer: Placer | None) -> None:
+    """Serve the rows as placed; their outlier flags and confidences (not stored) come from
+    placing them again, which gives the same topics (placement is deterministic)."""
+    if not rows or placer is None:
         return
+    vectors = np.stack([r.vector for r in rows]).astype(np.float32)
+    again = placer.place(vectors)
     engine.add_live(
         [r.paper for r in rows],
-        np.stack([r.vector for r in rows]).astype(np.float32),
+        vectors,
         np.array([r.topic for r in rows], dtype=np.int32),
         np.array([[r.x, r.y] for r in rows], dtype=np.float32),
         [r.added_at for r in rows],
+        again.outliers,
+        again.confidence,
     )
 
 
 def emerging(engine: Engine) -> Emerging:
-    """Papers added since the build that fit no topic, and whether a rebuild is due: when as
-    many have gathered as the build's smallest allowed topic, they may form a new one."""
+    """Papers added since the build that fit no topic well (outliers: the vote of their
+    neighbours says noise, whether or not they were assigned a topic), and whether a rebuild is
+    due: when as many have gathered as the build's smallest allowed topic, they may form a new
+    one."""
     live = engine.live
     served = [
         j
         for j, p in enumerate(live.papers)
         if live.row_of.get(p.id) == j and engine.has_paper(p.id)
     ]
-    unassigned = [j for j in served if int(live.topics[j]) == NOISE_TOPIC]
+    unassigned = [j for j in served if bool(live.outliers[j])]
     threshold = engine.manifest.topics.min_cluster_size
     return Emerging(
         build_id=engine.manifest.build_id,

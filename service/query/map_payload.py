@@ -1,4 +1,5 @@
-"""The map page's data: every visible paper's position, topic, title, date and category, plus
+"""The map page's data: every visible paper's position, topic (with outlier flag and
+confidence), title, date and category, plus
 topic and group centres, columnar (one array per field) so 75k papers fit in a few MB."""
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ def map_points(view: BuildView) -> MapPoints:
     titles = view.titles + [p.title for p in live.papers]
     coords = np.vstack([view.coords, live.coords]) if live.papers else view.coords
     assignments = np.concatenate([view.assignments, live.topics])
+    outliers, confidence = view.all_outliers(), view.all_confidence()
     keep = view.visible(list(range(len(ids))))
     primary = [firsts[r] for r in keep]
     names = sorted({c for c in primary if c})
@@ -77,6 +79,8 @@ def map_points(view: BuildView) -> MapPoints:
         date=[dates[r] for r in keep],
         category=[index_of[c] if c else -1 for c in primary],
         categories=names,
+        outlier=[bool(v) for v in outliers[keep]],
+        confidence=[round(float(v), 3) for v in confidence[keep]],
         topics=sorted(topics, key=lambda t: t.id),
         groups=groups,
     )

@@ -13,7 +13,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +22,7 @@ import numpy.typing as npt
 from service.artifacts import BuildFolder, GroupEntry, TopicEntry
 from service.embed.backends import Embedder
 from service.errors import ArtifactMismatch, BuildDamaged, NotFound
-from service.schemas import BuildManifest, Hit, Paper, PaperRef
+from service.schemas import NOISE_TOPIC, BuildManifest, Hit, Paper, PaperRef
 from service.search.index import reranks, search
 from service.topics.model import NOISE_LABEL
 
@@ -43,6 +43,10 @@ class LiveOverlay:
     added_at: tuple[str, ...]
     row_of: dict[str, int]
     """Paper id -> its newest overlay position ``j``."""
+    outliers: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, dtype=np.bool_))
+    confidence: npt.NDArray[np.float32] = field(
+        default_factory=lambda: np.zeros(0, dtype=np.float32)
+    )
 
     @classmethod
     def empty(cls, dim: int) -> LiveOverlay:
@@ -62,8 +66,14 @@ class LiveOverlay:
         topics: npt.NDArray[np.int32],
         coords: npt.NDArray[np.float32],
         added_at: list[str],
+        outliers: npt.NDArray[np.bool_] | None = None,
+        confidence: npt.NDArray[np.float32] | None = None,
     ) -> LiveOverlay:
         start = len(self.papers)
+        if outliers is None:
+            outliers = topics == NOISE_TOPIC
+        if confidence is None:
+            confidence = (topics != NOISE_TOPIC).astype(np.float32)
         return LiveOverlay(
             (*self.papers, *papers),
             np.vstack([self.vectors, vectors]).astype(np.float32),
@@ -71,6 +81,8 @@ class LiveOverlay:
             np.vstack([self.coords, coords]).astype(np.float32),
             (*self.added_at, *added_at),
             {**self.row_of, **{p.id: start + j for j, p in enumerate(papers)}},
+            np.concatenate([self.outliers, outliers]).astype(np.bool_),
+            np.concatenate([self.confidence, confidence]).astype(np.float32),
         )
 
 
@@ -108,6 +120,14 @@ class BuildView:
         self.lists = folder.neighbour_lists()
         self.lexical = folder.lexical()
         self.assignments = folder.assignments()
+        outliers, confidence = folder.outliers(), folder.confidence()
+        # builds made before outlier assignment: noise is the outliers, the rest sure
+        self.outliers = self.assignments == NOISE_TOPIC if outliers is None else outliers
+        self.confidence = (
+            (self.assignments != NOISE_TOPIC).astype(np.float32)
+            if confidence is None
+            else confidence
+        )
         self.coords = folder.map_coords()
         topics = folder.topics()
         self.groups: list[GroupEntry] = topics.groups
@@ -128,6 +148,8 @@ class BuildView:
             self.index.ntotal,
             len(self.coords),
             len(self.assignments),
+            len(self.outliers),
+            len(self.confidence),
             self.manifest.papers,
         }
         if self.lexical is not None:
@@ -183,13 +205,17 @@ class BuildView:
         topics: npt.NDArray[np.int32],
         coords: npt.NDArray[np.float32],
         added_at: list[str],
+        outliers: npt.NDArray[np.bool_] | None = None,
+        confidence: npt.NDArray[np.float32] | None = None,
     ) -> None:
         """Serve these papers from now on; one already served under the same id is replaced."""
         if not papers:
             return
         with self.changed:
             replaced = self.rows_of(p.id for p in papers)
-            self.live = self.live.extend(papers, vectors, topics, coords, added_at)
+            self.live = self.live.extend(
+                papers, vectors, topics, coords, added_at, outliers, confidence
+            )
             self.hidden = frozenset(self.hidden | replaced)
             self.version += 1
 
@@ -243,6 +269,26 @@ class BuildView:
         if row < self.size:
             return int(self.assignments[row])
         return int(self.live.topics[row - self.size])
+
+    def outlier_of(self, row: int) -> bool:
+        """Whether HDBSCAN (or the placement vote) called the paper at ``row`` noise."""
+        if row < self.size:
+            return bool(self.outliers[row])
+        return bool(self.live.outliers[row - self.size])
+
+    def confidence_of(self, row: int) -> float:
+        """The paper's confidence in its topic (0-1)."""
+        if row < self.size:
+            value = float(self.confidence[row])
+        else:
+            value = float(self.live.confidence[row - self.size])
+        return round(min(1.0, max(0.0, value)), 4)
+
+    def all_outliers(self) -> npt.NDArray[np.bool_]:
+        return np.concatenate([self.outliers, self.live.outliers]).astype(np.bool_)
+
+    def all_confidence(self) -> npt.NDArray[np.float32]:
+        return np.concatenate([self.confidence, self.live.confidence]).astype(np.float32)
 
     def topic_label(self, topic_id: int) -> str:
         topic = self.topics.get(topic_id)
@@ -367,9 +413,12 @@ class BuildView:
     def refs(self, rows: list[int]) -> list[PaperRef]:
         live = self.live.papers
         return [
-            PaperRef(id=self.ids[r], title=self.titles[r])
-            if r < self.size
-            else PaperRef(id=live[r - self.size].id, title=live[r - self.size].title)
+            PaperRef(
+                id=self.ids[r] if r < self.size else live[r - self.size].id,
+                title=self.titles[r] if r < self.size else live[r - self.size].title,
+                outlier=self.outlier_of(r),
+                confidence=self.confidence_of(r),
+            )
             for r in rows
         ]
 
@@ -399,6 +448,8 @@ class BuildView:
             categories=list(cats),
             topic_id=topic,
             topic_label=self.topic_label(topic),
+            outlier=self.outlier_of(row),
+            confidence=self.confidence_of(row),
         )
 
     def hits(

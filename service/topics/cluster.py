@@ -7,6 +7,10 @@
 - Labels: class-based TF-IDF (BERTopic's c-TF-IDF): a term's frequency within a topic times
   ``log(1 + A / f_t)``, with A the mean number of words per topic and f_t the term's frequency
   over all topics (the unclustered papers count as one more class so generic words sink).
+- Every paper gets a topic: HDBSCAN's noise is assigned by the weighted vote of its nearest
+  neighbours (:func:`service.topics.placement.assign_outliers`), keeping ``outlier`` and a
+  ``confidence``; only papers none of whose neighbours is in a topic stay unclustered.
+  ``assign_outliers=False`` keeps HDBSCAN's raw output.
 - Ids are ordered by size: topic 0 is the largest; -1 holds the unclustered papers.
 """
 
@@ -22,6 +26,7 @@ import numpy.typing as npt
 from service.schemas import NOISE_TOPIC, TopicParams
 from service.topics.labels import PhraseEncoder, TermCounts, count_terms, label_of, topic_labels
 from service.topics.model import NOISE_LABEL, Topic, TopicGroup, TopicModel
+from service.topics.placement import assign_outliers
 from service.topics.reduce import umap_reduce
 
 log = logging.getLogger(__name__)
@@ -59,6 +64,8 @@ def resolve_params(
     min_samples: int | None,
     cluster_selection: str,
     seed: int,
+    assign_outliers: bool = True,
+    far_similarity: float = 0.0,
 ) -> TopicParams:
     """The parameters a corpus of n papers is clustered with (open ones chosen from n)."""
     auto_neighbours, auto_size, auto_samples = default_sizes(n)
@@ -70,17 +77,24 @@ def resolve_params(
         min_samples=min_samples or min(auto_samples, size),
         cluster_selection=cluster_selection,
         seed=seed,
+        assign_outliers=assign_outliers,
+        far_similarity=far_similarity,
     )
 
 
 @dataclass
 class Clustering:
-    """HDBSCAN's own labels over a UMAP reduction, before topics are numbered and labelled."""
+    """HDBSCAN's own labels over a UMAP reduction, before topics are numbered and labelled
+    (its noise assigned to topics unless ``assign_outliers`` is off)."""
 
     labels: npt.NDArray[np.int32]
     probabilities: npt.NDArray[np.float32]
     clusterer: Any = None
     reduced: npt.NDArray[np.float32] | None = None
+    outliers: npt.NDArray[np.bool_] | None = None
+    """Papers HDBSCAN called noise (None: none was)."""
+    confidence: npt.NDArray[np.float32] | None = None
+    """Each paper's confidence in its topic, 0-1 (None: all 1)."""
 
 
 def cluster(
@@ -109,11 +123,17 @@ def cluster(
         cluster_selection_method=params.cluster_selection,
         prediction_data=True,
     ).fit(reduced)
+    raw = clusterer.labels_.astype(np.int32)
+    voted = assign_outliers(
+        vectors, raw, params.umap_neighbors, params.assign_outliers, params.far_similarity
+    )
     return Clustering(
-        clusterer.labels_.astype(np.int32),
+        voted.topics,
         clusterer.probabilities_.astype(np.float32),
         clusterer,
         reduced,
+        voted.outliers,
+        voted.confidence,
     )
 
 
@@ -166,7 +186,19 @@ def describe(
     noise_rows = np.flatnonzero(assignments == NOISE_TOPIC)
     if len(noise_rows):
         topics.append(Topic(NOISE_TOPIC, NOISE_LABEL, [], _ordered_members(noise_rows, vectors)))
-    log.info("topics: %d topics, %d of %d papers unclustered", len(topic_ids), len(noise_rows), n)
+    outliers = (
+        clustering.outliers if clustering.outliers is not None else np.zeros(n, dtype=np.bool_)
+    )
+    confidence = (
+        clustering.confidence if clustering.confidence is not None else np.ones(n, dtype=np.float32)
+    )
+    log.info(
+        "topics: %d topics, %d of %d papers outliers, %d unclustered",
+        len(topic_ids),
+        int(outliers.sum()),
+        n,
+        len(noise_rows),
+    )
     groups = group_topics(vectors, terms, assignments, topics, label_terms, encode)
     return TopicModel(
         assignments,
@@ -177,6 +209,8 @@ def describe(
         renumber,
         groups,
         clustering.reduced,
+        outliers,
+        confidence,
     )
 
 

@@ -57,4 +57,9 @@ class TopicModel:
     """The coarse level of the topic hierarchy (what the map shows when zoomed out)."""
     reduced: npt.NDArray[np.float32] | None = field(default=None, repr=False)
     """The UMAP clustering space HDBSCAN ran in (None for tiny corpora): kept so papers added
-    later can be placed in it and assigned with ``hdbscan.approximate_predict``."""
+    later can be given a position in it."""
+    outliers: npt.NDArray[np.bool_] | None = field(default=None, repr=False)
+    """Papers HDBSCAN (or the placement vote) called noise; assigned a topic all the same
+    unless ``params.assign_outliers`` is off. None: no paper is an outlier."""
+    confidence: npt.NDArray[np.float32] | None = field(default=None, repr=False)
+    """Each paper's confidence in its topic (0-1): the share of its neighbours' vote."""

@@ -6,9 +6,16 @@ rest of that corpus (:mod:`service.topics.sampling`). :func:`assign_batch` is a 
 of a picklable :class:`PlacementBasis` and a batch, so batches can be mapped over worker
 processes.
 
-- **topic**: the paper is put into the build's clustering space (UMAP, ``reduced.npy``) and
-  assigned by ``hdbscan.approximate_predict`` with the build's clusterer; noise if no topic
-  fits. Builds too small to cluster fall back to the topic of the nearest paper.
+- **topic**: the weighted vote of the paper's nearest fitted papers (embedding space, weights
+  as below), where a neighbour HDBSCAN called noise votes for "noise" (:func:`vote`). The paper
+  is an ``outlier`` when noise wins (where HDBSCAN would have left it unclustered) and takes
+  the topic with the nearest centroid all the same (``assign_outliers``; on labelled arXiv
+  papers this matched HDBSCAN's soft membership and UMAP-space centroids and beat the vote, and
+  needs nothing but the embeddings: docs/quality.md). Its ``confidence`` is the share of the
+  neighbours' vote its topic got. A paper none of whose neighbours in a topic is
+  ``far_similarity`` similar stays unclustered (far from every topic). A fit's own outliers
+  are assigned the same way (:func:`assign_outliers`), so live additions, incremental builds
+  and the papers a sampled fit left out are placed as the fitted papers were.
 - **map position**: where UMAP's own ``transform`` starts a new point: the average of its
   nearest build papers' positions, weighted by UMAP's fuzzy membership strengths
   (``smooth_knn_dist``). UMAP's reducers are not kept with the build: pickling them costs
@@ -19,7 +26,7 @@ processes.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -38,6 +45,145 @@ class Placement:
     """Map positions."""
     reduced: npt.NDArray[np.float32] | None
     """Positions in the clustering space (None when the build has none)."""
+    outliers: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, dtype=np.bool_))
+    """Where the neighbours' vote says noise (HDBSCAN would have left the paper unclustered)."""
+    confidence: npt.NDArray[np.float32] = field(
+        default_factory=lambda: np.zeros(0, dtype=np.float32)
+    )
+    """The share of the neighbours' vote the paper's topic got (0-1)."""
+
+
+@dataclass(frozen=True)
+class Votes:
+    topics: npt.NDArray[np.int32]
+    outliers: npt.NDArray[np.bool_]
+    confidence: npt.NDArray[np.float32]
+
+
+def vote(
+    candidates: npt.NDArray[np.int32],
+    weights: npt.NDArray[np.float32],
+    assign: bool = True,
+    similarity: npt.NDArray[np.float32] | None = None,
+    far_below: float = 0.0,
+    nearest_topic: npt.NDArray[np.int32] | None = None,
+) -> Votes:
+    """Each row's topic by its neighbours' weighted vote (weights summing to 1 per row).
+
+    ``candidates``: the neighbours' topics, NOISE_TOPIC for those HDBSCAN called noise. A row is
+    an outlier when noise gets at least the best topic's weight; with ``assign`` it takes the
+    best topic anyway, else it stays noise. A row far from every topic is an outlier left as
+    noise: no neighbour is in a topic, or (``similarity``: the neighbours' cosine similarities)
+    none of its best topic's neighbours is at least ``far_below`` similar to it.
+    ``nearest_topic``: each row's topic by the nearest centroid, which an outlier takes
+    instead of its best-voted topic (it measures better, see docs/quality.md).
+    ``confidence``: the weight of the row's topic in the vote (0 for noise)."""
+    n = len(candidates)
+    if n == 0:
+        return Votes(
+            np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.bool_), np.zeros(0, dtype=np.float32)
+        )
+    values, inverse = np.unique(candidates, return_inverse=True)
+    k = candidates.shape[1]
+    totals = np.zeros((n, len(values)), dtype=np.float64)
+    np.add.at(totals, (np.repeat(np.arange(n), k), inverse.ravel()), weights.ravel())
+    noise_column = values == NOISE_TOPIC
+    noise = totals[:, noise_column].sum(axis=1)
+    topical = np.where(noise_column[None, :], -1.0, totals)
+    best = topical.argmax(axis=1)  # ties: the smallest topic id
+    best_weight = topical[np.arange(n), best]
+    far = best_weight <= 0
+    outliers = far | (noise >= best_weight)
+    if similarity is not None and far_below > 0:
+        topical = candidates != NOISE_TOPIC
+        far |= np.where(topical, similarity, -np.inf).max(axis=1) < far_below
+        outliers |= far
+    left = far if assign else outliers
+    chosen = values[best]
+    if nearest_topic is not None:
+        chosen = np.where(outliers, nearest_topic, chosen)
+    topics = np.where(left, NOISE_TOPIC, chosen)
+    support = ((candidates == topics[:, None]) * weights).sum(axis=1)
+    confidence = np.where(topics == NOISE_TOPIC, 0.0, np.clip(support, 0.0, 1.0))
+    return Votes(topics.astype(np.int32), outliers, confidence.astype(np.float32))
+
+
+@dataclass(frozen=True)
+class Centroids:
+    """Topic centroids in embedding space (L2-normalised), of HDBSCAN's own members."""
+
+    topics: npt.NDArray[np.int32]
+    vectors: npt.NDArray[np.float32]
+
+    @classmethod
+    def of(
+        cls,
+        vectors: npt.NDArray[np.float32],
+        labels: npt.NDArray[np.int32],
+        outliers: npt.NDArray[np.bool_] | None = None,
+    ) -> Centroids:
+        core = labels != NOISE_TOPIC
+        if outliers is not None:
+            core &= ~outliers
+        ids, inverse = np.unique(labels[core], return_inverse=True)
+        sums = np.zeros((len(ids), vectors.shape[1]), dtype=np.float64)
+        np.add.at(sums, inverse, np.asarray(vectors[core], dtype=np.float64))
+        sums /= np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12)
+        return cls(ids.astype(np.int32), sums.astype(np.float32))
+
+    def nearest(self, vectors: npt.NDArray[np.float32]) -> npt.NDArray[np.int32] | None:
+        if len(self.topics) == 0:
+            return None
+        nearest: npt.NDArray[np.int32] = self.topics[np.argmax(vectors @ self.vectors.T, axis=1)]
+        return nearest
+
+
+def neighbour_weights(
+    index: Any, vectors: npt.NDArray[np.float32], k: int, skip_self: bool = False
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    """The k nearest indexed rows of each vector, their membership weights (rows sum to 1) and
+    cosine similarities; ``skip_self``: the vectors are the indexed rows themselves, each
+    leaving itself out."""
+    k = min(k, index.ntotal - (1 if skip_self else 0))
+    scores, rows = search(index, vectors, k + (1 if skip_self else 0))
+    if skip_self:
+        own = np.arange(len(vectors))[:, None]
+        keep = rows != own
+        # the row itself is normally first; where a duplicate outranks it, drop the last
+        keep[keep.all(axis=1), -1] = False
+        rows = rows[keep].reshape(len(vectors), k)
+        scores = scores[keep].reshape(len(vectors), k)
+    return rows, _membership_weights(1.0 - scores, k), scores.astype(np.float32)
+
+
+def assign_outliers(
+    vectors: npt.NDArray[np.float32],
+    labels: npt.NDArray[np.int32],
+    k: int,
+    assign: bool = True,
+    far_below: float = 0.0,
+) -> Votes:
+    """A fit's own papers voted on by their k nearest fitted neighbours (themselves left out):
+    HDBSCAN's noise assigned to a topic (``assign``) and flagged, every paper's confidence."""
+    import faiss
+
+    n = len(vectors)
+    outliers = labels == NOISE_TOPIC
+    if n < 2 or outliers.all():
+        confidence = np.where(outliers, 0.0, 1.0).astype(np.float32)
+        return Votes(labels.astype(np.int32), outliers, confidence)
+    index = faiss.IndexFlatIP(vectors.shape[1])
+    index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    rows, weights, similarity = neighbour_weights(index, vectors, k, skip_self=True)
+    nearest = Centroids.of(vectors, labels).nearest(vectors)
+    voted = vote(labels[rows].astype(np.int32), weights, assign, similarity, far_below, nearest)
+    # HDBSCAN's own topics stand; the vote places its noise and measures every paper's support
+    core = ~outliers
+    topics = np.where(core | (not assign), labels, voted.topics).astype(np.int32)
+    support = ((labels[rows] == labels[:, None]) * weights).sum(axis=1)
+    confidence = np.where(core, support, voted.confidence)
+    confidence = np.where(topics == NOISE_TOPIC, 0.0, confidence).astype(np.float32)
+    return Votes(topics, outliers, np.clip(confidence, 0.0, 1.0).astype(np.float32))
 
 
 @dataclass(frozen=True)
@@ -58,30 +204,28 @@ class PlacementBasis:
     clusterer: Any
     topic_of_label: dict[int, int]
     """HDBSCAN's label -> the topic id to report."""
-    vote: bool = False
-    """Topics by the neighbours' weighted vote (noise being one more candidate) instead of
-    ``hdbscan.approximate_predict``, which calls more papers noise than the fit itself did."""
+    outliers: npt.NDArray[np.bool_] | None = None
+    """The fitted papers HDBSCAN called noise (they vote for noise); None: those in no topic."""
+    assign: bool = True
+    """Outliers take their best topic (else they stay unclustered, as HDBSCAN left them)."""
+    far_below: float = 0.0
+    """A paper none of whose neighbours in a topic is this similar stays noise."""
+    centroids: Centroids | None = None
+    """The topics' centroids: an outlier goes to the nearest (None: to its best-voted topic)."""
 
 
 def assign_batch(basis: PlacementBasis, vectors: npt.NDArray[np.float32]) -> Placement:
     """Topics, map and clustering-space positions for a batch of vectors (a pure function)."""
-    k = min(basis.neighbours, basis.index.ntotal)
-    scores, rows = search(basis.index, vectors, k)
-    weights = _membership_weights(1.0 - scores, k)
+    rows, weights, similarity = neighbour_weights(basis.index, vectors, basis.neighbours)
     coords = np.einsum("nk,nkd->nd", weights, basis.coords[rows]).astype(np.float32)
-    if basis.clusterer is None or basis.reduced is None:
-        topics = basis.assignments[rows[:, 0]].astype(np.int32)
-        return Placement(topics, coords, None)
-    import hdbscan
-
-    reduced = np.einsum("nk,nkd->nd", weights, basis.reduced[rows]).astype(np.float32)
-    if basis.vote:
-        return Placement(_weighted_vote(basis.assignments[rows], weights), coords, reduced)
-    labels, _ = hdbscan.approximate_predict(basis.clusterer, reduced)
-    topics = np.array(
-        [basis.topic_of_label.get(int(label), NOISE_TOPIC) for label in labels], dtype=np.int32
-    )
-    return Placement(topics, coords, reduced)
+    reduced = None
+    if basis.reduced is not None:
+        reduced = np.einsum("nk,nkd->nd", weights, basis.reduced[rows]).astype(np.float32)
+    outliers = basis.outliers if basis.outliers is not None else basis.assignments == NOISE_TOPIC
+    candidates = np.where(outliers, NOISE_TOPIC, basis.assignments).astype(np.int32)
+    nearest = basis.centroids.nearest(vectors) if basis.centroids is not None else None
+    voted = vote(candidates[rows], weights, basis.assign, similarity, basis.far_below, nearest)
+    return Placement(voted.topics, coords, reduced, voted.outliers, voted.confidence)
 
 
 Batches = list[npt.NDArray[np.float32]]
@@ -123,6 +267,8 @@ def assign_all(
         np.concatenate([p.topics for p in parts]),
         np.concatenate([p.coords for p in parts]),
         np.concatenate(reduced) if reduced else None,
+        np.concatenate([p.outliers for p in parts]),
+        np.concatenate([p.confidence for p in parts]),
     )
 
 
@@ -132,30 +278,23 @@ class Placer:
     def __init__(self, build: BuildFolder, neighbours: int) -> None:
         manifest = build.manifest()
         self.build_id = manifest.build_id
-        fitted = build.has_placement_basis()
+        assignments, outliers = build.assignments(), build.outliers()
         self.basis = PlacementBasis(
             index=build.index(manifest),
             neighbours=neighbours,
             coords=build.map_coords(),
-            assignments=build.assignments(),
-            reduced=build.reduced() if fitted else None,
-            clusterer=build.clusterer() if fitted else None,
+            assignments=assignments,
+            reduced=build.reduced(),
+            clusterer=None,  # placement votes; HDBSCAN's clusterer is not needed
             topic_of_label=build.topics().hdbscan_to_topic,
+            outliers=outliers,
+            assign=manifest.topics.assign_outliers,
+            far_below=manifest.topics.far_similarity,
+            centroids=Centroids.of(build.embeddings(), assignments, outliers),
         )
 
     def place(self, vectors: npt.NDArray[np.float32]) -> Placement:
         return assign_batch(self.basis, vectors)
-
-
-def _weighted_vote(
-    candidates: npt.NDArray[np.int32], weights: npt.NDArray[np.float32]
-) -> npt.NDArray[np.int32]:
-    """Per row, the candidate value with the largest summed weight (ties: the smallest value)."""
-    values, inverse = np.unique(candidates, return_inverse=True)
-    n, k = candidates.shape
-    totals = np.zeros((n, len(values)), dtype=np.float64)
-    np.add.at(totals, (np.repeat(np.arange(n), k), inverse.ravel()), weights.ravel())
-    return np.asarray(values[totals.argmax(axis=1)], dtype=np.int32)
 
 
 def _membership_weights(distances: npt.NDArray[np.float32], k: int) -> npt.NDArray[np.float32]:

@@ -11,8 +11,8 @@ UMAP and HDBSCAN dominate a large build (`paperscope bench topic-sample` measure
 3. places every other paper as live additions are placed (:mod:`service.topics.placement`: positions
    from its nearest sampled papers), batch by batch through ``map_fn`` (a local loop by
    default; a distributed engine can be plugged in); its topic is the weighted vote of those
-   neighbours (noise included), because ``hdbscan.approximate_predict`` calls far more papers
-   noise than the fit does (67% against 52% at 75k) and would grey out most of the map;
+   neighbours, the sample's outliers voting for noise: a paper noise wins for is an outlier and
+   is assigned its best topic, as the sample's own outliers are;
 4. numbers and labels the topics over all papers' assignments, so labels, representatives and
    groups describe the whole corpus.
 
@@ -38,7 +38,7 @@ from service.topics.cluster import Clustering, cluster, describe
 from service.topics.labels import PhraseEncoder
 from service.topics.maps import layout_map
 from service.topics.model import TopicModel
-from service.topics.placement import MapFn, PlacementBasis, assign_all, local_map
+from service.topics.placement import Centroids, MapFn, PlacementBasis, assign_all, local_map
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,6 @@ def fit_on_sample(
     stage: Stage = lambda _: nullcontext(),
     map_fn: MapFn | None = None,
     progress: bool = True,
-    vote: bool = True,
     encode: PhraseEncoder | None = None,
 ) -> SampledFit:
     """Fit topics and map on ``sample``, assign the other rows, label topics over all rows.
@@ -132,7 +131,10 @@ def fit_on_sample(
             reduced=fitted.reduced,
             clusterer=fitted.clusterer,
             topic_of_label={int(label): int(label) for label in np.unique(fitted.labels)},
-            vote=vote,
+            outliers=fitted.outliers,
+            assign=params.assign_outliers,
+            far_below=params.far_similarity,
+            centroids=Centroids.of(sample_vectors, fitted.labels, fitted.outliers),
         )
         placed = assign_all(
             basis, vectors[rest], ASSIGN_BATCH, map_fn or partial(local_map, progress=progress)
@@ -141,6 +143,16 @@ def fit_on_sample(
         labels[sample], labels[rest] = fitted.labels, placed.topics
         probabilities = np.ones(n, dtype=np.float32)  # assigned papers: 1, as incremental builds
         probabilities[sample] = fitted.probabilities
+        outliers = np.empty(n, dtype=np.bool_)
+        outliers[rest] = placed.outliers
+        outliers[sample] = (
+            fitted.outliers if fitted.outliers is not None else np.zeros(len(sample), np.bool_)
+        )
+        confidence = np.empty(n, dtype=np.float32)
+        confidence[rest] = placed.confidence
+        confidence[sample] = (
+            fitted.confidence if fitted.confidence is not None else np.ones(len(sample))
+        )
         coords = np.empty((n, 2), dtype=np.float32)
         coords[sample], coords[rest] = sample_coords, placed.coords
         reduced = None
@@ -148,6 +160,8 @@ def fit_on_sample(
             reduced = np.empty((n, fitted.reduced.shape[1]), dtype=np.float32)
             reduced[sample], reduced[rest] = fitted.reduced, placed.reduced
     with stage("labels"):
-        everyone = Clustering(labels, probabilities, fitted.clusterer, reduced)
+        everyone = Clustering(
+            labels, probabilities, fitted.clusterer, reduced, outliers, confidence
+        )
         model = describe(everyone, vectors, texts, params, label_terms, encode=encode)
     return SampledFit(model, coords, sample)

@@ -62,8 +62,19 @@ def test_topics_recover_the_categories_beside_bertopic(tmp_path: Path, embedder:
     ours = report.methods[0]
     assert ours.method.startswith("paperscope") and ours.topics >= 2
     assert ours.reassigned.nmi > 0.3  # chance level is near 0
-    assert [m.method for m in report.methods][1:] in ([], ["BERTopic defaults"])
-    assert "| paperscope" in report.table() and "| NPMI | diversity |" in report.table()
+    raw = report.methods[1]
+    assert raw.method.startswith("paperscope raw HDBSCAN")
+    assert raw.noise_share == ours.outlier_share  # the same fit, outliers left unclustered
+    assert ours.noise_share <= 0.1  # served: outliers assigned
+    methods = [m.method for m in report.methods][2:]
+    assert methods[:1] == ["BERTopic defaults"]  # the dev extra installs BERTopic
+    assert methods[1:] in ([], ['BERTopic + reduce_outliers("embeddings")'])
+    if methods[1:]:
+        assert report.methods[3].noise_share == 0.0
+        assert report.methods[3].fit_seconds >= report.methods[2].fit_seconds
+    table = report.table()
+    assert "| paperscope" in table and "| BERTopic defaults |" in table
+    assert "| NPMI | diversity |" in table
     for method in report.methods:  # label quality is scored for ours and BERTopic's
         assert method.npmi is not None and -1 <= method.npmi <= 1
         assert method.diversity is not None and 0 < method.diversity <= 1
@@ -83,7 +94,9 @@ def test_large_corpora_are_evaluated_as_a_build_fits_them(
         settings,
         with_bertopic=False,
     )
-    (ours,) = report.methods
+    ours, raw = report.methods
     assert "fitted on 40 papers" in ours.method
+    assert ours.noise_share <= raw.noise_share
+    assert ours.outlier_share == raw.noise_share
     assert ours.all.nmi > 0.3  # the 20 assigned papers land with their own kind
     assert ours.npmi is not None and ours.diversity is not None

@@ -177,3 +177,28 @@ def test_damaged_lexical_index_is_refused(built_copy: Path, embedder: Embedder) 
     vocabulary.write_text(vocabulary.read_text(encoding="utf-8")[:100], encoding="utf-8")
     with pytest.raises(BuildDamaged, match="damaged"):
         Engine(build, embedder)
+
+
+def test_every_served_paper_has_a_topic_or_is_flagged_far(engine: Engine) -> None:
+    """HDBSCAN's outliers are served in their most likely topic, flagged, with a confidence;
+    at most 10% of the bundled corpus is left unclustered, all of it outliers."""
+    points = engine.map_points()
+    n = len(points.ids)
+    assert len(points.outlier) == len(points.confidence) == n
+    unclustered = [i for i in range(n) if points.topic[i] == NOISE_TOPIC]
+    assert len(unclustered) <= 0.1 * n
+    assert all(points.outlier[i] and points.confidence[i] == 0 for i in unclustered)
+    assert all(0 <= c <= 1 for c in points.confidence)
+    assert engine.manifest.outlier_share is not None
+    assert engine.manifest.noise_share == pytest.approx(len(unclustered) / n, abs=1e-3)
+    # the API's answers carry the same flags as the map
+    row = next(i for i in range(n) if points.outlier[i] and points.topic[i] != NOISE_TOPIC)
+    paper = engine.paper(points.ids[row])
+    assert (paper.topic_id, paper.outlier) == (points.topic[row], True)
+    assert paper.confidence == pytest.approx(points.confidence[row], abs=1e-3)
+    members = engine.topic(paper.topic_id, limit=1000).papers
+    (ref,) = [p for p in members if p.id == paper.id]  # topic members include assigned outliers
+    assert ref.outlier is True and ref.confidence == pytest.approx(paper.confidence, abs=1e-3)
+    hit = engine.search(paper.title, 1)[0]
+    assert (hit.id, hit.outlier) == (paper.id, True)
+    assert hit.confidence == pytest.approx(paper.confidence, abs=1e-3)

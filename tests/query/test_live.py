@@ -141,8 +141,10 @@ def test_emerging_counts_papers_that_fit_no_topic(built_copy: Path, embedder: Em
     engine, live = _open(built_copy, embedder)
     report = live.add(engine, [DIFFUSION, GEOLOGY])
     news = emerging(engine)
-    unassigned = [p.id for p in report.papers if p.topic_id == NOISE_TOPIC]
+    unassigned = [p.id for p in report.papers if engine.paper(p.id).outlier]
     assert GEOLOGY.id in unassigned  # nothing in the corpus is about rivers
+    far = engine.paper(GEOLOGY.id)  # too far from every topic to be assigned one
+    assert (far.topic_id, far.confidence) == (NOISE_TOPIC, 0.0)
     assert news.added_since_build == 2
     assert news.unassigned == len(unassigned)
     assert [p.id for p in news.papers] == unassigned
@@ -186,3 +188,20 @@ def test_added_papers_are_found_by_their_words_too(built_copy: Path, embedder: E
     hybrid = engine.search("learned step schedule diffusion sampling", 3, mode="hybrid")
     assert hybrid[0].id == DIFFUSION.id
     assert hybrid[0].dense_score is not None and hybrid[0].lexical_score is not None
+
+
+def test_a_live_addition_is_placed_as_the_next_incremental_build_places_it(
+    built_copy: Path, embedder: Embedder
+) -> None:
+    """Live additions and incremental builds share one placement: same topic, outlier flag
+    and confidence for the same paper."""
+    engine, live = _open(built_copy, embedder)
+    live.add(engine, [DIFFUSION, GEOLOGY])
+    served = {p.id: engine.paper(p.id) for p in (DIFFUSION, GEOLOGY)}
+    _, manifest, rebuilt = run_build(make_settings(built_copy), lambda: embedder, progress=False)
+    assert rebuilt and manifest.fit.mode == "incremental"
+    after, _ = _open(built_copy, embedder)
+    for paper_id, before in served.items():
+        built = after.paper(paper_id)
+        assert (built.topic_id, built.outlier) == (before.topic_id, before.outlier)
+        assert built.confidence == pytest.approx(before.confidence, abs=1e-3)

@@ -98,3 +98,47 @@ def test_topics_and_groups_get_phrase_names_without_an_embedder() -> None:
     assert names == set(phrases)
     assert all(t.name in t.keywords for t in model.topics if t.id >= 0)
     assert model.groups and all(g.name for g in model.groups)
+
+
+def _blobs_and_strays() -> tuple[npt.NDArray[np.float32], list[str]]:
+    """Three tight groups plus scattered papers near one of them, and two far from all."""
+    rng = np.random.default_rng(3)
+    vectors = _blobs([30, 25, 20])
+    near = vectors[rng.choice(75, 12)] + 0.25 * rng.normal(size=(12, 48))
+    far = np.zeros((2, 64))
+    far[:, 48:] = rng.normal(size=(2, 16))  # orthogonal to every other paper
+    grouped = np.hstack([np.vstack([vectors, near]), np.zeros((87, 16))])
+    out = np.vstack([grouped, far]).astype(np.float32)
+    out /= np.linalg.norm(out, axis=1, keepdims=True)
+    texts = [f"paper {i} about topic {i % 5}" for i in range(len(out))]
+    return out, texts
+
+
+def test_outliers_are_assigned_and_flagged() -> None:
+    vectors, texts = _blobs_and_strays()
+    params = _params(len(texts)).model_copy(update={"far_similarity": 0.3})
+    model = fit_topics(vectors, texts, params, label_terms=3)
+    assert model.outliers is not None and model.confidence is not None
+    assert model.outliers.any()  # HDBSCAN called some papers noise ...
+    unclustered = model.assignments == -1
+    assert (model.outliers | ~unclustered).all()  # only outliers can be unclustered
+    assert unclustered.sum() <= 0.1 * len(texts)
+    assert ((model.confidence >= 0) & (model.confidence <= 1)).all()
+    assert (model.confidence[unclustered] == 0).all()
+    members = sum(t.size for t in model.topics if t.id >= 0)
+    assert members == int((~unclustered).sum())  # topic sizes count the assigned papers
+
+
+def test_raw_hdbscan_output_is_kept_when_outliers_are_not_assigned() -> None:
+    vectors, texts = _blobs_and_strays()
+    assigned = fit_topics(vectors, texts, _params(len(texts)), label_terms=3)
+    raw_params = _params(len(texts)).model_copy(update={"assign_outliers": False})
+    raw = fit_topics(vectors, texts, raw_params, label_terms=3)
+    assert raw.outliers is not None and assigned.outliers is not None
+    assert np.array_equal(raw.assignments == -1, raw.outliers)  # noise stays noise
+    assert np.array_equal(raw.outliers, assigned.outliers)  # the same fit underneath
+    kept = ~raw.outliers  # HDBSCAN's topics are the same (ids may differ: they go by size)
+    pairs = set(
+        zip(raw.assignments[kept].tolist(), assigned.assignments[kept].tolist(), strict=True)
+    )
+    assert len(pairs) == len({a for a, _ in pairs}) == len({b for _, b in pairs})

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from service.artifacts import BuildFolder, current_build_dir
-from service.topics.placement import Placer, _weighted_vote, assign_all, assign_batch
+from service.schemas import NOISE_TOPIC
+from service.topics.placement import Placer, assign_all, assign_batch, assign_outliers, vote
 from tests.helpers import make_settings
 
 
@@ -51,13 +52,58 @@ def test_placing_nothing_gives_empty_arrays(built_dir: Path) -> None:
 @given(
     arrays(np.int32, st.tuples(st.integers(1, 20), st.just(4)), elements=st.integers(-1, 3)),
     arrays(np.float32, (20, 4), elements=st.floats(0.125, 1, width=32)),
+    st.booleans(),
 )
-def test_a_vote_picks_the_candidate_with_the_most_weight(
-    labels: npt.NDArray[np.int32], all_weights: npt.NDArray[np.float32]
+def test_a_vote_picks_the_topic_with_the_most_weight_and_flags_noise_wins(
+    labels: npt.NDArray[np.int32], all_weights: npt.NDArray[np.float32], assign: bool
 ) -> None:
     weights = all_weights[: len(labels)]
-    chosen = _weighted_vote(labels, weights)
-    for row, winner in enumerate(chosen):
-        assert winner in labels[row]
+    weights = weights / weights.sum(axis=1, keepdims=True)
+    voted = vote(labels, weights, assign)
+    for row in range(len(labels)):
         totals = {int(v): float(weights[row][labels[row] == v].sum()) for v in labels[row]}
-        assert totals[int(winner)] >= max(totals.values()) - 1e-5
+        noise = totals.pop(NOISE_TOPIC, 0.0)
+        topic, outlier = int(voted.topics[row]), bool(voted.outliers[row])
+        assert 0.0 <= voted.confidence[row] <= 1.0
+        if not totals:  # no neighbour in a topic: far from every topic, left unclustered
+            assert topic == NOISE_TOPIC and outlier and voted.confidence[row] == 0
+            continue
+        best = max(totals.values())
+        assert outlier == (noise >= best - 1e-6) or abs(noise - best) < 1e-5
+        if outlier and not assign:
+            assert topic == NOISE_TOPIC
+            continue
+        assert topic in totals and totals[topic] >= best - 1e-5
+        assert abs(float(voted.confidence[row]) - totals[topic]) < 1e-5
+
+
+def test_a_fits_outliers_are_assigned_and_its_topics_kept() -> None:
+    """HDBSCAN's topics stand; its noise goes to the topic of its nearest neighbours."""
+    rng = np.random.default_rng(0)
+    centres = np.eye(8, dtype=np.float32)[:3]
+    vectors = np.vstack([c + 0.05 * rng.standard_normal((20, 8)) for c in centres])
+    vectors = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+    labels = np.repeat(np.arange(3), 20).astype(np.int32)
+    noise = np.array([0, 21, 45])
+    labels[noise] = NOISE_TOPIC
+    voted = assign_outliers(vectors, labels, k=8)
+    assert voted.topics[noise].tolist() == [0, 1, 2]
+    assert voted.outliers[noise].all() and voted.outliers.sum() == 3
+    assert np.array_equal(voted.topics[labels >= 0], labels[labels >= 0])
+    assert ((voted.confidence > 0.5) & (voted.confidence <= 1)).all()
+    raw = assign_outliers(vectors, labels, k=8, assign=False)
+    assert np.array_equal(raw.topics, labels)
+
+
+def test_an_outlier_far_from_every_topic_stays_unclustered() -> None:
+    rng = np.random.default_rng(1)
+    group = np.zeros((10, 4), dtype=np.float32)
+    group[:, :2] = 1 + 0.05 * rng.standard_normal((10, 2))
+    stray = np.array([[0, 0, 1, 0], [0.9, 1, 0.1, 0]], dtype=np.float32)  # far, then near
+    vectors = np.vstack([group, stray])
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    labels = np.array([0] * 10 + [NOISE_TOPIC] * 2, dtype=np.int32)
+    voted = assign_outliers(vectors, labels, k=5, far_below=0.3)
+    assert voted.topics[-2:].tolist() == [NOISE_TOPIC, 0]
+    assert voted.outliers[-2:].all() and voted.confidence[-2] == 0
+    assert assign_outliers(vectors, labels, k=5).topics[-2] == 0  # no floor: assigned

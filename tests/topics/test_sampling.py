@@ -85,11 +85,16 @@ def test_sampled_fit_covers_every_paper_and_keeps_the_sample_as_fitted(built_dir
     assert sorted(r for t in model.topics for r in t.members) == list(range(n))
     for topic in model.topics:
         assert all(model.assignments[r] == topic.id for r in topic.members)
-    # the sample keeps what the fit gave it: HDBSCAN's label and its UMAP position
+    # the sample keeps what the fit gave it: HDBSCAN's label (its noise flagged as outliers and
+    # assigned a topic) and its UMAP position
     clusterer = model.clusterer
     assert clusterer is not None and len(clusterer.labels_) == SAMPLE
-    fitted_topics = [model.hdbscan_to_topic[int(label)] for label in clusterer.labels_]
-    assert model.assignments[sample].tolist() == fitted_topics
+    assert model.outliers is not None and model.confidence is not None
+    assert np.array_equal(model.outliers[sample], clusterer.labels_ == NOISE_TOPIC)
+    core = clusterer.labels_ != NOISE_TOPIC
+    fitted_topics = [model.hdbscan_to_topic[int(label)] for label in clusterer.labels_[core]]
+    assert model.assignments[sample[core]].tolist() == fitted_topics
+    assert ((model.confidence >= 0) & (model.confidence <= 1)).all()
     assert np.allclose(model.reduced[sample], clusterer._raw_data)
     # labels describe the whole corpus: assigned papers are among the topics' members
     rest = np.setdiff1d(np.arange(n), sample)
