@@ -26,7 +26,7 @@ from service.bench.commands import bench_app
 from service.config import Settings, configure_runtime, load_settings
 from service.errors import IngestError, PaperscopeError
 from service.ingest import FORMATS
-from service.schemas import Hit
+from service.schemas import Hit, PaperFilter
 
 if TYPE_CHECKING:
     from service.query.engine import Engine
@@ -92,6 +92,31 @@ def _iso_date(value: str | None, flag: str) -> str | None:
         return date.fromisoformat(value).isoformat()
     except ValueError:
         raise typer.BadParameter("expected a date as YYYY-MM-DD", param_hint=flag) from None
+
+
+SinceOpt = Annotated[str | None, typer.Option(help="Only papers dated on/after YYYY-MM-DD.")]
+UntilOpt = Annotated[str | None, typer.Option(help="Only papers dated on/before YYYY-MM-DD.")]
+CategoryOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--category", help="Only papers in this category or group (cs.CL, cs); repeatable."
+    ),
+]
+TopicOpt = Annotated[
+    list[int] | None, typer.Option("--topic", help="Only papers in this topic; repeatable.")
+]
+OffsetOpt = Annotated[int, typer.Option(min=0, help="Results to skip (paging).")]
+
+
+def _filter(
+    since: str | None, until: str | None, categories: list[str] | None, topics: list[int] | None
+) -> PaperFilter:
+    return PaperFilter(
+        since=_iso_date(since, "--since"),
+        until=_iso_date(until, "--until"),
+        categories=categories or [],
+        topics=topics or [],
+    )
 
 
 ColOpt = Annotated[str | None, typer.Option(help="Column holding this field (jsonl/csv/parquet).")]
@@ -294,17 +319,23 @@ def query(
         str | None,
         typer.Option(help="dense, lexical (BM25) or hybrid (env PAPERSCOPE_SEARCH_MODE)."),
     ] = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    category: CategoryOpt = None,
+    topic: TopicOpt = None,
+    offset: OffsetOpt = 0,
     as_json: JsonOpt = False,
     data_dir: DataDirOpt = None,
     model: ModelOpt = None,
 ) -> None:
-    """Search the current build by meaning, by terms, or both."""
+    """Search the current build by meaning, by terms, or both (filters apply before ranking)."""
     from service.search.fusion import fusion_params, parse_mode
 
+    filters = _filter(since, until, category, topic)
     settings = _settings(data_dir=data_dir, model=model)
     chosen = parse_mode(mode or settings.search_mode)
     engine = _open_engine(settings, with_model=chosen != "lexical")
-    hits = engine.search(text, k, chosen, fusion_params(settings))
+    hits = engine.search(text, k, chosen, fusion_params(settings), filters, offset)
     _print_hits(hits, as_json)
 
 
@@ -312,12 +343,18 @@ def query(
 def similar(
     paper_id: Annotated[str, typer.Argument(help="Id of a paper in the build.")],
     k: KOpt = 10,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    category: CategoryOpt = None,
+    topic: TopicOpt = None,
+    offset: OffsetOpt = 0,
     as_json: JsonOpt = False,
     data_dir: DataDirOpt = None,
 ) -> None:
-    """Papers like PAPER_ID (the paper itself excluded)."""
+    """Papers like PAPER_ID (the paper itself excluded; filters apply before ranking)."""
+    filters = _filter(since, until, category, topic)
     engine = _open_engine(_settings(data_dir=data_dir), with_model=False)
-    _print_hits(engine.similar(paper_id, k), as_json)
+    _print_hits(engine.similar(paper_id, k, filters, offset), as_json)
 
 
 def _print_hits(hits: list[Hit], as_json: bool) -> None:

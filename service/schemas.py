@@ -6,9 +6,10 @@ internals of a build.
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 NOISE_TOPIC = -1
 """Topic id of papers HDBSCAN leaves unclustered."""
@@ -21,6 +22,12 @@ BLANK = " \t\n\r\f\v"
 """What counts as blank in a query: ASCII whitespace, the same set the API's pattern excludes."""
 NOT_BLANK_PATTERN = "[^ \t\n\r\f\v]"
 """The API's pattern for query text: at least one character outside :data:`BLANK`."""
+DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
+"""An ISO day, YYYY-MM-DD (checked further to be a real date where it filters)."""
+MAX_OFFSET = 10_000
+"""Upper bound for ``offset`` (results skipped, for paging) everywhere."""
+MAX_FILTER_VALUES = 100
+"""Upper bound for the categories or topics one filter names."""
 
 
 def embedding_text(title: str, abstract: str) -> str:
@@ -151,7 +158,49 @@ class TextSeed(BaseModel):
 Seed = PaperSeed | TextSeed
 
 
-class RecommendRequest(BaseModel):
+def check_day(value: str | None) -> str | None:
+    """``value`` if it is a real calendar day (YYYY-MM-DD); ValueError otherwise."""
+    if value is not None:
+        date.fromisoformat(value)
+    return value
+
+
+class PaperFilter(BaseModel):
+    """Which papers a list may return: the one filter of search, like-this and recommend.
+
+    Applied before ranking (an exact scan of the matching papers), so ``k`` results come back
+    whenever that many match. Every given condition must hold.
+    """
+
+    since: str | None = Field(
+        default=None, pattern=DATE_PATTERN, description="Papers dated on/after YYYY-MM-DD."
+    )
+    until: str | None = Field(
+        default=None, pattern=DATE_PATTERN, description="Papers dated on/before YYYY-MM-DD."
+    )
+    categories: list[str] = Field(
+        default_factory=list,
+        max_length=MAX_FILTER_VALUES,
+        description="Papers in any of these categories; cs.CL, or cs for every cs.*",
+    )
+    topics: list[int] = Field(
+        default_factory=list,
+        max_length=MAX_FILTER_VALUES,
+        description="Papers in any of these topics (-1: unclustered).",
+    )
+
+    _days = field_validator("since", "until")(check_day)
+
+    @property
+    def given(self) -> bool:
+        """Whether any condition is set (no condition: every paper, the fast paths)."""
+        return bool(self.since or self.until or self.categories or self.topics)
+
+
+NO_FILTER = PaperFilter()
+
+
+class RecommendRequest(PaperFilter):
     positive: list[Seed] = Field(min_length=1, max_length=50)
     negative: list[Seed] = Field(default_factory=list, max_length=50)
     limit: int = Field(default=10, ge=1, le=MAX_K)
@@ -168,12 +217,7 @@ class RecommendRequest(BaseModel):
         description="0 = pure relevance; higher trades relevance for variety (maximal marginal "
         "relevance), so near-duplicates do not fill the page.",
     )
-    since: str | None = Field(default=None, pattern=r"^\d{4}-\d{2}-\d{2}$")
-    until: str | None = Field(default=None, pattern=r"^\d{4}-\d{2}-\d{2}$")
-    categories: list[str] = Field(
-        default_factory=list, max_length=50, description="e.g. cs.CL, or cs for every cs.*"
-    )
-    topics: list[int] = Field(default_factory=list, max_length=100)
+    offset: int = Field(default=0, ge=0, le=MAX_OFFSET, description="Results to skip (paging).")
 
 
 class Reason(BaseModel):

@@ -31,6 +31,20 @@ def test_query_and_similar(built_dir: Path) -> None:
     assert hits[0]["id"] not in similar.stdout
 
 
+def test_query_and_similar_filter_and_page(built_dir: Path) -> None:
+    info = json.loads(run("info", "--json", data_dir=built_dir).stdout)
+    topic = str(info["topics"][0]["id"])
+    args = ("query", "learning", "--mode", "lexical", "--json", "--topic", topic)
+    first = json.loads(run(*args, "-k", "4", data_dir=built_dir).stdout)
+    assert len(first) == 4 and {h["topic_id"] for h in first} == {int(topic)}
+    second = json.loads(run(*args, "-k", "2", "--offset", "2", data_dir=built_dir).stdout)
+    assert [h["id"] for h in second] == [h["id"] for h in first[2:]]
+    similar = run("similar", first[0]["id"], "--json", "--category", "none", data_dir=built_dir)
+    assert similar.returncode == 0 and json.loads(similar.stdout) == []
+    bad = run("similar", first[0]["id"], "--since", "2025-02-30", data_dir=built_dir)
+    assert bad.returncode != 0 and "YYYY-MM-DD" in bad.stderr
+
+
 def test_query_modes(built_dir: Path) -> None:
     lexical = run("query", "Sinkhorn", "--mode", "lexical", "--json", data_dir=built_dir)
     assert lexical.returncode == 0, lexical.stderr

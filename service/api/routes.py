@@ -7,15 +7,18 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, Security
 from fastapi.security import APIKeyHeader
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from service.api.errors import ERROR_RESPONSES, ErrorResponse
-from service.errors import NotReady, Unauthorized, WritesDisabled
+from service.errors import InvalidInput, NotReady, Unauthorized, WritesDisabled
 from service.query.engine import Engine
 from service.query.live import LiveAdditions, emerging
 from service.query.serving import BuildWatcher
 from service.schemas import (
+    DATE_PATTERN,
+    MAX_FILTER_VALUES,
     MAX_K,
+    MAX_OFFSET,
     MAX_QUERY_CHARS,
     NOT_BLANK_PATTERN,
     AddReport,
@@ -26,6 +29,7 @@ from service.schemas import (
     Hit,
     MapPoints,
     NewPapers,
+    PaperFilter,
     PaperOut,
     Ready,
     Recommendation,
@@ -64,6 +68,42 @@ QueryText = Annotated[
     ),
 ]
 PaperId = Annotated[str, Path(min_length=1, max_length=200, description="Paper id.")]
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Results to skip (paging).")]
+
+
+def paper_filter(
+    since: Annotated[
+        str | None, Query(pattern=DATE_PATTERN, description="Papers dated on/after YYYY-MM-DD.")
+    ] = None,
+    until: Annotated[
+        str | None, Query(pattern=DATE_PATTERN, description="Papers dated on/before YYYY-MM-DD.")
+    ] = None,
+    categories: Annotated[
+        list[str] | None,
+        Query(
+            max_length=MAX_FILTER_VALUES,
+            description="Papers in any of these categories (repeat the parameter); cs.CL, or cs "
+            "for every cs.*",
+        ),
+    ] = None,
+    topics: Annotated[
+        list[int] | None,
+        Query(
+            max_length=MAX_FILTER_VALUES,
+            description="Papers in any of these topics (repeat the parameter).",
+        ),
+    ] = None,
+) -> PaperFilter:
+    """The query parameters of :class:`PaperFilter`, shared by every route that lists papers."""
+    try:
+        return PaperFilter(
+            since=since, until=until, categories=categories or [], topics=topics or []
+        )
+    except ValidationError as err:
+        raise InvalidInput(f"bad filter: {err.errors()[0]['msg']}") from None
+
+
+FilterDep = Annotated[PaperFilter, Depends(paper_filter)]
 
 
 class SearchResults(BaseModel):
@@ -107,7 +147,9 @@ def search(
     engine: EngineDep,
     q: QueryText,
     request: Request,
+    filters: FilterDep,
     k: K = 10,
+    offset: Offset = 0,
     mode: Annotated[
         Mode | None,
         Query(
@@ -116,16 +158,22 @@ def search(
         ),
     ] = None,
 ) -> SearchResults:
-    """Papers matching free text (a question, a title, or a pasted abstract)."""
+    """Papers matching free text (a question, a title, or a pasted abstract); filters choose the
+    papers before ranking, so ``k`` results come back whenever that many match."""
     settings = request.app.state.settings
-    hits = engine.search(q, k, mode or settings.search_mode, fusion_params(settings))
+    hits = engine.search(
+        q, k, mode or settings.search_mode, fusion_params(settings), filters, offset
+    )
     return SearchResults(query=q, results=hits)
 
 
 @router.get("/papers/{paper_id:path}/similar", response_model=SimilarResults, tags=["search"])
-async def similar(engine: EngineDep, paper_id: PaperId, k: K = 10) -> SimilarResults:
-    """Papers like this one (the paper itself is never among the results)."""
-    return SimilarResults(paper_id=paper_id, results=engine.similar(paper_id, k))
+def similar(
+    engine: EngineDep, paper_id: PaperId, filters: FilterDep, k: K = 10, offset: Offset = 0
+) -> SimilarResults:
+    """Papers like this one (the paper itself is never among the results), among those the
+    filters let through."""
+    return SimilarResults(paper_id=paper_id, results=engine.similar(paper_id, k, filters, offset))
 
 
 class RecommendResults(BaseModel):
