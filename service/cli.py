@@ -1,5 +1,5 @@
-"""The ``paperscope`` command: ingest, build, serve, query, similar, info, export-map, models,
-eval, bench.
+"""The ``paperscope`` command: ingest, build, serve, query, similar, info, export-map,
+collection, models, eval, bench.
 
 Every command builds its :class:`Settings` from ``PAPERSCOPE_*`` variables plus the flags given.
 A :class:`PaperscopeError` ends the command with ``error: <message>`` and exit code 2, never a
@@ -42,6 +42,10 @@ app.add_typer(models_app, name="models")
 eval_app = typer.Typer(help="Measure quality on benchmark datasets.", no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
 app.add_typer(bench_app, name="bench")
+collection_app = typer.Typer(
+    help="Saved collections of papers and their feeds of new papers.", no_args_is_help=True
+)
+app.add_typer(collection_app, name="collection")
 
 log = logging.getLogger("paperscope")
 
@@ -447,6 +451,97 @@ def export_map_command(
     engine = _open_engine(_settings(data_dir=data_dir), with_model=False)
     size = export_map(engine, target, neighbours, abstracts)
     typer.echo(f"wrote {target} ({size / 1e6:.1f} MB, {engine.size} papers)")
+
+
+@collection_app.command("add")
+def collection_add(
+    name: Annotated[str, typer.Argument(help="Collection name (created if new).")],
+    paper_ids: Annotated[
+        list[str] | None, typer.Argument(help="Papers it is about (positive seeds).")
+    ] = None,
+    negative: Annotated[
+        list[str] | None,
+        typer.Option("--negative", help="A paper it is not about; repeatable."),
+    ] = None,
+    note: Annotated[str, typer.Option(help="Replace the collection's note.")] = "",
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Add papers to a collection (a local write to the papers database: no API key)."""
+    import re
+
+    from service.query import collections
+    from service.schemas import COLLECTION_NAME_PATTERN
+
+    if not re.match(COLLECTION_NAME_PATTERN, name):
+        raise typer.BadParameter(
+            "use letters, digits, '.', '_', '-' (up to 100)", param_hint="NAME"
+        )
+    settings = _settings(data_dir=data_dir)
+    engine = _open_engine(settings, with_model=False)
+    saved, created = collections.add(
+        settings.db_path, engine, name, list(paper_ids or []), list(negative or []), note
+    )
+    verb = "created" if created else "updated"
+    typer.echo(
+        f"{verb} {name}: {len(saved.positive)} positive, {len(saved.negative)} negative"
+        + (f", missing {', '.join(saved.missing)}" if saved.missing else "")
+    )
+
+
+@collection_app.command("list")
+def collection_list(as_json: JsonOpt = False, data_dir: DataDirOpt = None) -> None:
+    """Every collection with its seeds (and those deleted since)."""
+    from service.query import collections
+
+    settings = _settings(data_dir=data_dir)
+    engine = _open_engine(settings, with_model=False)
+    found = collections.listing(settings.db_path, engine)
+    if as_json:
+        _echo_json([c.model_dump() for c in found])
+        return
+    for c in found:
+        missing = f", {len(c.missing)} missing" if c.missing else ""
+        typer.echo(
+            f"{c.name}: {len(c.positive)} positive, {len(c.negative)} negative, "
+            f"{len(c.seen)} seen{missing}  {c.note}"
+        )
+
+
+@collection_app.command("feed")
+def collection_feed(
+    name: Annotated[str, typer.Argument(help="Collection name.")],
+    since: Annotated[
+        str | None, typer.Option(help="Papers dated or added on/after YYYY-MM-DD.")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=100, help="Papers to list.")] = 20,
+    atom: Annotated[bool, typer.Option("--atom", help="Print an Atom document.")] = False,
+    base_url: Annotated[
+        str, typer.Option(help="Server address the Atom links point to.")
+    ] = "http://127.0.0.1:8000/",
+    as_json: JsonOpt = False,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """New papers like a collection, with the reason for each."""
+    from service.query import collections
+
+    settings = _settings(data_dir=data_dir)
+    engine = _open_engine(settings, with_model=False)
+    result = collections.feed(settings.db_path, engine, name, _iso_date(since, "--since"), limit)
+    if atom:
+        note = collections.get(settings.db_path, None, name).note
+        typer.echo(collections.atom(result, base_url, note).decode())
+        return
+    if as_json:
+        _echo_json(result.model_dump())
+        return
+    if result.missing:
+        typer.echo(f"seeds no longer served: {', '.join(result.missing)}", err=True)
+    for rank, rec in enumerate(result.results, 1):
+        typer.echo(f"{rank:>3}. {rec.score:.3f}  {rec.title}")
+        why = f"like {rec.reason.closest_seed}"
+        if rec.reason.terms:
+            why += f"; terms: {', '.join(rec.reason.terms)}"
+        typer.echo(f"      {rec.id}   {why}")
 
 
 @eval_app.command("retrieval")

@@ -7,7 +7,7 @@ internals of a build.
 from __future__ import annotations
 
 from datetime import date
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -234,6 +234,45 @@ class Reason(BaseModel):
 
 class Recommendation(Hit):
     reason: Reason
+
+
+COLLECTION_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
+"""A collection's name: letters, digits, ``.``, ``_``, ``-``; up to 100 characters."""
+PaperIds = list[Annotated[str, Field(min_length=1, max_length=200)]]
+
+
+class CollectionIn(BaseModel):
+    """What a collection holds: the papers it is about (positive seeds), papers it is not about
+    (negative seeds), papers already seen (never in its feed) and a note."""
+
+    model_config = ConfigDict(extra="forbid")
+    positive: PaperIds = Field(min_length=1, max_length=500)
+    negative: PaperIds = Field(default_factory=list, max_length=500)
+    seen: PaperIds = Field(
+        default_factory=list, max_length=10_000, description="Papers never listed in its feed."
+    )
+    note: str = Field(default="", max_length=2000)
+
+
+class Collection(CollectionIn):
+    name: str
+    created_at: str
+    updated_at: str
+
+
+class CollectionOut(Collection):
+    missing: list[str] = Field(
+        description="Seeds no longer served (deleted papers): kept, reported, not used."
+    )
+
+
+class Feed(BaseModel):
+    """New papers for a collection: its recommend over papers dated or added since ``since``."""
+
+    collection: str
+    since: str | None
+    missing: list[str] = Field(description="Seeds no longer served, left out of the ranking.")
+    results: list[Recommendation]
 
 
 class TopicSummary(BaseModel):

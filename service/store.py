@@ -18,7 +18,7 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from service.schemas import IngestReport, Paper, Rejected
+from service.schemas import Collection, CollectionIn, IngestReport, Paper, Rejected
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS papers (
@@ -57,7 +57,21 @@ CREATE TRIGGER IF NOT EXISTS bump_on_delete AFTER DELETE ON papers
     BEGIN UPDATE serving_version SET version = version + 1; END;
 CREATE TRIGGER IF NOT EXISTS bump_on_live AFTER INSERT ON live_papers
     BEGIN UPDATE serving_version SET version = version + 1; END;
+-- Saved collections (service.query.collections): paper ids, no foreign keys, so a collection
+-- outlives the deletion of its papers, every rebuild and every restart.
+CREATE TABLE IF NOT EXISTS collections (
+    name         TEXT PRIMARY KEY,
+    positive     TEXT NOT NULL,   -- JSON list of paper ids
+    negative     TEXT NOT NULL,   -- JSON list of paper ids
+    seen         TEXT NOT NULL,   -- JSON list of paper ids
+    note         TEXT NOT NULL,
+    created_at   TEXT NOT NULL,
+    updated_at   TEXT NOT NULL
+);
 """
+NEWEST_SCHEMA_OBJECT = "collections"
+"""The object added last to :data:`SCHEMA`: a database without it gets the missing objects
+(every statement is ``IF NOT EXISTS``), so older databases are migrated on open."""
 
 
 class LiveRow(NamedTuple):
@@ -122,7 +136,7 @@ class Store:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
         if not self._db.execute(  # the newest schema object: create only what is missing
-            "SELECT 1 FROM sqlite_master WHERE name = 'bump_on_live'"
+            "SELECT 1 FROM sqlite_master WHERE name = ?", (NEWEST_SCHEMA_OBJECT,)
         ).fetchone():
             self._db.executescript(SCHEMA)
 
@@ -305,3 +319,58 @@ class Store:
             )
             for r in rows
         ]
+
+    # -- collections ------------------------------------------------------------------------
+
+    def put_collection(self, name: str, body: CollectionIn, now: str) -> tuple[Collection, bool]:
+        """Create or replace a collection; True when it is new. ``created_at`` is kept."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            old = self._db.execute(
+                "SELECT created_at FROM collections WHERE name = ?", (name,)
+            ).fetchone()
+            created = old[0] if old else now
+            self._db.execute(
+                "INSERT OR REPLACE INTO collections VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    name,
+                    json.dumps(body.positive),
+                    json.dumps(body.negative),
+                    json.dumps(body.seen),
+                    body.note,
+                    created,
+                    now,
+                ),
+            )
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+        return Collection(name=name, created_at=created, updated_at=now, **body.model_dump()), (
+            old is None
+        )
+
+    def collection(self, name: str) -> Collection | None:
+        row = self._db.execute("SELECT * FROM collections WHERE name = ?", (name,)).fetchone()
+        return _row_to_collection(row) if row else None
+
+    def collections(self) -> list[Collection]:
+        """Every collection, by name."""
+        rows = self._db.execute("SELECT * FROM collections ORDER BY name")
+        return [_row_to_collection(row) for row in rows]
+
+    def delete_collection(self, name: str) -> bool:
+        cursor = self._db.execute("DELETE FROM collections WHERE name = ?", (name,))
+        return cursor.rowcount > 0
+
+
+def _row_to_collection(row: sqlite3.Row) -> Collection:
+    return Collection(
+        name=row["name"],
+        positive=json.loads(row["positive"]),
+        negative=json.loads(row["negative"]),
+        seen=json.loads(row["seen"]),
+        note=row["note"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )

@@ -45,6 +45,28 @@ def test_query_and_similar_filter_and_page(built_dir: Path) -> None:
     assert bad.returncode != 0 and "YYYY-MM-DD" in bad.stderr
 
 
+def test_collection_add_list_and_feed(built_copy: Path) -> None:
+    hits = json.loads(run("query", "distillation", "--json", "-k", "3", data_dir=built_copy).stdout)
+    first, second, third = (h["id"] for h in hits)
+    added = run("collection", "add", "kd", first, second, "--note", "mine", data_dir=built_copy)
+    assert added.returncode == 0, added.stderr
+    assert "created kd: 2 positive" in added.stdout
+    more = run("collection", "add", "kd", "--negative", third, data_dir=built_copy)
+    assert "updated kd: 2 positive, 1 negative" in more.stdout
+    listed = json.loads(run("collection", "list", "--json", data_dir=built_copy).stdout)
+    assert listed[0]["name"] == "kd" and listed[0]["negative"] == [third]
+    feed = json.loads(run("collection", "feed", "kd", "--json", data_dir=built_copy).stdout)
+    ids = [r["id"] for r in feed["results"]]
+    assert len(ids) == 20 and not {first, second, third} & set(ids)
+    assert feed["results"][0]["reason"]["closest_seed"] in (first, second)
+    atom = run("collection", "feed", "kd", "--atom", "--limit", "3", data_dir=built_copy)
+    assert atom.stdout.count("<entry>") == 3
+    unknown = run("collection", "feed", "nope", data_dir=built_copy)
+    assert_clean_failure(unknown, "no collection named")
+    bad = run("collection", "add", "kd", "no-such-paper", data_dir=built_copy)
+    assert_clean_failure(bad, "no paper with id")
+
+
 def test_query_modes(built_dir: Path) -> None:
     lexical = run("query", "Sinkhorn", "--mode", "lexical", "--json", data_dir=built_dir)
     assert lexical.returncode == 0, lexical.stderr

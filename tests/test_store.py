@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -7,7 +8,7 @@ import numpy as np
 import pytest
 
 from service.ingest import read_records
-from service.schemas import IngestReport, Paper, Rejected
+from service.schemas import CollectionIn, IngestReport, Paper, Rejected
 from service.store import Store
 from tests.helpers import FIXTURES
 
@@ -75,3 +76,29 @@ def test_embedding_cache_round_trip(tmp_path: Path) -> None:
         assert set(found) == {"h1", "h3"}
         np.testing.assert_array_equal(found["h3"], vectors[2])
         assert store.cached_embeddings("other-model@1", ["h1"]) == {}
+
+
+def test_a_database_from_before_collections_gains_them_and_keeps_its_papers(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "papers.db"
+    with Store(path) as store:
+        store.ingest(
+            iter([Paper(id="a", title="A", abstract="x")]), IngestReport(file="f", format="t")
+        )
+    old = sqlite3.connect(path)  # as an older release left it: no collections table
+    old.execute("DROP TABLE collections")
+    old.close()
+    with Store(path) as store:
+        assert store.ids() == {"a"}
+        body = CollectionIn(positive=["a"], note="n")
+        saved, created = store.put_collection("mine", body, "2026-01-01T00:00:00+00:00")
+        assert created and saved.positive == ["a"]
+        again, created = store.put_collection("mine", body, "2026-02-01T00:00:00+00:00")
+        assert not created and again.created_at == "2026-01-01T00:00:00+00:00"
+        assert store.delete("a")  # a collection keeps ids of deleted papers
+    with Store(path) as store:
+        kept = store.collection("mine")
+        assert kept is not None and kept.positive == ["a"] and kept.updated_at.startswith("2026-02")
+        assert [c.name for c in store.collections()] == ["mine"]
+        assert store.delete_collection("mine") and store.collection("mine") is None

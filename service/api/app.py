@@ -58,7 +58,7 @@ def create_app(settings: Settings, embedder: Embedder | None = None) -> FastAPI:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST", "DELETE"],
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
             allow_headers=["X-API-Key", "Content-Type"],
         )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

@@ -11,10 +11,12 @@ from pydantic import BaseModel, ValidationError
 
 from service.api.errors import ERROR_RESPONSES, ErrorResponse
 from service.errors import InvalidInput, NotReady, Unauthorized, WritesDisabled
+from service.query import collections
 from service.query.engine import Engine
 from service.query.live import LiveAdditions, emerging
 from service.query.serving import BuildWatcher
 from service.schemas import (
+    COLLECTION_NAME_PATTERN,
     DATE_PATTERN,
     MAX_FILTER_VALUES,
     MAX_K,
@@ -23,8 +25,11 @@ from service.schemas import (
     NOT_BLANK_PATTERN,
     AddReport,
     BuildManifest,
+    CollectionIn,
+    CollectionOut,
     DuplicatePair,
     Emerging,
+    Feed,
     Health,
     Hit,
     MapPoints,
@@ -323,3 +328,104 @@ def map_points(engine: EngineDep, request: Request) -> Response:
             headers={"Content-Encoding": "gzip", "Vary": "Accept-Encoding"},
         )
     return Response(engine.map_json(compressed=False), media_type="application/json")
+
+
+CollectionName = Annotated[
+    str,
+    Path(
+        pattern=COLLECTION_NAME_PATTERN,
+        description="Collection name: letters, digits, '.', '_', '-' (up to 100).",
+    ),
+]
+
+
+@router.get("/collections", response_model=list[CollectionOut], tags=["collections"])
+def list_collections(engine: EngineDep, request: Request) -> list[CollectionOut]:
+    """Every saved collection, by name, with the seeds no longer served (``missing``)."""
+    return collections.listing(request.app.state.settings.db_path, engine)
+
+
+@router.put(
+    "/collections/{name}",
+    response_model=CollectionOut,
+    tags=["collections"],
+    dependencies=[Depends(require_api_key)],
+    responses={**WRITE_RESPONSES, 201: {"model": CollectionOut, "description": "Created"}},
+)
+def put_collection(
+    engine: EngineDep,
+    name: CollectionName,
+    body: CollectionIn,
+    request: Request,
+    response: Response,
+) -> CollectionOut:
+    """Create (201) or replace (200) a collection: positive and negative seed papers (served
+    now), papers already seen and a note (needs the key). Kept in the papers database: it
+    survives rebuilds, restarts and deletions of its papers."""
+    saved, created = collections.put(request.app.state.settings.db_path, engine, name, body)
+    response.status_code = 201 if created else 200
+    return saved
+
+
+@router.get("/collections/{name}", response_model=CollectionOut, tags=["collections"])
+def get_collection(engine: EngineDep, name: CollectionName, request: Request) -> CollectionOut:
+    """One collection; ``missing`` lists its seeds deleted since (kept, not used)."""
+    return collections.get(request.app.state.settings.db_path, engine, name)
+
+
+@router.delete(
+    "/collections/{name}",
+    status_code=204,
+    response_class=Response,
+    tags=["collections"],
+    dependencies=[Depends(require_api_key)],
+    responses=WRITE_RESPONSES,
+)
+def delete_collection(name: CollectionName, request: Request) -> Response:
+    """Delete a collection (needs the key); 204."""
+    collections.delete(request.app.state.settings.db_path, name)
+    return Response(status_code=204)
+
+
+FeedSince = Annotated[
+    str | None,
+    Query(
+        pattern=DATE_PATTERN,
+        description="Papers dated or added on/after YYYY-MM-DD (default: every paper).",
+    ),
+]
+FeedLimit = Annotated[int, Query(ge=1, le=MAX_K, description="Papers to list.")]
+
+
+@router.get("/collections/{name}/feed", response_model=Feed, tags=["collections"])
+def collection_feed(
+    engine: EngineDep,
+    name: CollectionName,
+    request: Request,
+    since: FeedSince = None,
+    limit: FeedLimit = 20,
+) -> Feed:
+    """New papers for a collection: papers dated or added since ``since``, ranked by the
+    collection's recommend (with reasons); its seeds and seen papers never come back."""
+    return collections.feed(request.app.state.settings.db_path, engine, name, since, limit)
+
+
+@router.get(
+    "/collections/{name}/feed.atom",
+    response_class=Response,
+    tags=["collections"],
+    responses={200: {"content": {"application/atom+xml": {}}, "description": "Atom 1.0 feed"}},
+)
+def collection_feed_atom(
+    engine: EngineDep,
+    name: CollectionName,
+    request: Request,
+    since: FeedSince = None,
+    limit: FeedLimit = 20,
+) -> Response:
+    """The collection's feed as an Atom document, for any feed reader."""
+    db_path = request.app.state.settings.db_path
+    result = collections.feed(db_path, engine, name, since, limit)
+    note = collections.get(db_path, None, name).note
+    body = collections.atom(result, str(request.base_url), note)
+    return Response(body, media_type="application/atom+xml")

@@ -65,6 +65,9 @@ class PlacementBasis:
 
 def assign_batch(basis: PlacementBasis, vectors: npt.NDArray[np.float32]) -> Placement:
     """Topics, map and clustering-space positions for a batch of vectors (a pure function)."""
+    if not len(vectors):  # e.g. an incremental build that only deletes papers
+        reduced = None if basis.reduced is None else basis.reduced[:0].astype(np.float32)
+        return Placement(np.zeros(0, np.int32), np.zeros((0, 2), np.float32), reduced)
     k = min(basis.neighbours, basis.index.ntotal)
     scores, rows = search(basis.index, vectors, k)
     weights = _membership_weights(1.0 - scores, k)
