@@ -46,6 +46,10 @@ collection_app = typer.Typer(
     help="Saved collections of papers and their feeds of new papers.", no_args_is_help=True
 )
 app.add_typer(collection_app, name="collection")
+export_app = typer.Typer(
+    help="Export papers with their topics and map positions.", no_args_is_help=True
+)
+app.add_typer(export_app, name="export")
 
 log = logging.getLogger("paperscope")
 
@@ -451,6 +455,22 @@ def export_map_command(
     engine = _open_engine(_settings(data_dir=data_dir), with_model=False)
     size = export_map(engine, target, neighbours, abstracts)
     typer.echo(f"wrote {target} ({size / 1e6:.1f} MB, {engine.size} papers)")
+
+
+@export_app.command("papers")
+def export_papers(
+    out: Annotated[Path, typer.Argument(help="Output file: .csv, .parquet, .jsonl or .bib.")],
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Every served paper with its topic id and name, outlier flag, date, categories and map
+    position (x, y); .bib writes BibTeX."""
+    from service.query import export
+
+    settings = _settings(data_dir=data_dir)
+    export.format_of(out)  # refuse an unknown suffix before loading anything
+    engine = _open_engine(settings, with_model=False)
+    count = export.write(engine.view, out)
+    typer.echo(f"{count} papers -> {out}")
 
 
 @collection_app.command("add")

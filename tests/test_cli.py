@@ -67,6 +67,25 @@ def test_collection_add_list_and_feed(built_copy: Path) -> None:
     assert_clean_failure(bad, "no paper with id")
 
 
+@pytest.mark.parametrize("suffix", ["csv", "parquet", "jsonl", "bib"])
+def test_export_papers(built_dir: Path, tmp_path: Path, suffix: str) -> None:
+    out = tmp_path / f"papers.{suffix}"
+    done = run("export", "papers", out, data_dir=built_dir)
+    assert done.returncode == 0, done.stderr
+    assert "115 papers" in done.stdout and out.stat().st_size > 1000
+    if suffix == "parquet":
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(out)
+        assert table.num_rows == 115 and "outlier" in table.column_names
+
+
+def test_export_refuses_an_unknown_suffix(built_dir: Path, tmp_path: Path) -> None:
+    assert_clean_failure(
+        run("export", "papers", tmp_path / "papers.xlsx", data_dir=built_dir), "format must be"
+    )
+
+
 def test_query_modes(built_dir: Path) -> None:
     lexical = run("query", "Sinkhorn", "--mode", "lexical", "--json", data_dir=built_dir)
     assert lexical.returncode == 0, lexical.stderr

@@ -6,12 +6,13 @@ import hmac
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, Security
+from fastapi.responses import StreamingResponse
 from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, ValidationError
 
 from service.api.errors import ERROR_RESPONSES, ErrorResponse
 from service.errors import InvalidInput, NotReady, Unauthorized, WritesDisabled
-from service.query import collections
+from service.query import collections, export
 from service.query.engine import Engine
 from service.query.live import LiveAdditions, emerging
 from service.query.serving import BuildWatcher
@@ -429,3 +430,67 @@ def collection_feed_atom(
     note = collections.get(db_path, None, name).note
     body = collections.atom(result, str(request.base_url), note)
     return Response(body, media_type="application/atom+xml")
+
+
+@router.get(
+    "/export/papers",
+    response_class=StreamingResponse,
+    tags=["export"],
+    responses={
+        200: {
+            "content": {media: {} for media in export.MEDIA_TYPES.values()},
+            "description": "The papers, streamed",
+        }
+    },
+)
+def export_papers(
+    engine: EngineDep,
+    request: Request,
+    filters: FilterDep,
+    format: Annotated[
+        export.Format,
+        Query(
+            description="csv, parquet, jsonl (id, title, date, categories, topic id and name, "
+            "outlier, x, y) or bibtex (for Zotero, JabRef)."
+        ),
+    ] = "csv",
+    q: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=MAX_QUERY_CHARS,
+            pattern=NOT_BLANK_PATTERN,
+            description="Export the hits of this search.",
+        ),
+    ] = None,
+    k: Annotated[int, Query(ge=1, le=MAX_K, description="Hits of q, or papers of a feed.")] = MAX_K,
+    topic: Annotated[int | None, Query(description="Export this topic's members.")] = None,
+    collection: Annotated[
+        str | None,
+        Query(pattern=COLLECTION_NAME_PATTERN, description="Export this collection's papers."),
+    ] = None,
+    feed: Annotated[
+        bool, Query(description="With collection: its feed (k papers since `since`) instead.")
+    ] = False,
+) -> StreamingResponse:
+    """Papers out, streamed: every served paper, or one list (``q``, ``topic`` or
+    ``collection``), narrowed by the filters."""
+    settings = request.app.state.settings
+    rows = export.select(
+        engine,
+        settings.db_path,
+        filters,
+        q=q,
+        k=k,
+        mode=settings.search_mode,
+        fusion=fusion_params(settings),
+        topic=topic,
+        collection=collection,
+        feed=feed,
+    )
+    suffix = "bib" if format == "bibtex" else format
+    return StreamingResponse(
+        export.stream(engine.view, rows, format),
+        media_type=export.MEDIA_TYPES[format],
+        headers={"Content-Disposition": f'attachment; filename="papers.{suffix}"'},
+    )
