@@ -6,6 +6,7 @@ internals of a build.
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Annotated, Literal
 
@@ -35,6 +36,28 @@ def embedding_text(title: str, abstract: str) -> str:
     return f"{title}. {abstract}"
 
 
+DERIVED_TITLE_CHARS = 120
+"""The longest title derived from an abstract (see :func:`derive_title`)."""
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\[\"'])")
+
+
+def derive_title(abstract: str, limit: int = DERIVED_TITLE_CHARS) -> str:
+    """A display title for a paper that has none: the abstract's first sentence (without its
+    final full stop), cut at a word boundary with an ellipsis when longer than ``limit``.
+
+    Deterministic, so a paper's title is known to be derived when it equals this of its
+    abstract (``title_derived`` in the API)."""
+    text = " ".join(abstract.split())
+    first = _SENTENCE_END.split(text, maxsplit=1)[0].rstrip(".").strip()
+    if len(first) <= limit:
+        return first or text[:limit]
+    cut = first[: limit - 1]
+    space = cut.rfind(" ")
+    if space >= limit // 2:
+        cut = cut[:space]
+    return cut.rstrip(" ,;:-") + "…"
+
+
 class Paper(BaseModel):
     """One paper as stored. ``id`` is the source's id or, lacking one, derived from the title."""
 
@@ -53,10 +76,18 @@ class PaperRef(BaseModel):
 
 
 class PaperIn(BaseModel):
-    """A paper posted to the API; without an ``id`` one is derived from the title."""
+    """A paper posted to the API; without an ``id`` one is derived from the title (from the
+    abstract when the title is derived); without a ``title``, the abstract's first sentence is
+    its title (``title_derived``)."""
 
     id: str | None = Field(default=None, min_length=1, max_length=200)
-    title: str = Field(min_length=1, max_length=2000, pattern="[^ \t\n\r\f\v]")
+    title: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=2000,
+        pattern="[^ \t\n\r\f\v]",
+        description="Omit for abstract-only papers: the abstract's first sentence is used.",
+    )
     abstract: str = Field(min_length=1, max_length=50_000, pattern="[^ \t\n\r\f\v]")
     authors: list[str] = Field(default_factory=list, max_length=1000)
     categories: list[str] = Field(default_factory=list, max_length=100)
@@ -117,6 +148,10 @@ class IngestReport(BaseModel):
 class PaperOut(Paper):
     topic_id: int
     topic_label: str
+    title_derived: bool = Field(
+        default=False,
+        description="The paper had no title: this one is its abstract's first sentence.",
+    )
 
 
 class Hit(BaseModel):

@@ -132,7 +132,7 @@ def test_ingest_then_build_from_scratch(tmp_path: Path) -> None:
     assert run("ingest", FIXTURES / "papers.jsonl", data_dir=tmp_path).returncode == 0
     built = run("build", data_dir=tmp_path)
     assert built.returncode == 0, built.stderr
-    assert "3 papers" in built.stdout
+    assert "4 papers" in built.stdout  # one without a title: derived from its abstract
 
 
 def test_ingest_column_mapping_and_filters(tmp_path: Path) -> None:

@@ -41,6 +41,7 @@ from service.schemas import (
     TopicMatch,
     TopicSummary,
     TopicTimeline,
+    derive_title,
 )
 from service.search.fusion import DEFAULT_FUSION, FusionParams, Mode, Scored, hybrid, parse_mode
 from service.search.fusion import top_rows as lexical_top_rows
@@ -135,7 +136,12 @@ class Engine:
         row = view.row_of(paper_id)
         paper = view.papers_at([row])[row]
         topic = view.topic_of(row)
-        return PaperOut(**paper.model_dump(), topic_id=topic, topic_label=view.topic_label(topic))
+        return PaperOut(
+            **paper.model_dump(),
+            topic_id=topic,
+            topic_label=view.topic_label(topic),
+            title_derived=paper.title == derive_title(paper.abstract),
+        )
 
     def _check_offset(self, offset: int) -> int:
         if not 0 <= offset <= MAX_OFFSET:
