@@ -298,18 +298,30 @@ def serve(
 
         threading.Thread(target=_open, daemon=True).start()
     typer.echo(f"serving {settings.data_dir} at {url} (API docs at {url}docs)")
+    from service.config import server_log_config
+
     common: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,
         "log_level": "info",
         "access_log": settings.access_log,
     }
+    log_config = server_log_config(settings)
+    if log_config is not None:
+        common["log_config"] = log_config
     if settings.workers == 1:
         uvicorn.run(create_app(settings), **common)
         return
-    # Worker processes build their own app from the environment: hand them these options.
+    # Worker processes build their own app from the environment: hand them these options,
+    # and a fresh folder where prometheus-client sums their metrics (set before any worker
+    # imports it).
+    import tempfile
+
     os.environ.update(
-        PAPERSCOPE_DATA_DIR=str(settings.data_dir.resolve()), PAPERSCOPE_MODEL=settings.model
+        PAPERSCOPE_DATA_DIR=str(settings.data_dir.resolve()),
+        PAPERSCOPE_MODEL=settings.model,
+        PAPERSCOPE_LOG_FORMAT=settings.log_format,
+        PROMETHEUS_MULTIPROC_DIR=tempfile.mkdtemp(prefix="paperscope-metrics-"),
     )
     uvicorn.run(
         "service.api.app:create_app_from_environment",
