@@ -208,10 +208,16 @@ class PaperFilter(BaseModel):
     """
 
     since: str | None = Field(
-        default=None, pattern=DATE_PATTERN, description="Papers dated on/after YYYY-MM-DD."
+        default=None,
+        pattern=DATE_PATTERN,
+        json_schema_extra={"format": "date"},
+        description="Papers dated on/after YYYY-MM-DD.",
     )
     until: str | None = Field(
-        default=None, pattern=DATE_PATTERN, description="Papers dated on/before YYYY-MM-DD."
+        default=None,
+        pattern=DATE_PATTERN,
+        json_schema_extra={"format": "date"},
+        description="Papers dated on/before YYYY-MM-DD.",
     )
     categories: list[str] = Field(
         default_factory=list,

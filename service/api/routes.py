@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, Security
@@ -18,7 +19,6 @@ from service.query.live import LiveAdditions, emerging
 from service.query.serving import BuildWatcher
 from service.schemas import (
     COLLECTION_NAME_PATTERN,
-    DATE_PATTERN,
     MAX_FILTER_VALUES,
     MAX_K,
     MAX_OFFSET,
@@ -78,12 +78,8 @@ Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Results to skip 
 
 
 def paper_filter(
-    since: Annotated[
-        str | None, Query(pattern=DATE_PATTERN, description="Papers dated on/after YYYY-MM-DD.")
-    ] = None,
-    until: Annotated[
-        str | None, Query(pattern=DATE_PATTERN, description="Papers dated on/before YYYY-MM-DD.")
-    ] = None,
+    since: Annotated[date | None, Query(description="Papers dated on/after YYYY-MM-DD.")] = None,
+    until: Annotated[date | None, Query(description="Papers dated on/before YYYY-MM-DD.")] = None,
     categories: Annotated[
         list[str] | None,
         Query(
@@ -103,7 +99,10 @@ def paper_filter(
     """The query parameters of :class:`PaperFilter`, shared by every route that lists papers."""
     try:
         return PaperFilter(
-            since=since, until=until, categories=categories or [], topics=topics or []
+            since=since.isoformat() if since else None,
+            until=until.isoformat() if until else None,
+            categories=categories or [],
+            topics=topics or [],
         )
     except ValidationError as err:
         raise InvalidInput(f"bad filter: {err.errors()[0]['msg']}") from None
@@ -389,11 +388,8 @@ def delete_collection(name: CollectionName, request: Request) -> Response:
 
 
 FeedSince = Annotated[
-    str | None,
-    Query(
-        pattern=DATE_PATTERN,
-        description="Papers dated or added on/after YYYY-MM-DD (default: every paper).",
-    ),
+    date | None,
+    Query(description="Papers dated or added on/after YYYY-MM-DD (default: every paper)."),
 ]
 FeedLimit = Annotated[int, Query(ge=1, le=MAX_K, description="Papers to list.")]
 
@@ -408,7 +404,8 @@ def collection_feed(
 ) -> Feed:
     """New papers for a collection: papers dated or added since ``since``, ranked by the
     collection's recommend (with reasons); its seeds and seen papers never come back."""
-    return collections.feed(request.app.state.settings.db_path, engine, name, since, limit)
+    day = since.isoformat() if since else None
+    return collections.feed(request.app.state.settings.db_path, engine, name, day, limit)
 
 
 @router.get(
@@ -426,7 +423,7 @@ def collection_feed_atom(
 ) -> Response:
     """The collection's feed as an Atom document, for any feed reader."""
     db_path = request.app.state.settings.db_path
-    result = collections.feed(db_path, engine, name, since, limit)
+    result = collections.feed(db_path, engine, name, since.isoformat() if since else None, limit)
     note = collections.get(db_path, None, name).note
     body = collections.atom(result, str(request.base_url), note)
     return Response(body, media_type="application/atom+xml")
@@ -470,11 +467,15 @@ def export_papers(
         Query(pattern=COLLECTION_NAME_PATTERN, description="Export this collection's papers."),
     ] = None,
     feed: Annotated[
-        bool, Query(description="With collection: its feed (k papers since `since`) instead.")
+        bool,
+        Query(
+            description="With collection: its feed (k papers since `since`) instead; "
+            "ignored without one."
+        ),
     ] = False,
 ) -> StreamingResponse:
-    """Papers out, streamed: every served paper, or one list (``q``, ``topic`` or
-    ``collection``), narrowed by the filters."""
+    """Papers out, streamed: every served paper, or a list (``q``, ``topic`` or ``collection``;
+    several: the papers in all of them), narrowed by the filters."""
     settings = request.app.state.settings
     rows = export.select(
         engine,

@@ -203,27 +203,26 @@ def select(
 ) -> list[int]:
     """Rows of the list to export: search hits for ``q`` (``k`` of them), a topic's members, a
     collection's positive papers (or, with ``feed``, its feed of ``k`` papers since
-    ``filters.since``), else every served paper; ``filters`` narrows each of them."""
-    named = (("q", q), ("topic", topic), ("collection", collection))
-    given = [name for name, value in named if value is not None]
-    if len(given) > 1:
-        raise InvalidInput(f"choose one list to export, got {' and '.join(given)}")
-    if feed and collection is None:
-        raise InvalidInput("feed exports need a collection")
+    ``filters.since``), else every served paper. Several lists given: the papers in all of them,
+    in the first one's order. ``filters`` narrows the result."""
     view = engine.view
+    lists: list[list[int]] = []
     if q is not None:
-        hits = engine.search(q, k, mode, fusion, filters)
-        return [view.row_of(h.id) for h in hits]
+        lists.append([view.row_of(h.id) for h in engine.search(q, k, mode, fusion, filters)])
+    if topic is not None:
+        lists.append(view.members(view.topic(topic)))
     if collection is not None and feed:
         result = collections.feed(db_path, engine, collection, filters.since, k)
-        return [view.row_of(r.id) for r in result.results]
-    if collection is not None:
+        lists.append([view.row_of(r.id) for r in result.results])
+    elif collection is not None:
         saved = collections.get(db_path, engine, collection)
-        rows = [view.row_of(i) for i in saved.positive if i not in saved.missing]
-    elif topic is not None:
-        rows = view.members(view.topic(topic))
-    else:
-        rows = visible_rows(view)
+        lists.append([view.row_of(i) for i in saved.positive if i not in saved.missing])
+    if not lists:
+        lists.append(visible_rows(view))
+    rows = lists[0]
+    for other in lists[1:]:
+        keep_rows = set(other)
+        rows = [r for r in rows if r in keep_rows]
     allowed = view.allowed(filters)
     if allowed is None:
         return rows

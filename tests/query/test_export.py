@@ -96,13 +96,18 @@ def test_bibtex_of_search_hits_a_topic_and_a_collection(client: TestClient) -> N
 def test_bad_exports_get_the_error_envelope(client: TestClient) -> None:
     cases: list[tuple[dict[str, str | int | bool], int, str]] = [
         ({"format": "xlsx"}, 422, "invalid_input"),
-        ({"q": "x", "topic": 0}, 422, "invalid_input"),
-        ({"feed": True}, 422, "invalid_input"),
+        ({"q": "x", "k": 0}, 422, "invalid_input"),
         ({"collection": "nope"}, 404, "not_found"),
         ({"topic": 999_999}, 404, "not_found"),
     ]
     for params, status, code in cases:
         assert_error(client.get("/api/v1/export/papers", params=params), status, code)
+    topic = client.get("/api/v1/topics").json()[0]
+    members = client.get(f"/api/v1/topics/{topic['id']}", params={"limit": 10_000}).json()
+    both = _parsed(_export(client, format="bibtex", q="learning", topic=topic["id"]))
+    hits = client.get("/api/v1/search", params={"q": "learning", "k": 100}).json()["results"]
+    in_topic = {p["id"] for p in members["papers"]}
+    assert [e.key for e in both.entries] == [h["id"] for h in hits if h["id"] in in_topic]
     nothing = _export(client, format="csv", categories="no.such")
     assert nothing.decode().splitlines() == [",".join(COLUMNS)]
 
