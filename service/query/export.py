@@ -223,6 +223,8 @@ def select(
     for other in lists[1:]:
         keep_rows = set(other)
         rows = [r for r in rows if r in keep_rows]
+    if collection is not None and feed:  # the feed's "since" counts papers added since, too
+        filters = filters.model_copy(update={"since": None})
     allowed = view.allowed(filters)
     if allowed is None:
         return rows

@@ -4,6 +4,7 @@ papers, restarts and rebuilds."""
 
 from __future__ import annotations
 
+import json
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
 from pathlib import Path
@@ -126,6 +127,14 @@ def test_feed_ranks_new_papers_without_seeds_or_seen_ones(
         assert future.status_code == 200 and future.json()["results"] == []
         bad = client.get("/api/v1/collections/kd/feed", params={"since": "2025-02-30"})
         assert_error(bad, 422, "invalid_input")
+
+        exported = client.get(
+            "/api/v1/export/papers",
+            params={"format": "jsonl", "collection": "kd", "feed": True, "since": today},
+        )
+        assert [json.loads(line)["id"] for line in exported.text.splitlines()] == [
+            r["id"] for r in results
+        ]
 
         atom = client.get("/api/v1/collections/kd/feed.atom", params={"since": today})
         assert atom.status_code == 200
