@@ -1,5 +1,5 @@
-"""The ``paperscope`` command: ingest, build, serve, query, similar, info, export-map, models,
-eval, bench.
+"""The ``paperscope`` command: ingest, build, serve, query, similar, info, export-map,
+collection, models, eval, bench.
 
 Every command builds its :class:`Settings` from ``PAPERSCOPE_*`` variables plus the flags given.
 A :class:`PaperscopeError` ends the command with ``error: <message>`` and exit code 2, never a
@@ -26,7 +26,7 @@ from service.bench.commands import bench_app
 from service.config import Settings, configure_runtime, load_settings
 from service.errors import IngestError, PaperscopeError
 from service.ingest import FORMATS
-from service.schemas import Hit
+from service.schemas import Hit, PaperFilter
 
 if TYPE_CHECKING:
     from service.query.engine import Engine
@@ -42,6 +42,14 @@ app.add_typer(models_app, name="models")
 eval_app = typer.Typer(help="Measure quality on benchmark datasets.", no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
 app.add_typer(bench_app, name="bench")
+collection_app = typer.Typer(
+    help="Saved collections of papers and their feeds of new papers.", no_args_is_help=True
+)
+app.add_typer(collection_app, name="collection")
+export_app = typer.Typer(
+    help="Export papers with their topics and map positions.", no_args_is_help=True
+)
+app.add_typer(export_app, name="export")
 
 log = logging.getLogger("paperscope")
 
@@ -92,6 +100,31 @@ def _iso_date(value: str | None, flag: str) -> str | None:
         return date.fromisoformat(value).isoformat()
     except ValueError:
         raise typer.BadParameter("expected a date as YYYY-MM-DD", param_hint=flag) from None
+
+
+SinceOpt = Annotated[str | None, typer.Option(help="Only papers dated on/after YYYY-MM-DD.")]
+UntilOpt = Annotated[str | None, typer.Option(help="Only papers dated on/before YYYY-MM-DD.")]
+CategoryOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--category", help="Only papers in this category or group (cs.CL, cs); repeatable."
+    ),
+]
+TopicOpt = Annotated[
+    list[int] | None, typer.Option("--topic", help="Only papers in this topic; repeatable.")
+]
+OffsetOpt = Annotated[int, typer.Option(min=0, help="Results to skip (paging).")]
+
+
+def _filter(
+    since: str | None, until: str | None, categories: list[str] | None, topics: list[int] | None
+) -> PaperFilter:
+    return PaperFilter(
+        since=_iso_date(since, "--since"),
+        until=_iso_date(until, "--until"),
+        categories=categories or [],
+        topics=topics or [],
+    )
 
 
 ColOpt = Annotated[str | None, typer.Option(help="Column holding this field (jsonl/csv/parquet).")]
@@ -265,18 +298,30 @@ def serve(
 
         threading.Thread(target=_open, daemon=True).start()
     typer.echo(f"serving {settings.data_dir} at {url} (API docs at {url}docs)")
+    from service.config import server_log_config
+
     common: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,
         "log_level": "info",
         "access_log": settings.access_log,
     }
+    log_config = server_log_config(settings)
+    if log_config is not None:
+        common["log_config"] = log_config
     if settings.workers == 1:
         uvicorn.run(create_app(settings), **common)
         return
-    # Worker processes build their own app from the environment: hand them these options.
+    # Worker processes build their own app from the environment: hand them these options,
+    # and a fresh folder where prometheus-client sums their metrics (set before any worker
+    # imports it).
+    import tempfile
+
     os.environ.update(
-        PAPERSCOPE_DATA_DIR=str(settings.data_dir.resolve()), PAPERSCOPE_MODEL=settings.model
+        PAPERSCOPE_DATA_DIR=str(settings.data_dir.resolve()),
+        PAPERSCOPE_MODEL=settings.model,
+        PAPERSCOPE_LOG_FORMAT=settings.log_format,
+        PROMETHEUS_MULTIPROC_DIR=tempfile.mkdtemp(prefix="paperscope-metrics-"),
     )
     uvicorn.run(
         "service.api.app:create_app_from_environment",
@@ -294,17 +339,23 @@ def query(
         str | None,
         typer.Option(help="dense, lexical (BM25) or hybrid (env PAPERSCOPE_SEARCH_MODE)."),
     ] = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    category: CategoryOpt = None,
+    topic: TopicOpt = None,
+    offset: OffsetOpt = 0,
     as_json: JsonOpt = False,
     data_dir: DataDirOpt = None,
     model: ModelOpt = None,
 ) -> None:
-    """Search the current build by meaning, by terms, or both."""
+    """Search the current build by meaning, by terms, or both (filters apply before ranking)."""
     from service.search.fusion import fusion_params, parse_mode
 
+    filters = _filter(since, until, category, topic)
     settings = _settings(data_dir=data_dir, model=model)
     chosen = parse_mode(mode or settings.search_mode)
     engine = _open_engine(settings, with_model=chosen != "lexical")
-    hits = engine.search(text, k, chosen, fusion_params(settings))
+    hits = engine.search(text, k, chosen, fusion_params(settings), filters, offset)
     _print_hits(hits, as_json)
 
 
@@ -312,12 +363,18 @@ def query(
 def similar(
     paper_id: Annotated[str, typer.Argument(help="Id of a paper in the build.")],
     k: KOpt = 10,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    category: CategoryOpt = None,
+    topic: TopicOpt = None,
+    offset: OffsetOpt = 0,
     as_json: JsonOpt = False,
     data_dir: DataDirOpt = None,
 ) -> None:
-    """Papers like PAPER_ID (the paper itself excluded)."""
+    """Papers like PAPER_ID (the paper itself excluded; filters apply before ranking)."""
+    filters = _filter(since, until, category, topic)
     engine = _open_engine(_settings(data_dir=data_dir), with_model=False)
-    _print_hits(engine.similar(paper_id, k), as_json)
+    _print_hits(engine.similar(paper_id, k, filters, offset), as_json)
 
 
 def _print_hits(hits: list[Hit], as_json: bool) -> None:
@@ -410,6 +467,113 @@ def export_map_command(
     engine = _open_engine(_settings(data_dir=data_dir), with_model=False)
     size = export_map(engine, target, neighbours, abstracts)
     typer.echo(f"wrote {target} ({size / 1e6:.1f} MB, {engine.size} papers)")
+
+
+@export_app.command("papers")
+def export_papers(
+    out: Annotated[Path, typer.Argument(help="Output file: .csv, .parquet, .jsonl or .bib.")],
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Every served paper with its topic id and name, outlier flag, date, categories and map
+    position (x, y); .bib writes BibTeX."""
+    from service.query import export
+
+    settings = _settings(data_dir=data_dir)
+    export.format_of(out)  # refuse an unknown suffix before loading anything
+    engine = _open_engine(settings, with_model=False)
+    count = export.write(engine.view, out)
+    typer.echo(f"{count} papers -> {out}")
+
+
+@collection_app.command("add")
+def collection_add(
+    name: Annotated[str, typer.Argument(help="Collection name (created if new).")],
+    paper_ids: Annotated[
+        list[str] | None, typer.Argument(help="Papers it is about (positive seeds).")
+    ] = None,
+    negative: Annotated[
+        list[str] | None,
+        typer.Option("--negative", help="A paper it is not about; repeatable."),
+    ] = None,
+    note: Annotated[str, typer.Option(help="Replace the collection's note.")] = "",
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Add papers to a collection (a local write to the papers database: no API key)."""
+    import re
+
+    from service.query import collections
+    from service.schemas import COLLECTION_NAME_PATTERN
+
+    if not re.match(COLLECTION_NAME_PATTERN, name):
+        raise typer.BadParameter(
+            "use letters, digits, '.', '_', '-' (up to 100)", param_hint="NAME"
+        )
+    settings = _settings(data_dir=data_dir)
+    engine = _open_engine(settings, with_model=False)
+    saved, created = collections.add(
+        settings.db_path, engine, name, list(paper_ids or []), list(negative or []), note
+    )
+    verb = "created" if created else "updated"
+    typer.echo(
+        f"{verb} {name}: {len(saved.positive)} positive, {len(saved.negative)} negative"
+        + (f", missing {', '.join(saved.missing)}" if saved.missing else "")
+    )
+
+
+@collection_app.command("list")
+def collection_list(as_json: JsonOpt = False, data_dir: DataDirOpt = None) -> None:
+    """Every collection with its seeds (and those deleted since)."""
+    from service.query import collections
+
+    settings = _settings(data_dir=data_dir)
+    engine = _open_engine(settings, with_model=False)
+    found = collections.listing(settings.db_path, engine)
+    if as_json:
+        _echo_json([c.model_dump() for c in found])
+        return
+    for c in found:
+        missing = f", {len(c.missing)} missing" if c.missing else ""
+        typer.echo(
+            f"{c.name}: {len(c.positive)} positive, {len(c.negative)} negative, "
+            f"{len(c.seen)} seen{missing}  {c.note}"
+        )
+
+
+@collection_app.command("feed")
+def collection_feed(
+    name: Annotated[str, typer.Argument(help="Collection name.")],
+    since: Annotated[
+        str | None, typer.Option(help="Papers dated or added on/after YYYY-MM-DD.")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=100, help="Papers to list.")] = 20,
+    atom: Annotated[bool, typer.Option("--atom", help="Print an Atom document.")] = False,
+    base_url: Annotated[
+        str, typer.Option(help="Server address the Atom links point to.")
+    ] = "http://127.0.0.1:8000/",
+    as_json: JsonOpt = False,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """New papers like a collection, with the reason for each."""
+    from service.query import collections
+
+    settings = _settings(data_dir=data_dir)
+    engine = _open_engine(settings, with_model=False)
+    result = collections.feed(settings.db_path, engine, name, _iso_date(since, "--since"), limit)
+    if atom:
+        note = collections.get(settings.db_path, None, name).note
+        typer.echo(collections.atom(result, base_url, note).decode())
+        return
+    if as_json:
+        _echo_json(result.model_dump())
+        return
+    if result.missing:
+        typer.echo(f"seeds no longer served: {', '.join(result.missing)}", err=True)
+    for rank, rec in enumerate(result.results, 1):
+        typer.echo(f"{rank:>3}. {rec.score:.3f}  {rec.title}")
+        why = f"like {rec.reason.closest_seed}"
+        if rec.reason.terms:
+            why += f"; terms: {', '.join(rec.reason.terms)}"
+        typer.echo(f"      {rec.id}   {why}")
 
 
 @eval_app.command("retrieval")

@@ -6,9 +6,11 @@ internals of a build.
 
 from __future__ import annotations
 
-from typing import Literal
+import re
+from datetime import date
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 NOISE_TOPIC = -1
 """Topic id of papers HDBSCAN leaves unclustered."""
@@ -21,11 +23,39 @@ BLANK = " \t\n\r\f\v"
 """What counts as blank in a query: ASCII whitespace, the same set the API's pattern excludes."""
 NOT_BLANK_PATTERN = "[^ \t\n\r\f\v]"
 """The API's pattern for query text: at least one character outside :data:`BLANK`."""
+DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
+"""An ISO day, YYYY-MM-DD (checked further to be a real date where it filters)."""
+MAX_OFFSET = 10_000
+"""Upper bound for ``offset`` (results skipped, for paging) everywhere."""
+MAX_FILTER_VALUES = 100
+"""Upper bound for the categories or topics one filter names."""
 
 
 def embedding_text(title: str, abstract: str) -> str:
     """The text the model sees for a paper (and its cache key hashes): title, then abstract."""
     return f"{title}. {abstract}"
+
+
+DERIVED_TITLE_CHARS = 120
+"""The longest title derived from an abstract (see :func:`derive_title`)."""
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\[\"'])")
+
+
+def derive_title(abstract: str, limit: int = DERIVED_TITLE_CHARS) -> str:
+    """A display title for a paper that has none: the abstract's first sentence (without its
+    final full stop), cut at a word boundary with an ellipsis when longer than ``limit``.
+
+    Deterministic, so a paper's title is known to be derived when it equals this of its
+    abstract (``title_derived`` in the API)."""
+    text = " ".join(abstract.split())
+    first = _SENTENCE_END.split(text, maxsplit=1)[0].rstrip(".").strip()
+    if len(first) <= limit:
+        return first or text[:limit]
+    cut = first[: limit - 1]
+    space = cut.rfind(" ")
+    if space >= limit // 2:
+        cut = cut[:space]
+    return cut.rstrip(" ,;:-") + "…"
 
 
 class Paper(BaseModel):
@@ -52,10 +82,18 @@ class PaperRef(BaseModel):
 
 
 class PaperIn(BaseModel):
-    """A paper posted to the API; without an ``id`` one is derived from the title."""
+    """A paper posted to the API; without an ``id`` one is derived from the title (from the
+    abstract when the title is derived); without a ``title``, the abstract's first sentence is
+    its title (``title_derived``)."""
 
     id: str | None = Field(default=None, min_length=1, max_length=200)
-    title: str = Field(min_length=1, max_length=2000, pattern="[^ \t\n\r\f\v]")
+    title: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=2000,
+        pattern="[^ \t\n\r\f\v]",
+        description="Omit for abstract-only papers: the abstract's first sentence is used.",
+    )
     abstract: str = Field(min_length=1, max_length=50_000, pattern="[^ \t\n\r\f\v]")
     authors: list[str] = Field(default_factory=list, max_length=1000)
     categories: list[str] = Field(default_factory=list, max_length=100)
@@ -118,6 +156,10 @@ class PaperOut(Paper):
     topic_label: str
     outlier: bool = Field(default=False, description=OUTLIER_DOC)
     confidence: float = Field(default=1.0, ge=0, le=1, description=CONFIDENCE_DOC)
+    title_derived: bool = Field(
+        default=False,
+        description="The paper had no title: this one is its abstract's first sentence.",
+    )
 
 
 class Hit(BaseModel):
@@ -161,7 +203,55 @@ class TextSeed(BaseModel):
 Seed = PaperSeed | TextSeed
 
 
-class RecommendRequest(BaseModel):
+def check_day(value: str | None) -> str | None:
+    """``value`` if it is a real calendar day (YYYY-MM-DD); ValueError otherwise."""
+    if value is not None:
+        date.fromisoformat(value)
+    return value
+
+
+class PaperFilter(BaseModel):
+    """Which papers a list may return: the one filter of search, like-this and recommend.
+
+    Applied before ranking (an exact scan of the matching papers), so ``k`` results come back
+    whenever that many match. Every given condition must hold.
+    """
+
+    since: str | None = Field(
+        default=None,
+        pattern=DATE_PATTERN,
+        json_schema_extra={"format": "date"},
+        description="Papers dated on/after YYYY-MM-DD.",
+    )
+    until: str | None = Field(
+        default=None,
+        pattern=DATE_PATTERN,
+        json_schema_extra={"format": "date"},
+        description="Papers dated on/before YYYY-MM-DD.",
+    )
+    categories: list[str] = Field(
+        default_factory=list,
+        max_length=MAX_FILTER_VALUES,
+        description="Papers in any of these categories; cs.CL, or cs for every cs.*",
+    )
+    topics: list[int] = Field(
+        default_factory=list,
+        max_length=MAX_FILTER_VALUES,
+        description="Papers in any of these topics (-1: unclustered).",
+    )
+
+    _days = field_validator("since", "until")(check_day)
+
+    @property
+    def given(self) -> bool:
+        """Whether any condition is set (no condition: every paper, the fast paths)."""
+        return bool(self.since or self.until or self.categories or self.topics)
+
+
+NO_FILTER = PaperFilter()
+
+
+class RecommendRequest(PaperFilter):
     positive: list[Seed] = Field(min_length=1, max_length=50)
     negative: list[Seed] = Field(default_factory=list, max_length=50)
     limit: int = Field(default=10, ge=1, le=MAX_K)
@@ -178,12 +268,7 @@ class RecommendRequest(BaseModel):
         description="0 = pure relevance; higher trades relevance for variety (maximal marginal "
         "relevance), so near-duplicates do not fill the page.",
     )
-    since: str | None = Field(default=None, pattern=r"^\d{4}-\d{2}-\d{2}$")
-    until: str | None = Field(default=None, pattern=r"^\d{4}-\d{2}-\d{2}$")
-    categories: list[str] = Field(
-        default_factory=list, max_length=50, description="e.g. cs.CL, or cs for every cs.*"
-    )
-    topics: list[int] = Field(default_factory=list, max_length=100)
+    offset: int = Field(default=0, ge=0, le=MAX_OFFSET, description="Results to skip (paging).")
 
 
 class Reason(BaseModel):
@@ -200,6 +285,45 @@ class Reason(BaseModel):
 
 class Recommendation(Hit):
     reason: Reason
+
+
+COLLECTION_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
+"""A collection's name: letters, digits, ``.``, ``_``, ``-``; up to 100 characters."""
+PaperIds = list[Annotated[str, Field(min_length=1, max_length=200)]]
+
+
+class CollectionIn(BaseModel):
+    """What a collection holds: the papers it is about (positive seeds), papers it is not about
+    (negative seeds), papers already seen (never in its feed) and a note."""
+
+    model_config = ConfigDict(extra="forbid")
+    positive: PaperIds = Field(min_length=1, max_length=500)
+    negative: PaperIds = Field(default_factory=list, max_length=500)
+    seen: PaperIds = Field(
+        default_factory=list, max_length=10_000, description="Papers never listed in its feed."
+    )
+    note: str = Field(default="", max_length=2000)
+
+
+class Collection(CollectionIn):
+    name: str
+    created_at: str
+    updated_at: str
+
+
+class CollectionOut(Collection):
+    missing: list[str] = Field(
+        description="Seeds no longer served (deleted papers): kept, reported, not used."
+    )
+
+
+class Feed(BaseModel):
+    """New papers for a collection: its recommend over papers dated or added since ``since``."""
+
+    collection: str
+    since: str | None
+    missing: list[str] = Field(description="Seeds no longer served, left out of the ranking.")
+    results: list[Recommendation]
 
 
 class TopicSummary(BaseModel):

@@ -18,7 +18,7 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from service.schemas import IngestReport, Paper, Rejected
+from service.schemas import Collection, CollectionIn, IngestReport, Paper, Rejected
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS papers (
@@ -78,10 +78,21 @@ CREATE TABLE IF NOT EXISTS subtopic_papers (
     subtopic     INTEGER NOT NULL,
     PRIMARY KEY (split, paper_id)
 );
+-- Saved collections (service.query.collections): paper ids, no foreign keys, so a collection
+-- outlives the deletion of its papers, every rebuild and every restart.
+CREATE TABLE IF NOT EXISTS collections (
+    name         TEXT PRIMARY KEY,
+    positive     TEXT NOT NULL,   -- JSON list of paper ids
+    negative     TEXT NOT NULL,   -- JSON list of paper ids
+    seen         TEXT NOT NULL,   -- JSON list of paper ids
+    note         TEXT NOT NULL,
+    created_at   TEXT NOT NULL,
+    updated_at   TEXT NOT NULL
+);
 """
-NEWEST_SCHEMA_OBJECT = "subtopic_papers"
-"""Created last by SCHEMA: a database without it (made by an older version) gets the missing
-tables and triggers (every statement is IF NOT EXISTS)."""
+NEWEST_SCHEMA_OBJECTS = ("subtopic_papers", "collections")
+"""The objects added last to :data:`SCHEMA`: a database lacking one gets the missing objects
+(every statement is ``IF NOT EXISTS``), so older databases are migrated on open."""
 
 
 class StoredSplit(NamedTuple):
@@ -156,9 +167,13 @@ class Store:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
-        if not self._db.execute(  # the newest schema object: create only what is missing
-            "SELECT 1 FROM sqlite_master WHERE name = ?", (NEWEST_SCHEMA_OBJECT,)
-        ).fetchone():
+        present = {
+            row[0]
+            for row in self._db.execute(  # the newest schema objects: create what is missing
+                "SELECT name FROM sqlite_master WHERE name IN (?, ?)", NEWEST_SCHEMA_OBJECTS
+            )
+        }
+        if present != set(NEWEST_SCHEMA_OBJECTS):
             self._db.executescript(SCHEMA)
 
     def __enter__(self) -> Store:
@@ -407,3 +422,58 @@ class Store:
                 )
             )
         return out
+
+    # -- collections ------------------------------------------------------------------------
+
+    def put_collection(self, name: str, body: CollectionIn, now: str) -> tuple[Collection, bool]:
+        """Create or replace a collection; True when it is new. ``created_at`` is kept."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            old = self._db.execute(
+                "SELECT created_at FROM collections WHERE name = ?", (name,)
+            ).fetchone()
+            created = old[0] if old else now
+            self._db.execute(
+                "INSERT OR REPLACE INTO collections VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    name,
+                    json.dumps(body.positive),
+                    json.dumps(body.negative),
+                    json.dumps(body.seen),
+                    body.note,
+                    created,
+                    now,
+                ),
+            )
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+        return Collection(name=name, created_at=created, updated_at=now, **body.model_dump()), (
+            old is None
+        )
+
+    def collection(self, name: str) -> Collection | None:
+        row = self._db.execute("SELECT * FROM collections WHERE name = ?", (name,)).fetchone()
+        return _row_to_collection(row) if row else None
+
+    def collections(self) -> list[Collection]:
+        """Every collection, by name."""
+        rows = self._db.execute("SELECT * FROM collections ORDER BY name")
+        return [_row_to_collection(row) for row in rows]
+
+    def delete_collection(self, name: str) -> bool:
+        cursor = self._db.execute("DELETE FROM collections WHERE name = ?", (name,))
+        return cursor.rowcount > 0
+
+
+def _row_to_collection(row: sqlite3.Row) -> Collection:
+    return Collection(
+        name=row["name"],
+        positive=json.loads(row["positive"]),
+        negative=json.loads(row["negative"]),
+        seen=json.loads(row["seen"]),
+        note=row["note"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )

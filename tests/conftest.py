@@ -61,3 +61,39 @@ def engine(built_dir: Path, embedder: Embedder) -> Iterator[Engine]:
     engine = Engine(build, embedder)
     yield engine
     engine.close()
+
+
+DATED_CATEGORIES = (["cs.CL"], ["cs.CV", "cs.LG"], ["cs.LG"], ["stat.ML", "cs.LG"], ["cs.IR"])
+
+
+@pytest.fixture(scope="session")
+def dated_engine(
+    built_dir: Path, embedder: Embedder, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Engine]:
+    """The bundled build (which has no dates or categories) with every paper re-posted live
+    with a date (2024-01-01 onwards, 5 days apart) and categories from
+    :data:`DATED_CATEGORIES` in turn: real data for date and category filters."""
+    from datetime import date, timedelta
+
+    from service.query.live import LiveAdditions
+
+    data_dir = tmp_path_factory.mktemp("dated")
+    shutil.copytree(built_dir, data_dir, dirs_exist_ok=True, symlinks=True)
+    settings = make_settings(data_dir)
+    build = current_build_dir(settings.builds_dir)
+    assert build is not None
+    engine = Engine(build, embedder)
+    papers = engine.view.papers_at(list(range(engine.size)))
+    start = date(2024, 1, 1)
+    dated = [
+        papers[row].model_copy(
+            update={
+                "date": (start + timedelta(days=5 * row)).isoformat(),
+                "categories": DATED_CATEGORIES[row % len(DATED_CATEGORIES)],
+            }
+        )
+        for row in range(engine.size)
+    ]
+    LiveAdditions(settings.db_path, embedder).add(engine, dated)
+    yield engine
+    engine.close()

@@ -31,6 +31,61 @@ def test_query_and_similar(built_dir: Path) -> None:
     assert hits[0]["id"] not in similar.stdout
 
 
+def test_query_and_similar_filter_and_page(built_dir: Path) -> None:
+    info = json.loads(run("info", "--json", data_dir=built_dir).stdout)
+    topic = str(info["topics"][0]["id"])
+    args = ("query", "learning", "--mode", "lexical", "--json", "--topic", topic)
+    first = json.loads(run(*args, "-k", "4", data_dir=built_dir).stdout)
+    assert len(first) == 4 and {h["topic_id"] for h in first} == {int(topic)}
+    second = json.loads(run(*args, "-k", "2", "--offset", "2", data_dir=built_dir).stdout)
+    assert [h["id"] for h in second] == [h["id"] for h in first[2:]]
+    similar = run("similar", first[0]["id"], "--json", "--category", "none", data_dir=built_dir)
+    assert similar.returncode == 0 and json.loads(similar.stdout) == []
+    bad = run("similar", first[0]["id"], "--since", "2025-02-30", data_dir=built_dir)
+    assert bad.returncode != 0 and "YYYY-MM-DD" in bad.stderr
+
+
+def test_collection_add_list_and_feed(built_copy: Path) -> None:
+    hits = json.loads(run("query", "distillation", "--json", "-k", "3", data_dir=built_copy).stdout)
+    first, second, third = (h["id"] for h in hits)
+    added = run("collection", "add", "kd", first, second, "--note", "mine", data_dir=built_copy)
+    assert added.returncode == 0, added.stderr
+    assert "created kd: 2 positive" in added.stdout
+    more = run("collection", "add", "kd", "--negative", third, data_dir=built_copy)
+    assert "updated kd: 2 positive, 1 negative" in more.stdout
+    listed = json.loads(run("collection", "list", "--json", data_dir=built_copy).stdout)
+    assert listed[0]["name"] == "kd" and listed[0]["negative"] == [third]
+    feed = json.loads(run("collection", "feed", "kd", "--json", data_dir=built_copy).stdout)
+    ids = [r["id"] for r in feed["results"]]
+    assert len(ids) == 20 and not {first, second, third} & set(ids)
+    assert feed["results"][0]["reason"]["closest_seed"] in (first, second)
+    atom = run("collection", "feed", "kd", "--atom", "--limit", "3", data_dir=built_copy)
+    assert atom.stdout.count("<entry>") == 3
+    unknown = run("collection", "feed", "nope", data_dir=built_copy)
+    assert_clean_failure(unknown, "no collection named")
+    bad = run("collection", "add", "kd", "no-such-paper", data_dir=built_copy)
+    assert_clean_failure(bad, "no paper with id")
+
+
+@pytest.mark.parametrize("suffix", ["csv", "parquet", "jsonl", "bib"])
+def test_export_papers(built_dir: Path, tmp_path: Path, suffix: str) -> None:
+    out = tmp_path / f"papers.{suffix}"
+    done = run("export", "papers", out, data_dir=built_dir)
+    assert done.returncode == 0, done.stderr
+    assert "115 papers" in done.stdout and out.stat().st_size > 1000
+    if suffix == "parquet":
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(out)
+        assert table.num_rows == 115 and "outlier" in table.column_names
+
+
+def test_export_refuses_an_unknown_suffix(built_dir: Path, tmp_path: Path) -> None:
+    assert_clean_failure(
+        run("export", "papers", tmp_path / "papers.xlsx", data_dir=built_dir), "format must be"
+    )
+
+
 def test_query_modes(built_dir: Path) -> None:
     lexical = run("query", "Sinkhorn", "--mode", "lexical", "--json", data_dir=built_dir)
     assert lexical.returncode == 0, lexical.stderr
@@ -77,7 +132,7 @@ def test_ingest_then_build_from_scratch(tmp_path: Path) -> None:
     assert run("ingest", FIXTURES / "papers.jsonl", data_dir=tmp_path).returncode == 0
     built = run("build", data_dir=tmp_path)
     assert built.returncode == 0, built.stderr
-    assert "3 papers" in built.stdout
+    assert "4 papers" in built.stdout  # one without a title: derived from its abstract
 
 
 def test_ingest_column_mapping_and_filters(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from service.ingest import read_records
-from service.schemas import IngestReport, Paper, Rejected
+from service.schemas import CollectionIn, IngestReport, Paper, Rejected
 from service.store import Store
 from tests.helpers import FIXTURES
 
@@ -45,9 +45,9 @@ def test_changed_abstract_is_an_update_with_a_new_hash(tmp_path: Path) -> None:
 def test_rejected_records_are_listed_not_stored(tmp_path: Path) -> None:
     with Store(tmp_path / "p.sqlite") as store:
         report = _ingest(store, FIXTURES / "papers.jsonl")
-        assert report.new == 3
-        assert len(report.rejected) == 3
-        assert store.count() == 3
+        assert report.new == 4  # one has no title: it gets one from its abstract
+        assert len(report.rejected) == 2
+        assert store.count() == 4
 
 
 def test_crash_mid_file_rolls_back_the_whole_file(tmp_path: Path) -> None:
@@ -94,3 +94,29 @@ def test_an_older_database_gets_the_split_tables_and_keeps_its_papers(tmp_path: 
         assert stored.subtopics == {0: ("a name", ["a name"])}
         store.save_split(3, "build-2", "later", {1: ("b", ["b"])}, {"a": 1}, [split])
         assert [s.build_id for s in store.splits()] == ["build-2"]
+
+
+def test_a_database_from_before_collections_gains_them_and_keeps_its_papers(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "papers.db"
+    with Store(path) as store:
+        store.ingest(
+            iter([Paper(id="a", title="A", abstract="x")]), IngestReport(file="f", format="t")
+        )
+    old = sqlite3.connect(path)  # as an older release left it: no collections table
+    old.execute("DROP TABLE collections")
+    old.close()
+    with Store(path) as store:
+        assert store.ids() == {"a"}
+        body = CollectionIn(positive=["a"], note="n")
+        saved, created = store.put_collection("mine", body, "2026-01-01T00:00:00+00:00")
+        assert created and saved.positive == ["a"]
+        again, created = store.put_collection("mine", body, "2026-02-01T00:00:00+00:00")
+        assert not created and again.created_at == "2026-01-01T00:00:00+00:00"
+        assert store.delete("a")  # a collection keeps ids of deleted papers
+    with Store(path) as store:
+        kept = store.collection("mine")
+        assert kept is not None and kept.positive == ["a"] and kept.updated_at.startswith("2026-02")
+        assert [c.name for c in store.collections()] == ["mine"]
+        assert store.delete_collection("mine") and store.collection("mine") is None

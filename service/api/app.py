@@ -16,6 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from service import __version__
 from service.api.errors import install_error_handlers
 from service.api.limits import BodySizeLimit
+from service.api.metrics import RequestMetrics, metrics
 from service.api.routes import router
 from service.config import Settings, configure_runtime, load_settings
 from service.embed.backends import Embedder, load_embedder
@@ -58,11 +59,13 @@ def create_app(settings: Settings, embedder: Embedder | None = None) -> FastAPI:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST", "DELETE"],
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
             allow_headers=["X-API-Key", "Content-Type"],
         )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestMetrics)  # outermost: every answer counted, refusals included
     install_error_handlers(app)
+    app.add_route("/metrics", metrics, include_in_schema=False)
 
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

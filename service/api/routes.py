@@ -3,31 +3,40 @@
 from __future__ import annotations
 
 import hmac
+from datetime import date
 from pathlib import Path as PathType
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, Security
+from fastapi.responses import StreamingResponse
 from fastapi.security import APIKeyHeader
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from service.api.errors import ERROR_RESPONSES, ErrorResponse
-from service.errors import NotReady, Unauthorized, WritesDisabled
-from service.query import subtopics
+from service.errors import InvalidInput, NotReady, Unauthorized, WritesDisabled
+from service.query import collections, export, subtopics
 from service.query.engine import Engine
 from service.query.live import LiveAdditions, emerging
 from service.query.serving import BuildWatcher
 from service.schemas import (
+    COLLECTION_NAME_PATTERN,
+    MAX_FILTER_VALUES,
     MAX_K,
+    MAX_OFFSET,
     MAX_QUERY_CHARS,
     NOT_BLANK_PATTERN,
     AddReport,
     BuildManifest,
+    CollectionIn,
+    CollectionOut,
     DuplicatePair,
     Emerging,
+    Feed,
     Health,
     Hit,
     MapPoints,
     NewPapers,
+    PaperFilter,
     PaperOut,
     Ready,
     Recommendation,
@@ -66,6 +75,41 @@ QueryText = Annotated[
     ),
 ]
 PaperId = Annotated[str, Path(min_length=1, max_length=200, description="Paper id.")]
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Results to skip (paging).")]
+
+
+def paper_filter(
+    since: Annotated[date | None, Query(description="Papers dated on/after YYYY-MM-DD.")] = None,
+    until: Annotated[date | None, Query(description="Papers dated on/before YYYY-MM-DD.")] = None,
+    categories: Annotated[
+        list[str] | None,
+        Query(
+            max_length=MAX_FILTER_VALUES,
+            description="Papers in any of these categories (repeat the parameter); cs.CL, or cs "
+            "for every cs.*",
+        ),
+    ] = None,
+    topics: Annotated[
+        list[int] | None,
+        Query(
+            max_length=MAX_FILTER_VALUES,
+            description="Papers in any of these topics (repeat the parameter).",
+        ),
+    ] = None,
+) -> PaperFilter:
+    """The query parameters of :class:`PaperFilter`, shared by every route that lists papers."""
+    try:
+        return PaperFilter(
+            since=since.isoformat() if since else None,
+            until=until.isoformat() if until else None,
+            categories=categories or [],
+            topics=topics or [],
+        )
+    except ValidationError as err:
+        raise InvalidInput(f"bad filter: {err.errors()[0]['msg']}") from None
+
+
+FilterDep = Annotated[PaperFilter, Depends(paper_filter)]
 
 
 class SearchResults(BaseModel):
@@ -109,7 +153,9 @@ def search(
     engine: EngineDep,
     q: QueryText,
     request: Request,
+    filters: FilterDep,
     k: K = 10,
+    offset: Offset = 0,
     mode: Annotated[
         Mode | None,
         Query(
@@ -118,16 +164,22 @@ def search(
         ),
     ] = None,
 ) -> SearchResults:
-    """Papers matching free text (a question, a title, or a pasted abstract)."""
+    """Papers matching free text (a question, a title, or a pasted abstract); filters choose the
+    papers before ranking, so ``k`` results come back whenever that many match."""
     settings = request.app.state.settings
-    hits = engine.search(q, k, mode or settings.search_mode, fusion_params(settings))
+    hits = engine.search(
+        q, k, mode or settings.search_mode, fusion_params(settings), filters, offset
+    )
     return SearchResults(query=q, results=hits)
 
 
 @router.get("/papers/{paper_id:path}/similar", response_model=SimilarResults, tags=["search"])
-async def similar(engine: EngineDep, paper_id: PaperId, k: K = 10) -> SimilarResults:
-    """Papers like this one (the paper itself is never among the results)."""
-    return SimilarResults(paper_id=paper_id, results=engine.similar(paper_id, k))
+def similar(
+    engine: EngineDep, paper_id: PaperId, filters: FilterDep, k: K = 10, offset: Offset = 0
+) -> SimilarResults:
+    """Papers like this one (the paper itself is never among the results), among those the
+    filters let through."""
+    return SimilarResults(paper_id=paper_id, results=engine.similar(paper_id, k, filters, offset))
 
 
 class RecommendResults(BaseModel):
@@ -306,3 +358,170 @@ def map_points(engine: EngineDep, request: Request) -> Response:
             headers={"Content-Encoding": "gzip", "Vary": "Accept-Encoding"},
         )
     return Response(engine.map_json(compressed=False), media_type="application/json")
+
+
+CollectionName = Annotated[
+    str,
+    Path(
+        pattern=COLLECTION_NAME_PATTERN,
+        description="Collection name: letters, digits, '.', '_', '-' (up to 100).",
+    ),
+]
+
+
+@router.get("/collections", response_model=list[CollectionOut], tags=["collections"])
+def list_collections(engine: EngineDep, request: Request) -> list[CollectionOut]:
+    """Every saved collection, by name, with the seeds no longer served (``missing``)."""
+    return collections.listing(request.app.state.settings.db_path, engine)
+
+
+@router.put(
+    "/collections/{name}",
+    response_model=CollectionOut,
+    tags=["collections"],
+    dependencies=[Depends(require_api_key)],
+    responses={**WRITE_RESPONSES, 201: {"model": CollectionOut, "description": "Created"}},
+)
+def put_collection(
+    engine: EngineDep,
+    name: CollectionName,
+    body: CollectionIn,
+    request: Request,
+    response: Response,
+) -> CollectionOut:
+    """Create (201) or replace (200) a collection: positive and negative seed papers (served
+    now), papers already seen and a note (needs the key). Kept in the papers database: it
+    survives rebuilds, restarts and deletions of its papers."""
+    saved, created = collections.put(request.app.state.settings.db_path, engine, name, body)
+    response.status_code = 201 if created else 200
+    return saved
+
+
+@router.get("/collections/{name}", response_model=CollectionOut, tags=["collections"])
+def get_collection(engine: EngineDep, name: CollectionName, request: Request) -> CollectionOut:
+    """One collection; ``missing`` lists its seeds deleted since (kept, not used)."""
+    return collections.get(request.app.state.settings.db_path, engine, name)
+
+
+@router.delete(
+    "/collections/{name}",
+    status_code=204,
+    response_class=Response,
+    tags=["collections"],
+    dependencies=[Depends(require_api_key)],
+    responses=WRITE_RESPONSES,
+)
+def delete_collection(name: CollectionName, request: Request) -> Response:
+    """Delete a collection (needs the key); 204."""
+    collections.delete(request.app.state.settings.db_path, name)
+    return Response(status_code=204)
+
+
+FeedSince = Annotated[
+    date | None,
+    Query(description="Papers dated or added on/after YYYY-MM-DD (default: every paper)."),
+]
+FeedLimit = Annotated[int, Query(ge=1, le=MAX_K, description="Papers to list.")]
+
+
+@router.get("/collections/{name}/feed", response_model=Feed, tags=["collections"])
+def collection_feed(
+    engine: EngineDep,
+    name: CollectionName,
+    request: Request,
+    since: FeedSince = None,
+    limit: FeedLimit = 20,
+) -> Feed:
+    """New papers for a collection: papers dated or added since ``since``, ranked by the
+    collection's recommend (with reasons); its seeds and seen papers never come back."""
+    day = since.isoformat() if since else None
+    return collections.feed(request.app.state.settings.db_path, engine, name, day, limit)
+
+
+@router.get(
+    "/collections/{name}/feed.atom",
+    response_class=Response,
+    tags=["collections"],
+    responses={200: {"content": {"application/atom+xml": {}}, "description": "Atom 1.0 feed"}},
+)
+def collection_feed_atom(
+    engine: EngineDep,
+    name: CollectionName,
+    request: Request,
+    since: FeedSince = None,
+    limit: FeedLimit = 20,
+) -> Response:
+    """The collection's feed as an Atom document, for any feed reader."""
+    db_path = request.app.state.settings.db_path
+    result = collections.feed(db_path, engine, name, since.isoformat() if since else None, limit)
+    note = collections.get(db_path, None, name).note
+    body = collections.atom(result, str(request.base_url), note)
+    return Response(body, media_type="application/atom+xml")
+
+
+@router.get(
+    "/export/papers",
+    response_class=StreamingResponse,
+    tags=["export"],
+    responses={
+        200: {
+            "content": {media: {} for media in export.MEDIA_TYPES.values()},
+            "description": "The papers, streamed",
+        }
+    },
+)
+def export_papers(
+    engine: EngineDep,
+    request: Request,
+    filters: FilterDep,
+    format: Annotated[
+        export.Format,
+        Query(
+            description="csv, parquet, jsonl (id, title, date, categories, topic id and name, "
+            "outlier, x, y) or bibtex (for Zotero, JabRef)."
+        ),
+    ] = "csv",
+    q: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=MAX_QUERY_CHARS,
+            pattern=NOT_BLANK_PATTERN,
+            description="Export the hits of this search.",
+        ),
+    ] = None,
+    k: Annotated[int, Query(ge=1, le=MAX_K, description="Hits of q, or papers of a feed.")] = MAX_K,
+    topic: Annotated[int | None, Query(description="Export this topic's members.")] = None,
+    collection: Annotated[
+        str | None,
+        Query(pattern=COLLECTION_NAME_PATTERN, description="Export this collection's papers."),
+    ] = None,
+    feed: Annotated[
+        bool,
+        Query(
+            description="With collection: its feed (k papers since `since`) instead; "
+            "ignored without one."
+        ),
+    ] = False,
+) -> StreamingResponse:
+    """Papers out, streamed: every served paper, or a list (``q``, ``topic`` or ``collection``;
+    several: the papers in all of them), narrowed by the filters."""
+    settings = request.app.state.settings
+    rows = export.select(
+        engine,
+        settings.db_path,
+        filters,
+        q=q,
+        k=k,
+        mode=settings.search_mode,
+        fusion=fusion_params(settings),
+        topic=topic,
+        collection=collection,
+        feed=feed,
+    )
+    suffix = "bib" if format == "bibtex" else format
+    return StreamingResponse(
+        export.stream(engine.view, rows, format),
+        media_type=export.MEDIA_TYPES[format],
+        headers={"Content-Disposition": f'attachment; filename="papers.{suffix}"'},
+    )

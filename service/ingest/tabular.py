@@ -12,6 +12,7 @@ import csv
 import gzip
 import io
 import json
+import logging
 import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -28,9 +29,10 @@ from service.ingest.common import (
     split_names,
     stable_id,
 )
-from service.schemas import Paper, Rejected
+from service.schemas import Paper, Rejected, derive_title
 
 ID_KEYS = ("id", "_id", "paper_id", "arxiv_id", "doc_id")
+log = logging.getLogger(__name__)
 TITLE_KEYS = ("title",)
 ABSTRACT_KEYS = ("abstract", "summary", "text")
 AUTHOR_KEYS = ("authors", "author")
@@ -79,12 +81,17 @@ def record_to_paper(
     """Map a flat record onto a :class:`Paper`; raises ValueError with a readable reason."""
     title = normalise_space(str(_first(record, columns.keys("title", TITLE_KEYS)) or ""))
     abstract = str(_first(record, columns.keys("abstract", ABSTRACT_KEYS)) or "").strip()
-    if not title:
-        raise ValueError("missing title")
     if not abstract:
         raise ValueError("missing abstract")
+    derived = not title
+    if derived:  # an abstract-only record: its first sentence is the display title
+        title = derive_title(abstract)
     raw_id = _first(record, columns.keys("id", ID_KEYS))
-    paper_id = normalise_space(str(raw_id)) if raw_id is not None else stable_id(title)
+    paper_id = (
+        normalise_space(str(raw_id))
+        if raw_id is not None
+        else stable_id(abstract if derived else title)
+    )
     categories = _first(record, columns.keys("categories", CATEGORY_KEYS))
     if isinstance(categories, str):
         categories = categories.split()
@@ -142,9 +149,11 @@ def read_jsonl(path: Path, columns: ColumnMap = NO_MAP) -> Iterator[Paper | Reje
 
 
 def _check_header(names: list[str], columns: ColumnMap, where: str) -> None:
+    """Named columns must exist; an abstract column is needed (a title column is not: titles
+    are then derived from the abstracts)."""
     columns.check(names, where)
-    if not set(names) & set(columns.keys("title", TITLE_KEYS)):
-        raise IngestError(f"{where}: no title column among {names}; name it with --title-col")
+    if not set(names) & set(columns.keys("abstract", ABSTRACT_KEYS)):
+        raise IngestError(f"{where}: no abstract column among {names}; name it with --abstract-col")
 
 
 def read_csv(path: Path, columns: ColumnMap = NO_MAP) -> Iterator[Paper | Rejected]:

@@ -24,12 +24,15 @@ from service.query.view import BuildView, LiveOverlay
 from service.schemas import (
     BLANK,
     MAX_K,
+    MAX_OFFSET,
     MAX_QUERY_CHARS,
+    NO_FILTER,
     BuildManifest,
     DuplicatePair,
     Hit,
     MapPoints,
     Paper,
+    PaperFilter,
     PaperOut,
     Recommendation,
     RecommendRequest,
@@ -38,6 +41,7 @@ from service.schemas import (
     TopicMatch,
     TopicSummary,
     TopicTimeline,
+    derive_title,
 )
 from service.search.fusion import DEFAULT_FUSION, FusionParams, Mode, Scored, hybrid, parse_mode
 from service.search.fusion import top_rows as lexical_top_rows
@@ -140,18 +144,31 @@ class Engine:
             topic_label=view.topic_label(topic),
             outlier=view.outlier_of(row),
             confidence=view.confidence_of(row),
+            title_derived=paper.title == derive_title(paper.abstract),
         )
 
-    def similar(self, paper_id: str, k: int = 10) -> list[Hit]:
-        """Papers most like ``paper_id`` (the paper itself excluded)."""
-        k = self._check_k(k)
+    def _check_offset(self, offset: int) -> int:
+        if not 0 <= offset <= MAX_OFFSET:
+            raise InvalidInput(f"offset must be between 0 and {MAX_OFFSET}, got {offset}")
+        return offset
+
+    def similar(
+        self, paper_id: str, k: int = 10, filters: PaperFilter = NO_FILTER, offset: int = 0
+    ) -> list[Hit]:
+        """Papers most like ``paper_id`` (the paper itself excluded), among those ``filters``
+        lets through, skipping the first ``offset``."""
+        want = self._check_k(k) + self._check_offset(offset)
         view = self.view
         row = view.row_of(paper_id)
-        listed = view.listed_neighbours(row, k)
+        allowed = view.allowed(filters)
+        if allowed is not None:
+            scores, rows = view.nearest(view.vector(row), want + 1, allowed)
+            return view.hits(scores[0], rows[0], skip=row, k=want)[offset:]
+        listed = view.listed_neighbours(row, want)
         if listed is not None:
-            return view.hits(*listed, skip=row, k=k)
-        scores, rows = view.dense(view.vector(row), view.candidates(k) + 1)
-        return view.hits(scores[0], rows[0], skip=row, k=k)
+            return view.hits(*listed, skip=row, k=want)[offset:]
+        scores, rows = view.dense(view.vector(row), view.candidates(want) + 1)
+        return view.hits(scores[0], rows[0], skip=row, k=want)[offset:]
 
     def search(
         self,
@@ -159,10 +176,14 @@ class Engine:
         k: int = 10,
         mode: Mode = "hybrid",
         fusion: FusionParams = DEFAULT_FUSION,
+        filters: PaperFilter = NO_FILTER,
+        offset: int = 0,
     ) -> list[Hit]:
         """Papers matching free text (a question, a title, a pasted abstract): by meaning
-        (``dense``), by shared terms (``lexical``, BM25), or both fused (``hybrid``)."""
-        k = self._check_k(k)
+        (``dense``), by shared terms (``lexical``, BM25), or both fused (``hybrid``); only
+        papers ``filters`` lets through (chosen before ranking), skipping the first ``offset``.
+        """
+        want = self._check_k(k) + self._check_offset(offset)
         text = query_text(text)
         mode = parse_mode(mode)
         view = self.view
@@ -170,23 +191,27 @@ class Engine:
             if mode == "lexical":
                 raise InvalidInput("this build has no lexical index; rebuild: paperscope build")
             mode = "dense"  # an older build: hybrid falls back to what it can do
+        allowed = view.allowed(filters)
         if mode == "lexical":
-            scores = view.lexical_scores(text)
-            found = lexical_top_rows(scores, k, skip=view.hidden)
+            scores = _only(view.lexical_scores(text), allowed)
+            found = lexical_top_rows(scores, want, skip=view.hidden)
             return [
                 view.hit(r, float(scores[r]), None, float(scores[r])) for r in found if scores[r]
-            ]
+            ][offset:]
         if view.embedder is None:
             raise InvalidInput("this engine was opened without an embedding model")
         query = view.embedder.encode([text])
-        depth = k if mode == "dense" else max(k, fusion.depth)
-        scores, rows = view.dense(query, view.candidates(depth))
+        depth = want if mode == "dense" else max(want, fusion.depth)
+        if allowed is None:
+            scores, rows = view.dense(query, view.candidates(depth))
+        else:
+            scores, rows = view.nearest(query, depth, allowed)
         if mode == "dense":
-            return view.hits(scores[0], rows[0], skip=-1, k=k)
+            return view.hits(scores[0], rows[0], skip=-1, k=want)[offset:]
         dense_rows = [int(r) for r in rows[0] if r >= 0]
-        lexical = view.lexical_scores(text)
+        lexical = _only(view.lexical_scores(text), allowed)
         fused = hybrid(dense_rows, query[0], _rows_vectors(view), lexical, fusion, view.hidden)
-        return [_scored_hit(view, s) for s in fused[:k]]
+        return [_scored_hit(view, s) for s in fused[offset:want]]
 
     def recommend(self, request: RecommendRequest) -> list[Recommendation]:
         """Papers like these seeds (see :mod:`service.query.recommend`)."""
@@ -276,6 +301,17 @@ def _rows_vectors(view: BuildView) -> Callable[[npt.NDArray[np.int64]], npt.NDAr
         return view.vectors_at(rows.tolist())
 
     return vectors
+
+
+def _only(
+    scores: npt.NDArray[np.float32], allowed: npt.NDArray[np.int64] | None
+) -> npt.NDArray[np.float32]:
+    """Lexical scores with every row outside ``allowed`` zeroed (zero = never a result)."""
+    if allowed is None:
+        return scores
+    kept = np.zeros_like(scores)
+    kept[allowed] = scores[allowed]
+    return kept
 
 
 def _scored_hit(view: BuildView, scored: Scored) -> Hit:

@@ -31,6 +31,7 @@ from service.schemas import (
     Paper,
     PaperIn,
     PaperRef,
+    derive_title,
 )
 from service.store import LiveRow, Store, content_hash
 from service.topics.placement import Placer
@@ -123,8 +124,8 @@ class LiveAdditions:
         """Papers posted through the API: an id is derived from the title where none is given."""
         papers = [
             Paper(
-                id=p.id or stable_id(p.title),
-                title=p.title,
+                id=p.id or (stable_id(p.title) if p.title else stable_id(p.abstract)),
+                title=p.title or derive_title(p.abstract),
                 abstract=p.abstract,
                 authors=p.authors,
                 categories=p.categories,

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,12 +58,20 @@ class _Seeds:
     topics: set[int]
 
 
-def recommend(view: BuildView, request: RecommendRequest) -> list[Recommendation]:
+def recommend(
+    view: BuildView,
+    request: RecommendRequest,
+    among: npt.NDArray[np.int64] | None = None,
+    exclude: Collection[int] = (),
+) -> list[Recommendation]:
+    """Recommendations for ``request``; ``among`` (rows) replaces the request's filter when
+    given (a collection's feed) and rows in ``exclude`` never come back."""
     positive = _resolve(view, request.positive, "positive")
     negative = _resolve(view, request.negative, "negative")
-    allowed = view.filter_rows(request.since, request.until, request.categories, request.topics)
-    seeds = set(positive.rows) | set(negative.rows)
-    pool = request.limit * POOL_FACTOR + len(seeds)
+    allowed = view.allowed(request) if among is None else among
+    seeds = set(positive.rows) | set(negative.rows) | set(exclude)
+    wanted = request.offset + request.limit
+    pool = wanted * POOL_FACTOR + len(seeds)
     if request.strategy == "average":
         rows, scores = _average(view, positive, negative, pool, allowed)
     else:
@@ -72,9 +80,9 @@ def recommend(view: BuildView, request: RecommendRequest) -> list[Recommendation
     keep = [i for i, row in enumerate(rows) if row not in seeds and row in visible]
     rows, scores = [rows[i] for i in keep], [scores[i] for i in keep]
     if request.diversity > 0:
-        rows, scores = _mmr(view, rows, scores, request.limit, request.diversity)
-    shown = rows[: request.limit]
-    hits = view.hits(np.asarray(scores[: request.limit]), np.asarray(shown), skip=-1, k=len(shown))
+        rows, scores = _mmr(view, rows, scores, wanted, request.diversity)
+    shown, shown_scores = rows[request.offset : wanted], scores[request.offset : wanted]
+    hits = view.hits(np.asarray(shown_scores), np.asarray(shown), skip=-1, k=len(shown))
     return _with_reasons(view, hits, positive)
 
 

@@ -22,7 +22,7 @@ import numpy.typing as npt
 from service.artifacts import BuildFolder, GroupEntry, TopicEntry
 from service.embed.backends import Embedder
 from service.errors import ArtifactMismatch, BuildDamaged, NotFound
-from service.schemas import NOISE_TOPIC, BuildManifest, Hit, Paper, PaperRef
+from service.schemas import NOISE_TOPIC, BuildManifest, Hit, Paper, PaperFilter, PaperRef
 from service.search.index import reranks, search
 from service.topics.model import NOISE_LABEL
 
@@ -262,6 +262,21 @@ class BuildView:
             )
 
         return np.array([r for r in range(len(dates)) if matches(r)], dtype=np.int64)
+
+    def allowed(self, filters: PaperFilter) -> npt.NDArray[np.int64] | None:
+        """Visible rows that ``filters`` lets through (None when it sets no condition)."""
+        if not filters.given:
+            return None
+        return self.filter_rows(filters.since, filters.until, filters.categories, filters.topics)
+
+    def added_since(self, day: str) -> list[int]:
+        """Visible rows of papers added live on or after ``day`` (YYYY-MM-DD)."""
+        hidden = self.hidden
+        return [
+            self.size + j
+            for j, at in enumerate(self.live.added_at)
+            if at[:10] >= day and self.size + j not in hidden
+        ]
 
     # -- topics -----------------------------------------------------------------------------
 

@@ -216,6 +216,9 @@ class PlacementBasis:
 
 def assign_batch(basis: PlacementBasis, vectors: npt.NDArray[np.float32]) -> Placement:
     """Topics, map and clustering-space positions for a batch of vectors (a pure function)."""
+    if not len(vectors):  # e.g. an incremental build that only deletes papers
+        empty = None if basis.reduced is None else basis.reduced[:0].astype(np.float32)
+        return Placement(np.zeros(0, np.int32), np.zeros((0, 2), np.float32), empty)
     rows, weights, similarity = neighbour_weights(basis.index, vectors, basis.neighbours)
     coords = np.einsum("nk,nkd->nd", weights, basis.coords[rows]).astype(np.float32)
     reduced = None

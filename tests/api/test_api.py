@@ -208,3 +208,31 @@ def test_topic_levels_search_timeline_and_duplicates(client: TestClient) -> None
     dups = client.get(f"/api/v1/papers/{paper_id}/duplicates").json()
     assert dups["paper_id"] == paper_id and all(h["score"] >= 0.95 for h in dups["results"])
     assert isinstance(client.get("/api/v1/duplicates").json(), list)
+
+
+def test_search_and_similar_take_the_shared_filters_and_paging(client: TestClient) -> None:
+    topics = client.get("/api/v1/topics").json()
+    wanted = [t["id"] for t in topics[:2]]
+    size = sum(t["size"] for t in topics[:2])
+    params: dict[str, Any] = {"q": "learning", "k": 100, "topics": wanted, "mode": "dense"}
+    results = client.get("/api/v1/search", params=params).json()["results"]
+    assert len(results) == size and {r["topic_id"] for r in results} == set(wanted)
+    page = client.get("/api/v1/search", params={**params, "k": 5, "offset": 5}).json()
+    assert [r["id"] for r in page["results"]] == [r["id"] for r in results[5:10]]
+    paper_id = _some_id(client)
+    similar = client.get(
+        f"/api/v1/papers/{paper_id}/similar", params={"topics": wanted[1], "k": 3}
+    ).json()["results"]
+    assert len(similar) == 3 and {r["topic_id"] for r in similar} == {wanted[1]}
+    nothing = client.get("/api/v1/search", params={"q": "learning", "categories": "no.such"})
+    assert nothing.status_code == 200 and nothing.json()["results"] == []
+
+
+@pytest.mark.parametrize("since", ["2025-13-01", "2025-02-30", "yesterday"])
+def test_bad_filter_dates_are_422(client: TestClient, since: str) -> None:
+    assert_error(
+        client.get("/api/v1/search", params={"q": "x", "since": since}), 422, "invalid_input"
+    )
+    paper_id = _some_id(client)
+    response = client.get(f"/api/v1/papers/{paper_id}/similar", params={"until": since})
+    assert_error(response, 422, "invalid_input")

@@ -149,3 +149,27 @@ def test_posted_papers_are_searchable_at_once_and_after_a_restart(
         assert restarted.delete(f"/api/v1/papers/{added['id']}", headers=HEADERS).status_code == 204
         assert_error(restarted.get(f"/api/v1/papers/{added['id']}"), 404, "not_found")
         assert restarted.get("/api/v1/topics/emerging").json()["added_since_build"] == 0
+
+
+def test_a_posted_paper_without_a_title_gets_one_from_its_abstract(
+    built_copy: Path, embedder: Embedder
+) -> None:
+    abstract = (
+        "Randomised trial of early mobilisation after hip fracture surgery in older adults. "
+        "Patients who walked on day one went home two days sooner."
+    )
+    with _client(built_copy, embedder, api_key=KEY) as client:
+        posted = client.post(
+            "/api/v1/papers", json={"papers": [{"abstract": abstract}]}, headers=HEADERS
+        )
+        assert posted.status_code == 200, posted.text
+        paper_id = posted.json()["papers"][0]["id"]
+        paper = client.get(f"/api/v1/papers/{paper_id}").json()
+        assert paper["title"] == (
+            "Randomised trial of early mobilisation after hip fracture surgery in older adults"
+        )
+        assert paper["title_derived"] is True
+        titled = client.get("/api/v1/topics").json()[0]["representative"][0]["id"]
+        assert client.get(f"/api/v1/papers/{titled}").json()["title_derived"] is False
+        hits = client.get("/api/v1/search", params={"q": "hip fracture mobilisation"}).json()
+        assert hits["results"][0]["id"] == paper_id

@@ -5,12 +5,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from service.artifacts import current_build_dir
 from service.embed.backends import Embedder
 from service.errors import BuildDamaged, InvalidInput, NotFound
 from service.query.engine import Engine
-from service.schemas import MAX_K, NOISE_TOPIC
+from service.schemas import MAX_K, NOISE_TOPIC, Hit, PaperFilter
 from service.search.fusion import FusionParams, Mode
 from service.search.lexical import LEXICAL_DIR
 from tests.helpers import make_settings
@@ -202,3 +204,89 @@ def test_every_served_paper_has_a_topic_or_is_flagged_far(engine: Engine) -> Non
     hit = engine.search(paper.title, 1)[0]
     assert (hit.id, hit.outlier) == (paper.id, True)
     assert hit.confidence == pytest.approx(paper.confidence, abs=1e-3)
+
+
+# -- filters and paging (one PaperFilter for search, like-this and recommend) -----------------
+
+
+def _median_day(engine: Engine) -> str:
+    days = sorted(d for d in engine.view.all_dates() if d)
+    return days[len(days) // 2]
+
+
+def _matches(hit: Hit, filters: PaperFilter) -> bool:
+    if filters.since and (hit.date is None or hit.date < filters.since):
+        return False
+    if filters.until and (hit.date is None or hit.date > filters.until):
+        return False
+    if filters.topics and hit.topic_id not in filters.topics:
+        return False
+    return not filters.categories or any(
+        c in filters.categories or c.split(".")[0] in filters.categories for c in hit.categories
+    )
+
+
+@pytest.mark.parametrize("mode", ["dense", "lexical", "hybrid"])
+def test_search_filters_apply_before_ranking(dated_engine: Engine, mode: Mode) -> None:
+    engine = dated_engine
+    since = _median_day(engine)
+    filters = PaperFilter(since=since)
+    matching = len(engine.view.allowed(filters))  # type: ignore[arg-type]
+    assert 10 < matching < engine.size
+    hits = engine.search("language models", k=10, mode=mode, filters=filters)
+    assert hits and all(_matches(h, filters) for h in hits)
+    if mode != "lexical":  # dense scores every allowed paper: a full page always comes back
+        assert len(hits) == 10
+        everything = engine.search("language models", k=MAX_K, mode=mode, filters=filters)
+        assert len(everything) == min(MAX_K, matching)
+
+
+def test_similar_filters_and_pages(engine: Engine) -> None:
+    paper_id = engine.topics()[0].representative[0].id
+    topic = engine.topics()[1].id
+    hits = engine.similar(paper_id, k=5, filters=PaperFilter(topics=[topic]))
+    assert len(hits) == 5 and {h.topic_id for h in hits} == {topic}
+    assert paper_id not in {h.id for h in hits}
+    first, second = engine.similar(paper_id, k=5), engine.similar(paper_id, k=5, offset=5)
+    assert [h.id for h in engine.similar(paper_id, k=10)] == [h.id for h in first + second]
+
+
+@pytest.mark.parametrize("mode", ["dense", "lexical", "hybrid"])
+def test_search_pages_continue_each_other(engine: Engine, mode: Mode) -> None:
+    whole = engine.search("graph neural networks", k=20, mode=mode)
+    pages = engine.search("graph neural networks", k=10, mode=mode) + engine.search(
+        "graph neural networks", k=10, mode=mode, offset=10
+    )
+    assert [h.id for h in pages] == [h.id for h in whole]
+
+
+def test_a_filter_matching_nothing_gives_no_results(engine: Engine) -> None:
+    nothing = PaperFilter(categories=["no.such.category"])
+    assert engine.search("transformers", filters=nothing) == []
+    paper_id = engine.topics()[0].representative[0].id
+    assert engine.similar(paper_id, filters=nothing) == []
+    with pytest.raises(InvalidInput):
+        engine.search("transformers", offset=-1)
+
+
+@given(
+    since=st.sampled_from([None, "2023-01-01", "2024-06-01", "2025-01-01"]),
+    until=st.sampled_from([None, "2024-03-31", "2024-12-31", "2026-12-31"]),
+    categories=st.lists(st.sampled_from(["cs", "cs.CL", "cs.CV", "cs.LG", "stat"]), max_size=2),
+    mode=st.sampled_from(["dense", "hybrid", "lexical"]),
+)
+@settings(max_examples=25)
+def test_every_result_matches_the_filter(
+    dated_engine: Engine,
+    since: str | None,
+    until: str | None,
+    categories: list[str],
+    mode: Mode,
+) -> None:
+    engine = dated_engine
+    filters = PaperFilter(since=since, until=until, categories=categories)
+    allowed = engine.view.allowed(filters)
+    hits = engine.search("learning", k=20, mode=mode, filters=filters)
+    assert all(_matches(h, filters) for h in hits)
+    if mode == "dense" and allowed is not None:
+        assert len(hits) == min(20, len(allowed))
