@@ -103,10 +103,12 @@ def test_openvino_backends_agree_with_torch_as_prepared() -> None:
     assert int8.backend == "openvino/int8-static"
 
 
-def test_auto_picks_the_prepared_static_int8_model_on_a_cpu() -> None:
-    from service.embed.backends import load_embedder
+def test_auto_picks_openvino_on_a_cpu() -> None:
+    """bf16 where the CPU has it (torch's vectors), else the static int8 model."""
+    from service.embed.backends import cpu_has_bf16, load_embedder
 
-    assert load_embedder(settings_without_env()).backend == "openvino/int8-static"
+    expected = "openvino/bf16" if cpu_has_bf16() else "openvino/int8-static"
+    assert load_embedder(settings_without_env()).backend == expected
 
 
 def test_fewer_tokens_read_change_the_identity_not_the_shape() -> None:
