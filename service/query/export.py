@@ -152,8 +152,10 @@ _MONTHS = "jan feb mar apr may jun jul aug sep oct nov dec".split()
 
 
 def _braces(text: str) -> str:
-    """A value safe inside BibTeX braces: unbalanced braces would end the field early."""
-    return text.replace("{", "(").replace("}", ")").replace("\\", "/")
+    """A value safe inside BibTeX braces: unbalanced braces would end the field early, and a
+    final backslash would escape the closing one. LaTeX commands (``It\\^o``) are kept."""
+    safe = text.replace("{", "(").replace("}", ")")
+    return safe + " " if safe.endswith("\\") else safe
 
 
 def bibtex(papers: Sequence[Paper]) -> str:

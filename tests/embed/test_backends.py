@@ -141,8 +141,9 @@ def test_batches_cover_every_text_once_within_the_token_budget(lengths: list[int
 
 def test_encoding_is_independent_of_the_batch_it_falls_in(embedder: Embedder) -> None:
     """Token-length batching pads each batch to its own longest text: a text's vector is the
-    same whether it is embedded alone or among longer and shorter ones."""
+    same whether it is embedded alone or among longer and shorter ones (to the backend's
+    precision: bf16 kernels of other shapes round differently, far below what ranks differ by)."""
     texts = ["short", "a medium length abstract about graph neural networks " * 3, "x " * 300]
     together = embedder.encode(texts)
     alone = np.vstack([embedder.encode([t]) for t in texts])
-    np.testing.assert_allclose(together, alone, atol=1e-5)
+    assert float(np.sum(together * alone, axis=1).min()) >= 0.9999

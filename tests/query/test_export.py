@@ -55,11 +55,11 @@ def test_the_table_in_every_format_agrees_with_the_map(client: TestClient) -> No
     assert [r["id"] for r in lines] == [r["id"] for r in frame] == points["ids"]
     for i, (row, line, record) in enumerate(zip(table, lines, frame, strict=True)):
         assert int(row["topic_id"]) == line["topic_id"] == record["topic_id"] == points["topic"][i]
-        assert line["outlier"] == record["outlier"] == (points["topic"][i] == NOISE_TOPIC)
+        assert line["outlier"] == record["outlier"] == points["outlier"][i]
         assert line["x"] == pytest.approx(points["x"][i], abs=1e-3)
         assert record["y"] == pytest.approx(points["y"][i], abs=1e-3)
         assert row["title"] == line["title"] == record["title"]
-    labels = {t["id"]: t["label"] for t in client.get("/api/v1/topics").json()}
+    labels = {t["id"]: t["name"] for t in client.get("/api/v1/topics").json()}
     assert all(line["topic_name"] == labels[line["topic_id"]] for line in lines)
 
 
