@@ -137,6 +137,8 @@ class PooledTransformer:
         self, tokenizer: Any, *, name: str, revision: str, backend: str, dim: int, batch_size: int
     ) -> None:
         self._tokenizer = tokenizer
+        self._inputs: set[str] = set()
+        """The graph's input names (set by the runtime's subclass)."""
         self.name, self.revision, self.backend, self.dim = name, revision, backend, dim
         self.batch_size = batch_size
         self.agreement: dict[str, float] | None = None
@@ -151,6 +153,13 @@ class PooledTransformer:
     ) -> npt.NDArray[np.float32]:
         """Token embeddings (batch, tokens, dim) of one padded batch."""
         raise NotImplementedError
+
+    def feeds(
+        self, ids: npt.NDArray[np.int64], mask: npt.NDArray[np.int64]
+    ) -> dict[str, npt.NDArray[np.int64]]:
+        """A batch's inputs, as many as the exported graph takes (token types: all zero)."""
+        feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+        return {name: value for name, value in feeds.items() if name in self._inputs}
 
     def batches(self, lengths: Sequence[int]) -> list[list[int]]:
         """Text positions grouped into batches, longest texts first, each within the budget."""
@@ -212,11 +221,11 @@ class OnnxEmbedder(PooledTransformer):
         batch_size: int = 32,
     ) -> None:
         self._session = session
-        self._inputs = {i.name for i in session.get_inputs()}
         dim = int(session.get_outputs()[0].shape[-1])
         super().__init__(
             tokenizer, name=name, revision=revision, backend=backend, dim=dim, batch_size=batch_size
         )
+        self._inputs = {i.name for i in session.get_inputs()}
 
     @classmethod
     def from_files(
@@ -251,8 +260,7 @@ class OnnxEmbedder(PooledTransformer):
     def forward(
         self, ids: npt.NDArray[np.int64], mask: npt.NDArray[np.int64]
     ) -> npt.NDArray[np.float32]:
-        feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-        hidden = self._session.run(None, {k: v for k, v in feeds.items() if k in self._inputs})
+        hidden = self._session.run(None, self.feeds(ids, mask))
         return np.asarray(hidden[0], dtype=np.float32)
 
 
@@ -273,11 +281,11 @@ class OpenVinoEmbedder(PooledTransformer):
     ) -> None:
         self._compiled = compiled
         self._request = compiled.create_infer_request()
-        self._inputs = {port.get_any_name() for port in compiled.inputs}
         dim = int(compiled.outputs[0].get_partial_shape()[-1].get_length())
         super().__init__(
             tokenizer, name=name, revision=revision, backend=backend, dim=dim, batch_size=batch_size
         )
+        self._inputs = {port.get_any_name() for port in compiled.inputs}
 
     @classmethod
     def from_files(
@@ -316,8 +324,7 @@ class OpenVinoEmbedder(PooledTransformer):
     def forward(
         self, ids: npt.NDArray[np.int64], mask: npt.NDArray[np.int64]
     ) -> npt.NDArray[np.float32]:
-        feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-        result = self._request.infer({k: v for k, v in feeds.items() if k in self._inputs})
+        result = self._request.infer(self.feeds(ids, mask))
         return np.asarray(result[self._compiled.outputs[0]], dtype=np.float32)
 
 
