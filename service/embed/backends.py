@@ -21,6 +21,7 @@ work.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -183,19 +184,48 @@ class PooledTransformer:
             return out
         encoded = self._tokenizer.encode_batch(list(texts))
         lengths = [len(e.ids) for e in encoded]
-        for batch in tqdm(self.batches(lengths), desc="batches", disable=not progress):
-            width = lengths[batch[0]]
-            ids = np.zeros((len(batch), width), dtype=np.int64)
-            mask = np.zeros((len(batch), width), dtype=np.int64)
-            for row, i in enumerate(batch):
-                ids[row, : lengths[i]] = encoded[i].ids
-                mask[row, : lengths[i]] = 1
-            hidden = self.forward(ids, mask)
-            weights = mask[:, :, None].astype(np.float32)
-            pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
-            norms = np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
-            out[batch] = pooled / norms
+        batches = self.batches(lengths)
+        with tqdm(total=len(batches), desc="batches", disable=not progress) as bar:
+
+            def padded() -> Iterator[
+                tuple[list[int], npt.NDArray[np.int64], npt.NDArray[np.int64]]
+            ]:
+                for batch in batches:
+                    width = lengths[batch[0]]
+                    ids = np.zeros((len(batch), width), dtype=np.int64)
+                    mask = np.zeros((len(batch), width), dtype=np.int64)
+                    for row, i in enumerate(batch):
+                        ids[row, : lengths[i]] = encoded[i].ids
+                        mask[row, : lengths[i]] = 1
+                    yield batch, ids, mask
+
+            def done(
+                batch: list[int], hidden: npt.NDArray[np.float32], mask: npt.NDArray[np.int64]
+            ) -> None:
+                out[batch] = mean_pool(hidden, mask)
+                bar.update()
+
+            self.run(padded(), done)
         return out
+
+    def run(
+        self,
+        batches: Iterator[tuple[list[int], npt.NDArray[np.int64], npt.NDArray[np.int64]]],
+        done: Callable[[list[int], npt.NDArray[np.float32], npt.NDArray[np.int64]], None],
+    ) -> None:
+        """Run every padded batch and hand its token embeddings to ``done``; one at a time
+        here, runtimes with parallel requests override it."""
+        for batch, ids, mask in batches:
+            done(batch, self.forward(ids, mask), mask)
+
+
+def mean_pool(hidden: npt.NDArray[np.float32], mask: npt.NDArray[np.int64]) -> Vectors:
+    """Mean of the unpadded token embeddings, L2-normalised (as sentence-transformers does)."""
+    weights = mask[:, :, None].astype(np.float32)
+    pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+    norms = np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
+    normalised: Vectors = (pooled / norms).astype(np.float32)
+    return normalised
 
 
 def _tokenizer(weights: Path, max_tokens: int) -> Any:
@@ -281,6 +311,7 @@ class OpenVinoEmbedder(PooledTransformer):
     ) -> None:
         self._compiled = compiled
         self._request = compiled.create_infer_request()
+        self._parallel = max(1, int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
         dim = int(compiled.outputs[0].get_partial_shape()[-1].get_length())
         super().__init__(
             tokenizer, name=name, revision=revision, backend=backend, dim=dim, batch_size=batch_size
@@ -305,7 +336,9 @@ class OpenVinoEmbedder(PooledTransformer):
         import openvino
 
         config: dict[str, Any] = {
-            "PERFORMANCE_HINT": "LATENCY",
+            # one stream per core, each batch on its own core: 1.3-1.8x the throughput of one
+            # batch over all cores here (small GEMMs do not scale across cores)
+            "PERFORMANCE_HINT": "THROUGHPUT",
             "INFERENCE_NUM_THREADS": threads or max(1, os.cpu_count() or 1),
         }
         if precision is not None:
@@ -326,6 +359,35 @@ class OpenVinoEmbedder(PooledTransformer):
     ) -> npt.NDArray[np.float32]:
         result = self._request.infer(self.feeds(ids, mask))
         return np.asarray(result[self._compiled.outputs[0]], dtype=np.float32)
+
+    def run(
+        self,
+        batches: Iterator[tuple[list[int], npt.NDArray[np.int64], npt.NDArray[np.int64]]],
+        done: Callable[[list[int], npt.NDArray[np.float32], npt.NDArray[np.int64]], None],
+    ) -> None:
+        """As many batches in flight as the runtime has streams (one per core)."""
+        first = list(itertools.islice(batches, 2))
+        if self._parallel == 1 or len(first) < 2:  # a query: no queue to set up
+            super().run(itertools.chain(first, batches), done)
+            return
+        import openvino
+
+        queue = openvino.AsyncInferQueue(self._compiled, self._parallel)
+        errors: list[Exception] = []
+
+        def finished(request: Any, userdata: tuple[list[int], npt.NDArray[np.int64]]) -> None:
+            try:
+                hidden = np.asarray(request.get_output_tensor(0).data, dtype=np.float32)
+                done(userdata[0], hidden, userdata[1])
+            except Exception as error:  # noqa: BLE001 -- raised below, not lost in its thread
+                errors.append(error)
+
+        queue.set_callback(finished)
+        for batch, ids, mask in itertools.chain(first, batches):
+            queue.start_async(self.feeds(ids, mask), (batch, mask))
+        queue.wait_all()
+        if errors:
+            raise errors[0]
 
 
 def cpu_has_bf16() -> bool:

@@ -147,3 +147,16 @@ def test_encoding_is_independent_of_the_batch_it_falls_in(embedder: Embedder) ->
     together = embedder.encode(texts)
     alone = np.vstack([embedder.encode([t]) for t in texts])
     assert float(np.sum(together * alone, axis=1).min()) >= 0.9999
+
+
+def test_openvino_batches_in_flight_land_in_their_own_rows() -> None:
+    """OpenVINO runs one batch per core at once and finishes them in any order: every vector
+    must still land in its own text's row (checked against each text embedded alone)."""
+    from service.embed.backends import load_embedder
+
+    embedder = load_embedder(settings_without_env(backend="openvino"))
+    topics = ["graph neural networks", "protein folding", "speech recognition", "galaxy surveys"]
+    texts = [f"{topics[i % 4]} study number {i}: " + "results " * (60 + 3 * i) for i in range(80)]
+    together = embedder.encode(texts)
+    alone = np.vstack([embedder.encode([t]) for t in texts])
+    assert float(np.sum(together * alone, axis=1).min()) >= 0.9999
