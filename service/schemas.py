@@ -366,6 +366,28 @@ class TopicTimeline(BaseModel):
     undated: int
 
 
+MAX_TREND_MONTHS = 120
+"""The longest recent window ``GET /topics/trending`` takes, in months."""
+
+
+class TopicTrend(BaseModel):
+    """A topic's recent growth: its papers dated in the last ``months`` months (the window ends
+    with the newest paper's month) against its earlier monthly rate."""
+
+    id: int
+    name: str
+    recent: int = Field(description="Papers dated in the window.")
+    earlier: int = Field(description="Papers dated before the window.")
+    share: float = Field(description="recent / (recent + earlier): how much of it is recent.")
+    recent_rate: float = Field(description="Recent papers per month of the window.")
+    earlier_rate: float = Field(
+        description="Earlier papers per month, over every month of the corpus before the window."
+    )
+    growth: float | None = Field(
+        description="recent_rate / earlier_rate; null when it had no earlier papers (new)."
+    )
+
+
 class DuplicatePair(BaseModel):
     a: PaperRef
     b: PaperRef

@@ -152,3 +152,16 @@ def graph() -> dict[str, set[str]]:
         name: {m for m in imports_of(path) if m in modules and m != name}
         for name, path in modules.items()
     }
+
+
+# -- a small dated set for trending topics (tests/query/test_explore.py, tests/api/test_api.py) --
+
+TREND_DATES: dict[str, list[str]] = {
+    "new": ["2025-05-15", "2025-06-01"],
+    "growing": ["2025-01-10", "2025-05-02", "2025-06-05", "2025-06-20"],
+    "shrinking": ["2025-01-15", "2025-02-01", "2025-03-01", "2025-04-30"],
+}
+"""Dates given to papers of three topics; nothing else is dated. The corpus spans 2025-01 to
+2025-06 (6 months). With months=3 the window is 2025-04..06 and the 3 months before it are
+earlier: new 2 recent / 0 earlier, growing 3 / 1 (rates 1 and 1/3: growth 3), shrinking 1 / 3
+(rates 1/3 and 1: growth 1/3)."""

@@ -24,6 +24,7 @@ from service.schemas import (
     MAX_K,
     MAX_OFFSET,
     MAX_QUERY_CHARS,
+    MAX_TREND_MONTHS,
     NOT_BLANK_PATTERN,
     AddReport,
     BuildManifest,
@@ -46,6 +47,7 @@ from service.schemas import (
     TopicMatch,
     TopicSummary,
     TopicTimeline,
+    TopicTrend,
 )
 from service.search.fusion import Mode, fusion_params
 
@@ -289,6 +291,23 @@ def emerging_topics(engine: EngineDep) -> Emerging:
     """Papers added since the build that fit no topic; ``rebuild_suggested`` once there are as
     many as the smallest topic the build allows (they may form a new topic)."""
     return emerging(engine)
+
+
+@router.get("/topics/trending", response_model=list[TopicTrend], tags=["topics"])
+def trending_topics(
+    engine: EngineDep,
+    months: Annotated[
+        int,
+        Query(
+            ge=1,
+            le=MAX_TREND_MONTHS,
+            description="The recent window in months, ending with the newest paper's month.",
+        ),
+    ] = 6,
+) -> list[TopicTrend]:
+    """Topics by recent growth: papers per month in the last ``months`` months against papers
+    per month before (new topics first); topics without dated papers are left out."""
+    return engine.trending(months)
 
 
 @router.get("/topics/{topic_id}", response_model=TopicDetail, tags=["topics"])

@@ -41,6 +41,7 @@ from service.schemas import (
     TopicMatch,
     TopicSummary,
     TopicTimeline,
+    TopicTrend,
     derive_title,
 )
 from service.search.fusion import DEFAULT_FUSION, FusionParams, Mode, Scored, hybrid, parse_mode
@@ -231,6 +232,9 @@ class Engine:
 
     def timeline(self, topic_id: int) -> TopicTimeline:
         return explore.timeline(self.view, topic_id)
+
+    def trending(self, months: int = 6) -> list[TopicTrend]:
+        return explore.trending(self.view, months)
 
     def find_topics(self, text: str, k: int = 10) -> list[TopicMatch]:
         return explore.find_topics(self.view, text, k)

@@ -1,6 +1,6 @@
-"""Exploring topics: summaries and detail, the coarse level, topics over time, topics by
-query, likely duplicates. Functions of a :class:`~service.query.view.BuildView`, called by
-:class:`~service.query.engine.Engine`.
+"""Exploring topics: summaries and detail, the coarse level, topics over time and trending
+topics, topics by query, likely duplicates. Functions of a
+:class:`~service.query.view.BuildView`, called by :class:`~service.query.engine.Engine`.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from service.query.view import BuildView
 from service.schemas import (
     BLANK,
     MAX_QUERY_CHARS,
+    MAX_TREND_MONTHS,
     NOISE_TOPIC,
     DuplicatePair,
     MonthCount,
@@ -27,6 +28,7 @@ from service.schemas import (
     TopicMatch,
     TopicSummary,
     TopicTimeline,
+    TopicTrend,
 )
 from service.search.duplicates import NEIGHBOURS
 from service.topics.model import REPRESENTATIVES
@@ -122,6 +124,55 @@ def timeline(view: BuildView, topic_id: int) -> TopicTimeline:
     return TopicTimeline(
         id=topic_id, label=view.topic_label(topic_id), months=listed, undated=undated
     )
+
+
+def trending(view: BuildView, months: int) -> list[TopicTrend]:
+    """Topics by recent growth: papers per month in the last ``months`` months (ending with the
+    newest served paper's month) against papers per month in the corpus's earlier months.
+
+    Whole months, as :func:`timeline` counts them, so the chart shows the same numbers; a window
+    longer than the corpus is cut to it. Topics without earlier papers (growth None) come first;
+    ties go to the topic with more recent papers. Undated and unclustered papers are left out.
+    """
+    if not 1 <= months <= MAX_TREND_MONTHS:
+        raise InvalidInput(f"months must be between 1 and {MAX_TREND_MONTHS}, got {months}")
+    dates = view.all_dates()
+    served = view.visible(list(range(len(dates))))
+    month_of = {r: m for r in served if (m := _month(dates[r])) is not None}
+    if not month_of:
+        return []
+    first, last = min(month_of.values()), max(month_of.values())
+    window = min(months, last - first + 1)
+    before = last - first + 1 - window
+    start = last - window + 1
+    trends = []
+    for topic in view.topics.values():
+        dated = [month_of[r] for r in view.members(topic) if r in month_of]
+        if topic.id == NOISE_TOPIC or not dated:
+            continue
+        recent = sum(1 for m in dated if m >= start)
+        earlier = len(dated) - recent
+        recent_rate, earlier_rate = recent / window, (earlier / before if before else 0.0)
+        trends.append(
+            TopicTrend(
+                id=topic.id,
+                name=view.topic_label(topic.id),
+                recent=recent,
+                earlier=earlier,
+                share=round(recent / len(dated), 4),
+                recent_rate=round(recent_rate, 4),
+                earlier_rate=round(earlier_rate, 4),
+                growth=round(recent_rate / earlier_rate, 4) if earlier else None,
+            )
+        )
+    return sorted(trends, key=lambda t: (t.growth is not None, -(t.growth or 0.0), -t.recent, t.id))
+
+
+def _month(day: str | None) -> int | None:
+    """A date's month as a count of months (year * 12 + month - 1); None when undated."""
+    if not day or len(day) < 7 or not (day[:4].isdigit() and day[5:7].isdigit()):
+        return None
+    return int(day[:4]) * 12 + int(day[5:7]) - 1
 
 
 def _topic_centroids(view: BuildView) -> tuple[list[int], npt.NDArray[np.float32]]:

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from service.api.app import create_app
 from service.artifacts import current_build_dir
 from service.embed.backends import Embedder
-from tests.helpers import assert_error, make_settings
+from tests.helpers import TREND_DATES, assert_error, make_settings
 
 
 @pytest.fixture(scope="module")
@@ -236,3 +236,65 @@ def test_bad_filter_dates_are_422(client: TestClient, since: str) -> None:
     paper_id = _some_id(client)
     response = client.get(f"/api/v1/papers/{paper_id}/similar", params={"until": since})
     assert_error(response, 422, "invalid_input")
+
+
+def test_trending_topics_without_dates_is_empty_and_months_is_checked(client: TestClient) -> None:
+    response = client.get("/api/v1/topics/trending")
+    assert response.status_code == 200 and response.json() == []
+    for months in ("0", "121", "many"):
+        response = client.get("/api/v1/topics/trending", params={"months": months})
+        assert_error(response, 422, "invalid_input")
+
+
+def test_trending_topics_by_hand(built_copy: Path, embedder: Embedder) -> None:
+    key = {"X-API-Key": "trending-key"}
+    app = create_app(make_settings(built_copy, api_key=key["X-API-Key"]), embedder)
+    with TestClient(app) as writable:
+        topics = [t for t in writable.get("/api/v1/topics").json() if t["id"] != -1][:3]
+        posted, topic_of = [], {}
+        for topic, (kind, days) in zip(topics, TREND_DATES.items(), strict=True):
+            refs = writable.get(f"/api/v1/topics/{topic['id']}", params={"limit": len(days)})
+            for ref, day in zip(refs.json()["papers"], days, strict=True):
+                paper = writable.get(f"/api/v1/papers/{ref['id']}").json()
+                fields = ("id", "title", "abstract", "authors", "categories")
+                posted.append({**{f: paper[f] for f in fields}, "date": day})
+            topic_of[kind] = topic["id"]
+        added = writable.post("/api/v1/papers", json={"papers": posted}, headers=key)
+        assert added.status_code == 200, added.text
+        assert [p["topic_id"] for p in added.json()["papers"]] == [
+            topic_of[kind] for kind, days in TREND_DATES.items() for _ in days
+        ]
+        trending = writable.get("/api/v1/topics/trending", params={"months": 3}).json()
+        names = {t["id"]: t["name"] for t in topics}
+    assert trending == [
+        {
+            "id": topic_of["new"],
+            "name": names[topic_of["new"]],
+            "recent": 2,
+            "earlier": 0,
+            "share": 1.0,
+            "recent_rate": 0.6667,
+            "earlier_rate": 0.0,
+            "growth": None,
+        },
+        {
+            "id": topic_of["growing"],
+            "name": names[topic_of["growing"]],
+            "recent": 3,
+            "earlier": 1,
+            "share": 0.75,
+            "recent_rate": 1.0,
+            "earlier_rate": 0.3333,
+            "growth": 3.0,
+        },
+        {
+            "id": topic_of["shrinking"],
+            "name": names[topic_of["shrinking"]],
+            "recent": 1,
+            "earlier": 3,
+            "share": 0.25,
+            "recent_rate": 0.3333,
+            "earlier_rate": 1.0,
+            "growth": 0.3333,
+        },
+    ]

@@ -7,12 +7,17 @@ used. Screenshots are decoded with Pillow to check that points are really drawn.
 from __future__ import annotations
 
 import io
+import json
+import shutil
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import uvicorn
 from PIL import Image
@@ -20,6 +25,7 @@ from playwright.sync_api import ConsoleMessage, Page, sync_playwright
 
 from service.api.app import create_app
 from service.artifacts import current_build_dir
+from service.config import Settings
 from service.embed.backends import Embedder
 from service.query.engine import Engine
 from service.query.export_map import export_map
@@ -32,12 +38,24 @@ NOISE_RGB = (0xC3, 0xC8, 0xD1)
 pytestmark = pytest.mark.slow  # a real Chromium
 
 
-@pytest.fixture(scope="module")
-def server(built_dir: Path, embedder: Embedder) -> Iterator[str]:
+KEY = "map-page-key"
+GEOLOGY = {
+    "id": "live-geology",
+    "title": "Bedload transport in braided Himalayan rivers",
+    "abstract": (
+        "We measure bedload sediment flux in braided river channels draining the Himalayan "
+        "front with repeat lidar surveys and seismic monitoring; discharge thresholds control "
+        "how often channels avulse."
+    ),
+}
+"""A paper about rivers: nothing in the bundled corpus is near it, so it fits no topic."""
+
+
+@contextmanager
+def serving(settings: Settings, embedder: Embedder) -> Iterator[str]:
+    """A real server (uvicorn in a thread) on a free port; yields its base URL."""
     port = free_port()
-    config = uvicorn.Config(
-        create_app(make_settings(built_dir), embedder), port=port, log_level="warning"
-    )
+    config = uvicorn.Config(create_app(settings, embedder), port=port, log_level="warning")
     instance = uvicorn.Server(config)
     thread = threading.Thread(target=instance.run, daemon=True)
     thread.start()
@@ -48,6 +66,35 @@ def server(built_dir: Path, embedder: Embedder) -> Iterator[str]:
     yield f"http://127.0.0.1:{port}/"
     instance.should_exit = True
     thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def server(built_dir: Path, embedder: Embedder) -> Iterator[str]:
+    with serving(make_settings(built_dir), embedder) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def dated_server(
+    built_dir: Path, embedder: Embedder, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A server with an API key on its own copy of the build (one per module, as ``built_copy``
+    is per test), where every paper was re-posted through the API with a date (2024-01-01 on,
+    5 days apart) and :data:`GEOLOGY` was added."""
+    data_dir = tmp_path_factory.mktemp("map-dated")
+    shutil.copytree(built_dir, data_dir, dirs_exist_ok=True, symlinks=True)
+    with serving(make_settings(data_dir, api_key=KEY), embedder) as url:
+        with httpx.Client(base_url=url + "api/v1", headers={"X-API-Key": KEY}, timeout=300) as api:
+            papers = []
+            for row, paper_id in enumerate(api.get("/map").json()["ids"]):
+                paper = api.get(f"/papers/{paper_id}").json()
+                day = (date(2024, 1, 1) + timedelta(days=5 * row)).isoformat()
+                fields = {k: paper[k] for k in ("id", "title", "abstract", "categories")}
+                papers.append({**fields, "date": day})
+            for batch in (papers, [GEOLOGY]):
+                posted = api.post("/papers", json={"papers": batch})
+                assert posted.status_code == 200, posted.text
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -104,13 +151,33 @@ class MapPage:
         return counts
 
 
-@pytest.fixture
-def map_page(browser: Any, server: str) -> Iterator[MapPage]:
+@contextmanager
+def opened(browser: Any, url: str) -> Iterator[MapPage]:
+    """The page at ``url`` in a fresh browser context; no console errors by the end."""
     context = browser.new_context(viewport={"width": 1400, "height": 800}, accept_downloads=True)
     page = MapPage(context.new_page())
-    yield page.open(server)
+    yield page.open(url)
     assert not page.errors, page.errors
     context.close()
+
+
+@pytest.fixture
+def map_page(browser: Any, server: str) -> Iterator[MapPage]:
+    with opened(browser, server) as page:
+        yield page
+
+
+@pytest.fixture
+def dated_page(browser: Any, dated_server: str) -> Iterator[MapPage]:
+    with opened(browser, dated_server) as page:
+        yield page
+
+
+@pytest.fixture
+def dated_api(dated_server: str) -> Iterator[httpx.Client]:
+    """The dated server's API, without the key."""
+    with httpx.Client(base_url=dated_server + "api/v1", timeout=60) as client:
+        yield client
 
 
 BACKGROUND = (251, 251, 253)
@@ -230,6 +297,10 @@ def test_exported_map_works_offline(browser: Any, built_dir: Path, tmp_path: Pat
     page.page.locator("#similar .hit").first.wait_for(timeout=5_000)
     assert page.page.locator("#similar .hit").count() == 5
     assert page.page.locator("p.abstract").inner_text()
+    assert not page.page.locator("#views").is_visible()  # the views need the server
+    assert page.page.locator("#collection-name").count() == 0
+    page.page.locator('#topic-list [data-topic="0"]').click()  # its timeline from the file
+    page.page.locator("#timeline-empty").wait_for(timeout=5_000)
     assert not page.errors, page.errors
     context.close()
 
@@ -316,3 +387,158 @@ def test_neighbouring_topics_get_different_colours(map_page: MapPage) -> None:
         if p["id"] < q["id"]
     )
     assert (a, b) in {(t, o) for t, o, _, _ in pairs}
+
+
+# -- what the API knows: timelines, emerging papers, trending topics, collections -------------
+
+
+def _topic_panel_opens(page: MapPage, topic_id: int) -> None:
+    page.page.locator(f'#topic-list [data-topic="{topic_id}"]').click()
+    page.page.wait_for_function(f"window.paperscope.state.topic === {topic_id}")
+    name = next(t["name"] for t in page.data("topics") if t["id"] == topic_id)
+    page.page.locator("#topic-title").wait_for(timeout=10_000)
+    assert page.page.locator("#topic-title").inner_text() == name
+    page.page.locator("#timeline").wait_for(timeout=10_000)
+
+
+def test_a_topic_without_dated_papers_says_so(map_page: MapPage) -> None:
+    topic = max(map_page.data("topics"), key=lambda t: t["size"])
+    _topic_panel_opens(map_page, topic["id"])
+    assert map_page.page.locator("#timeline-empty").inner_text() == "no dated papers"
+    assert map_page.page.locator("#timeline-chart").count() == 0
+    undated = map_page.page.locator("#timeline").inner_text()
+    assert f"{topic['size']} papers without a date" in undated
+    assert map_page.page.locator("#topic-papers .hit").count() == min(topic["size"], 50)
+
+
+def test_the_timeline_is_drawn_as_bars_per_month(
+    dated_page: MapPage, dated_api: httpx.Client
+) -> None:
+    topic = max(dated_page.data("topics"), key=lambda t: (t["id"] >= 0, t["size"]))
+    _topic_panel_opens(dated_page, topic["id"])
+    chart = dated_page.page.locator("#timeline-chart")
+    chart.wait_for(timeout=10_000)
+    bars = dated_page.page.evaluate(
+        "[...document.querySelectorAll('#timeline-chart rect.bar')].map((b) => "
+        "[b.dataset.month, Number(b.dataset.papers), b.getBBox().height])"
+    )
+    expected = dated_api.get(f"/topics/{topic['id']}/timeline").json()
+    assert expected["undated"] == 0 and len(expected["months"]) >= 3
+    assert [(month, n) for month, n, _ in bars] == [
+        (m["month"], m["papers"]) for m in expected["months"]
+    ]
+    tallest = max(height for _, _, height in bars)
+    most = max(n for _, n, _ in bars)
+    assert tallest > 50  # drawn at a readable size
+    for _, n, height in bars:
+        assert height == pytest.approx(tallest * n / most, abs=0.05)
+    # the bars are on screen, in the topic's colour
+    png = Image.open(io.BytesIO(chart.screenshot())).convert("RGB")
+    fill = _hex(dated_page.page.evaluate(f"colour({topic['id']})"))
+    painted = sum(n for n, rgb in png.getcolors(1 << 20) or [] if rgb == fill)
+    assert painted > 100
+
+
+def test_the_emerging_view_lists_a_paper_that_fits_no_topic(
+    dated_page: MapPage, dated_api: httpx.Client
+) -> None:
+    emerging = dated_api.get("/topics/emerging").json()
+    assert GEOLOGY["id"] in [p["id"] for p in emerging["papers"]]
+    dated_page.page.locator('#views [data-view="emerging"]').click()
+    listed = dated_page.page.locator("#emerging .hit")
+    listed.first.wait_for(timeout=10_000)
+    assert listed.count() == len(emerging["papers"])
+    assert listed.first.inner_text() == GEOLOGY["title"]  # the newest first
+    listed.first.click()
+    dated_page.page.wait_for_function(f"window.paperscope.state.paper === {GEOLOGY['id']!r}")
+    dated_page.page.locator("#paper-title").wait_for(timeout=10_000)
+    assert dated_page.page.locator("#paper-title").inner_text() == GEOLOGY["title"]
+
+
+def _wait_for_trends(page: MapPage, order: list[int]) -> None:
+    """Wait until the trending view lists exactly these topics, in this order."""
+    listed = "[...document.querySelectorAll('#trending .trend')].map((r) => r.dataset.openTopic)"
+    expected = json.dumps([str(t) for t in order], separators=(",", ":"))
+    page.page.wait_for_function(f"JSON.stringify({listed}) === {expected!r}", timeout=10_000)
+
+
+def test_the_trending_view_ranks_topics_by_growth(
+    dated_page: MapPage, dated_api: httpx.Client
+) -> None:
+    dated_page.page.locator('#views [data-view="trending"]').click()
+    trends = dated_api.get("/topics/trending").json()
+    assert len(trends) >= 3 and any(t["growth"] is not None for t in trends)
+    _wait_for_trends(dated_page, [t["id"] for t in trends])
+    growth = [t["growth"] for t in trends]
+    new = sum(1 for g in growth if g is None)
+    assert growth[new:] == sorted(growth[new:], reverse=True) and None not in growth[new:]
+    first = dated_page.page.locator("#trending .trend").first.inner_text()
+    top = trends[0]
+    assert top["name"] in first and f"{top['recent']} recent" in first
+    assert f"{top['earlier']} before" in first
+    # another window: the list follows
+    dated_page.page.fill("#trend-months", "12")
+    dated_page.page.dispatch_event("#trend-months", "change")
+    longer = [t["id"] for t in dated_api.get("/topics/trending", params={"months": 12}).json()]
+    assert longer != [t["id"] for t in trends]
+    _wait_for_trends(dated_page, longer)
+    # a trend opens its topic's panel
+    dated_page.page.locator("#trending .trend").nth(1).click()
+    dated_page.page.wait_for_function(f"window.paperscope.state.topic === {longer[1]}")
+    name = next(t["name"] for t in dated_page.data("topics") if t["id"] == longer[1])
+    dated_page.page.locator("#timeline-chart").wait_for(timeout=10_000)
+    assert dated_page.page.locator("#topic-title").inner_text() == name
+
+
+def _add_to_collection(page: MapPage, name: str, expect: str) -> None:
+    page.page.fill("#collection-name", name)
+    page.page.locator("#add-to-collection").click()
+    page.page.wait_for_function(
+        f"document.getElementById('collection-status').textContent.includes({expect!r})",
+        timeout=10_000,
+    )
+
+
+def test_the_open_paper_goes_into_a_collection_and_its_feed_is_shown(
+    browser: Any, dated_server: str, dated_api: httpx.Client
+) -> None:
+    ids = dated_api.get("/map").json()["ids"]
+    kept, negative, opened_id = ids[0], ids[1], ids[2]
+    body = {"positive": [kept], "negative": [negative], "seen": [ids[3]], "note": "kept note"}
+    saved = dated_api.put("/collections/reading", json=body, headers={"X-API-Key": KEY})
+    assert saved.status_code == 201, saved.text
+    with opened(browser, f"{dated_server}#paper={opened_id}") as page:
+        page.page.locator("#paper-title").wait_for(timeout=10_000)
+        # without the key the server refuses, and says why
+        _add_to_collection(page, "reading", "X-API-Key")
+        assert len(page.errors) == 1 and "401" in page.errors[0], page.errors
+        page.errors.clear()
+        assert dated_api.get("/collections/reading").json()["positive"] == [kept]
+        page.page.fill("#api-key", KEY)
+        _add_to_collection(page, "reading", "Added to reading")
+        _add_to_collection(page, "fresh-list", "Added to fresh-list")
+        page.open(f"{dated_server}#paper={opened_id}")  # the key is kept across visits
+        assert page.page.locator("#api-key").input_value() == KEY
+    reading = dated_api.get("/collections/reading").json()
+    assert (reading["positive"], reading["negative"]) == ([kept, opened_id], [negative])
+    assert (reading["seen"], reading["note"]) == ([ids[3]], "kept note")
+    assert dated_api.get("/collections/fresh-list").json()["positive"] == [opened_id]
+
+    feed = dated_api.get("/collections/reading/feed", params={"limit": 20}).json()["results"]
+    with opened(browser, dated_server) as page:
+        page.page.locator('#views [data-view="collections"]').click()
+        names = page.page.locator("#collections .collection b")
+        names.first.wait_for(timeout=10_000)
+        assert sorted(names.all_inner_texts()) == ["fresh-list", "reading"]
+        page.page.locator('#collections [data-collection="reading"]').click()
+        listed = page.page.locator("#feed .hit")
+        listed.first.wait_for(timeout=10_000)
+        assert [h.get_attribute("data-id") for h in listed.all()] == [r["id"] for r in feed]
+        assert not {kept, opened_id, negative, ids[3]} & {r["id"] for r in feed}
+        reason = page.page.locator("#feed .hit .reason").first.inner_text()
+        seed = feed[0]["reason"]["closest_seed"]
+        seed_title = dated_api.get(f"/papers/{seed}").json()["title"]
+        assert reason.startswith(f"like “{seed_title}”")
+        listed.first.click()
+        page.page.locator("#paper-title").wait_for(timeout=10_000)
+        assert page.page.locator("#paper-title").inner_text() == feed[0]["title"]

@@ -1,4 +1,4 @@
-"""Topic levels, timelines, topics by query, and likely duplicates."""
+"""Topic levels, timelines, trending topics, topics by query, and likely duplicates."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from service.query.engine import Engine
 from service.query.live import LiveAdditions
 from service.schemas import NOISE_TOPIC, Paper
 from service.store import Store
-from tests.helpers import make_settings
+from tests.helpers import TREND_DATES, make_settings
 
 
 def test_coarse_level_covers_every_clustered_topic_once(engine: Engine) -> None:
@@ -68,6 +68,57 @@ def test_timeline_counts_papers_per_month(built_copy: Path, embedder: Embedder) 
     ) - len(same_topic)
     with pytest.raises(NotFound):
         engine.timeline(9999)
+
+
+def test_trending_ranks_topics_by_recent_against_earlier_rate(
+    built_copy: Path, embedder: Embedder
+) -> None:
+    engine = Engine(sorted((built_copy / "builds").glob("2*"))[-1], embedder)
+    assert engine.trending(6) == []  # the bundled corpus has no dates
+    topics = [t for t in engine.topics() if t.id != NOISE_TOPIC][:3]
+    view = engine.view
+    dated, topic_of = [], {}
+    for topic, (kind, days) in zip(topics, TREND_DATES.items(), strict=True):
+        central = view.members(view.topic(topic.id))[: len(days)]
+        for row, day in zip(central, days, strict=True):
+            dated.append(view.papers_at([row])[row].model_copy(update={"date": day}))
+        topic_of[kind] = topic.id
+    placed = LiveAdditions(make_settings(built_copy).db_path, embedder).add(engine, dated)
+    # papers close to their topic's centre are placed back into it
+    assert [p.topic_id for p in placed.papers] == [
+        topic_of[kind] for kind, days in TREND_DATES.items() for _ in days
+    ]
+
+    def rows(months: int) -> list[tuple[int, int, int, float, float, float | None]]:
+        return [
+            (t.id, t.recent, t.earlier, t.recent_rate, t.earlier_rate, t.growth)
+            for t in engine.trending(months)
+        ]
+
+    new, growing, shrinking = topic_of["new"], topic_of["growing"], topic_of["shrinking"]
+    assert rows(3) == [  # 2025-04..06 against 2025-01..03; no earlier papers: first
+        (new, 2, 0, 0.6667, 0.0, None),
+        (growing, 3, 1, 1.0, 0.3333, 3.0),
+        (shrinking, 1, 3, 0.3333, 1.0, 0.3333),
+    ]
+    assert [t.share for t in engine.trending(3)] == [1.0, 0.75, 0.25]
+    assert engine.trending(3)[1].name == view.topic_label(growing)
+    assert rows(1) == [  # 2025-06 against 5 months; equal growth: more recent papers first
+        (growing, 2, 2, 2.0, 0.4, 5.0),
+        (new, 1, 1, 1.0, 0.2, 5.0),
+        (shrinking, 0, 4, 0.0, 0.8, 0.0),
+    ]
+    # a window longer than the corpus is cut to its 6 months: nothing is earlier
+    assert {(t.id, t.recent, t.recent_rate, t.growth) for t in engine.trending(120)} == {
+        (growing, 4, 0.6667, None),
+        (shrinking, 4, 0.6667, None),
+        (new, 2, 0.3333, None),
+    }
+    engine.hide([dated[0].id])  # the new topic's 2025-05-15 paper is deleted
+    assert rows(3)[0] == (new, 1, 0, 0.3333, 0.0, None)
+    for months in (0, 121):
+        with pytest.raises(InvalidInput):
+            engine.trending(months)
 
 
 def test_a_copied_paper_is_reported_as_a_duplicate(built_copy: Path, embedder: Embedder) -> None:
