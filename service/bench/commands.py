@@ -111,6 +111,24 @@ def bench_map(
     measure(data_dir, screenshot, runs, browser)
 
 
+@bench_app.command("full-build")
+def bench_full_build(
+    corpus: Annotated[Path, typer.Argument(help="A corpus file paperscope ingest reads.")],
+    data_dir: Annotated[
+        Path | None, typer.Argument(help="An empty folder to build in (default: a temporary one).")
+    ] = None,
+) -> None:
+    """A default build from nothing: ingest CORPUS, then build (empty embedding cache).
+
+    Prints the wall minutes, each build stage's seconds and each command's peak RSS; the
+    environment's PAPERSCOPE_* settings apply as they would to paperscope build.
+    """
+    _prepare()
+    from service.bench.full_build import measure
+
+    measure(corpus, data_dir)
+
+
 @bench_app.command("cold-start")
 def bench_cold_start(
     data_dir: DataDirArg,

@@ -48,6 +48,10 @@ from service.topics.warm import WarmStart, warm_start
 
 log = logging.getLogger(__name__)
 
+LEXICAL_ELSEWHERE_FROM = 10_000
+"""From this many papers the BM25 index is built in a child process while the topics are fitted
+(below it, it takes a few seconds and a child process would cost as much to start)."""
+
 LIBRARIES = (
     "paperscope",
     "sentence-transformers",
@@ -174,6 +178,12 @@ def run_build(
                 )
             else:
                 duplicates = find_duplicates(index, vectors, settings.duplicate_threshold)
+        lexical_papers = [(p.title, p.abstract) for p, _ in papers]
+        lexical_index = (
+            LexicalIndex.build_elsewhere(lexical_papers, lexical_params(settings))
+            if n >= LEXICAL_ELSEWHERE_FROM
+            else partial(LexicalIndex.build, lexical_papers, lexical_params(settings))
+        )
         if increment is not None:
             with clock.stage("place"):
                 folded = incremental.fold(increment, vectors)
@@ -203,10 +213,8 @@ def run_build(
             previous_build = previous.build_id if previous else None
             clusterer_source = None
         topic_model = carried.model
-        with clock.stage("lexical"):
-            lexical = LexicalIndex.build(
-                [(p.title, p.abstract) for p, _ in papers], lexical_params(settings)
-            )
+        with clock.stage("lexical"):  # what is left of it after the topic stages
+            lexical = lexical_index()
 
         stamp = datetime.now(UTC)
         build_id = f"{stamp:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"

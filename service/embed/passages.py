@@ -71,22 +71,38 @@ def load_windowing(settings: Settings) -> Windowing:
 
 def split(title: str, abstract: str, windowing: Windowing) -> list[str]:
     """``title. <part of the abstract>`` for each window, in order."""
-    head = embedding_text(title, "")
+    return [text for text, _ in split_all([(title, abstract)], windowing)[0]]
+
+
+def split_all(
+    papers: Sequence[tuple[str, str]], windowing: Windowing
+) -> list[list[tuple[str, int]]]:
+    """Each paper's windows as (text, tokens it reads), tokenising all papers in two batched
+    calls: at tens of thousands of papers, tokenising one text at a time costs as much as
+    reading every window's vector from the cache."""
     if not windowing.tokens:
-        return [embedding_text(title, abstract)]
-    head_tokens = len(windowing.tokenizer.encode(head, add_special_tokens=False).ids)
-    budget = max(MIN_BODY_TOKENS, windowing.tokens - head_tokens - SPECIAL_TOKENS)
-    step = min(windowing.stride, budget)
-    offsets = windowing.tokenizer.encode(abstract, add_special_tokens=False).offsets
-    if not offsets:
-        return [embedding_text(title, abstract)]
-    windows = []
-    for start in range(0, len(offsets), step):
-        end = min(start + budget, len(offsets))
-        windows.append(embedding_text(title, abstract[offsets[start][0] : offsets[end - 1][1]]))
-        if end == len(offsets):
-            break
-    return windows
+        return [[(embedding_text(title, abstract), 0)] for title, abstract in papers]
+    heads = [embedding_text(title, "") for title, _ in papers]
+    tokenizer = windowing.tokenizer
+    head_counts = [len(e.ids) for e in tokenizer.encode_batch(heads, add_special_tokens=False)]
+    bodies = tokenizer.encode_batch([a for _, a in papers], add_special_tokens=False)
+    out: list[list[tuple[str, int]]] = []
+    for (title, abstract), head_tokens, body in zip(papers, head_counts, bodies, strict=True):
+        budget = max(MIN_BODY_TOKENS, windowing.tokens - head_tokens - SPECIAL_TOKENS)
+        step = min(windowing.stride, budget)
+        offsets = body.offsets
+        if not offsets:
+            out.append([(embedding_text(title, abstract), head_tokens + SPECIAL_TOKENS)])
+            continue
+        windows = []
+        for start in range(0, len(offsets), step):
+            end = min(start + budget, len(offsets))
+            text = embedding_text(title, abstract[offsets[start][0] : offsets[end - 1][1]])
+            windows.append((text, head_tokens + end - start + SPECIAL_TOKENS))
+            if end == len(offsets):
+                break
+        out.append(windows)
+    return out
 
 
 def text_hash(text: str) -> str:
@@ -110,14 +126,14 @@ def embed_papers(
     if not windowing.tokens:
         texts = [embedding_text(title, abstract) for title, abstract in papers]
         return embed_with_cache(store, embedder, texts, hashes, progress, encode)
-    windows = [split(title, abstract, windowing) for title, abstract in papers]
-    flat = [w for paper in windows for w in paper]
+    windows = split_all(papers, windowing)
+    flat = [text for paper in windows for text, _ in paper]
     owner = np.repeat(np.arange(len(papers)), [len(paper) for paper in windows])
     vectors, embedded = embed_with_cache(
         store, embedder, flat, [text_hash(w) for w in flat], progress, encode
     )
     # each window counts by the tokens it reads, so a short tail weighs what its text weighs
-    tokens = [len(e.ids) for e in windowing.tokenizer.encode_batch(flat)]
+    tokens = [count for paper in windows for _, count in paper]
     weights = np.asarray(tokens, dtype=np.float32)[:, None]
     pooled = np.zeros((len(papers), embedder.dim), dtype=np.float32)
     np.add.at(pooled, owner, vectors * weights)

@@ -10,7 +10,9 @@ vocabulary, and loaded memory-mapped so the server does not hold a second copy o
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import multiprocessing
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,6 +79,26 @@ class LexicalIndex:
         retriever = bm25s.BM25(k1=params.k1, b=params.b)
         retriever.index(tokens, show_progress=False)
         return cls(retriever, params, float(np.mean([len(t) for t in tokens])) if tokens else 0.0)
+
+    @classmethod
+    def build_elsewhere(
+        cls, papers: Sequence[tuple[str, str]], params: LexicalParams = LexicalParams()
+    ) -> Callable[[], LexicalIndex]:
+        """Start :meth:`build` in a child process and return the call that waits for it.
+
+        A build's topic fit (seeded UMAP, HDBSCAN) keeps one core busy for a minute or more at
+        tens of thousands of papers; the BM25 index needs none of its results, so it is built on
+        the other core meanwhile. The child is spawned (not forked: the parent holds runtime
+        threads) and sends back the index's arrays."""
+        pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+        future = pool.submit(_build_parts, list(papers), params)
+        pool.shutdown(wait=False)
+
+        def wait() -> LexicalIndex:
+            retriever, avg_doc_len = future.result()
+            return cls(retriever, params, avg_doc_len)
+
+        return wait
 
     @property
     def size(self) -> int:
@@ -148,3 +170,9 @@ class LexicalIndex:
         """Up to ``k`` (row, score) pairs, best first; documents sharing no term are left out."""
         scores = self.scores(query)
         return [(r, float(scores[r])) for r in top_rows(scores, k) if scores[r] > 0]
+
+
+def _build_parts(papers: list[tuple[str, str]], params: LexicalParams) -> tuple[Any, float]:
+    """:meth:`LexicalIndex.build` in a child process: what pickles back (not the stemmer)."""
+    index = LexicalIndex.build(papers, params)
+    return index._bm25, index.avg_doc_len

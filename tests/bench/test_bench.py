@@ -22,6 +22,7 @@ from tests.helpers import FIXTURES, graph
 COMMANDS = {
     "all",
     "embed",
+    "full-build",
     "map",
     "cold-start",
     "eval-quality",
@@ -214,3 +215,24 @@ def test_load_script_names_the_papers_and_the_mix() -> None:
     assert '"2501.00001",' in script and '"odd\\"id",' in script
     assert 'mix = "similar"' in script
     assert "latency:percentile(p)" in script and "req/s" in script
+
+
+@pytest.mark.slow  # two child processes: an ingest and a whole build with the real model
+def test_full_build_reports_every_stage_from_an_empty_folder(tmp_path: Path) -> None:
+    from service.bench.full_build import measure
+
+    result = measure(FIXTURES / "papers.jsonl", tmp_path / "data", echo=False)
+    assert result.papers == sum(1 for _ in (FIXTURES / "papers.jsonl").open())
+    assert {"embed", "index", "lexical"} <= set(result.stage_seconds)
+    assert result.build_seconds >= sum(result.stage_seconds.values())
+    assert 0.05 < result.peak_rss_gb["build"] < 24
+    assert "papers/s" in "\n".join(result.lines())
+
+
+def test_full_build_refuses_a_folder_that_is_not_empty(tmp_path: Path) -> None:
+    from service.bench.full_build import measure
+    from service.errors import InvalidInput
+
+    (tmp_path / "papers.sqlite").write_text("x")
+    with pytest.raises(InvalidInput, match="not empty"):
+        measure(FIXTURES / "papers.jsonl", tmp_path, echo=False)

@@ -56,6 +56,18 @@ def test_saved_index_loads_memory_mapped_with_the_same_scores(tmp_path: Path) ->
         assert np.array_equal(loaded.scores(query), index.scores(query))
 
 
+def test_index_built_in_a_child_process_scores_as_one_built_here() -> None:
+    """What a large build does while its topics are fitted (a spawned process)."""
+    params = LexicalParams(k1=1.1, b=0.7, title_weight=2)
+    wait = LexicalIndex.build_elsewhere(PAPERS, params)
+    here = LexicalIndex.build(PAPERS, params)
+    elsewhere = wait()
+    assert elsewhere.params == params and elsewhere.size == 4
+    assert elsewhere.avg_doc_len == here.avg_doc_len
+    for query in ("attention structures", "student teacher", "distilling", "zebra"):
+        assert np.array_equal(elsewhere.scores(query), here.scores(query))
+
+
 def test_build_writes_the_index_into_the_build(built_dir: Path) -> None:
     builds = [p for p in (built_dir / "builds").iterdir() if p.is_dir()]
     lexical = LexicalIndex.load(builds[0] / LEXICAL_DIR)
