@@ -49,7 +49,8 @@ def default_sizes(n: int) -> tuple[int, int, int]:
     return neighbours, size, max(2, size // 2)
 
 
-def _ordered_members(rows: npt.NDArray[np.intp], vectors: npt.NDArray[np.float32]) -> list[int]:
+def ordered_members(rows: npt.NDArray[np.intp], vectors: npt.NDArray[np.float32]) -> list[int]:
+    """A topic's rows, closest to its centre first (how :class:`Topic` lists members)."""
     centre = vectors[rows].mean(axis=0)
     closeness = vectors[rows] @ centre
     return [int(rows[i]) for i in np.argsort(-closeness, kind="stable")]
@@ -178,14 +179,14 @@ def describe(
             id=t,
             label=label_of(names[t].keywords[:label_terms], f"topic {t}"),
             keywords=names[t].keywords,
-            members=_ordered_members(np.flatnonzero(assignments == t), vectors),
+            members=ordered_members(np.flatnonzero(assignments == t), vectors),
             name=names[t].name,
         )
         for t in topic_ids
     ]
     noise_rows = np.flatnonzero(assignments == NOISE_TOPIC)
     if len(noise_rows):
-        topics.append(Topic(NOISE_TOPIC, NOISE_LABEL, [], _ordered_members(noise_rows, vectors)))
+        topics.append(Topic(NOISE_TOPIC, NOISE_LABEL, [], ordered_members(noise_rows, vectors)))
     outliers = (
         clustering.outliers if clustering.outliers is not None else np.zeros(n, dtype=np.bool_)
     )

@@ -21,7 +21,9 @@ from scipy.optimize import linear_sum_assignment
 
 from service.artifacts import BuildFolder
 from service.schemas import NOISE_TOPIC
+from service.topics.cluster import ordered_members
 from service.topics.model import Topic, TopicGroup, TopicModel
+from service.topics.placement import keep_previous_topics
 
 log = logging.getLogger(__name__)
 
@@ -147,13 +149,16 @@ def carry_over(
         ]
         for i, t in enumerate(fine)
     }
-    renumbered = _renumber(model, new_id)
+    renumbered, stayed = _keep_outliers_in_place(
+        _renumber(model, new_id), paper_ids, vectors, previous
+    )
     kept = _kept_share(renumbered, paper_ids, previous)
     stats = {
         "matched_by_papers": by_overlap,
         "matched_by_centroid": by_centroid,
         "new_topics": len(fine) - by_overlap - by_centroid,
         "papers_keeping_topic_id": kept,
+        "outliers_kept_in_previous_topic": stayed,
     }
     return Carried(renumbered, parents, next_id, stats)
 
@@ -174,6 +179,43 @@ def _renumber(model: TopicModel, new_id: dict[int, int]) -> TopicModel:
         groups=groups,
         hdbscan_to_topic=hdbscan_to_topic,
     )
+
+
+def _keep_outliers_in_place(
+    model: TopicModel,
+    paper_ids: list[str],
+    vectors: npt.NDArray[np.float32],
+    previous: PreviousTopics,
+) -> tuple[TopicModel, int]:
+    """Outliers near their previous topic stay in it (see ``keep_previous_topics``); the topics
+    they leave and join list their members afresh. Returns the model and how many stayed."""
+    if model.outliers is None or not model.params.assign_outliers or not model.outliers.any():
+        return model, 0
+    before = np.array(
+        [previous.topic_of.get(paper, NOISE_TOPIC) for paper in paper_ids], dtype=np.int32
+    )
+    kept = keep_previous_topics(
+        vectors,
+        model.assignments,
+        model.outliers,
+        model.confidence,
+        before,
+        model.params.umap_neighbors,
+    )
+    if not len(kept.moved):
+        return model, 0
+    touched = set(model.assignments[kept.moved].tolist()) | set(
+        kept.assignments[kept.moved].tolist()
+    )
+    topics = [
+        replace(t, members=ordered_members(np.flatnonzero(kept.assignments == t.id), vectors))
+        if t.id in touched
+        else t
+        for t in model.topics
+    ]
+    log.info("topics: %d outliers kept the topic they had in the previous build", len(kept.moved))
+    stayed = replace(model, assignments=kept.assignments, topics=topics, confidence=kept.confidence)
+    return stayed, len(kept.moved)
 
 
 def _kept_share(model: TopicModel, paper_ids: list[str], previous: PreviousTopics) -> float:

@@ -310,3 +310,69 @@ def _membership_weights(distances: npt.NDArray[np.float32], k: int) -> npt.NDArr
     strengths = np.exp(-np.maximum(distances - rhos[:, None], 0) / sigmas[:, None])
     totals = strengths.sum(axis=1, keepdims=True)
     return np.asarray(strengths / np.maximum(totals, 1e-12), dtype=np.float32)
+
+
+KEEP_PREVIOUS_MARGIN = 0.05
+"""How much less similar (cosine) than its nearest topic centroid a refit outlier's previous
+topic may be and still keep it. Outliers sit between topics, so a refit (another UMAP seed, a
+different sample) moved 42% of them on the 74k arXiv set, and only 69% of all papers kept their
+topic id; with this margin about 87% of those outliers keep theirs, each still within 0.05 of
+its best topic (the analysis in docs/quality.md#topic-ids-across-rebuilds)."""
+
+
+@dataclass(frozen=True)
+class Kept:
+    """Outliers returned to their previous topic: the new assignments and confidence."""
+
+    assignments: npt.NDArray[np.int32]
+    confidence: npt.NDArray[np.float32] | None
+    moved: npt.NDArray[np.intp]
+
+
+def keep_previous_topics(
+    vectors: npt.NDArray[np.float32],
+    assignments: npt.NDArray[np.int32],
+    outliers: npt.NDArray[np.bool_],
+    confidence: npt.NDArray[np.float32] | None,
+    previous: npt.NDArray[np.int32],
+    k: int,
+    margin: float = KEEP_PREVIOUS_MARGIN,
+) -> Kept:
+    """Each outlier whose ``previous`` topic (in this build's ids; NOISE_TOPIC: none) still has
+    a centroid within ``margin`` of its nearest one goes back to it; core papers never move.
+    A moved paper's confidence becomes its new topic's share of its k nearest papers' vote."""
+    centroids = Centroids.of(vectors, assignments, outliers)
+    column = {int(t): j for j, t in enumerate(centroids.topics)}
+    candidates = [
+        row
+        for row in np.flatnonzero(outliers)
+        if int(previous[row]) != int(assignments[row])
+        and int(previous[row]) in column
+        and int(assignments[row]) in column
+    ]
+    if not candidates:
+        return Kept(assignments, confidence, np.zeros(0, dtype=np.intp))
+    rows = np.asarray(candidates, dtype=np.intp)
+    old = np.array([column[int(previous[r])] for r in rows])
+    now = np.array([column[int(assignments[r])] for r in rows])
+    similarity = vectors[rows] @ centroids.vectors.T
+    picked = np.arange(len(rows))
+    moved = rows[similarity[picked, now] - similarity[picked, old] <= margin]
+    kept = assignments.copy()
+    kept[moved] = previous[moved]
+    if confidence is None or not len(moved):
+        return Kept(kept, confidence, moved)
+    import faiss
+
+    index = faiss.IndexFlatIP(vectors.shape[1])
+    index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    k = min(k, len(vectors) - 1)
+    scores, neighbours = search(index, vectors[moved], k + 1)
+    others = neighbours != moved[:, None]
+    others[others.all(axis=1), -1] = False  # the paper itself ranked past k: drop the last
+    neighbours = neighbours[others].reshape(len(moved), k)
+    weights = _membership_weights(1.0 - scores[others].reshape(len(moved), k), k)
+    support = ((kept[neighbours] == kept[moved][:, None]) * weights).sum(axis=1)
+    updated = confidence.copy()
+    updated[moved] = np.clip(support, 0.0, 1.0)
+    return Kept(kept, updated.astype(np.float32), moved)

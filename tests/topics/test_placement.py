@@ -107,3 +107,39 @@ def test_an_outlier_far_from_every_topic_stays_unclustered() -> None:
     assert voted.topics[-2:].tolist() == [NOISE_TOPIC, 0]
     assert voted.outliers[-2:].all() and voted.confidence[-2] == 0
     assert assign_outliers(vectors, labels, k=5).topics[-2] == 0  # no floor: assigned
+
+
+def _unit_rows(matrix: npt.NDArray[np.float64]) -> npt.NDArray[np.float32]:
+    return (matrix / np.linalg.norm(matrix, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_outliers_near_their_previous_topic_keep_it_and_core_papers_never_move() -> None:
+    from service.topics.placement import keep_previous_topics
+
+    rng = np.random.default_rng(0)
+    a, b = np.eye(8)[0], np.eye(8)[1]
+    core = np.vstack(
+        [a + 0.05 * rng.standard_normal((20, 8)), b + 0.05 * rng.standard_normal((20, 8))]
+    )
+    between = 0.49 * a + 0.51 * b  # a hair nearer b: placed in b, was in a
+    near_b = 0.1 * a + 0.9 * b  # clearly b now, was in a
+    vectors = _unit_rows(np.vstack([core, between, near_b]))
+    assignments = np.array([0] * 20 + [1] * 20 + [1, 1], dtype=np.int32)
+    outliers = np.zeros(42, dtype=bool)
+    outliers[40:] = True
+    previous = assignments.copy()
+    previous[40:] = 0
+    previous[0] = 1  # a core paper that was elsewhere stays where HDBSCAN put it
+    confidence = np.ones(42, dtype=np.float32)
+
+    kept = keep_previous_topics(vectors, assignments, outliers, confidence, previous, k=5)
+
+    assert kept.moved.tolist() == [40]
+    assert kept.assignments[40] == 0 and kept.assignments[41] == 1 and kept.assignments[0] == 0
+    assert kept.confidence is not None
+    assert 0.0 <= kept.confidence[40] < 1.0  # its new topic's share of its neighbours' vote
+    assert kept.confidence[41] == 1.0  # untouched papers keep theirs
+    none_before = np.full(42, NOISE_TOPIC, dtype=np.int32)
+    assert not len(
+        keep_previous_topics(vectors, assignments, outliers, confidence, none_before, 5).moved
+    )
