@@ -110,7 +110,10 @@ def test_an_outlier_far_from_every_topic_stays_unclustered() -> None:
 
 
 def _unit_rows(matrix: npt.NDArray[np.float64]) -> npt.NDArray[np.float32]:
-    return (matrix / np.linalg.norm(matrix, axis=1, keepdims=True)).astype(np.float32)
+    unit: npt.NDArray[np.float32] = (matrix / np.linalg.norm(matrix, axis=1, keepdims=True)).astype(
+        np.float32
+    )
+    return unit
 
 
 def test_outliers_near_their_previous_topic_keep_it_and_core_papers_never_move() -> None:
