@@ -146,12 +146,13 @@ def run_build(
             papers = [papers[i] for i in increment.order]
         ids = [p.id for p, _ in papers]
         hashes = [h for _, h in papers]
+        titled = [(p.title, p.abstract) for p, _ in papers]
         with clock.stage("embed"):
-            texts = [embedding_text(p.title, p.abstract) for p, _ in papers]
+            texts = [embedding_text(title, abstract) for title, abstract in titled]
             vectors, embedded_new = embed_papers(
                 store,
                 embedder,
-                [(p.title, p.abstract) for p, _ in papers],
+                titled,
                 hashes,
                 load_windowing(settings),
                 progress,
@@ -178,11 +179,10 @@ def run_build(
                 )
             else:
                 duplicates = find_duplicates(index, vectors, settings.duplicate_threshold)
-        lexical_papers = [(p.title, p.abstract) for p, _ in papers]
         lexical_index = (
-            LexicalIndex.build_elsewhere(lexical_papers, lexical_params(settings))
+            LexicalIndex.build_elsewhere(titled, lexical_params(settings))
             if n >= LEXICAL_ELSEWHERE_FROM
-            else partial(LexicalIndex.build, lexical_papers, lexical_params(settings))
+            else partial(LexicalIndex.build, titled, lexical_params(settings))
         )
         if increment is not None:
             with clock.stage("place"):

@@ -139,16 +139,19 @@ class Centroids:
 
 
 def neighbour_weights(
-    index: Any, vectors: npt.NDArray[np.float32], k: int, skip_self: bool = False
+    index: Any,
+    vectors: npt.NDArray[np.float32],
+    k: int,
+    own_rows: npt.NDArray[np.intp] | None = None,
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32], npt.NDArray[np.float32]]:
     """The k nearest indexed rows of each vector, their membership weights (rows sum to 1) and
-    cosine similarities; ``skip_self``: the vectors are the indexed rows themselves, each
-    leaving itself out."""
-    k = min(k, index.ntotal - (1 if skip_self else 0))
-    scores, rows = search(index, vectors, k + (1 if skip_self else 0))
-    if skip_self:
-        own = np.arange(len(vectors))[:, None]
-        keep = rows != own
+    cosine similarities; ``own_rows``: the indexed row each vector is, left out of its own
+    neighbours."""
+    skip = own_rows is not None
+    k = min(k, index.ntotal - (1 if skip else 0))
+    scores, rows = search(index, vectors, k + (1 if skip else 0))
+    if own_rows is not None:
+        keep = rows != own_rows[:, None]
         # the row itself is normally first; where a duplicate outranks it, drop the last
         keep[keep.all(axis=1), -1] = False
         rows = rows[keep].reshape(len(vectors), k)
@@ -174,7 +177,7 @@ def assign_outliers(
         return Votes(labels.astype(np.int32), outliers, confidence)
     index = faiss.IndexFlatIP(vectors.shape[1])
     index.add(np.ascontiguousarray(vectors, dtype=np.float32))
-    rows, weights, similarity = neighbour_weights(index, vectors, k, skip_self=True)
+    rows, weights, similarity = neighbour_weights(index, vectors, k, np.arange(n))
     nearest = Centroids.of(vectors, labels).nearest(vectors)
     voted = vote(labels[rows].astype(np.int32), weights, assign, similarity, far_below, nearest)
     # HDBSCAN's own topics stand; the vote places its noise and measures every paper's support
@@ -366,12 +369,7 @@ def keep_previous_topics(
 
     index = faiss.IndexFlatIP(vectors.shape[1])
     index.add(np.ascontiguousarray(vectors, dtype=np.float32))
-    k = min(k, len(vectors) - 1)
-    scores, neighbours = search(index, vectors[moved], k + 1)
-    others = neighbours != moved[:, None]
-    others[others.all(axis=1), -1] = False  # the paper itself ranked past k: drop the last
-    neighbours = neighbours[others].reshape(len(moved), k)
-    weights = _membership_weights(1.0 - scores[others].reshape(len(moved), k), k)
+    neighbours, weights, _ = neighbour_weights(index, vectors[moved], k, moved)
     support = ((kept[neighbours] == kept[moved][:, None]) * weights).sum(axis=1)
     updated = confidence.copy()
     updated[moved] = np.clip(support, 0.0, 1.0)
