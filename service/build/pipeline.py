@@ -43,6 +43,7 @@ from service.topics.lineage import Carried, carry_over, load_previous
 from service.topics.maps import layout_map
 from service.topics.model import TopicModel
 from service.topics.placement import MapFn
+from service.topics.reduce import neighbour_graph
 from service.topics.sampling import fit_on_sample, sample_rows
 from service.topics.warm import WarmStart, warm_start
 
@@ -313,6 +314,7 @@ def _fit_topics_and_map(
         )
         return on_sample.model, on_sample.coords, sample
     with clock.stage("topics"):
+        graph = neighbour_graph(vectors, params.umap_neighbors)  # the map's too
         fitted = fit_topics(
             vectors,
             label_texts,
@@ -320,10 +322,11 @@ def _fit_topics_and_map(
             settings.label_terms,
             init=start.reduced if start else None,
             encode=encode,
+            graph=graph,
         )
     with clock.stage("map"):
         coords = layout_map(
-            vectors, params.umap_neighbors, settings.seed, start.coords if start else None
+            vectors, params.umap_neighbors, settings.seed, start.coords if start else None, graph
         )
     return fitted, coords, None
 

@@ -27,7 +27,7 @@ from service.schemas import NOISE_TOPIC, TopicParams
 from service.topics.labels import PhraseEncoder, TermCounts, count_terms, label_of, topic_labels
 from service.topics.model import NOISE_LABEL, Topic, TopicGroup, TopicModel
 from service.topics.placement import assign_outliers
-from service.topics.reduce import umap_reduce
+from service.topics.reduce import Graph, umap_reduce
 
 log = logging.getLogger(__name__)
 
@@ -102,10 +102,12 @@ def cluster(
     vectors: npt.NDArray[np.float32],
     params: TopicParams,
     init: npt.NDArray[np.float32] | None = None,
+    graph: Graph | None = None,
 ) -> Clustering:
     """UMAP to ``params.umap_components`` dimensions, then HDBSCAN there.
 
-    ``init``: a warm start for UMAP (the previous build's positions)."""
+    ``init``: a warm start for UMAP (the previous build's positions); ``graph``: the vectors'
+    neighbour graph when the caller shares one with the map."""
     n = len(vectors)
     size, samples = params.min_cluster_size, params.min_samples
     if n < 2 * size:
@@ -116,7 +118,13 @@ def cluster(
     import hdbscan
 
     reduced = umap_reduce(
-        vectors, params.umap_components, params.umap_neighbors, UMAP_MIN_DIST, params.seed, init
+        vectors,
+        params.umap_components,
+        params.umap_neighbors,
+        UMAP_MIN_DIST,
+        params.seed,
+        init,
+        graph,
     )
     clusterer = hdbscan.HDBSCAN(
         min_cluster_size=size,
@@ -145,10 +153,12 @@ def fit_topics(
     label_terms: int,
     init: npt.NDArray[np.float32] | None = None,
     encode: PhraseEncoder | None = None,
+    graph: Graph | None = None,
 ) -> TopicModel:
     """``init``: a warm start for the clustering UMAP (the previous build's positions);
-    ``encode``: the build's embedder, to name topics by phrases near their centroids."""
-    clustering = cluster(vectors, params, init)
+    ``encode``: the build's embedder, to name topics by phrases near their centroids;
+    ``graph``: the vectors' neighbour graph, when the caller shares one with the map."""
+    clustering = cluster(vectors, params, init, graph)
     return describe(clustering, vectors, texts, params, label_terms, encode=encode)
 
 

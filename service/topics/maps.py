@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from service.topics.reduce import umap_reduce
+from service.topics.reduce import Graph, umap_reduce
 
 MAP_MIN_DIST = 0.1
 
@@ -23,10 +23,12 @@ def layout_map(
     n_neighbors: int,
     seed: int,
     init: npt.NDArray[np.float32] | None = None,
+    graph: Graph | None = None,
 ) -> npt.NDArray[np.float32]:
-    """(n, 2) float32 coordinates in [0, 1], reproducible for a given seed (and start)."""
+    """(n, 2) float32 coordinates in [0, 1], reproducible for a given seed (and start).
+    ``graph``: the vectors' neighbour graph, when the caller shares one with the topics."""
     start = None if init is None else init * INIT_SCALE
-    coords = umap_reduce(vectors, 2, n_neighbors, MAP_MIN_DIST, seed, start)
+    coords = umap_reduce(vectors, 2, n_neighbors, MAP_MIN_DIST, seed, start, graph)
     low = coords.min(axis=0)
     span = np.maximum(coords.max(axis=0) - low, 1e-9)
     return np.asarray((coords - low) / span, dtype=np.float32)

@@ -39,6 +39,7 @@ from service.topics.labels import PhraseEncoder
 from service.topics.maps import layout_map
 from service.topics.model import TopicModel
 from service.topics.placement import Centroids, MapFn, PlacementBasis, assign_all, local_map
+from service.topics.reduce import neighbour_graph
 
 log = logging.getLogger(__name__)
 
@@ -108,10 +109,12 @@ def fit_on_sample(
     )
     sample_vectors = np.ascontiguousarray(vectors[sample])
     with stage("topics"):
+        graph = neighbour_graph(sample_vectors, params.umap_neighbors)  # the map's too
         fitted = cluster(
             sample_vectors,
             fit_params,
             None if init_reduced is None else init_reduced[sample],
+            graph,
         )
     with stage("map"):
         sample_coords = layout_map(
@@ -119,6 +122,7 @@ def fit_on_sample(
             params.umap_neighbors,
             params.seed,
             None if init_coords is None else init_coords[sample],
+            graph,
         )
     with stage("assign"):
         index = faiss.IndexFlatIP(sample_vectors.shape[1])
