@@ -10,15 +10,14 @@ vocabulary, and loaded memory-mapped so the server does not hold a second copy o
 from __future__ import annotations
 
 import json
-import multiprocessing
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from service.elsewhere import start_elsewhere
 from service.search.fusion import top_rows
 
 LEXICAL_DIR = "lexical"
@@ -88,14 +87,12 @@ class LexicalIndex:
 
         A build's topic fit (seeded UMAP, HDBSCAN) keeps one core busy for a minute or more at
         tens of thousands of papers; the BM25 index needs none of its results, so it is built on
-        the other core meanwhile. The child is spawned (not forked: the parent holds runtime
-        threads) and sends back the index's arrays."""
-        pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
-        future = pool.submit(_build_parts, list(papers), params)
-        pool.shutdown(wait=False)
+        the other core meanwhile (:mod:`service.elsewhere`); the child sends back the index's
+        arrays."""
+        parts = start_elsewhere(_build_parts, list(papers), params)
 
         def wait() -> LexicalIndex:
-            retriever, avg_doc_len = future.result()
+            retriever, avg_doc_len = parts()
             return cls(retriever, params, avg_doc_len)
 
         return wait

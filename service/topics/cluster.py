@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -169,8 +170,12 @@ def describe(
     params: TopicParams,
     label_terms: int,
     encode: PhraseEncoder | None = None,
+    counted: Callable[[], TermCounts | None] | None = None,
 ) -> TopicModel:
-    """Topics from HDBSCAN's labels of every paper: ids by size, names and keywords, groups."""
+    """Topics from HDBSCAN's labels of every paper: ids by size, names and keywords, groups.
+
+    ``counted``: the call that returns ``count_terms(texts, params.seed)`` when the caller
+    started it elsewhere (:mod:`service.elsewhere`); else the terms are counted here."""
     raw = clustering.labels
     n = len(raw)
     # Renumber by size, largest first, so ids read naturally; remember the mapping for prediction.
@@ -182,7 +187,7 @@ def describe(
     assignments = np.array([renumber[int(c)] for c in raw], dtype=np.int32)
 
     topic_ids = list(range(len(by_size)))
-    terms = count_terms(texts, params.seed)
+    terms = counted() if counted is not None else count_terms(texts, params.seed)
     names = topic_labels(terms, assignments, topic_ids, vectors, encode)
     topics = [
         Topic(
