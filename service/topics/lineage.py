@@ -149,7 +149,7 @@ def carry_over(
         ]
         for i, t in enumerate(fine)
     }
-    renumbered, stayed = _keep_outliers_in_place(
+    renumbered, stayed = _keep_papers_in_place(
         _renumber(model, new_id), paper_ids, vectors, previous
     )
     kept = _kept_share(renumbered, paper_ids, previous)
@@ -158,7 +158,7 @@ def carry_over(
         "matched_by_centroid": by_centroid,
         "new_topics": len(fine) - by_overlap - by_centroid,
         "papers_keeping_topic_id": kept,
-        "outliers_kept_in_previous_topic": stayed,
+        "papers_kept_in_previous_topic": stayed,
     }
     return Carried(renumbered, parents, next_id, stats)
 
@@ -181,23 +181,28 @@ def _renumber(model: TopicModel, new_id: dict[int, int]) -> TopicModel:
     )
 
 
-def _keep_outliers_in_place(
+def _keep_papers_in_place(
     model: TopicModel,
     paper_ids: list[str],
     vectors: npt.NDArray[np.float32],
     previous: PreviousTopics,
 ) -> tuple[TopicModel, int]:
-    """Outliers near their previous topic stay in it (see ``keep_previous_topics``); the topics
+    """Papers near their previous topic stay in it (see ``keep_previous_topics``); the topics
     they leave and join list their members afresh. Returns the model and how many stayed."""
-    if model.outliers is None or not model.params.assign_outliers or not model.outliers.any():
+    if not model.params.assign_outliers:  # raw HDBSCAN output asked for: left as fitted
         return model, 0
+    outliers = (
+        model.outliers
+        if model.outliers is not None
+        else np.zeros(len(model.assignments), dtype=np.bool_)
+    )
     before = np.array(
         [previous.topic_of.get(paper, NOISE_TOPIC) for paper in paper_ids], dtype=np.int32
     )
     kept = keep_previous_topics(
         vectors,
         model.assignments,
-        model.outliers,
+        outliers,
         model.confidence,
         before,
         model.params.umap_neighbors,
@@ -213,7 +218,7 @@ def _keep_outliers_in_place(
         else t
         for t in model.topics
     ]
-    log.info("topics: %d outliers kept the topic they had in the previous build", len(kept.moved))
+    log.info("topics: %d papers kept the topic they had in the previous build", len(kept.moved))
     stayed = replace(model, assignments=kept.assignments, topics=topics, confidence=kept.confidence)
     return stayed, len(kept.moved)
 

@@ -116,7 +116,7 @@ def _unit_rows(matrix: npt.NDArray[np.float64]) -> npt.NDArray[np.float32]:
     return unit
 
 
-def test_outliers_near_their_previous_topic_keep_it_and_core_papers_never_move() -> None:
+def test_papers_near_their_previous_topic_keep_it_and_papers_clearly_elsewhere_move() -> None:
     from service.topics.placement import keep_previous_topics
 
     rng = np.random.default_rng(0)
@@ -124,7 +124,7 @@ def test_outliers_near_their_previous_topic_keep_it_and_core_papers_never_move()
     core = np.vstack(
         [a + 0.05 * rng.standard_normal((20, 8)), b + 0.05 * rng.standard_normal((20, 8))]
     )
-    between = 0.49 * a + 0.51 * b  # a hair nearer b: placed in b, was in a
+    between = 0.495 * a + 0.505 * b  # a hair nearer b: placed in b, was in a
     near_b = 0.1 * a + 0.9 * b  # clearly b now, was in a
     vectors = _unit_rows(np.vstack([core, between, near_b]))
     assignments = np.array([0] * 20 + [1] * 20 + [1, 1], dtype=np.int32)
@@ -132,13 +132,16 @@ def test_outliers_near_their_previous_topic_keep_it_and_core_papers_never_move()
     outliers[40:] = True
     previous = assignments.copy()
     previous[40:] = 0
-    previous[0] = 1  # a core paper that was elsewhere stays where HDBSCAN put it
+    previous[0] = 1  # a core paper clearly in topic 0 now stays there
+    previous[20] = 0  # a core paper of topic 1 ...
+    vectors[20] = _unit_rows(between[None, :])[0]  # ... on the border: back to 0
     confidence = np.ones(42, dtype=np.float32)
 
     kept = keep_previous_topics(vectors, assignments, outliers, confidence, previous, k=5)
 
-    assert kept.moved.tolist() == [40]
+    assert kept.moved.tolist() == [20, 40]
     assert kept.assignments[40] == 0 and kept.assignments[41] == 1 and kept.assignments[0] == 0
+    assert kept.assignments[20] == 0
     assert kept.confidence is not None
     assert 0.0 <= kept.confidence[40] < 1.0  # its new topic's share of its neighbours' vote
     assert kept.confidence[41] == 1.0  # untouched papers keep theirs
