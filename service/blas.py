@@ -1,12 +1,12 @@
 """Point an OpenBLAS too old to know this CPU at its AVX-512 kernels.
 
 faiss-cpu's wheel bundles OpenBLAS 0.3.15, which does not recognise recent Xeons (Sapphire
-Rapids and later) and falls back to slow generic kernels: on the 2-core build machine an exact
-search of 4,096 queries over 20,000 vectors took 2.3 s, 5x numpy's matrix product. OpenBLAS reads
-``OPENBLAS_CORETYPE`` when it loads, so naming the Skylake-X kernels before faiss is imported
-brings the search to 0.44 s (``scripts/bench`` / docs/benchmarks.md). They need AVX-512 F, BW, CD,
-DQ and VL; a CPU without all five keeps OpenBLAS's own choice, and so does anyone who set the
-variable themselves.
+Rapids and later) and falls back to its SSE3 (Prescott) kernels: on the 2-core build machine an
+exact search of 4,096 queries over 20,000 vectors took 2.3 s, 5x numpy's matrix product of the
+same shapes. OpenBLAS reads ``OPENBLAS_CORETYPE`` when it loads, so naming the Skylake-X kernels
+before faiss is imported brings the search to 0.44 s (``paperscope bench exact-search``,
+docs/benchmarks.md). They need AVX-512 F, BW, CD, DQ and VL; a CPU without all five keeps
+OpenBLAS's own choice, and so does anyone who set the variable themselves.
 """
 
 from __future__ import annotations

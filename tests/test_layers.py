@@ -15,6 +15,8 @@ from tests.helpers import PACKAGE, graph, imports_of, module_name
 
 LAYERS: dict[str, int] = {
     "service.errors": 0,
+    "service.blas": 0,
+    "service.elsewhere": 0,
     "service.config": 1,
     "service.schemas": 1,
     "service.store": 2,
@@ -30,7 +32,7 @@ LAYERS: dict[str, int] = {
     "service.bench": 10,
     "service.cli": 10,
     "service.__main__": 11,
-    "service": 0,  # the package's __init__: its version only
+    "service": 0,  # the package's __init__: its version and the BLAS kernel choice
 }
 """Each part's rank: a module may import its own part or parts of a lower rank only."""
 

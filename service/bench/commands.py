@@ -129,6 +129,21 @@ def bench_full_build(
     measure(corpus, data_dir)
 
 
+@bench_app.command("exact-search")
+def bench_exact_search(
+    rows: Annotated[int, typer.Argument(min=16, help="Vectors searched.")] = 20_000,
+    queries: Annotated[int, typer.Argument(min=1, help="Queries a search.")] = 4096,
+    runs: Annotated[int, typer.Option(min=1, help="Searches timed per side.")] = 5,
+) -> None:
+    """FAISS exact search with OpenBLAS's own kernels against paperscope's choice (service.blas).
+
+    Prints the kernel faiss's OpenBLAS runs and the median seconds of each side, in one run.
+    """
+    from service.bench.exact_search import measure
+
+    measure(rows, queries, runs)
+
+
 @bench_app.command("cold-start")
 def bench_cold_start(
     data_dir: DataDirArg,

@@ -23,6 +23,7 @@ COMMANDS = {
     "all",
     "embed",
     "full-build",
+    "exact-search",
     "map",
     "cold-start",
     "eval-quality",
@@ -237,3 +238,12 @@ def test_full_build_refuses_a_folder_that_is_not_empty(tmp_path: Path) -> None:
     (tmp_path / "papers.sqlite").write_text("x")
     with pytest.raises(InvalidInput, match="not empty"):
         measure(FIXTURES / "papers.jsonl", tmp_path, echo=False)
+
+
+def test_exact_search_compares_both_kernel_choices_in_one_run() -> None:
+    result = bench("exact-search", "256", "16", "--runs", "1")
+    assert result.exit_code == 0, result.output
+    rows = [line for line in result.output.splitlines() if line.startswith("| OpenBLAS's own")]
+    ours = [line for line in result.output.splitlines() if line.startswith("| paperscope's")]
+    assert len(rows) == 1 and len(ours) == 1
+    assert ours[0].rstrip(" |").split("|")[-1].strip()  # a ratio was printed
