@@ -9,7 +9,7 @@ From :data:`EXACT_BELOW` papers up, UMAP would find neighbours with NN-descent; 
 exact ones from FAISS instead (:func:`neighbour_graph`): a seeded NN-descent runs on one core and
 compiles for half a minute in every new process, while the exact search takes seconds on both
 cores, and one graph serves both the clustering UMAP and the map (on a 20,000-paper sample: 58 s
-for the clustering UMAP alone before, 8 s for the graph plus 24 s, docs/benchmarks.md).
+for the clustering UMAP alone before, 8 s for the graph plus 24 s; docs/quality.md).
 """
 
 from __future__ import annotations
