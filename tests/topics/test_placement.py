@@ -145,6 +145,8 @@ def test_papers_near_their_previous_topic_keep_it_and_papers_clearly_elsewhere_m
     assert kept.confidence is not None
     assert 0.0 <= kept.confidence[40] < 1.0  # its new topic's share of its neighbours' vote
     assert kept.confidence[41] == 1.0  # untouched papers keep theirs
+    again = keep_previous_topics(vectors, kept.assignments, outliers, confidence, previous, 5)
+    assert not len(again.moved)  # the passes end where the rule moves nothing more
     none_before = np.full(42, NOISE_TOPIC, dtype=np.int32)
     assert not len(
         keep_previous_topics(vectors, assignments, outliers, confidence, none_before, 5).moved
