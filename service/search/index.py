@@ -290,6 +290,13 @@ def load_index(path: Path, info: IndexInfo) -> faiss.Index:
     return index
 
 
+def flat_index(vectors: Array) -> faiss.Index:
+    """An exact inner-product (= cosine, vectors being L2-normalised) index over ``vectors``."""
+    index = faiss.IndexFlatIP(vectors.shape[1])
+    index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    return index
+
+
 def search(
     index: faiss.Index, queries: Array, k: int, stored: Array | None = None
 ) -> tuple[Array, npt.NDArray[np.int64]]:

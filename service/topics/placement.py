@@ -35,7 +35,7 @@ import numpy.typing as npt
 
 from service.artifacts import BuildFolder
 from service.schemas import NOISE_TOPIC
-from service.search.index import search
+from service.search.index import flat_index, search
 
 
 @dataclass(frozen=True)
@@ -168,16 +168,12 @@ def assign_outliers(
 ) -> Votes:
     """A fit's own papers voted on by their k nearest fitted neighbours (themselves left out):
     HDBSCAN's noise assigned to a topic (``assign``) and flagged, every paper's confidence."""
-    import faiss
-
     n = len(vectors)
     outliers = labels == NOISE_TOPIC
     if n < 2 or outliers.all():
         confidence = np.where(outliers, 0.0, 1.0).astype(np.float32)
         return Votes(labels.astype(np.int32), outliers, confidence)
-    index = faiss.IndexFlatIP(vectors.shape[1])
-    index.add(np.ascontiguousarray(vectors, dtype=np.float32))
-    rows, weights, similarity = neighbour_weights(index, vectors, k, np.arange(n))
+    rows, weights, similarity = neighbour_weights(flat_index(vectors), vectors, k, np.arange(n))
     nearest = Centroids.of(vectors, labels).nearest(vectors)
     voted = vote(labels[rows].astype(np.int32), weights, assign, similarity, far_below, nearest)
     # HDBSCAN's own topics stand; the vote places its noise and measures every paper's support
@@ -392,11 +388,7 @@ def keep_previous_topics(
     moved = np.sort(np.concatenate(steps)).astype(np.intp)
     if confidence is None or not len(moved):
         return Kept(kept, confidence, moved)
-    import faiss
-
-    index = faiss.IndexFlatIP(vectors.shape[1])
-    index.add(np.ascontiguousarray(vectors, dtype=np.float32))
-    neighbours, weights, _ = neighbour_weights(index, vectors[moved], k, moved)
+    neighbours, weights, _ = neighbour_weights(flat_index(vectors), vectors[moved], k, moved)
     support = ((kept[neighbours] == kept[moved][:, None]) * weights).sum(axis=1)
     updated = confidence.copy()
     updated[moved] = np.clip(support, 0.0, 1.0)

@@ -48,11 +48,9 @@ def neighbour_graph(vectors: Array, k: int) -> Graph | None:
     n = len(vectors)
     if n < EXACT_BELOW:
         return None
-    import faiss
+    from service.search.index import flat_index, search
 
-    index = faiss.IndexFlatIP(vectors.shape[1])
-    index.add(np.ascontiguousarray(vectors, dtype=np.float32))
-    similarity, rows = index.search(np.ascontiguousarray(vectors, dtype=np.float32), min(k, n))
+    similarity, rows = search(flat_index(vectors), vectors, min(k, n))
     return rows.astype(np.int64), np.maximum(1.0 - similarity, 0.0).astype(np.float32)
 
 

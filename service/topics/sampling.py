@@ -29,12 +29,12 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from functools import partial
 
-import faiss
 import numpy as np
 import numpy.typing as npt
 
 from service.elsewhere import start_elsewhere
 from service.schemas import TopicParams
+from service.search.index import flat_index
 from service.topics.cluster import Clustering, cluster, describe
 from service.topics.labels import PhraseEncoder, TermCounts, count_terms
 from service.topics.maps import layout_map
@@ -132,10 +132,8 @@ def fit_on_sample(
             graph,
         )
     with stage("assign"):
-        index = faiss.IndexFlatIP(sample_vectors.shape[1])
-        index.add(sample_vectors)
         basis = PlacementBasis(
-            index=index,
+            index=flat_index(sample_vectors),
             neighbours=params.umap_neighbors,
             coords=sample_coords,
             assignments=fitted.labels,
