@@ -380,12 +380,14 @@ def keep_previous_topics(
     :data:`KEEP_PREVIOUS_PASSES`). A moved paper's confidence becomes its new topic's share of
     its k nearest papers' vote."""
     kept = assignments.copy()
-    steps = [_back_within_margin(vectors, kept, outliers, previous, margin)]
-    while len(steps[-1]) and len(steps) < KEEP_PREVIOUS_PASSES:
-        kept[steps[-1]] = previous[steps[-1]]
-        steps.append(_back_within_margin(vectors, kept, outliers, previous, margin))
-    kept[steps[-1]] = previous[steps[-1]]
-    moved = np.sort(np.concatenate(steps)).astype(np.intp)
+    passes: list[npt.NDArray[np.intp]] = [np.zeros(0, dtype=np.intp)]
+    for _ in range(KEEP_PREVIOUS_PASSES):
+        back = _back_within_margin(vectors, kept, outliers, previous, margin)
+        if not len(back):
+            break
+        kept[back] = previous[back]
+        passes.append(back)
+    moved = np.sort(np.concatenate(passes)).astype(np.intp)
     if confidence is None or not len(moved):
         return Kept(kept, confidence, moved)
     neighbours, weights, _ = neighbour_weights(flat_index(vectors), vectors[moved], k, moved)
