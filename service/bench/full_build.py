@@ -66,9 +66,8 @@ def measure(corpus: Path, data_dir: Path | None = None, echo: bool = True) -> Fu
         ingest = run_paperscope("ingest", str(corpus), "--data-dir", str(folder))
         ingest_peak = _children_peak_gb()
         build = run_paperscope("build", "--data-dir", str(folder))
-        build_peak = (
-            _children_peak_gb()
-        )  # the maximum over both children: the build's own if larger
+        # the maximum over both children so far: the build's own when it is the larger
+        build_peak = _children_peak_gb()
         built = current_build_dir(folder / "builds")
         if built is None:
             raise RuntimeError(f"the build in {folder} published nothing")
