@@ -1,13 +1,15 @@
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from service.embed.backends import Embedder, Vectors, embed_with_cache
+from service.embed.backends import Embedder, PooledTransformer, Vectors, embed_with_cache
 from service.store import Store
 from tests.helpers import settings_without_env
 
@@ -160,3 +162,73 @@ def test_openvino_batches_in_flight_land_in_their_own_rows() -> None:
     together = embedder.encode(texts)
     alone = np.vstack([embedder.encode([t]) for t in texts])
     assert float(np.sum(together * alone, axis=1).min()) >= 0.9999
+
+
+def _pooled(embedder: Embedder) -> PooledTransformer:
+    assert isinstance(embedder, PooledTransformer), "the default backend runs an exported model"
+    return embedder
+
+
+def test_token_ids_read_as_their_text(embedder: Embedder) -> None:
+    """Token ids given for a text are read as the tokenised text: with the special tokens, cut
+    where the tokenizer cuts, and embedded to the same vector."""
+    pooled = _pooled(embedder)
+    texts = ["Graph neural networks. Message-passing GNNs (e.g., GCN)", "long abstract " * 300]
+    bare = [
+        np.asarray(e.ids, dtype=np.int32)
+        for e in pooled._tokenizer.encode_batch(texts, add_special_tokens=False)
+    ]
+    for given_ids, tokenised in zip(pooled.token_ids(bare), pooled.token_ids(texts), strict=True):
+        assert given_ids.tolist() == tokenised.tolist()
+    assert len(pooled.token_ids(bare)[1]) == 256
+    mixed = pooled.encode([bare[0], texts[1]])
+    np.testing.assert_allclose(mixed, pooled.encode(texts), atol=1e-6)
+
+
+def test_streamed_chunks_give_each_chunk_its_vectors_in_order(embedder: Embedder) -> None:
+    pooled = _pooled(embedder)
+    texts = [f"paper {i} on " + "graph learning " * (i % 40 + 1) for i in range(150)]
+    chunks = [texts[:64], texts[64:65], texts[65:]]
+    streamed = list(pooled.encode_stream(iter(chunks)))
+    assert [len(v) for v in streamed] == [64, 1, 85]
+    together = pooled.encode(texts)
+    assert float(np.sum(np.vstack(streamed) * together, axis=1).min()) >= 0.9999
+
+
+def test_a_failing_stream_raises_in_the_caller_and_stops(embedder: Embedder) -> None:
+    """An error while the runtime works in its thread reaches the caller; a caller that stops
+    reading leaves no thread behind."""
+    pooled = _pooled(embedder)
+
+    def chunks() -> Iterator[list[str]]:
+        yield ["a first chunk", "of two texts"]
+        raise RuntimeError("the corpus file went away")
+
+    stream = pooled.encode_stream(chunks())
+    with pytest.raises(RuntimeError, match="went away"):
+        list(stream)
+    endless = pooled.encode_stream(iter(lambda: ["again and again"], None))
+    assert next(endless).shape == (1, 384)
+    endless.close()
+    assert not any(t.name == "embed-stream" for t in threading.enumerate())
+
+
+def test_cached_texts_are_streamed_in_chunks_with_their_token_ids(
+    tmp_path: Path, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A build's missing texts go to the model a chunk at a time, read from the token ids the
+    caller has (no second tokenisation), each chunk saved as it lands."""
+    pooled = _pooled(embedder)
+    monkeypatch.setattr("service.embed.backends.CHUNK", 4)
+    texts = [f"abstract number {i} about protein design" for i in range(10)]
+    ids = [
+        np.asarray(e.ids, dtype=np.int32)
+        for e in pooled._tokenizer.encode_batch(texts, add_special_tokens=False)
+    ]
+    with Store(tmp_path / "p.sqlite") as store:
+        vectors, embedded = embed_with_cache(
+            store, pooled, texts, [f"h{i}" for i in range(10)], False, inputs=ids
+        )
+        assert embedded == 10
+        assert len(store.cached_embeddings(pooled.cache_key, [f"h{i}" for i in range(10)])) == 10
+    assert float(np.sum(vectors * pooled.encode(texts), axis=1).min()) >= 0.9999

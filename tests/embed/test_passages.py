@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from service.embed.backends import Embedder
-from service.embed.passages import Windowing, embed_papers, load_windowing, split
+from service.embed.passages import Windowing, embed_papers, load_windowing, split, split_all
 from service.errors import InvalidInput
 from service.store import Store
 from tests.helpers import make_settings, settings_without_env
@@ -17,9 +20,12 @@ TITLE = "Window pooling for long abstracts"
 LONG = " ".join(f"sentence {i} describes result number {i} of the study." for i in range(60))
 
 
+WINDOWING = load_windowing(settings_without_env())
+
+
 @pytest.fixture(scope="module")
 def windowing() -> Windowing:
-    return load_windowing(settings_without_env())
+    return WINDOWING
 
 
 def test_long_abstract_is_split_into_overlapping_titled_windows() -> None:
@@ -83,3 +89,86 @@ def test_window_settings_are_checked(tmp_path: Path) -> None:
     missing = make_settings(tmp_path, model=str(tmp_path))  # a folder without tokenizer.json
     with pytest.raises(InvalidInput, match=r"tokenizer\.json"):
         load_windowing(missing)
+
+
+def test_windows_carry_the_token_ids_of_their_text(windowing: Windowing) -> None:
+    """A window's ids are its slice of the paper's tokens, and read exactly as its text: the
+    model is fed them without tokenising every window a second time."""
+    assert windowing.ids_as_text
+    abstract = " ".join(
+        f"Step {i}: message-passing GNNs (e.g., GCN-{i}) reach state-of-the-art F1 on "
+        f"10^{i}-node graphs, outperforming hyperparameter-tuned baselines."
+        for i in range(40)
+    )
+    windows = split_all([(TITLE, abstract)], windowing)[0]
+    assert len(windows) > 2
+    tokenizer = windowing.tokenizer
+    read: list[int] = []
+    head = len(tokenizer.encode(f"{TITLE}. ", add_special_tokens=False).ids)
+    for window in windows:
+        assert window.ids is not None
+        assert window.ids.tolist() == tokenizer.encode(window.text, add_special_tokens=False).ids
+        assert window.tokens == len(window.ids) + 2 <= windowing.tokens
+        read.extend(window.ids[head:].tolist())
+    assert read == tokenizer.encode(abstract, add_special_tokens=False).ids
+
+
+def test_windows_end_where_words_start(windowing: Windowing) -> None:
+    """A cut never falls inside a word the next window could hold whole."""
+    abstract = " ".join(["electroencephalography hyperparameterisation"] * 120)
+    for window in split(TITLE, abstract, windowing):
+        body = window.removeprefix(f"{TITLE}. ")
+        assert body.startswith("electroencephalography")
+        assert body.endswith(("electroencephalography", "hyperparameterisation"))
+
+
+def test_a_word_longer_than_a_window_is_cut_and_tokenised_anew(windowing: Windowing) -> None:
+    """A 'word' of hundreds of tokens (a sequence, a hash) is cut where the window is full; the
+    window starting inside it has no ids of its own and is tokenised from its text."""
+    small = replace(windowing, tokens=32, stride=32)  # 23 abstract tokens a window
+    sequence = "acgtt" * 19  # 95 characters: the tokenizer's limit for a word is 100
+    assert len(small.tokenizer.encode(sequence, add_special_tokens=False).ids) > 23
+    windows = split_all([(TITLE, f"The sequence {sequence} binds.")], small)[0]
+    assert len(windows) > 1
+    assert windows[0].ids is not None
+    assert any(window.ids is None for window in windows[1:])
+    assert all(window.tokens <= small.tokens for window in windows)
+
+
+words = st.sampled_from(
+    [
+        "graph",
+        "neural",
+        "networks",
+        "GNN",
+        "e.g.,",
+        "(GCN)",
+        "state-of-the-art",
+        "10^6",
+        "—",
+        "electroencephalography",
+        "über",
+        "naïve",
+        "x",
+        "$\\alpha$",
+        "https://example.org/a_b",
+    ]
+)
+
+
+@given(st.lists(words, min_size=1, max_size=400), st.sampled_from([32, 64, 256]))
+def test_windows_tile_the_abstract_and_read_as_their_text(parts: list[str], tokens: int) -> None:
+    """Whatever the text, the windows cover each token once, in order, each at most the
+    window's size, and each window's ids are what its text tokenises to."""
+    windowing = replace(WINDOWING, tokens=tokens, stride=tokens)
+    abstract = " ".join(parts)
+    windows = split_all([(TITLE, abstract)], windowing)[0]
+    tokenizer = windowing.tokenizer
+    head = len(tokenizer.encode(f"{TITLE}. ", add_special_tokens=False).ids)
+    body = tokenizer.encode(abstract, add_special_tokens=False).ids
+    assert sum(window.tokens - head - 2 for window in windows) == len(body)
+    for window in windows:
+        assert window.tokens <= tokens
+        if window.ids is not None:
+            expected = tokenizer.encode(window.text, add_special_tokens=False).ids
+            assert window.ids.tolist() == expected
