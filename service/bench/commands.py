@@ -92,6 +92,28 @@ def bench_embed(
     measure(n_papers, repeats, chosen, corpus=corpus)
 
 
+@bench_app.command("embed-path")
+def bench_embed_path(
+    corpus: Annotated[
+        Path, typer.Argument(help="A corpus file paperscope ingest reads: its first N papers.")
+    ],
+    n_papers: Annotated[int, typer.Argument(min=1, help="Papers to embed.")] = 3000,
+    runs: Annotated[int, typer.Argument(min=1, help="Timed runs of each.")] = 3,
+) -> None:
+    """How much of the runtime's speed a build's embedding path keeps.
+
+    Splits N papers into windows as a build does, then times (interleaved, RUNS times) the
+    default backend alone on the tokenised windows and the build's whole embedding path into an
+    empty store (split, cache lookup, model, saving); prints tokens/s of each and the ratio.
+    """
+    _prepare()
+    from service.bench.embed_path import corpus_papers, measure
+
+    if not corpus.is_file():
+        raise typer.BadParameter(f"{corpus} is not a file", param_hint="CORPUS")
+    measure(corpus_papers(corpus, n_papers), runs)
+
+
 @bench_app.command("map")
 def bench_map(
     data_dir: DataDirArg,

@@ -22,6 +22,7 @@ from tests.helpers import FIXTURES, graph
 COMMANDS = {
     "all",
     "embed",
+    "embed-path",
     "full-build",
     "exact-search",
     "map",
@@ -247,3 +248,20 @@ def test_exact_search_compares_both_kernel_choices_in_one_run() -> None:
     ours = [line for line in result.output.splitlines() if line.startswith("| paperscope's")]
     assert len(rows) == 1 and len(ours) == 1
     assert ours[0].rstrip(" |").split("|")[-1].strip()  # a ratio was printed
+
+
+def test_embed_path_times_the_build_path_against_the_runtime() -> None:
+    from service.bench.embed_path import corpus_papers, measure
+    from service.ingest import BUNDLED_CORPUS
+
+    papers = corpus_papers(BUNDLED_CORPUS, 40)
+    rates = measure(papers, runs=1, echo=False)
+    assert rates.papers == len(papers) == 40
+    assert rates.windows >= rates.papers
+    assert rates.tokens > 0 and rates.runtime > 0 and rates.build_path > 0
+    result = bench("embed-path", str(BUNDLED_CORPUS), "20", "1")
+    assert result.exit_code == 0, result.output
+    assert "% of the runtime's" in result.output
+    missing = bench("embed-path", "no-such-file.jsonl")
+    assert missing.exit_code != 0
+    assert "not a file" in missing.output

@@ -1,0 +1,102 @@
+"""How close a build's embedding path comes to what the runtime alone achieves.
+
+``paperscope bench embed-path [N_PAPERS] [RUNS] --corpus FILE`` takes N papers, splits them into
+windows as a build does, and times, interleaved RUNS times:
+
+- **runtime**: the model alone, on the windows already tokenised and batched (what the default
+  backend can do here; no cache, no splitting, no saving);
+- **build path**: :func:`service.embed.passages.embed_papers` into an empty store, as a build
+  from nothing runs it: splitting, hashing, cache lookup, tokens to the model, saving each chunk.
+
+It prints tokens per second for both (median run) and their ratio: the share of the runtime's
+speed a build keeps. Interleaving puts a shared machine's load on both alike.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import typer
+
+from service.config import load_settings
+from service.embed.backends import Hidden, PooledTransformer, TokenArray, load_embedder
+from service.embed.passages import embed_papers, load_windowing, split_all, text_hash
+from service.store import Store
+
+
+@dataclass(frozen=True)
+class PathRates:
+    papers: int
+    windows: int
+    tokens: int
+    runtime: float
+    """Tokens per second of the model alone, median run."""
+    build_path: float
+    """Tokens per second of a build's embedding path, median run."""
+
+
+def measure(papers: Sequence[tuple[str, str]], runs: int, echo: bool = True) -> PathRates:
+    settings = load_settings()
+    embedder = load_embedder(settings)
+    if not isinstance(embedder, PooledTransformer):
+        raise typer.BadParameter(f"{embedder.backend} does not run an exported model")
+    windowing = load_windowing(settings)
+    windows = [window for paper in split_all(papers, windowing) for window in paper]
+    inputs = [window.text if window.ids is None else window.ids for window in windows]
+    ids = embedder.token_ids(inputs)
+    tokens = sum(len(i) for i in ids)
+    hashes = [text_hash(f"{title}\n{abstract}") for title, abstract in papers]
+    embedder.encode(inputs[:64])  # warm-up
+
+    def runtime() -> None:
+        def done(key: list[int], hidden: Hidden, mask: TokenArray) -> None:
+            pass
+
+        embedder.run(embedder.padded(ids), done)
+
+    def build_path() -> None:
+        with tempfile.TemporaryDirectory() as folder, Store(Path(folder) / "p.sqlite") as store:
+            embed_papers(store, embedder, papers, hashes, windowing, progress=False)
+
+    timings: dict[str, list[float]] = {"runtime": [], "build path": []}
+    steps: dict[str, Callable[[], None]] = {"runtime": runtime, "build path": build_path}
+    for run in range(runs):
+        for name, step in steps.items():
+            start = time.perf_counter()
+            step()
+            timings[name].append(time.perf_counter() - start)
+            if echo:
+                typer.echo(f"run {run + 1} {name}: {tokens / timings[name][-1]:,.0f} tokens/s")
+    rates = PathRates(
+        papers=len(papers),
+        windows=len(windows),
+        tokens=tokens,
+        runtime=tokens / statistics.median(timings["runtime"]),
+        build_path=tokens / statistics.median(timings["build path"]),
+    )
+    if echo:
+        typer.echo(
+            f"{rates.papers:,} papers, {rates.windows:,} windows, {rates.tokens:,} tokens "
+            f"({embedder.backend}); median of {runs}:\n"
+            f"runtime alone  {rates.runtime:9,.0f} tokens/s\n"
+            f"build path     {rates.build_path:9,.0f} tokens/s "
+            f"({rates.build_path / rates.runtime:.0%} of the runtime's)"
+        )
+    return rates
+
+
+def corpus_papers(path: Path, n: int) -> list[tuple[str, str]]:
+    """The first N papers of a file ``paperscope ingest`` reads, as (title, abstract)."""
+    from itertools import islice
+
+    from service.ingest import read_records
+    from service.schemas import Paper
+
+    _, records = read_records(path)
+    papers = (record for record in records if isinstance(record, Paper))
+    return [(paper.title, paper.abstract) for paper in islice(papers, n)]
