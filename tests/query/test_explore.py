@@ -10,6 +10,7 @@ import pytest
 
 from service.build.pipeline import run_build
 from service.embed.backends import Embedder
+from service.embed.passages import load_windowing
 from service.errors import InvalidInput, NotFound
 from service.query.engine import Engine
 from service.query.live import LiveAdditions
@@ -83,7 +84,9 @@ def test_trending_ranks_topics_by_recent_against_earlier_rate(
         for row, day in zip(central, days, strict=True):
             dated.append(view.papers_at([row])[row].model_copy(update={"date": day}))
         topic_of[kind] = topic.id
-    placed = LiveAdditions(make_settings(built_copy).db_path, embedder).add(engine, dated)
+    settings = make_settings(built_copy)  # papers embedded as the build and the server do
+    live = LiveAdditions(settings.db_path, embedder, load_windowing(settings))
+    placed = live.add(engine, dated)
     # papers close to their topic's centre are placed back into it
     assert [p.topic_id for p in placed.papers] == [
         topic_of[kind] for kind, days in TREND_DATES.items() for _ in days
