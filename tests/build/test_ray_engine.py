@@ -61,7 +61,9 @@ def test_ray_gives_the_local_vectors_and_fills_the_cache(
             store, embedder, papers, hashes, windowing, progress=False, encode=encode
         )
         assert embedded > len(papers)  # windows of the long abstracts, each cached by hash
-        np.testing.assert_allclose(on_ray, local, atol=1e-5)
+        # the same vectors to the backend's precision: Ray's shards batch the windows otherwise,
+        # and bf16 kernels of other shapes round differently (test_backends: batch independence)
+        assert float(np.sum(on_ray * local, axis=1).min()) >= 0.9999
         again, embedded_again = embed_papers(
             store, embedder, papers, hashes, windowing, progress=False, encode=encode
         )
