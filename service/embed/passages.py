@@ -31,7 +31,14 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from service.config import Settings
-from service.embed.backends import ChunkEncoder, Embedder, TokenIds, Vectors, embed_with_cache
+from service.embed.backends import (
+    ChunkEncoder,
+    Embedder,
+    ModelInput,
+    TokenIds,
+    Vectors,
+    embed_with_cache,
+)
 from service.embed.models import resolve_model
 from service.errors import InvalidInput
 from service.schemas import embedding_text
@@ -69,6 +76,11 @@ class Window(NamedTuple):
     text: str
     tokens: int
     ids: TokenIds | None
+
+    @property
+    def model_input(self) -> ModelInput:
+        """What the model is given: the ids where the window has them, else its text."""
+        return self.text if self.ids is None else self.ids
 
 
 PROBE = (
@@ -162,10 +174,12 @@ def _split_batch(papers: Sequence[tuple[str, str]], windowing: Windowing) -> lis
             # a window that starts inside a word (one longer than a window) is tokenised anew
             whole_words = start == 0 or words[start] != words[start - 1]
             window_ids = (
-                np.concatenate([head_ids, ids[start:end]]) if windowing.ids_as_text else None
+                np.concatenate([head_ids, ids[start:end]])
+                if windowing.ids_as_text and whole_words
+                else None
             )
             tokens = len(head_ids) + end - start + SPECIAL_TOKENS
-            windows.append(Window(text, tokens, window_ids if whole_words else None))
+            windows.append(Window(text, tokens, window_ids))
             if end == len(offsets):
                 break
             start = end if step >= budget else _word_start(words, start, start + step)
@@ -231,7 +245,7 @@ def embed_papers(
         [text_hash(text) for text in texts],
         progress,
         encode,
-        inputs=[window.text if window.ids is None else window.ids for window in flat],
+        inputs=[window.model_input for window in flat],
     )
     # each window counts by the tokens it reads, so a short tail weighs what its text weighs
     weights = np.asarray([window.tokens for window in flat], dtype=np.float32)[:, None]
