@@ -1,6 +1,6 @@
 """How close a build's embedding path comes to what the runtime alone achieves.
 
-``paperscope bench embed-path [N_PAPERS] [RUNS] --corpus FILE`` takes N papers, splits them into
+``paperscope bench embed-path CORPUS [N_PAPERS] [RUNS]`` takes N papers, splits them into
 windows as a build does, and times, interleaved RUNS times:
 
 - **runtime**: the model alone, on the windows already tokenised and batched (what the default
@@ -25,8 +25,8 @@ import typer
 
 from service.config import load_settings
 from service.embed.backends import Hidden, PooledTransformer, TokenArray, load_embedder
-from service.embed.passages import embed_papers, load_windowing, split_all, text_hash
-from service.store import Store
+from service.embed.passages import embed_papers, load_windowing, split_all
+from service.store import Store, content_hash
 
 
 @dataclass(frozen=True)
@@ -47,10 +47,10 @@ def measure(papers: Sequence[tuple[str, str]], runs: int, echo: bool = True) -> 
         raise typer.BadParameter(f"{embedder.backend} does not run an exported model")
     windowing = load_windowing(settings)
     windows = [window for paper in split_all(papers, windowing) for window in paper]
-    inputs = [window.text if window.ids is None else window.ids for window in windows]
+    inputs = [window.model_input for window in windows]
     ids = embedder.token_ids(inputs)
     tokens = sum(len(i) for i in ids)
-    hashes = [text_hash(f"{title}\n{abstract}") for title, abstract in papers]
+    hashes = [content_hash(title, abstract) for title, abstract in papers]
     embedder.encode(inputs[:64])  # warm-up
 
     def runtime() -> None:
