@@ -131,6 +131,25 @@ share torch's cache and build identity; others get their own."""
 TOKEN_BUDGET = 8192
 """Tokens per batch (padding included): short texts go in larger batches, long ones in smaller."""
 
+FIXED_WIDTH_STEP = 16
+"""Fixed-shape batches pad their texts to a multiple of this many tokens (2.5% more tokens on
+arXiv windows, against 16 shapes to compile)."""
+FIXED_SHAPES_FROM = 10_000
+"""Texts in one run from which fixed shapes pay: compiling a shape takes about half a second
+(16 shapes at most), and they run about 13% faster (see :class:`OpenVinoEmbedder`)."""
+
+
+def fixed_width(length: int, limit: int) -> int:
+    """The padded width of a fixed-shape batch whose longest text has ``length`` tokens."""
+    return max(length, min(limit, -(-length // FIXED_WIDTH_STEP) * FIXED_WIDTH_STEP))
+
+
+def fixed_rows(width: int, most: int) -> int:
+    """Texts in a full fixed-shape batch of ``width``: the largest power of two within the token
+    budget (so a chunk of :data:`CHUNK` texts of one width splits into full batches)."""
+    fit = max(1, min(most, TOKEN_BUDGET // width))
+    return 1 << (fit.bit_length() - 1)
+
 
 class PooledTransformer:
     """A transformer exported from a sentence-transformers model, run by an inference runtime,
@@ -142,6 +161,9 @@ class PooledTransformer:
     Subclasses run one batch (:meth:`forward`)."""
 
     backend = "transformer"
+    fixed_shapes = False
+    """Whether the runtime is faster on batches of a few fixed shapes (:meth:`batches` with
+    ``fixed``), worth it for long runs (:func:`encode_in_chunks`)."""
 
     def __init__(
         self, tokenizer: Any, *, name: str, revision: str, backend: str, dim: int, batch_size: int
@@ -172,9 +194,14 @@ class PooledTransformer:
         feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
         return {name: value for name, value in feeds.items() if name in self._inputs}
 
-    def batches(self, lengths: Sequence[int]) -> list[list[int]]:
-        """Text positions grouped into batches, longest texts first, each within the budget."""
+    def batches(self, lengths: Sequence[int], fixed: bool = False) -> list[list[int]]:
+        """Text positions grouped into batches, longest texts first, each within the budget.
+
+        ``fixed``: batches of texts whose :func:`fixed_width` is the same, :func:`fixed_rows`
+        of them (the last of a width may have fewer)."""
         order = sorted(range(len(lengths)), key=lambda i: lengths[i], reverse=True)
+        if fixed:
+            return self._fixed_batches(lengths, order)
         budget = max(TOKEN_BUDGET, max(lengths, default=1))
         batches: list[list[int]] = []
         for i in order:
@@ -187,6 +214,24 @@ class PooledTransformer:
             else:
                 batches.append([i])
         return batches
+
+    def _fixed_batches(self, lengths: Sequence[int], order: list[int]) -> list[list[int]]:
+        batches: list[list[int]] = []
+        width = rows = 0
+        for i in order:
+            own = fixed_width(lengths[i], self.max_length)
+            if batches and own == width and len(batches[-1]) < rows:
+                batches[-1].append(i)
+            else:
+                width, rows = own, fixed_rows(own, self.batch_size * 4)
+                batches.append([i])
+        return batches
+
+    @property
+    def max_length(self) -> int:
+        """The most tokens the model reads, special tokens included."""
+        prefix, suffix, room = self._specials()
+        return len(prefix) + room + len(suffix)
 
     def token_ids(self, inputs: Sequence[ModelInput]) -> list[TokenArray]:
         """What the model reads for each input: texts are tokenised (in one batched call); token
@@ -214,11 +259,14 @@ class PooledTransformer:
             self._special_tokens = (prefix, suffix, limit - len(prefix) - len(suffix))
         return self._special_tokens
 
-    def padded(self, ids: list[TokenArray]) -> Iterator[tuple[list[int], TokenArray, TokenArray]]:
+    def padded(
+        self, ids: list[TokenArray], fixed: bool = False
+    ) -> Iterator[tuple[list[int], TokenArray, TokenArray]]:
         """``(positions, ids, mask)`` for each batch of :meth:`batches`."""
         lengths = [len(i) for i in ids]
-        for batch in self.batches(lengths):
-            width = lengths[batch[0]]
+        for batch in self.batches(lengths, fixed):
+            longest = lengths[batch[0]]
+            width = fixed_width(longest, self.max_length) if fixed else longest
             padded_ids = np.zeros((len(batch), width), dtype=np.int64)
             mask = np.zeros((len(batch), width), dtype=np.int64)
             for row, i in enumerate(batch):
@@ -241,12 +289,14 @@ class PooledTransformer:
         return out
 
     def encode_stream(
-        self, chunks: Iterable[Sequence[ModelInput]]
+        self, chunks: Iterable[Sequence[ModelInput]], fixed: bool = False
     ) -> Generator[Vectors, None, None]:
         """Each chunk's vectors, in order, as :meth:`encode` gives them. The runtime works in a
         thread of its own and goes on to the next chunk without waiting while the caller stores
         the last one (chunk by chunk, tokenising, draining the queue and saving left the cores
-        idle for about a tenth of a 75k-paper build)."""
+        idle for about a tenth of a 75k-paper build). ``fixed``: in fixed-shape batches where
+        the runtime has them (:attr:`fixed_shapes`); best with chunks sorted by length."""
+        fixed = fixed and self.fixed_shapes
         finished: queue.Queue[tuple[int, Vectors] | BaseException | None] = queue.Queue()
         stop = threading.Event()
         lock = threading.Lock()
@@ -258,7 +308,7 @@ class PooledTransformer:
                 if stop.is_set():
                     return
                 ids = self.token_ids(chunk)
-                chunk_batches = list(self.padded(ids))
+                chunk_batches = list(self.padded(ids, fixed))
                 outputs[number] = np.empty((len(ids), self.dim), dtype=np.float32)
                 left[number] = len(chunk_batches)
                 if not chunk_batches:
@@ -276,7 +326,7 @@ class PooledTransformer:
 
         def work() -> None:
             try:
-                self.run(batches(), done)
+                self.run(batches(), done, fixed)
             except BaseException as error:  # noqa: BLE001 -- raised in the caller's thread
                 finished.put(error)
             else:
@@ -302,9 +352,11 @@ class PooledTransformer:
         self,
         batches: Iterator[tuple[K, TokenArray, TokenArray]],
         done: Callable[[K, Hidden, TokenArray], None],
+        fixed: bool = False,
     ) -> None:
         """Run every padded batch and hand its token embeddings to ``done`` with the batch's
-        key; one at a time here, runtimes with parallel requests override it."""
+        key; one at a time here, runtimes with parallel requests override it. ``fixed``: the
+        batches come from ``batches(..., fixed=True)``."""
         for key, ids, mask in batches:
             done(key, self.forward(ids, mask), mask)
 
@@ -387,7 +439,16 @@ class OnnxEmbedder(PooledTransformer):
 class OpenVinoEmbedder(PooledTransformer):
     """OpenVINO over the exported transformer: fp32 weights computed in bf16 where the CPU has
     bf16 instructions (``openvino``), or the statically quantised int8 model (``openvino-int8``,
-    calibrated on real abstracts when the model was prepared)."""
+    calibrated on real abstracts when the model was prepared).
+
+    Long runs use fixed shapes: the model compiled for one (texts, tokens) shape fuses the
+    attention and the element-wise operations that it cannot fuse over dynamic shapes, about
+    13% more tokens a second here (3,000 arXiv papers' windows: 34,200 against 30,200). Each
+    shape is compiled when its first full batch comes (about half a second); texts sorted by
+    length ask for each shape once, and as a compiled shape holds about 200 MB, only the last
+    two are kept."""
+
+    fixed_shapes = True
 
     def __init__(
         self,
@@ -398,15 +459,21 @@ class OpenVinoEmbedder(PooledTransformer):
         revision: str,
         backend: str,
         batch_size: int = 32,
+        model: Any = None,
+        config: dict[str, Any] | None = None,
     ) -> None:
+        """``model`` and ``config``: the model ``compiled`` was compiled from, and how, to
+        compile it again for fixed shapes (without them, every batch runs on ``compiled``)."""
         self._compiled = compiled
         self._request = compiled.create_infer_request()
         self._parallel = max(1, int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
+        self._model, self._config = model, config or {}
         dim = int(compiled.outputs[0].get_partial_shape()[-1].get_length())
         super().__init__(
             tokenizer, name=name, revision=revision, backend=backend, dim=dim, batch_size=batch_size
         )
         self._inputs = {port.get_any_name() for port in compiled.inputs}
+        self.fixed_shapes = model is not None
 
     @classmethod
     def from_files(
@@ -434,14 +501,16 @@ class OpenVinoEmbedder(PooledTransformer):
         if precision is not None:
             config["INFERENCE_PRECISION_HINT"] = precision
         core = openvino.Core()
-        compiled = core.compile_model(core.read_model(str(model_file)), "CPU", config)
+        model = core.read_model(str(model_file))
         return cls(
-            compiled,
+            core.compile_model(model, "CPU", config),
             _tokenizer(weights, max_tokens),
             name=name or weights.name,
             revision=revision,
             backend=backend,
             batch_size=batch_size,
+            model=model,
+            config=config,
         )
 
     def forward(
@@ -454,15 +523,16 @@ class OpenVinoEmbedder(PooledTransformer):
         self,
         batches: Iterator[tuple[K, TokenArray, TokenArray]],
         done: Callable[[K, Hidden, TokenArray], None],
+        fixed: bool = False,
     ) -> None:
-        """As many batches in flight as the runtime has streams (one per core)."""
+        """As many batches in flight as the runtime has streams (one per core); with ``fixed``,
+        full fixed-shape batches on the model compiled for their shape."""
         first = list(itertools.islice(batches, 2))
         if self._parallel == 1 or len(first) < 2:  # a query: no queue to set up
             super().run(itertools.chain(first, batches), done)
             return
         import openvino
 
-        queue = openvino.AsyncInferQueue(self._compiled, self._parallel)
         errors: list[Exception] = []
 
         def finished(request: Any, userdata: tuple[K, TokenArray]) -> None:
@@ -472,12 +542,45 @@ class OpenVinoEmbedder(PooledTransformer):
             except Exception as error:  # noqa: BLE001 -- raised below, not lost in its thread
                 errors.append(error)
 
-        queue.set_callback(finished)
+        def queue_for(compiled: Any) -> Any:
+            queue = openvino.AsyncInferQueue(compiled, self._parallel)
+            queue.set_callback(finished)
+            return queue
+
+        dynamic = queue_for(self._compiled)
+        shape: tuple[int, int] | None = None
+        static = retired = None
         for key, ids, mask in itertools.chain(first, batches):
+            queue = dynamic
+            if fixed and self._model is not None and self._is_full(ids.shape):
+                if ids.shape != shape:
+                    # the shape before the last one is done by now; its memory can go (the
+                    # last one's batches still run while the new shape compiles)
+                    if retired is not None:
+                        retired.wait_all()
+                    shape, retired = ids.shape, static
+                    static = queue_for(self._compile(shape))
+                queue = static
             queue.start_async(self.feeds(ids, mask), (key, mask))
-        queue.wait_all()
+        for running in (dynamic, retired, static):
+            if running is not None:
+                running.wait_all()
         if errors:
             raise errors[0]
+
+    def _is_full(self, shape: tuple[int, ...]) -> bool:
+        rows, width = shape
+        return width == fixed_width(width, self.max_length) and rows == fixed_rows(
+            width, self.batch_size * 4
+        )
+
+    def _compile(self, shape: tuple[int, int]) -> Any:
+        import openvino
+
+        model = self._model.clone()
+        model.reshape({port.get_any_name(): list(shape) for port in model.inputs})
+        log.debug("compiling the model for batches of %d x %d tokens", *shape)
+        return openvino.Core().compile_model(model, "CPU", self._config)
 
 
 def cpu_has_bf16() -> bool:
@@ -602,10 +705,15 @@ def encode_in_chunks(
         for start in starts:
             yield list(hashes[start : start + CHUNK]), embedder.encode(texts[start : start + CHUNK])
         return
-    read = texts if inputs is None else inputs
-    stream = embedder.encode_stream(read[start : start + CHUNK] for start in starts)
+    read = list(texts if inputs is None else inputs)
+    hashes = list(hashes)
+    fixed = embedder.fixed_shapes and len(read) >= FIXED_SHAPES_FROM
+    if fixed:  # longest first (ids by their tokens, texts by their characters): few shapes each
+        order = sorted(range(len(read)), key=lambda i: len(read[i]), reverse=True)
+        read, hashes = [read[i] for i in order], [hashes[i] for i in order]
+    stream = embedder.encode_stream((read[start : start + CHUNK] for start in starts), fixed)
     for start, vectors in zip(starts, stream, strict=True):
-        yield list(hashes[start : start + CHUNK]), vectors
+        yield hashes[start : start + CHUNK], vectors
 
 
 def embed_with_cache(

@@ -141,6 +141,86 @@ def test_batches_cover_every_text_once_within_the_token_budget(lengths: list[int
     assert firsts == sorted(firsts, reverse=True)
 
 
+@given(
+    st.lists(st.integers(min_value=1, max_value=256), min_size=0, max_size=600),
+    st.sampled_from([4, 8, 32]),
+)
+def test_fixed_shape_batches_are_full_batches_of_one_width(lengths: list[int], size: int) -> None:
+    """Fixed-shape batches: every text once, each batch padded to one multiple-of-16 width
+    that fits its texts, a power of two of texts within the budget, and only the last batch of
+    a width short of that (so a long sorted run asks for each shape once)."""
+    from service.embed.backends import TOKEN_BUDGET, fixed_rows, fixed_width
+
+    batching = PooledTransformer(None, name="m", revision="r", backend="b", dim=4, batch_size=size)
+    batching._special_tokens = ([101], [102], 254)  # a 256-token model, without loading one
+    batches = batching.batches(lengths, fixed=True)
+    assert sorted(i for batch in batches for i in batch) == list(range(len(lengths)))
+    widths = [fixed_width(lengths[b[0]], 256) for b in batches]
+    assert widths == sorted(widths, reverse=True)
+    for k, (batch, width) in enumerate(zip(batches, widths, strict=True)):
+        following = widths[k + 1] if k + 1 < len(widths) else None
+        assert width % 16 == 0 and width <= 256
+        assert all(fixed_width(lengths[i], 256) == width for i in batch)
+        rows = fixed_rows(width, size * 4)
+        assert rows & (rows - 1) == 0 and rows * width <= TOKEN_BUDGET and rows <= size * 4
+        assert len(batch) == rows or following != width
+
+
+def test_fixed_shapes_give_the_dynamic_vectors(
+    embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A long run in fixed-shape batches (the model compiled for each full batch's shape, one
+    shape at a time) gives each text the vector the dynamic model gives it, in its own row."""
+    pooled = _pooled(embedder)
+    if not pooled.fixed_shapes:
+        pytest.skip(f"{pooled.backend} has no fixed shapes")
+    compiled: list[tuple[int, int]] = []
+    compile_shape = pooled._compile  # type: ignore[attr-defined]
+
+    def recording(shape: tuple[int, int]) -> object:
+        compiled.append((shape[0], shape[1]))
+        return compile_shape(shape)
+
+    monkeypatch.setattr(pooled, "_compile", recording)
+    words = ["graph", "protein", "speech", "galaxy", "policy", "kernel", "sensor", "matrix"]
+    # 80 texts cut at 256 tokens (full batches of 32 at that width), 120 of varied lengths
+    texts = [
+        f"{words[i % 8]} paper {i}: " + f"{words[(i * 3) % 8]} results " * 200 for i in range(80)
+    ]
+    texts += [f"{words[i % 8]} paper {i}: " + "shorter findings " * (i % 60) for i in range(120)]
+    texts.sort(key=len, reverse=True)
+    chunks = [texts[:70], texts[70:]]
+    streamed = np.vstack(list(pooled.encode_stream(iter(chunks), fixed=True)))
+    assert compiled, "no full batch ran on a fixed shape"
+    assert len(compiled) == len(set(compiled))  # sorted texts: each shape compiled once
+    dynamic = pooled.encode(texts)
+    assert float(np.sum(streamed * dynamic, axis=1).min()) >= 0.9999
+
+
+def test_a_long_run_is_sorted_by_length_and_keeps_each_hash_with_its_vector(
+    embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """From ``FIXED_SHAPES_FROM`` texts the local engine sends them longest first (few shapes,
+    full batches); each hash still comes back with its own text's vector."""
+    from service.embed.backends import encode_in_chunks
+
+    pooled = _pooled(embedder)
+    monkeypatch.setattr("service.embed.backends.FIXED_SHAPES_FROM", 10)
+    monkeypatch.setattr("service.embed.backends.CHUNK", 16)
+    texts = [f"abstract {i} on " + "sparse attention " * ((i * 7) % 50 + 1) for i in range(40)]
+    hashes = [f"h{i}" for i in range(40)]
+    chunks = list(encode_in_chunks(pooled, texts, hashes))
+    order = [h for chunk, _ in chunks for h in chunk]
+    assert sorted(order) == sorted(hashes)
+    if pooled.fixed_shapes:
+        lengths = [len(texts[int(h[1:])]) for h in order]
+        assert lengths == sorted(lengths, reverse=True)
+    got = {h: v for chunk, vectors in chunks for h, v in zip(chunk, vectors, strict=True)}
+    expected = pooled.encode(texts)
+    for i, h in enumerate(hashes):
+        assert float(got[h] @ expected[i]) >= 0.9999
+
+
 def test_encoding_is_independent_of_the_batch_it_falls_in(embedder: Embedder) -> None:
     """Token-length batching pads each batch to its own longest text: a text's vector is the
     same whether it is embedded alone or among longer and shorter ones (to the backend's
