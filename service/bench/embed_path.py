@@ -5,11 +5,15 @@ windows as a build does, and times, interleaved RUNS times:
 
 - **runtime**: the model alone, on the windows already tokenised and batched (what the default
   backend can do here; no cache, no splitting, no saving);
+- **fixed shapes** (where the backend has them): the same, longest first in batches of a few
+  fixed shapes, the model compiled for each shape in each run (as a long build runs it);
 - **build path**: :func:`service.embed.passages.embed_papers` into an empty store, as a build
-  from nothing runs it: splitting, hashing, cache lookup, tokens to the model, saving each chunk.
+  from nothing runs it: splitting, hashing, cache lookup, tokens to the model, saving each chunk
+  (in fixed shapes from ``FIXED_SHAPES_FROM`` windows).
 
-It prints tokens per second for both (median run) and their ratio: the share of the runtime's
-speed a build keeps. Interleaving puts a shared machine's load on both alike.
+It prints tokens per second of each (median run), the build path's share of the runtime's speed,
+and how long compiling the shapes took (a long build pays it once). Interleaving puts a shared
+machine's load on all alike.
 """
 
 from __future__ import annotations
@@ -38,6 +42,10 @@ class PathRates:
     """Tokens per second of the model alone, median run."""
     build_path: float
     """Tokens per second of a build's embedding path, median run."""
+    fixed: float | None = None
+    """Tokens per second of the model alone in fixed shapes, compiling included, median run."""
+    compile_seconds: float = 0.0
+    """Compiling the fixed shapes, per run."""
 
 
 def measure(papers: Sequence[tuple[str, str]], runs: int, echo: bool = True) -> PathRates:
@@ -59,17 +67,28 @@ def measure(papers: Sequence[tuple[str, str]], runs: int, echo: bool = True) -> 
 
         embedder.run(embedder.padded(ids), done)
 
+    def fixed() -> None:
+        def done(key: list[int], hidden: Hidden, mask: TokenArray) -> None:
+            pass
+
+        embedder.run(embedder.padded(ids, fixed=True), done, fixed=True)
+
     def build_path() -> None:
         with tempfile.TemporaryDirectory() as folder, Store(Path(folder) / "p.sqlite") as store:
             embed_papers(store, embedder, papers, hashes, windowing, progress=False)
 
-    timings: dict[str, list[float]] = {"runtime": [], "build path": []}
     steps: dict[str, Callable[[], None]] = {"runtime": runtime, "build path": build_path}
+    if embedder.fixed_shapes:
+        steps = {"runtime": runtime, "fixed shapes": fixed, "build path": build_path}
+    timings: dict[str, list[float]] = {name: [] for name in steps}
+    compiling = getattr(embedder, "compile_seconds", 0.0)
+    fixed_runs = 0
     for run in range(runs):
         for name, step in steps.items():
             start = time.perf_counter()
             step()
             timings[name].append(time.perf_counter() - start)
+            fixed_runs += name == "fixed shapes"
             if echo:
                 typer.echo(f"run {run + 1} {name}: {tokens / timings[name][-1]:,.0f} tokens/s")
     rates = PathRates(
@@ -78,12 +97,22 @@ def measure(papers: Sequence[tuple[str, str]], runs: int, echo: bool = True) -> 
         tokens=tokens,
         runtime=tokens / statistics.median(timings["runtime"]),
         build_path=tokens / statistics.median(timings["build path"]),
+        fixed=tokens / statistics.median(timings["fixed shapes"]) if fixed_runs else None,
+        compile_seconds=(getattr(embedder, "compile_seconds", 0.0) - compiling)
+        / max(1, fixed_runs),
     )
     if echo:
         typer.echo(
             f"{rates.papers:,} papers, {rates.windows:,} windows, {rates.tokens:,} tokens "
             f"({embedder.backend}); median of {runs}:\n"
-            f"runtime alone  {rates.runtime:9,.0f} tokens/s\n"
+            f"runtime alone  {rates.runtime:9,.0f} tokens/s"
+        )
+        if rates.fixed is not None:
+            typer.echo(
+                f"fixed shapes   {rates.fixed:9,.0f} tokens/s ({rates.fixed / rates.runtime:.2f}x;"
+                f" {rates.compile_seconds:.1f} s a run compiling shapes)"
+            )
+        typer.echo(
             f"build path     {rates.build_path:9,.0f} tokens/s "
             f"({rates.build_path / rates.runtime:.0%} of the runtime's)"
         )

@@ -26,6 +26,7 @@ import logging
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -474,6 +475,8 @@ class OpenVinoEmbedder(PooledTransformer):
         )
         self._inputs = {port.get_any_name() for port in compiled.inputs}
         self.fixed_shapes = model is not None
+        self.compile_seconds = 0.0
+        """Time spent compiling fixed shapes, all runs together."""
 
     @classmethod
     def from_files(
@@ -577,10 +580,13 @@ class OpenVinoEmbedder(PooledTransformer):
     def _compile(self, shape: tuple[int, int]) -> Any:
         import openvino
 
+        start = time.perf_counter()
         model = self._model.clone()
         model.reshape({port.get_any_name(): list(shape) for port in model.inputs})
-        log.debug("compiling the model for batches of %d x %d tokens", *shape)
-        return openvino.Core().compile_model(model, "CPU", self._config)
+        compiled = openvino.Core().compile_model(model, "CPU", self._config)
+        self.compile_seconds += time.perf_counter() - start
+        log.debug("compiled the model for batches of %d x %d tokens", *shape)
+        return compiled
 
 
 def cpu_has_bf16() -> bool:
