@@ -11,7 +11,8 @@ The :class:`Embedder` protocol is what the rest of the service needs. The backen
   on real abstracts at prepare time (cosine ~0.997); both about 3x torch on 2 cores here.
 
 The exported backends share :class:`PooledTransformer`: the model's own tokenizer, batches by
-token length, mean pooling and normalisation as sentence-transformers does them. Vectors at
+token length (OpenVINO: long runs in a few fixed shapes, :class:`OpenVinoEmbedder`), mean
+pooling and normalisation as sentence-transformers does them. Vectors at
 least :data:`IDENTICAL_COSINE` from torch's (measured at prepare time) share torch's cache key
 and build identity; the others get their own. ``auto`` (the default) is chosen by
 :func:`choose_backend`. Vectors for papers are looked up in the store's cache first, and only
@@ -135,9 +136,10 @@ TOKEN_BUDGET = 8192
 FIXED_WIDTH_STEP = 16
 """Fixed-shape batches pad their texts to a multiple of this many tokens (2.5% more tokens on
 arXiv windows, against 16 shapes to compile)."""
-FIXED_SHAPES_FROM = 10_000
-"""Texts in one run from which fixed shapes pay: compiling a shape takes about half a second
-(16 shapes at most), and they run about 13% faster (see :class:`OpenVinoEmbedder`)."""
+FIXED_SHAPES_FROM = 20_000
+"""Texts in one run from which fixed shapes pay: compiling the shapes of a run of arXiv windows
+took 6.8 s (16 shapes, ``paperscope bench embed-path``), about what 10% of 10,000 windows'
+embedding saves (see :class:`OpenVinoEmbedder`)."""
 
 
 def fixed_width(length: int, limit: int) -> int:
