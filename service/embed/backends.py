@@ -451,8 +451,6 @@ class OpenVinoEmbedder(PooledTransformer):
     length ask for each shape once, and as a compiled shape holds about 200 MB, only the last
     two are kept."""
 
-    fixed_shapes = True
-
     def __init__(
         self,
         compiled: Any,
