@@ -61,34 +61,30 @@ def measure(papers: Sequence[tuple[str, str]], runs: int, echo: bool = True) -> 
     hashes = [content_hash(title, abstract) for title, abstract in papers]
     embedder.encode(inputs[:64])  # warm-up
 
-    def runtime() -> None:
-        def done(key: list[int], hidden: Hidden, mask: TokenArray) -> None:
-            pass
+    def ignore(key: list[int], hidden: Hidden, mask: TokenArray) -> None:
+        pass
 
-        embedder.run(embedder.padded(ids), done)
+    def runtime() -> None:
+        embedder.run(embedder.padded(ids), ignore)
 
     def fixed() -> None:
-        def done(key: list[int], hidden: Hidden, mask: TokenArray) -> None:
-            pass
-
-        embedder.run(embedder.padded(ids, fixed=True), done, fixed=True)
+        embedder.run(embedder.padded(ids, fixed=True), ignore, fixed=True)
 
     def build_path() -> None:
         with tempfile.TemporaryDirectory() as folder, Store(Path(folder) / "p.sqlite") as store:
             embed_papers(store, embedder, papers, hashes, windowing, progress=False)
 
-    steps: dict[str, Callable[[], None]] = {"runtime": runtime, "build path": build_path}
+    steps: dict[str, Callable[[], None]] = {"runtime": runtime}
     if embedder.fixed_shapes:
-        steps = {"runtime": runtime, "fixed shapes": fixed, "build path": build_path}
+        steps["fixed shapes"] = fixed
+    steps["build path"] = build_path
     timings: dict[str, list[float]] = {name: [] for name in steps}
-    compiling = getattr(embedder, "compile_seconds", 0.0)
-    fixed_runs = 0
+    compiling = embedder.compile_seconds
     for run in range(runs):
         for name, step in steps.items():
             start = time.perf_counter()
             step()
             timings[name].append(time.perf_counter() - start)
-            fixed_runs += name == "fixed shapes"
             if echo:
                 typer.echo(f"run {run + 1} {name}: {tokens / timings[name][-1]:,.0f} tokens/s")
     rates = PathRates(
@@ -97,9 +93,10 @@ def measure(papers: Sequence[tuple[str, str]], runs: int, echo: bool = True) -> 
         tokens=tokens,
         runtime=tokens / statistics.median(timings["runtime"]),
         build_path=tokens / statistics.median(timings["build path"]),
-        fixed=tokens / statistics.median(timings["fixed shapes"]) if fixed_runs else None,
-        compile_seconds=(getattr(embedder, "compile_seconds", 0.0) - compiling)
-        / max(1, fixed_runs),
+        fixed=tokens / statistics.median(timings["fixed shapes"])
+        if embedder.fixed_shapes
+        else None,
+        compile_seconds=(embedder.compile_seconds - compiling) / runs,
     )
     if echo:
         typer.echo(

@@ -167,6 +167,8 @@ class PooledTransformer:
     fixed_shapes = False
     """Whether the runtime is faster on batches of a few fixed shapes (:meth:`batches` with
     ``fixed``), worth it for long runs (:func:`encode_in_chunks`)."""
+    compile_seconds = 0.0
+    """Time spent compiling fixed shapes, all runs together."""
 
     def __init__(
         self, tokenizer: Any, *, name: str, revision: str, backend: str, dim: int, batch_size: int
@@ -221,14 +223,19 @@ class PooledTransformer:
     def _fixed_batches(self, lengths: Sequence[int], order: list[int]) -> list[list[int]]:
         batches: list[list[int]] = []
         width = rows = 0
+        limit = self.max_length
         for i in order:
-            own = fixed_width(lengths[i], self.max_length)
+            own = fixed_width(lengths[i], limit)
             if batches and own == width and len(batches[-1]) < rows:
                 batches[-1].append(i)
             else:
-                width, rows = own, fixed_rows(own, self.batch_size * 4)
+                width, rows = own, self.full_rows(own)
                 batches.append([i])
         return batches
+
+    def full_rows(self, width: int) -> int:
+        """Texts in a full fixed-shape batch of ``width`` tokens (:func:`fixed_rows`)."""
+        return fixed_rows(width, self.batch_size * 4)
 
     @property
     def max_length(self) -> int:
@@ -475,8 +482,6 @@ class OpenVinoEmbedder(PooledTransformer):
         )
         self._inputs = {port.get_any_name() for port in compiled.inputs}
         self.fixed_shapes = model is not None
-        self.compile_seconds = 0.0
-        """Time spent compiling fixed shapes, all runs together."""
 
     @classmethod
     def from_files(
@@ -555,7 +560,8 @@ class OpenVinoEmbedder(PooledTransformer):
         static = retired = None
         for key, ids, mask in itertools.chain(first, batches):
             queue = dynamic
-            if fixed and self._model is not None and self._is_full(ids.shape):
+            rows, width = ids.shape
+            if fixed and self._model is not None and rows == self.full_rows(width):
                 if ids.shape != shape:
                     # the shape before the last one is done by now; its memory can go (the
                     # last one's batches still run while the new shape compiles)
@@ -570,12 +576,6 @@ class OpenVinoEmbedder(PooledTransformer):
                 running.wait_all()
         if errors:
             raise errors[0]
-
-    def _is_full(self, shape: tuple[int, ...]) -> bool:
-        rows, width = shape
-        return width == fixed_width(width, self.max_length) and rows == fixed_rows(
-            width, self.batch_size * 4
-        )
 
     def _compile(self, shape: tuple[int, int]) -> Any:
         import openvino
