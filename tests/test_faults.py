@@ -84,7 +84,15 @@ def test_kill_9_during_ingest_is_all_or_nothing(tmp_path: Path) -> None:
             handle.write(json.dumps(record) + "\n")
     data_dir = tmp_path / "data"
     process = _start(["ingest", str(source)], data_dir)
-    time.sleep(4.0)
+    # killed once the ingest has written a few MB of papers (its transaction spills into the
+    # WAL; it writes about 23 MB in all), not after a fixed sleep: on a fast machine the whole
+    # ingest once finished within 4 s
+    wal = data_dir / "papers.sqlite-wal"
+    deadline = time.monotonic() + 120
+    while process.poll() is None and time.monotonic() < deadline:
+        if wal.exists() and wal.stat().st_size >= 4_000_000:
+            break
+        time.sleep(0.02)
     killed = process.poll() is None
     process.send_signal(signal.SIGKILL)
     process.wait()
