@@ -22,6 +22,7 @@ work.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import os
@@ -446,6 +447,28 @@ class OnnxEmbedder(PooledTransformer):
         return np.asarray(hidden[0], dtype=np.float32)
 
 
+class RequestPool:
+    """Infer requests lent to one thread at a time.
+
+    An OpenVINO infer request holds its own input and output tensors and runs one inference at
+    a time ("Infer Request is busy" otherwise), so a server's threads each borrow one. As many
+    as the runtime has streams (one per core): a thread that finds none free waits for the
+    next, as it would for a core."""
+
+    def __init__(self, create: Callable[[], Any], size: int) -> None:
+        self._free: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        for _ in range(max(1, size)):
+            self._free.put(create())
+
+    @contextlib.contextmanager
+    def borrow(self) -> Iterator[Any]:
+        request = self._free.get()
+        try:
+            yield request
+        finally:
+            self._free.put(request)
+
+
 class OpenVinoEmbedder(PooledTransformer):
     """OpenVINO over the exported transformer: fp32 weights computed in bf16 where the CPU has
     bf16 instructions (``openvino``), or the statically quantised int8 model (``openvino-int8``,
@@ -473,8 +496,8 @@ class OpenVinoEmbedder(PooledTransformer):
         """``model`` and ``config``: the model ``compiled`` was compiled from, and how, to
         compile it again for fixed shapes (without them, every batch runs on ``compiled``)."""
         self._compiled = compiled
-        self._request = compiled.create_infer_request()
         self._parallel = max(1, int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
+        self._requests = RequestPool(compiled.create_infer_request, self._parallel)
         self._model, self._config = model, config or {}
         dim = int(compiled.outputs[0].get_partial_shape()[-1].get_length())
         super().__init__(
@@ -524,8 +547,10 @@ class OpenVinoEmbedder(PooledTransformer):
     def forward(
         self, ids: npt.NDArray[np.int64], mask: npt.NDArray[np.int64]
     ) -> npt.NDArray[np.float32]:
-        result = self._request.infer(self.feeds(ids, mask))
-        return np.asarray(result[self._compiled.outputs[0]], dtype=np.float32)
+        with self._requests.borrow() as request:
+            result = request.infer(self.feeds(ids, mask))
+            # a copy: the output tensor is the request's, reused by the next thread to borrow it
+            return np.array(result[self._compiled.outputs[0]], dtype=np.float32)
 
     def run(
         self,

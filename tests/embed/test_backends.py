@@ -312,3 +312,30 @@ def test_cached_texts_are_streamed_in_chunks_with_their_token_ids(
         assert embedded == 10
         assert len(store.cached_embeddings(pooled.cache_key, [f"h{i}" for i in range(10)])) == 10
     assert float(np.sum(vectors * pooled.encode(texts), axis=1).min()) >= 0.9999
+
+
+def _encode_from_threads(embedder: Embedder, threads: int = 16, calls: int = 96) -> float:
+    """Each text encoded alone from ``threads`` threads at once, as a server's threads do: the
+    lowest cosine between a text's vector there and its vector encoded first, one at a time."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    texts = [f"query {i} about {('graphs', 'proteins', 'speech')[i % 3]}" for i in range(24)]
+    texts += ["a long query " + "with many words " * 40]  # a wider batch in between
+    alone = np.vstack([embedder.encode([t]) for t in texts])
+    with ThreadPoolExecutor(threads) as pool:
+        vectors = list(pool.map(lambda i: embedder.encode([texts[i % len(texts)]]), range(calls)))
+    return min(float(v[0] @ alone[i % len(texts)]) for i, v in enumerate(vectors))
+
+
+def test_the_default_backend_encodes_from_many_threads_at_once(embedder: Embedder) -> None:
+    """A shared runtime request used by two threads at once fails ("Infer Request is busy") or
+    hands one thread the other's output: every text must get its own vector."""
+    assert _encode_from_threads(embedder) >= 0.9999
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["torch", "onnx", "onnx-int8", "openvino", "openvino-int8"])
+def test_every_backend_encodes_from_many_threads_at_once(backend: str) -> None:
+    from service.embed.backends import load_embedder
+
+    assert _encode_from_threads(load_embedder(settings_without_env(backend=backend))) >= 0.9999
