@@ -1,13 +1,14 @@
 """One JSON error envelope for every error the API returns.
 
-``{"error": {"code": "<machine code>", "message": "<for people>", "details": [...] | null}}``
+``{"error": {"code": "<machine code>", "message": "<for people>", "details": [...] | null,
+"request_id": "<the request's id>"}}``
 Domain errors (:class:`PaperscopeError`), HTTP errors (unknown route, wrong method) and request
 validation errors all go through here, so clients handle one shape.
 """
 
 from __future__ import annotations
 
-import logging
+from contextvars import ContextVar
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -18,7 +19,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.errors import PaperscopeError
 
-log = logging.getLogger(__name__)
+CURRENT_REQUEST_ID: ContextVar[str | None] = ContextVar("paperscope_request_id", default=None)
+"""The id of the request being answered (set by :class:`service.api.failures.RequestIds`)."""
 
 HTTP_CODES = {
     400: "bad_request",
@@ -35,6 +37,8 @@ class ErrorBody(BaseModel):
     code: str
     message: str
     details: list[dict[str, Any]] | None = None
+    request_id: str | None = None
+    """The request's id, as in the ``X-Request-ID`` answer header and the server log."""
 
 
 class ErrorResponse(BaseModel):
@@ -42,7 +46,10 @@ class ErrorResponse(BaseModel):
 
 
 def error_response(status: int, code: str, message: str, details: Any = None) -> JSONResponse:
-    body = ErrorResponse(error=ErrorBody(code=code, message=message, details=details))
+    error = ErrorBody(
+        code=code, message=message, details=details, request_id=CURRENT_REQUEST_ID.get()
+    )
+    body = ErrorResponse(error=error)
     return JSONResponse(status_code=status, content=body.model_dump())
 
 
@@ -68,11 +75,6 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http(_: Request, err: StarletteHTTPException) -> JSONResponse:
         code = HTTP_CODES.get(err.status_code, "http_error")
         return error_response(err.status_code, code, str(err.detail))
-
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, err: Exception) -> JSONResponse:
-        log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return error_response(500, "internal_error", "internal error; see the server log")
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
