@@ -297,6 +297,35 @@ def bench_load_test(
         raise typer.Exit(1 if isinstance(err, LoadTestFailed) else 2) from None
 
 
+@bench_app.command("load-table")
+def bench_load_table(
+    data_dir: Annotated[Path, typer.Argument(help="A data folder holding a build.")] = Path(
+        "paperscope-data"
+    ),
+    seconds: Annotated[int, typer.Argument(min=1, help="Seconds of load per row.")] = 10,
+    connections: Annotated[
+        str, typer.Option(help="Comma-separated numbers of concurrent connections.")
+    ] = "1,16,64",
+) -> None:
+    """HTTP load per route: text search, topic search, like-this and recommend (an id and a
+    text seed), each alone at 1, 16 and 64 connections against one server.
+
+    Prints a markdown table (req/s, p50, p99, errors); exits 1 if any request failed. The
+    server runs PAPERSCOPE_WORKERS processes (default 1). Needs wrk (apt-get install wrk).
+    """
+    _prepare()
+    from service.bench.load_test import LoadTestFailed, route_table
+
+    counts = [n.strip() for n in connections.split(",") if n.strip()]
+    if not counts or not all(n.isdigit() and int(n) >= 1 for n in counts):
+        raise typer.BadParameter("comma-separated whole numbers", param_hint="--connections")
+    try:
+        route_table(data_dir, seconds, [int(n) for n in counts])
+    except (LoadTestFailed, FileNotFoundError) as err:
+        typer.echo(f"FAIL: {err}", err=True)
+        raise typer.Exit(1 if isinstance(err, LoadTestFailed) else 2) from None
+
+
 @bench_app.command("make-default-corpus")
 def bench_make_default_corpus(
     page: Annotated[

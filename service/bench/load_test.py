@@ -1,20 +1,26 @@
-"""Load test with wrk against a local server: like-this and search requests, 64 connections.
+"""Load tests with wrk against a local server.
 
 ``paperscope bench load-test [DATA_DIR] [SECONDS] [--swap]`` serves the build in DATA_DIR
 (default paperscope-data) on a free port (server log: /tmp/paperscope-load-server.log) and runs
 ``wrk`` (an external program: ``apt-get install wrk``) for SECONDS (default 60) with requests
 from a Lua script: like-this for random papers among 5,000 (LOAD_IDS) of the build, text search
-for six fixed queries, or both alternating (LOAD_MIX), over 64 connections (LOAD_CONNECTIONS).
+for six fixed queries, or both alternating (LOAD_MIX), over 64 connections (LOAD_CONNECTIONS);
+the mixes ``topics`` (topic search) and ``recommend`` (POST, an id seed and a text seed) ask one
+route each.
 
 It prints wrk's summary: ``requests R in S s: X req/s``, ``latency pP V ms`` for P = 50, 90, 99,
 99.9, and ``errors E (non-2xx N, timeouts T)``, then ``OK``. It exits 1 on any error or non-2xx
 response. With ``--swap``, a third of the way in a new build is published (``paperscope build
 --force``, log /tmp/paperscope-load-build.log) and the server must switch to it with no failed
 request. PAPERSCOPE_WORKERS sets the server's processes.
+
+``paperscope bench load-table [DATA_DIR] [SECONDS]`` runs each of the four routes alone at 1, 16
+and 64 connections against one server and prints a markdown table (:func:`route_table`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import re
@@ -23,7 +29,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,7 +42,15 @@ from service.bench.common import (
     wait_ready,
 )
 
-MIXES = ("both", "similar", "search")
+MIXES = ("both", "similar", "search", "topics", "recommend")
+ROUTES = {
+    "search": "/api/v1/search",
+    "topics": "/api/v1/topics/search",
+    "similar": "/api/v1/papers/{id}/similar",
+    "recommend": "/api/v1/recommend",
+}
+"""The mixes that ask one route each, for :func:`route_table`."""
+TABLE_CONNECTIONS = (1, 16, 64)
 SERVER_LOG = Path("/tmp/paperscope-load-server.log")  # noqa: S108 (a known place to look)
 BUILD_LOG = Path("/tmp/paperscope-load-build.log")  # noqa: S108
 QUERIES = (
@@ -51,10 +65,17 @@ REQUESTS_LUA = """
 counter = 0
 request = function()
   counter = counter + 1
+  local query = queries[counter % #queries + 1]
   if mix == "similar" or (mix == "both" and counter % 2 == 0) then
     return wrk.format("GET", "/api/v1/papers/" .. ids[math.random(#ids)] .. "/similar?k=10")
+  elseif mix == "topics" then
+    return wrk.format("GET", "/api/v1/topics/search?k=10&q=" .. query)
+  elseif mix == "recommend" then
+    local body = '{"positive": [{"id": ' .. ids_json[math.random(#ids_json)] ..
+                 '}, {"text": "' .. query:gsub("%%20", " ") .. '"}], "limit": 10}'
+    return wrk.format("POST", "/api/v1/recommend", {["Content-Type"] = "application/json"}, body)
   end
-  return wrk.format("GET", "/api/v1/search?k=10&q=" .. queries[counter % #queries + 1])
+  return wrk.format("GET", "/api/v1/search?k=10&q=" .. query)
 end
 done = function(summary, latency, requests)
   local errors = summary.errors.connect + summary.errors.read + summary.errors.write
@@ -88,6 +109,9 @@ class LoadSummary:
 def lua_script(ids: list[str], mix: str) -> str:
     """The wrk script: the paper ids asked about, the queries, the mix, then the requests."""
     lines = ["ids = {", *(f"  {json.dumps(pid, ensure_ascii=False)}," for pid in ids), "}"]
+    # the same ids as JSON string literals, for request bodies
+    quoted = (json.dumps(json.dumps(pid)) for pid in ids)
+    lines += ["ids_json = {", *(f"  {q}," for q in quoted), "}"]
     lines.append("queries = {" + ", ".join(json.dumps(q) for q in QUERIES) + "}")
     lines.append(f"mix = {json.dumps(mix)}")
     return "\n".join(lines) + REQUESTS_LUA
@@ -107,6 +131,46 @@ def _build_id(base: str) -> str:
     return str(json.loads(fetch(f"{base}/api/v1/ready", timeout=10))["build_id"])
 
 
+@dataclass(frozen=True)
+class Served:
+    """A server started for load, and the papers to ask about."""
+
+    base: str
+    ids: list[str]
+
+
+@contextlib.contextmanager
+def served(
+    data_dir: Path, extra_env: Mapping[str, str] | None = None, n_ids: int = 5000
+) -> Iterator[Served]:
+    """``paperscope serve`` on a free port (log: :data:`SERVER_LOG`) once it is ready, with up
+    to ``n_ids`` of its papers picked at random (seeded) for like-this and recommend."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {"PAPERSCOPE_RELOAD_SECONDS": "1", **(extra_env or {})}
+    with SERVER_LOG.open("wb") as log, server(data_dir, port, env, log):
+        if not wait_ready(base, 120):
+            raise LoadTestFailed(f"the server was not ready after 120 s; see {SERVER_LOG}")
+        all_ids = [str(i) for i in json.loads(fetch(f"{base}/api/v1/map"))["ids"]]
+        yield Served(base, random.Random(0).sample(all_ids, min(len(all_ids), n_ids)))
+
+
+def run_wrk(target: Served, mix: str, connections: int, seconds: int) -> LoadSummary:
+    """wrk against a served build: ``connections`` connections for ``seconds`` seconds."""
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise FileNotFoundError("wrk is missing: apt-get install wrk")
+    if mix not in MIXES:
+        raise ValueError(f"mix must be one of {', '.join(MIXES)}, got {mix!r}")
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", encoding="utf-8") as lua:
+        lua.write(lua_script(target.ids, mix))
+        lua.flush()
+        command = [wrk, f"-t{min(connections, 2)}", f"-c{connections}", f"-d{seconds}s"]
+        command += ["--timeout", "10s", "-s", lua.name, f"{target.base}/"]
+        done = subprocess.run(command, check=True, capture_output=True, text=True)
+    return parse_summary(done.stdout.rstrip("\n"))
+
+
 def measure(
     data_dir: Path,
     seconds: int,
@@ -118,37 +182,20 @@ def measure(
     echo: bool = True,
 ) -> LoadSummary:
     """Run the load; raises :class:`LoadTestFailed` on errors or a missed switch."""
-    wrk = shutil.which("wrk")
-    if wrk is None:
-        raise FileNotFoundError("wrk is missing: apt-get install wrk")
-    if mix not in MIXES:
-        raise ValueError(f"mix must be one of {', '.join(MIXES)}, got {mix!r}")
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
     env = {"PAPERSCOPE_RELOAD_SECONDS": "1", **(extra_env or {})}
-    with SERVER_LOG.open("wb") as log, server(data_dir, port, env, log):
-        if not wait_ready(base, 60):
-            raise LoadTestFailed(f"the server was not ready after 60 s; see {SERVER_LOG}")
-        before = _build_id(base)
-        all_ids = [str(i) for i in json.loads(fetch(f"{base}/api/v1/map"))["ids"]]
-        ids = random.Random(0).sample(all_ids, min(len(all_ids), n_ids))
+    with served(data_dir, env, n_ids) as target:
+        before = _build_id(target.base)
         builder: threading.Thread | None = None
         if swap:
             builder = threading.Thread(target=_publish_later, args=(data_dir, seconds // 3, env))
             builder.start()
-        with tempfile.NamedTemporaryFile("w", suffix=".lua", encoding="utf-8") as lua:
-            lua.write(lua_script(ids, mix))
-            lua.flush()
-            command = [wrk, f"-t{min(connections, 2)}", f"-c{connections}", f"-d{seconds}s"]
-            command += ["--timeout", "10s", "-s", lua.name, f"{base}/"]
-            done = subprocess.run(command, check=True, capture_output=True, text=True)
-        output = done.stdout.rstrip("\n")
+        summary = run_wrk(target, mix, connections, seconds)
         if echo:
-            print(output, flush=True)
+            print(summary.output, flush=True)
         if builder is not None:
             builder.join()
             time.sleep(2)
-            after = _build_id(base)
+            after = _build_id(target.base)
             published = (data_dir / "builds" / "CURRENT").read_text(encoding="utf-8").strip()
             if echo:
                 print(
@@ -157,12 +204,38 @@ def measure(
                 )
             if after != published or after == before:
                 raise LoadTestFailed("the server did not switch")
-    summary = parse_summary(output)
     if summary.errors:
         raise LoadTestFailed("errors under load")
     if echo:
         print("OK")
     return summary
+
+
+def route_table(
+    data_dir: Path,
+    seconds: int,
+    connections: Sequence[int] = TABLE_CONNECTIONS,
+    extra_env: Mapping[str, str] | None = None,
+    echo: Callable[[str], None] = print,
+) -> dict[tuple[str, int], LoadSummary]:
+    """Each route of :data:`ROUTES` alone at each number of connections, against one server;
+    echoes a markdown table row by row. Raises :class:`LoadTestFailed` after the table when
+    any run had an error."""
+    results: dict[tuple[str, int], LoadSummary] = {}
+    echo("| route | connections | req/s | p50 ms | p99 ms | errors |")
+    echo("|---|---:|---:|---:|---:|---:|")
+    with served(data_dir, extra_env) as target:
+        for mix, route in ROUTES.items():
+            for n in connections:
+                got = results[mix, n] = run_wrk(target, mix, n, seconds)
+                echo(
+                    f"| `{route}` | {n} | {got.rate:,.0f} | {got.latency_ms['50']:.1f} | "
+                    f"{got.latency_ms['99']:.1f} | {got.errors} |"
+                )
+    failed = [f"{ROUTES[mix]} at {n}" for (mix, n), got in results.items() if got.errors]
+    if failed:
+        raise LoadTestFailed(f"errors under load: {', '.join(failed)}; see {SERVER_LOG}")
+    return results
 
 
 def _publish_later(data_dir: Path, delay: int, env: Mapping[str, str]) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -31,6 +32,7 @@ COMMANDS = {
     "incremental-cost",
     "index-scale",
     "load-test",
+    "load-table",
     "make-default-corpus",
     "ray-embed",
     "topic-sample",
@@ -217,6 +219,20 @@ def test_load_script_names_the_papers_and_the_mix() -> None:
     assert '"2501.00001",' in script and '"odd\\"id",' in script
     assert 'mix = "similar"' in script
     assert "latency:percentile(p)" in script and "req/s" in script
+    assert '"\\"odd\\\\\\"id\\"",' in script  # as a JSON string inside a request body
+
+
+@pytest.mark.slow  # a real server under wrk's load on every route
+def test_the_route_table_loads_every_route_with_no_error(built_copy: Path) -> None:
+    from service.bench.load_test import ROUTES, route_table
+
+    if shutil.which("wrk") is None:
+        pytest.skip("wrk is missing (apt-get install wrk; .ci/run installs it)")
+    lines: list[str] = []
+    results = route_table(built_copy, 1, (1, 16), echo=lines.append)
+    assert set(results) == {(mix, n) for mix in ROUTES for n in (1, 16)}
+    assert all(got.errors == 0 and got.rate > 0 for got in results.values())
+    assert len(lines) == 2 + len(results) and lines[0].startswith("| route |")
 
 
 @pytest.mark.slow  # two child processes: an ingest and a whole build with the real model
