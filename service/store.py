@@ -19,7 +19,7 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from service.errors import InvalidInput
+from service.errors import InvalidInput, PaperscopeError
 from service.schemas import Collection, CollectionIn, IngestReport, Paper, Rejected
 
 SCHEMA = """
@@ -500,6 +500,8 @@ def backup_database(source: Path, target: Path) -> int:
         src.backup(dst)
         dst.execute("PRAGMA journal_mode=DELETE")
         return int(dst.execute("SELECT COUNT(*) FROM papers").fetchone()[0])
+    except sqlite3.Error as err:  # a full disk, a damaged source
+        raise PaperscopeError(f"cannot copy {source} to {target}: {err}") from None
     finally:
         dst.close()
         src.close()
@@ -540,6 +542,8 @@ def replace_database(new: Path, db_path: Path) -> None:
                         f"{db_path} is in use (a server, a build or an ingest has it open); "
                         "stop it and run restore again"
                     ) from None
+                if not any(word in str(err) for word in ("not a database", "malformed")):
+                    raise PaperscopeError(f"cannot replace {db_path}: {err}") from None
                 _remove_log(db_path)  # the old database is damaged: its log is worth nothing
         _fsync(new)
         os.replace(new, db_path)

@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -288,3 +289,36 @@ def test_backup_manifest_lists_every_file(built_copy: Path, tmp_path: Path) -> N
     assert f"builds/{made.build_id}/manifest.json" in on_disk
     raw = json.loads((tmp_path / "b" / BACKUP_MANIFEST).read_text())
     assert raw["paperscope_version"] and raw["created_at"]
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 20 MB tmpfs (needs root and mount; skipped with the reason where the machine cannot)."""
+    folder = tmp_path / "small"
+    folder.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=20m", "tmpfs", str(folder)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=False)
+
+
+@pytest.mark.slow
+def test_a_full_disk_fails_backup_and_restore_cleanly(
+    built_copy: Path, tmp_path: Path, small_disk: Path
+) -> None:
+    _pad_cache(make_settings(built_copy).db_path, 20_000)  # ~30 MB: more than the disk holds
+    full = run("backup", small_disk / "b", data_dir=built_copy)
+    assert_clean_failure(full, "full")
+    assert list(small_disk.iterdir()) == []  # no backup, nothing half-written left
+    backup(make_settings(built_copy), tmp_path / "b", with_build=False, force=False)
+    refused = run("restore", tmp_path / "b", data_dir=small_disk / "data")
+    assert_clean_failure(refused, "No space left on device")
+    assert list((small_disk / "data").iterdir()) == []
