@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import secrets
 import shutil
 from dataclasses import dataclass
@@ -178,7 +179,17 @@ def read_backup(source: Path) -> BackupManifest:
     try:
         manifest = BackupManifest.model_validate_json(raw)
     except ValidationError as err:
-        raise InvalidInput(f"{source / BACKUP_MANIFEST} is not a backup manifest: {err}") from None
+        version = re.search(r'"format_version":\s*(\d+)', raw)
+        if version and version.group(1) != "1":
+            raise InvalidInput(
+                f"{source} is a backup of format {version.group(1)} (made by a newer "
+                f"paperscope?); paperscope {__version__} reads format 1"
+            ) from None
+        first = err.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "the file"
+        raise InvalidInput(
+            f"{source / BACKUP_MANIFEST} is not a backup manifest ({where}: {first['msg']})"
+        ) from None
     if manifest.build_id is not None and not artifacts.BUILD_ID.match(manifest.build_id):
         raise InvalidInput(f"{source / BACKUP_MANIFEST} names no valid build id")
     damaged = []

@@ -322,3 +322,14 @@ def test_a_full_disk_fails_backup_and_restore_cleanly(
     refused = run("restore", tmp_path / "b", data_dir=small_disk / "data")
     assert_clean_failure(refused, "No space left on device")
     assert list((small_disk / "data").iterdir()) == []
+
+
+def test_a_backup_of_another_format_is_refused(built_copy: Path, tmp_path: Path) -> None:
+    backup(make_settings(built_copy), tmp_path / "b", with_build=False, force=False)
+    listed = tmp_path / "b" / BACKUP_MANIFEST
+    listed.write_text(listed.read_text().replace('"format_version": 1', '"format_version": 2'))
+    with pytest.raises(InvalidInput, match="format 2"):
+        read_backup(tmp_path / "b")
+    listed.write_text("{}")
+    with pytest.raises(InvalidInput, match="not a backup manifest"):
+        read_backup(tmp_path / "b")
