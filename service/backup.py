@@ -55,13 +55,17 @@ class BackupManifest(BaseModel):
     """Every other file of the backup (path relative to it) with its size and BLAKE2b digest."""
 
 
+BuildPlan = Literal["restored", "already there", "not in the backup", "none"]
+"""What restore does with the backup's build (and then says it did)."""
+
+
 @dataclass(frozen=True)
 class Restored:
     """What ``restore`` did."""
 
     papers: int
     build_id: str | None
-    build: Literal["restored", "already there", "not in the backup", "none"]
+    build: BuildPlan
 
 
 def _checksum(path: Path) -> str:
@@ -92,7 +96,8 @@ def _fsync_tree(root: Path) -> None:
 
 
 def _check_destination(settings: Settings, dest: Path, force: bool) -> None:
-    if dest == settings.builds_dir or settings.builds_dir in dest.parents:
+    builds_dir = settings.builds_dir.resolve()
+    if dest.resolve() == builds_dir or builds_dir in dest.resolve().parents:
         raise InvalidInput(f"{dest} is inside the builds folder; choose a folder outside it")
     if dest.exists() and not dest.is_dir():
         raise InvalidInput(f"{dest} exists and is not a folder")
@@ -218,6 +223,7 @@ def restore(settings: Settings, source: Path, force: bool) -> Restored:
         raise InvalidInput(
             f"{db_path} exists; restore --force replaces it (paperscope backup keeps a copy first)"
         )
+    plan = _build_plan(settings, manifest, force)
     db_path.parent.mkdir(parents=True, exist_ok=True)
     staged = db_path.with_name(f".{db_path.name}.restore-{secrets.token_hex(3)}")
     try:
@@ -228,32 +234,36 @@ def restore(settings: Settings, source: Path, force: bool) -> Restored:
                 f"{source / DATABASE} fails SQLite's integrity check: {'; '.join(problems[:5])}"
             )
         store.replace_database(staged, db_path)
-        build = _restore_build(settings, source, manifest, force)
+        try:
+            _restore_build(settings, source, manifest.build_id or "", plan)
+        except (PaperscopeError, OSError) as err:
+            raise PaperscopeError(f"the database is restored, but not the build: {err}") from None
     except OSError as err:
         raise PaperscopeError(f"restore from {source} failed: {err}") from None
     finally:
         staged.unlink(missing_ok=True)
-    return Restored(manifest.papers, manifest.build_id, build)
+    return Restored(manifest.papers, manifest.build_id, plan)
 
 
-def _restore_build(
-    settings: Settings, source: Path, manifest: BackupManifest, force: bool
-) -> Literal["restored", "already there", "not in the backup", "none"]:
+def _build_plan(settings: Settings, manifest: BackupManifest, force: bool) -> BuildPlan:
+    """What restore does with the backup's build; refused (before anything changes) when a
+    different build of that id is in the data folder and ``force`` is not given."""
     if manifest.build_id is None:
         return "none"
     if not manifest.with_build:
         return "not in the backup"
-    build_id, builds_dir = manifest.build_id, settings.builds_dir
-    prefix = f"{BUILDS}/{build_id}/"
+    prefix = f"{BUILDS}/{manifest.build_id}/"
     ours = {k[len(prefix) :]: v for k, v in manifest.files.items() if k.startswith(prefix)}
-    there = builds_dir / build_id
+    there = settings.builds_dir / manifest.build_id
     if there.is_dir() and _files(there) == ours:
-        artifacts.use_build(builds_dir, build_id)
         return "already there"
     if there.exists() and not force:
-        raise InvalidInput(
-            f"the database is restored, but {there} exists and differs from the backup's "
-            "build; restore --force replaces it"
-        )
-    artifacts.install_build(builds_dir, source / BUILDS / build_id, build_id)
+        raise InvalidInput(f"{there} exists and differs from the backup's; --force replaces it")
     return "restored"
+
+
+def _restore_build(settings: Settings, source: Path, build_id: str, plan: BuildPlan) -> None:
+    if plan == "already there":
+        artifacts.use_build(settings.builds_dir, build_id)
+    elif plan == "restored":
+        artifacts.install_build(settings.builds_dir, source / BUILDS / build_id, build_id)

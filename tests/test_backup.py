@@ -4,6 +4,7 @@ absent when killed, and a restored data folder answers as the original did."""
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -333,3 +334,22 @@ def test_a_backup_of_another_format_is_refused(built_copy: Path, tmp_path: Path)
     listed.write_text("{}")
     with pytest.raises(InvalidInput, match="not a backup manifest"):
         read_backup(tmp_path / "b")
+
+
+def test_a_different_build_of_the_same_id_is_replaced_only_with_force(
+    built_copy: Path, tmp_path: Path
+) -> None:
+    made = backup(make_settings(built_copy), tmp_path / "b", with_build=True, force=False)
+    other = tmp_path / "other"
+    shutil.copytree(built_copy / "builds", other / "builds")
+    changed = other / "builds" / str(made.build_id) / "duplicates.json"
+    changed.write_text("[]\n")  # differs from the backup's copy
+    refused = run("restore", tmp_path / "b", data_dir=other)
+    assert_clean_failure(refused, "differs from the backup's")
+    assert not (other / "papers.sqlite").exists()  # refused before anything changed
+    done = run("restore", tmp_path / "b", "--force", data_dir=other)
+    assert done.returncode == 0, done.stderr
+    assert "restored; now current" in done.stdout
+    original = built_copy / "builds" / str(made.build_id) / "duplicates.json"
+    assert changed.read_bytes() == original.read_bytes()
+    assert sorted(p.name for p in (other / "builds").iterdir() if p.name.startswith(".tmp")) == []
