@@ -18,6 +18,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import shutil
 import sqlite3
 import threading
@@ -32,7 +33,7 @@ import numpy as np
 import numpy.typing as npt
 
 from service.config import Settings
-from service.errors import InvalidInput, NotReady
+from service.errors import BuildDamaged, InvalidInput, NotFound, NotReady
 from service.schemas import BuildManifest, Paper
 from service.search.index import load_index, save_index
 from service.search.lexical import LexicalIndex
@@ -460,13 +461,18 @@ def publish(builds_dir: Path, staging: Path, build_id: str) -> Path:
     final = builds_dir / build_id
     staging.rename(final)
     _fsync(builds_dir)
+    _point_to(builds_dir, build_id)
+    return final
+
+
+def _point_to(builds_dir: Path, build_id: str) -> None:
+    """Make ``CURRENT`` name ``build_id``: written beside it, fsynced, renamed over it."""
     pointer_tmp = builds_dir / f".{CURRENT}.tmp"
     pointer_tmp.write_text(build_id, encoding="utf-8")
     with pointer_tmp.open("rb") as handle:
         os.fsync(handle.fileno())
     os.replace(pointer_tmp, builds_dir / CURRENT)
     _fsync(builds_dir)
-    return final
 
 
 def prune(builds_dir: Path, keep: str) -> None:
@@ -474,4 +480,120 @@ def prune(builds_dir: Path, keep: str) -> None:
     remove_leftovers(builds_dir)
     for old in published_builds(builds_dir)[:-KEEP_BUILDS]:
         if old.name != keep:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+# -- choosing the served build (rollback) and copying builds (backups) -------------------------
+
+BUILD_ID = re.compile(r"^[\w-][\w.-]*$")
+"""What a build folder's name may be (no path separators, no leading dot)."""
+
+
+@dataclass(frozen=True)
+class BuildSummary:
+    """One build folder as ``paperscope builds list`` shows it."""
+
+    id: str
+    created_at: str | None
+    papers: int | None
+    topics: int | None
+    bytes: int
+    current: bool
+    problem: str | None
+    """Why it cannot be served (missing files, unreadable manifest); None when it can."""
+
+
+def folder_bytes(folder: Path) -> int:
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+
+
+def _problem(folder: Path, build_id: str | None = None) -> tuple[BuildManifest | None, str | None]:
+    """The build's manifest, and why it cannot be served as ``build_id`` (default: the folder's
+    name); None when it can."""
+    missing = BuildFolder(folder).missing()
+    try:
+        manifest: BuildManifest | None = read_manifest(folder)
+    except (OSError, ValueError) as err:
+        manifest = None
+        if MANIFEST not in missing:
+            return None, f"unreadable {MANIFEST}: {str(err).splitlines()[0]}"
+    if missing:
+        return manifest, f"incomplete: missing {', '.join(missing)}"
+    expected = build_id or folder.name
+    if manifest is not None and manifest.build_id != expected:
+        return manifest, f"its manifest names build {manifest.build_id}"
+    return manifest, None
+
+
+def list_builds(builds_dir: Path) -> list[BuildSummary]:
+    """Every build folder, oldest first, with what its manifest says and whether it is served."""
+    current = read_pointer(builds_dir)
+    out = []
+    for folder in published_builds(builds_dir):
+        manifest, problem = _problem(folder)
+        out.append(
+            BuildSummary(
+                id=folder.name,
+                created_at=manifest.created_at if manifest else None,
+                papers=manifest.papers if manifest else None,
+                topics=manifest.n_topics if manifest else None,
+                bytes=folder_bytes(folder),
+                current=folder.name == current,
+                problem=problem,
+            )
+        )
+    return out
+
+
+def servable_build(builds_dir: Path, build_id: str) -> Path:
+    """The folder of build ``build_id``: NotFound if there is none, BuildDamaged if it lacks
+    what serving needs."""
+    folder = builds_dir / build_id
+    if not BUILD_ID.match(build_id) or not folder.is_dir():
+        raise NotFound(f"no build {build_id!r} in {builds_dir} (paperscope builds list)")
+    _, problem = _problem(folder)
+    if problem is not None:
+        raise BuildDamaged(f"build {build_id} cannot be served: {problem}")
+    return folder
+
+
+def use_build(builds_dir: Path, build_id: str) -> str | None:
+    """Publish an existing build (rollback or forward): swap ``CURRENT`` to it atomically.
+    Returns the build published before. Refused while a build is running (it would publish
+    over the choice)."""
+    servable_build(builds_dir, build_id)
+    with build_lock(builds_dir):
+        before = read_pointer(builds_dir)
+        if before != build_id:
+            _point_to(builds_dir, build_id)
+    return before
+
+
+def copy_build(build: Path, target: Path) -> None:
+    """Copy a published build folder (its files never change once published)."""
+    shutil.copytree(build, target)
+
+
+def install_build(builds_dir: Path, source: Path, build_id: str) -> None:
+    """Copy a build folder (from a backup) into the builds and publish it the way a build is
+    published: staged, checked, made durable, renamed, then ``CURRENT`` swapped. A build folder
+    of that id already there is replaced (and put back if the new one cannot be published)."""
+    with build_lock(builds_dir):
+        remove_leftovers(builds_dir)
+        staging = builds_dir / f".tmp-{build_id}"
+        final, old = builds_dir / build_id, builds_dir / f".tmp-replaced-{build_id}"
+        try:
+            shutil.copytree(source, staging)
+            _, problem = _problem(staging, build_id)
+            if problem is not None:
+                raise BuildDamaged(f"the build {build_id} to restore cannot be served: {problem}")
+            if final.exists():
+                final.rename(old)
+            publish(builds_dir, staging, build_id)
+        except BaseException:
+            if old.exists() and not final.exists():
+                old.rename(final)
+            raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
             shutil.rmtree(old, ignore_errors=True)

@@ -1,5 +1,5 @@
 """The ``paperscope`` command: ingest, build, serve, query, similar, info, export-map,
-collection, models, eval, bench.
+collection, backup, restore, builds, models, eval, bench.
 
 Every command builds its :class:`Settings` from ``PAPERSCOPE_*`` variables plus the flags given.
 A :class:`PaperscopeError` ends the command with ``error: <message>`` and exit code 2, never a
@@ -696,6 +696,105 @@ def models_list(
     for name, entry in read_manifest(settings.models_dir).items():
         resolved = resolve_model(name, settings.models_dir)
         typer.echo(f"{name}  dim {entry.dim}  {entry.licence}\n    -> {resolved.location}")
+
+
+# -- backups and the served build (service/backup.py, service/artifacts.py) -------------------
+
+builds_app = typer.Typer(
+    help="List the builds and choose the one served (rollback).", no_args_is_help=True
+)
+app.add_typer(builds_app, name="builds")
+
+
+@app.command("backup")
+def backup_command(
+    dest: Annotated[Path, typer.Argument(help="New or empty folder to write the backup into.")],
+    with_build: Annotated[
+        bool, typer.Option("--with-build", help="Also copy the current build itself.")
+    ] = False,
+    force: Annotated[bool, typer.Option(help="Replace an earlier backup in DEST.")] = False,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Copy the papers database (consistent while servers run) and the current build's
+    manifest into DEST."""
+    from service.backup import backup
+
+    made = backup(_settings(data_dir=data_dir), dest, with_build, force)
+    size = sum(f.bytes for f in made.files.values())
+    build = (
+        "no build yet"
+        if made.build_id is None
+        else f"build {made.build_id}" + ("" if made.with_build else " (its manifest)")
+    )
+    typer.echo(
+        f"backed up {made.papers} papers and {build} to {dest} "
+        f"({size / 1e6:.1f} MB in {len(made.files)} files)"
+    )
+
+
+@app.command("restore")
+def restore_command(
+    source: Annotated[Path, typer.Argument(help="A folder written by paperscope backup.")],
+    force: Annotated[
+        bool, typer.Option(help="Replace the existing papers database (and build of that id).")
+    ] = False,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Bring a backup back: checksums and SQLite integrity checked, the papers database replaced
+    atomically, and the backup's build published when it holds one."""
+    from service.backup import restore
+
+    settings = _settings(data_dir=data_dir)
+    done = restore(settings, source, force)
+    typer.echo(f"restored {done.papers} papers into {settings.db_path}")
+    if done.build in ("restored", "already there"):
+        typer.echo(f"build {done.build_id} {done.build}; now current")
+    elif done.build == "not in the backup":
+        typer.echo(
+            f"the backup was taken with build {done.build_id} (not copied: --with-build); "
+            "run paperscope build if it is not in this data folder"
+        )
+
+
+@builds_app.command("list")
+def builds_list(as_json: JsonOpt = False, data_dir: DataDirOpt = None) -> None:
+    """Every build in the data folder: id, created, papers, topics, size, which is current."""
+    from service.artifacts import list_builds
+
+    found = list_builds(_settings(data_dir=data_dir).builds_dir)
+    if as_json:
+        _echo_json([dataclasses.asdict(b) for b in found])
+        return
+    if not found:
+        typer.echo("no builds yet (paperscope build)")
+    for b in found:
+        mark = "*" if b.current else " "
+        created = b.created_at or "?"
+        counts = "" if b.papers is None else f"{b.papers:>8} papers {b.topics:>5} topics"
+        typer.echo(
+            f"{mark} {b.id}  {created:<25} {counts:<28} {b.bytes / 1e6:>8.1f} MB"
+            + (f"  {b.problem}" if b.problem else "")
+        )
+
+
+@builds_app.command("use")
+def builds_use(
+    build_id: Annotated[str, typer.Argument(help="A build id from paperscope builds list.")],
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Serve another build (rollback or forward): CURRENT is switched atomically and running
+    servers follow within PAPERSCOPE_RELOAD_SECONDS."""
+    from service.artifacts import use_build
+
+    settings = _settings(data_dir=data_dir)
+    before = use_build(settings.builds_dir, build_id)
+    if before == build_id:
+        typer.echo(f"{build_id} is already the current build")
+        return
+    typer.echo(
+        f"current build: {build_id} (was {before}); servers follow within "
+        f"{settings.reload_seconds:g} s"
+    )
 
 
 def main() -> None:

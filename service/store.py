@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
+from service.errors import InvalidInput, PaperscopeError
 from service.schemas import Collection, CollectionIn, IngestReport, Paper, Rejected
 
 SCHEMA = """
@@ -477,3 +479,88 @@ def _row_to_collection(row: sqlite3.Row) -> Collection:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
     )
+
+
+# -- backups ----------------------------------------------------------------------------------
+
+
+def backup_database(source: Path, target: Path) -> int:
+    """Copy the database into the new file ``target`` with SQLite's online backup API; returns
+    the papers the copy holds.
+
+    All pages are copied in one step, inside one read transaction: the copy is the database as
+    it was when the step began, and writers (WAL mode) carry on meanwhile. The copy is switched
+    to a rollback journal so that it is one self-contained file.
+    """
+    if not source.is_file():
+        raise InvalidInput(f"no papers database at {source}; nothing to back up")
+    src = sqlite3.connect(source, timeout=600)
+    dst = sqlite3.connect(target, isolation_level=None)
+    try:
+        src.backup(dst)
+        dst.execute("PRAGMA journal_mode=DELETE")
+        return int(dst.execute("SELECT COUNT(*) FROM papers").fetchone()[0])
+    except sqlite3.Error as err:  # a full disk, a damaged source
+        raise PaperscopeError(f"cannot copy {source} to {target}: {err}") from None
+    finally:
+        dst.close()
+        src.close()
+
+
+def integrity_problems(path: Path) -> list[str]:
+    """What SQLite's ``integrity_check`` finds wrong with a database file (empty: none)."""
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            found = [str(row[0]) for row in db.execute("PRAGMA integrity_check")]
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+        finally:
+            db.close()
+    except sqlite3.DatabaseError as err:
+        return [str(err)]
+    problems = [] if found == ["ok"] else found
+    return problems if "papers" in tables else [*problems, "no papers table"]
+
+
+def replace_database(new: Path, db_path: Path) -> None:
+    """Put the database file ``new`` (in the same folder) in the place of ``db_path`` at once.
+
+    The old database is first taken out of WAL mode: that checkpoints its write-ahead log and
+    removes it (a log left beside the new file would be replayed into it), and SQLite refuses it
+    while another connection has the database open, so a database in use is not replaced. The
+    swap happens under an exclusive lock, so no reader sees the old file's log with the new file.
+    """
+    old = sqlite3.connect(db_path, isolation_level=None, timeout=5) if db_path.exists() else None
+    try:
+        if old is not None:
+            try:
+                old.execute("PRAGMA journal_mode=DELETE")
+                old.execute("BEGIN EXCLUSIVE")
+            except sqlite3.DatabaseError as err:
+                if "locked" in str(err):
+                    raise InvalidInput(
+                        f"{db_path} is in use (a server, a build or an ingest has it open); "
+                        "stop it and run restore again"
+                    ) from None
+                if not any(word in str(err) for word in ("not a database", "malformed")):
+                    raise PaperscopeError(f"cannot replace {db_path}: {err}") from None
+                _remove_log(db_path)  # the old database is damaged: its log is worth nothing
+        _fsync(new)
+        os.replace(new, db_path)
+        _fsync(db_path.parent)
+    finally:
+        if old is not None:
+            old.close()
+
+
+def _remove_log(db_path: Path) -> None:
+    for suffix in ("-wal", "-shm", "-journal"):
+        db_path.with_name(db_path.name + suffix).unlink(missing_ok=True)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -24,6 +24,7 @@ LAYERS: dict[str, int] = {
     "service.embed": 4,
     "service.search": 4,
     "service.artifacts": 5,
+    "service.backup": 6,
     "service.topics": 6,
     "service.query": 7,
     "service.build": 7,

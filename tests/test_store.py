@@ -7,9 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from service.errors import InvalidInput
 from service.ingest import read_records
 from service.schemas import CollectionIn, IngestReport, Paper, Rejected
-from service.store import Store
+from service.store import Store, backup_database, integrity_problems, replace_database
 from tests.helpers import FIXTURES
 
 
@@ -120,3 +121,39 @@ def test_a_database_from_before_collections_gains_them_and_keeps_its_papers(
         assert kept is not None and kept.positive == ["a"] and kept.updated_at.startswith("2026-02")
         assert [c.name for c in store.collections()] == ["mine"]
         assert store.delete_collection("mine") and store.collection("mine") is None
+
+
+def test_backup_database_copies_a_consistent_self_contained_file(tmp_path: Path) -> None:
+    db = tmp_path / "p.sqlite"
+    with Store(db) as store:
+        _ingest(store, FIXTURES / "papers-page.txt")
+        copied = backup_database(db, tmp_path / "copy.sqlite")  # while a connection is open
+    assert copied == 4
+    assert integrity_problems(tmp_path / "copy.sqlite") == []
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("copy")) == [
+        "copy.sqlite"  # no -wal or -shm beside it: the copy is one file
+    ]
+    with pytest.raises(InvalidInput, match="nothing to back up"):
+        backup_database(tmp_path / "none.sqlite", tmp_path / "copy2.sqlite")
+
+
+def test_integrity_problems_names_what_is_wrong(tmp_path: Path) -> None:
+    (tmp_path / "text.sqlite").write_text("not a database at all" * 100)
+    assert integrity_problems(tmp_path / "text.sqlite") == ["file is not a database"]
+    sqlite3.connect(tmp_path / "other.sqlite").execute("CREATE TABLE t (x)").connection.close()
+    assert integrity_problems(tmp_path / "other.sqlite") == ["no papers table"]
+
+
+def test_replace_database_refuses_one_in_use_and_replaces_a_damaged_one(tmp_path: Path) -> None:
+    db, new = tmp_path / "p.sqlite", tmp_path / "new.sqlite"
+    with Store(new) as store:
+        _ingest(store, FIXTURES / "papers-page.txt")
+    backup_database(new, tmp_path / "copy.sqlite")
+    with Store(db), pytest.raises(InvalidInput, match="in use"):
+        replace_database(tmp_path / "copy.sqlite", db)
+    db.write_bytes(b"garbage" * 1000)  # a damaged database with a stale log beside it
+    (tmp_path / "p.sqlite-wal").write_bytes(b"stale log")
+    replace_database(tmp_path / "copy.sqlite", db)
+    assert not (tmp_path / "p.sqlite-wal").exists() and not (tmp_path / "copy.sqlite").exists()
+    with Store(db) as store:
+        assert store.count() == 4

@@ -1,19 +1,24 @@
-"""Switching builds while serving: hot swap on publish, fallback from a damaged build."""
+"""Switching builds while serving: hot swap on publish, rollback (``paperscope builds use``),
+fallback from a damaged build."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 
+import httpx
+import pytest
 from fastapi.testclient import TestClient
 
 from service.api.app import create_app
-from service.artifacts import current_build_dir
+from service.artifacts import current_build_dir, use_build
 from service.build.pipeline import run_build
 from service.embed.backends import Embedder
 from service.query.serving import BuildWatcher
-from tests.helpers import make_settings
+from tests.helpers import free_port, make_settings, run, subprocess_env
 
 
 def test_watcher_switches_to_a_newly_published_build(built_copy: Path, embedder: Embedder) -> None:
@@ -86,3 +91,63 @@ def test_unreadable_manifest_falls_back_too(built_copy: Path, embedder: Embedder
     assert watcher.engine is not None and older is not None
     assert watcher.engine.build_dir == older
     assert watcher.note is not None and "damaged" in watcher.note
+
+
+def test_watcher_follows_a_rollback_to_an_older_build(built_copy: Path, embedder: Embedder) -> None:
+    settings = make_settings(built_copy)
+    older = current_build_dir(settings.builds_dir)
+    newer, _, _ = run_build(settings, lambda: embedder, force=True, progress=False)
+    watcher = BuildWatcher(settings.builds_dir, embedder, reload_seconds=0)
+    watcher.start()
+    assert watcher.engine is not None and watcher.engine.build_dir == newer
+    assert older is not None
+    use_build(settings.builds_dir, older.name)
+    assert watcher.refresh()
+    assert watcher.engine.build_dir == older
+    use_build(settings.builds_dir, newer.name)
+    assert watcher.refresh()
+    assert watcher.engine.build_dir == newer
+
+
+@pytest.mark.slow
+def test_a_running_server_follows_builds_use(built_copy: Path, embedder: Embedder) -> None:
+    """`paperscope builds use` back to the older build, then forward again: a real
+    `python -m service serve` process serves each within its reload interval."""
+    settings = make_settings(built_copy)
+    older = current_build_dir(settings.builds_dir)
+    newer, _, _ = run_build(settings, lambda: embedder, force=True, progress=False)
+    assert older is not None
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/api/v1"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "service", "serve", "--port", str(port)],
+        env=subprocess_env(data_dir=built_copy, reload_seconds=0.3),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+    def serving() -> str | None:
+        try:
+            ready = httpx.get(f"{url}/ready", timeout=5)
+        except httpx.HTTPError:
+            return None
+        return str(ready.json()["build_id"]) if ready.status_code == 200 else None
+
+    def eventually_serving(build: Path) -> None:
+        deadline = time.monotonic() + 90
+        while serving() != build.name:
+            assert server.poll() is None, "the server ended"
+            assert time.monotonic() < deadline, f"the server never served {build.name}"
+            time.sleep(0.2)
+        search = httpx.get(f"{url}/search", params={"q": "diffusion"}, timeout=30)
+        assert search.status_code == 200
+
+    try:
+        eventually_serving(newer)
+        for build in (older, newer):
+            switched = run("builds", "use", build.name, data_dir=built_copy)
+            assert switched.returncode == 0, switched.stderr
+            eventually_serving(build)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
