@@ -10,7 +10,9 @@ import re
 from datetime import date
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+from service.sanitize import DATE_FORMS, clean_text, parse_date
 
 NOISE_TOPIC = -1
 """Topic id of papers HDBSCAN leaves unclustered."""
@@ -98,8 +100,30 @@ class PaperIn(BaseModel):
     authors: list[str] = Field(default_factory=list, max_length=1000)
     categories: list[str] = Field(default_factory=list, max_length=100)
     date: str | None = Field(
-        default=None, pattern=r"^\d{4}-\d{2}-\d{2}$", description="ISO date (YYYY-MM-DD)."
+        default=None,
+        description=f"The paper's date: {DATE_FORMS}; stored as YYYY-MM-DD (a year as its "
+        "1 January, a month as its first day), a real day from 1600 to a year from today.",
     )
+
+    @field_validator("id", "title", "abstract")
+    @classmethod
+    def _clean(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """Stored as ingest stores text (:func:`clean_text`); a field left blank is refused."""
+        if value is None:
+            return None
+        cleaned = clean_text(value).strip()
+        if info.field_name == "title":  # on one line, as every ingest reader stores titles
+            cleaned = " ".join(cleaned.split())
+        if not cleaned:
+            raise ValueError("must hold text, not only control characters or spaces")
+        return cleaned
+
+    @field_validator("authors", "categories")
+    @classmethod
+    def _clean_names(cls, values: list[str]) -> list[str]:
+        return [c for c in (" ".join(clean_text(v).split()) for v in values) if c]
+
+    _date = field_validator("date", mode="before")(parse_date)
 
 
 class NewPapers(BaseModel):
@@ -303,6 +327,8 @@ class CollectionIn(BaseModel):
         default_factory=list, max_length=10_000, description="Papers never listed in its feed."
     )
     note: str = Field(default="", max_length=2000)
+
+    _note = field_validator("note")(clean_text)
 
 
 class Collection(CollectionIn):

@@ -17,6 +17,7 @@ LAYERS: dict[str, int] = {
     "service.errors": 0,
     "service.blas": 0,
     "service.elsewhere": 0,
+    "service.sanitize": 0,
     "service.config": 1,
     "service.schemas": 1,
     "service.store": 2,

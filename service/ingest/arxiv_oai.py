@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
 from service.errors import IngestError
-from service.ingest.common import check_readable, decode_utf8, normalise_space, split_names
+from service.ingest.common import check_readable, decode_utf8, make_paper, split_names
 from service.ingest.tabular import numbered_lines, open_binary
+from service.sanitize import parse_date
 from service.schemas import Paper, Rejected
 
 SIGNATURE = frozenset({"id", "title", "abstract", "versions", "update_date"})
@@ -28,29 +28,23 @@ def looks_like_oai(record: dict[str, Any]) -> bool:
 
 
 def _first_version_date(record: dict[str, Any]) -> str | None:
+    """The first version's date, else ``update_date``; ValueError when the one used is bad."""
     versions = record.get("versions") or []
     if versions and isinstance(versions[0], dict) and versions[0].get("created"):
         try:
-            return parsedate_to_datetime(str(versions[0]["created"])).date().isoformat()
-        except (TypeError, ValueError):
+            return parse_date(str(versions[0]["created"]))
+        except ValueError:
             pass
-    update = record.get("update_date")
-    return str(update)[:10] if update else None
+    return parse_date(record.get("update_date"))
 
 
 def oai_to_paper(record: dict[str, Any], source: str) -> Paper:
-    title = normalise_space(str(record.get("title") or ""))
-    abstract = str(record.get("abstract") or "").strip()
     if not record.get("id"):
         raise ValueError("missing id")
-    if not title:
-        raise ValueError("missing title")
-    if not abstract:
-        raise ValueError("missing abstract")
-    return Paper(
-        id=str(record["id"]).strip(),
-        title=title,
-        abstract=abstract,
+    return make_paper(
+        id=str(record["id"]),
+        title=str(record.get("title") or ""),
+        abstract=str(record.get("abstract") or ""),
         authors=split_names(record.get("authors")),
         categories=str(record.get("categories") or "").split(),
         date=_first_version_date(record),

@@ -11,9 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from bibtexparser.entrypoint import parse_string
-from pydantic import ValidationError
 
-from service.ingest.common import check_readable, decode_utf8, normalise_space
+from service.ingest.common import check_readable, decode_utf8, make_paper, normalise_space
 from service.schemas import Paper, Rejected
 
 MONTHS = {
@@ -43,17 +42,16 @@ def read_bibtex(path: Path) -> Iterator[Paper | Rejected]:
         if not title or not abstract:
             yield Rejected(location=where, reason="missing title" if not title else "no abstract")
             continue
-        authors = [normalise_space(a) for a in fields.get("author", "").split(" and ") if a.strip()]
         keywords = fields.get("keywords", "")
         try:
-            yield Paper(
+            yield make_paper(
                 id=entry.key,
                 title=title,
                 abstract=abstract,
-                authors=authors,
-                categories=[k.strip() for k in keywords.split(",") if k.strip()],
+                authors=fields.get("author", "").split(" and "),
+                categories=keywords.split(","),
                 date=_date(fields),
                 source=path.name,
             )
-        except ValidationError as err:
-            yield Rejected(location=where, reason="; ".join(e["msg"] for e in err.errors()))
+        except ValueError as err:
+            yield Rejected(location=where, reason=str(err))

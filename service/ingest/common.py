@@ -1,4 +1,5 @@
-"""Helpers every reader shares: stable ids, file checks, field normalisation."""
+"""Helpers every reader shares: stable ids, file checks, field normalisation, and
+:func:`make_paper`, the one way a record becomes a stored paper (text cleaned, date checked)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,11 @@ import re
 import unicodedata
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from service.errors import IngestError
+from service.sanitize import clean_text, parse_date
+from service.schemas import Paper
 
 _WORD = re.compile(r"[a-z0-9]+")
 _SPACE = re.compile(r"\s+")
@@ -60,3 +65,42 @@ def split_names(value: object) -> list[str]:
         parts = re.split(r",\s*|\s+and\s+", text)
         return [p.strip() for p in parts if p.strip()]
     return [text]
+
+
+def make_paper(
+    *,
+    id: str,
+    title: str,
+    abstract: str,
+    source: str,
+    authors: list[str] | None = None,
+    categories: list[str] | None = None,
+    date: object = None,
+) -> Paper:
+    """A record as every reader stores it: text cleaned (:func:`~service.sanitize.clean_text`:
+    NFC, no control characters), id, title, authors and categories on one line, the date in its
+    stored form (:func:`~service.sanitize.parse_date`). ValueError with a readable reason for a
+    record that cannot be a paper (a bad date, a field left empty once cleaned)."""
+    title = normalise_space(clean_text(title))
+    abstract = clean_text(abstract).strip()
+    paper_id = normalise_space(clean_text(id))
+    for name, value in (("id", paper_id), ("title", title), ("abstract", abstract)):
+        if not value:
+            raise ValueError(f"missing {name}")
+    try:
+        return Paper(
+            id=paper_id,
+            title=title,
+            abstract=abstract,
+            authors=_names(authors),
+            categories=_names(categories),
+            date=parse_date(date),
+            source=source,
+        )
+    except ValidationError as err:
+        raise ValueError("; ".join(f"{e['loc'][0]}: {e['msg']}" for e in err.errors())) from None
+
+
+def _names(values: list[str] | None) -> list[str]:
+    cleaned = (normalise_space(clean_text(v)) for v in values or [])
+    return [v for v in cleaned if v]

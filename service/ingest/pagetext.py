@@ -10,7 +10,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from service.ingest.common import check_readable, decode_utf8, normalise_space, stable_id
+from service.ingest.common import (
+    check_readable,
+    decode_utf8,
+    make_paper,
+    normalise_space,
+    stable_id,
+)
 from service.schemas import Paper, Rejected
 
 MIN_ABSTRACT_WORDS = 30
@@ -36,7 +42,10 @@ def parse_papers_page(text: str, source: str = "") -> Iterator[Paper | Rejected]
         following = lines[i + 1][1] if i + 1 < len(lines) else ""
         if _is_title(line) and _is_abstract(following):
             seen_pair = True
-            yield Paper(id=stable_id(line), title=line, abstract=following, source=source)
+            try:
+                yield make_paper(id=stable_id(line), title=line, abstract=following, source=source)
+            except ValueError as err:
+                yield Rejected(location=f"line {number}", reason=str(err))
             i += 2
             continue
         if seen_pair:

@@ -19,16 +19,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, cast
 
-from pydantic import ValidationError
-
 from service.errors import IngestError
 from service.ingest.common import (
     check_readable,
     decode_utf8,
+    make_paper,
     normalise_space,
     split_names,
     stable_id,
 )
+from service.sanitize import clean_text
 from service.schemas import Paper, Rejected, derive_title
 
 ID_KEYS = ("id", "_id", "paper_id", "arxiv_id", "doc_id")
@@ -79,9 +79,11 @@ def record_to_paper(
     record: Mapping[str, object], source: str, columns: ColumnMap = NO_MAP
 ) -> Paper:
     """Map a flat record onto a :class:`Paper`; raises ValueError with a readable reason."""
-    title = normalise_space(str(_first(record, columns.keys("title", TITLE_KEYS)) or ""))
-    abstract = str(_first(record, columns.keys("abstract", ABSTRACT_KEYS)) or "").strip()
-    if not abstract:
+    title = normalise_space(
+        clean_text(str(_first(record, columns.keys("title", TITLE_KEYS)) or ""))
+    )
+    abstract = clean_text(str(_first(record, columns.keys("abstract", ABSTRACT_KEYS)) or ""))
+    if not abstract.strip():
         raise ValueError("missing abstract")
     derived = not title
     if derived:  # an abstract-only record: its first sentence is the display title
@@ -100,19 +102,15 @@ def record_to_paper(
     if isinstance(primary, str) and primary in category_list:
         category_list.remove(primary)
         category_list.insert(0, primary)
-    date = _first(record, columns.keys("date", DATE_KEYS))
-    try:
-        return Paper(
-            id=paper_id,
-            title=title,
-            abstract=abstract,
-            authors=split_names(_first(record, columns.keys("authors", AUTHOR_KEYS))),
-            categories=category_list,
-            date=str(date)[:10] if date is not None else None,
-            source=source,
-        )
-    except ValidationError as err:
-        raise ValueError("; ".join(e["msg"] for e in err.errors())) from None
+    return make_paper(
+        id=paper_id,
+        title=title,
+        abstract=abstract,
+        authors=split_names(_first(record, columns.keys("authors", AUTHOR_KEYS))),
+        categories=category_list,
+        date=_first(record, columns.keys("date", DATE_KEYS)),
+        source=source,
+    )
 
 
 def open_binary(path: Path) -> IO[bytes]:

@@ -20,6 +20,7 @@ from feedgen.feed import FeedGenerator
 from service.errors import InvalidInput, NotFound
 from service.query.engine import Engine
 from service.query.recommend import recommend
+from service.sanitize import xml_text
 from service.schemas import (
     MAX_K,
     Collection,
@@ -140,14 +141,15 @@ def feed(
 
 def atom(result: Feed, base_url: str, note: str = "") -> bytes:
     """The feed as an Atom 1.0 document: one entry per paper, linking to it on the map page,
-    its reason as the summary."""
+    its reason as the summary. Text is stripped of what XML 1.0 cannot hold (control
+    characters, NUL: :func:`~service.sanitize.xml_text`), so any stored text gives a document."""
     base = base_url.rstrip("/") + "/"
     self_url = f"{base}api/v1/collections/{quote(result.collection)}/feed.atom"
     now = datetime.now(UTC)
     generator = FeedGenerator()
     generator.id(self_url)
     generator.title(f"paperscope: new papers for {result.collection}")
-    generator.subtitle(note or f"Papers like the collection {result.collection}")
+    generator.subtitle(xml_text(note) or f"Papers like the collection {result.collection}")
     generator.author({"name": "paperscope"})
     generator.link(href=self_url, rel="self")
     generator.link(href=base, rel="alternate")
@@ -157,7 +159,7 @@ def atom(result: Feed, base_url: str, note: str = "") -> bytes:
         entry = generator.add_entry(order="append")
         link = f"{base}#paper={quote(paper.id, safe='')}"
         entry.id(f"{base}api/v1/papers/{quote(paper.id, safe='/')}")
-        entry.title(paper.title)
+        entry.title(xml_text(paper.title).strip() or "(untitled)")
         entry.link(href=link)
         entry.updated(_when(paper.date) or now)
         reason = paper.reason
@@ -166,8 +168,8 @@ def atom(result: Feed, base_url: str, note: str = "") -> bytes:
             why += f"; topic: {reason.shared_topic_label}"
         if reason.terms:
             why += f"; shared terms: {', '.join(reason.terms)}"
-        entry.summary(why)
-        for category in paper.categories:
+        entry.summary(xml_text(why))
+        for category in filter(None, map(xml_text, paper.categories)):
             entry.category(term=category)
     return bytes(generator.atom_str(pretty=True))
 

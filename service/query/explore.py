@@ -15,6 +15,7 @@ import numpy.typing as npt
 from service.artifacts import TopicEntry
 from service.errors import InvalidInput
 from service.query.view import BuildView
+from service.sanitize import latest_date, month_index, month_text
 from service.schemas import (
     BLANK,
     MAX_QUERY_CHARS,
@@ -109,20 +110,22 @@ def coarse_topics(view: BuildView) -> list[TopicGroupSummary]:
 
 
 def timeline(view: BuildView, topic_id: int) -> TopicTimeline:
-    """Papers of a topic per month (every month between the first and last listed)."""
+    """Papers of a topic per month, every month between its first and last dated paper listed.
+
+    Months are counted as numbers from the papers' valid dates, so the range is the data's own:
+    a date no ingest would store now (data from before dates were checked) counts as undated.
+    """
     rows = view.members(view.topic(topic_id))
     dates = view.all_dates()
-    months = Counter(day[:7] for r in rows if (day := dates[r]))
-    undated = sum(1 for r in rows if not dates[r])
-    listed: list[MonthCount] = []
-    if months:
-        year, month = map(int, min(months).split("-"))
-        last = max(months)
-        while (current := f"{year:04d}-{month:02d}") <= last:
-            listed.append(MonthCount(month=current, papers=months.get(current, 0)))
-            year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    latest = latest_date()
+    months = Counter(m for r in rows if (m := month_index(dates[r], latest)) is not None)
+    span = range(min(months), max(months) + 1) if months else range(0)
+    listed = [MonthCount(month=month_text(m), papers=months[m]) for m in span]
     return TopicTimeline(
-        id=topic_id, label=view.topic_label(topic_id), months=listed, undated=undated
+        id=topic_id,
+        label=view.topic_label(topic_id),
+        months=listed,
+        undated=len(rows) - sum(months.values()),
     )
 
 
@@ -136,9 +139,9 @@ def trending(view: BuildView, months: int) -> list[TopicTrend]:
     """
     if not 1 <= months <= MAX_TREND_MONTHS:
         raise InvalidInput(f"months must be between 1 and {MAX_TREND_MONTHS}, got {months}")
-    dates = view.all_dates()
+    dates, latest = view.all_dates(), latest_date()
     served = view.visible(list(range(len(dates))))
-    month_of = {r: m for r in served if (m := _month(dates[r])) is not None}
+    month_of = {r: m for r in served if (m := month_index(dates[r], latest)) is not None}
     if not month_of:
         return []
     first, last = min(month_of.values()), max(month_of.values())
@@ -166,13 +169,6 @@ def trending(view: BuildView, months: int) -> list[TopicTrend]:
             )
         )
     return sorted(trends, key=lambda t: (t.growth is not None, -(t.growth or 0.0), -t.recent, t.id))
-
-
-def _month(day: str | None) -> int | None:
-    """A date's month as a count of months (year * 12 + month - 1); None when undated."""
-    if not day or len(day) < 7 or not (day[:4].isdigit() and day[5:7].isdigit()):
-        return None
-    return int(day[:4]) * 12 + int(day[5:7]) - 1
 
 
 def _topic_centroids(view: BuildView) -> tuple[list[int], npt.NDArray[np.float32]]:

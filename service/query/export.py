@@ -25,6 +25,7 @@ from service.errors import InvalidInput
 from service.query import collections
 from service.query.engine import Engine
 from service.query.view import BuildView
+from service.sanitize import clean_text, latest_date, month_index
 from service.schemas import MAX_K, NO_FILTER, Paper, PaperFilter
 from service.search.fusion import DEFAULT_FUSION, FusionParams, Mode
 
@@ -115,14 +116,36 @@ def stream(view: BuildView, rows: Sequence[int], fmt: Format) -> Iterator[bytes]
         if fmt == "jsonl":
             yield "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in table).encode()
             continue
-        out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")
-        if start == 0:
-            writer.writeheader()
-        writer.writerows({**r, "categories": ";".join(r["categories"])} for r in table)
-        yield out.getvalue().encode()
+        yield csv_text(table, header=start == 0).encode()
     if not rows and fmt == "csv":
-        yield (",".join(COLUMNS) + "\n").encode()
+        yield csv_text([], header=True).encode()
+
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+"""What makes a spreadsheet read a cell as a formula (OWASP "CSV injection")."""
+
+
+def csv_text(table: Sequence[dict[str, Any]], header: bool) -> str:
+    """Rows of :func:`records` as CSV (RFC 4180: CRLF line ends, so a cell holding a lone CR is
+    quoted too; categories ``;``-separated), every cell through :func:`csv_cell`."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\r\n")
+    if header:
+        writer.writeheader()
+    writer.writerows(
+        {k: csv_cell(v) for k, v in {**r, "categories": ";".join(r["categories"])}.items()}
+        for r in table
+    )
+    return out.getvalue()
+
+
+def csv_cell(value: object) -> object:
+    """A text cell a spreadsheet opens as text: one starting with ``=``, ``+``, ``-``, ``@``, tab
+    or carriage return gets a leading ``'`` (the OWASP rule). Numbers (negative coordinates,
+    topic -1) are not text and stay numbers."""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
 
 
 def _parquet(view: BuildView, rows: Sequence[int]) -> bytes:
@@ -153,8 +176,9 @@ _MONTHS = "jan feb mar apr may jun jul aug sep oct nov dec".split()
 
 def _braces(text: str) -> str:
     """A value safe inside BibTeX braces: unbalanced braces would end the field early, and a
-    final backslash would escape the closing one. LaTeX commands (``It\\^o``) are kept."""
-    safe = text.replace("{", "(").replace("}", ")")
+    final backslash would escape the closing one; control characters and NUL are dropped.
+    LaTeX commands (``It\\^o``) are kept."""
+    safe = clean_text(text).replace("{", "(").replace("}", ")")
     return safe + " " if safe.endswith("\\") else safe
 
 
@@ -163,6 +187,7 @@ def bibtex(papers: Sequence[Paper]) -> str:
     month, abstract and categories as keywords."""
     library = Library()
     used: set[str] = set()
+    latest = latest_date()
     for paper in papers:
         key = _KEY_UNSAFE.sub("_", paper.id) or "paper"
         while key in used:
@@ -171,11 +196,9 @@ def bibtex(papers: Sequence[Paper]) -> str:
         fields = [Field("title", _braces(paper.title))]
         if paper.authors:
             fields.append(Field("author", _braces(" and ".join(paper.authors))))
-        if paper.date:
-            fields.append(Field("year", paper.date[:4]))
-            month = int(paper.date[5:7]) if paper.date[5:7].isdigit() else 0
-            if 1 <= month <= 12:
-                fields.append(Field("month", _MONTHS[month - 1]))
+        if (month := month_index(paper.date, latest)) is not None:
+            fields.append(Field("year", str(month // 12)))
+            fields.append(Field("month", _MONTHS[month % 12]))
         fields.append(Field("abstract", _braces(paper.abstract)))
         if paper.categories:
             fields.append(Field("keywords", _braces(", ".join(paper.categories))))

@@ -6,6 +6,7 @@ used. Screenshots are decoded with Pillow to check that points are really drawn.
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import shutil
@@ -283,14 +284,24 @@ def test_url_state_is_restored(map_page: MapPage, server: str) -> None:
 
 
 def test_selection_exports_csv(map_page: MapPage) -> None:
-    map_page.page.evaluate("window.paperscope.scatterplot.select([1, 2, 3])")
+    """The lasso's CSV: formula-like titles (OWASP CSV injection) get a leading ', numbers (map
+    positions, negative ones too) stay numbers."""
+    hostile = ['=HYPERLINK("http://evil.example","x")', "-2+3", "@SUM(1)", "+cmd|' /C calc'!A0"]
+    for i, title in enumerate(hostile, 1):
+        map_page.page.evaluate(f"paperscope.state.data.title[{i}] = {json.dumps(title)}")
+    map_page.page.evaluate("window.paperscope.scatterplot.select([1, 2, 3, 4])")
     map_page.page.locator("#export-csv").wait_for()
     with map_page.page.expect_download() as download:
         map_page.page.locator("#export-csv").click()
-    lines = Path(download.value.path()).read_text().splitlines()
-    assert lines[0] == "id,title,date,topic,category,x,y"
-    assert len(lines) == 4
-    assert lines[1].startswith(map_page.data("ids[1]"))
+    text = Path(download.value.path()).read_text()
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    assert rows[0] == ["id", "title", "date", "topic", "category", "x", "y"]
+    assert len(rows) == 5
+    assert rows[1][0] == map_page.data("ids[1]")
+    assert [r[1] for r in rows[1:]] == ["'" + t for t in hostile]
+    for i, row in enumerate(rows[1:], 1):
+        assert float(row[5]) == pytest.approx(map_page.data(f"x[{i}]"))
+        assert float(row[6]) == pytest.approx(map_page.data(f"y[{i}]"))
 
 
 def test_exported_map_works_offline(browser: Any, built_dir: Path, tmp_path: Path) -> None:

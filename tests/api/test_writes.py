@@ -173,3 +173,44 @@ def test_a_posted_paper_without_a_title_gets_one_from_its_abstract(
         assert client.get(f"/api/v1/papers/{titled}").json()["title_derived"] is False
         hits = client.get("/api/v1/search", params={"q": "hip fracture mobilisation"}).json()
         assert hits["results"][0]["id"] == paper_id
+
+
+BAD_DATES = ["0000-00-00", "9999-12-31", "2025-13-45", "31/12/2025", "2025-02-29", "soon"]
+
+
+def test_posted_dates_are_real_days_and_text_is_cleaned(
+    built_copy: Path, embedder: Embedder
+) -> None:
+    """Bad dates and text that is nothing once cleaned get 422 naming the field; every date form
+    the ingest takes is stored as YYYY-MM-DD; control characters are dropped."""
+    with _client(built_copy, embedder, api_key=KEY) as client:
+        for day in BAD_DATES:
+            bad = client.post(
+                "/api/v1/papers", json={"papers": [{**NEW_PAPER, "date": day}]}, headers=HEADERS
+            )
+            error = assert_error(bad, 422, "invalid_input")
+            assert error["details"][0]["location"] == "body.papers.0.date", day
+            assert repr(day) in error["message"] or "outside" in error["message"]
+        for field in ("title", "abstract", "id"):
+            blank = {"papers": [{**NEW_PAPER, field: "\x00\x01\u0085"}]}
+            assert_error(
+                client.post("/api/v1/papers", json=blank, headers=HEADERS), 422, "invalid_input"
+            )
+        assert client.get("/api/v1/ready").json()["added_live"] == 0
+        odd = {
+            **NEW_PAPER,
+            "id": "odd\x00-id",
+            "title": '=HYPERLINK(\x01"x")\n<script>',
+            "date": "Mon, 2 Apr 2007 19:18:42 GMT",
+            "categories": ["cs.\x07LG", "\x00"],
+        }
+        posted = client.post(
+            "/api/v1/papers", json={"papers": [odd, {**NEW_PAPER, "date": "2024"}]}, headers=HEADERS
+        )
+        assert posted.status_code == 200, posted.text
+        paper = client.get("/api/v1/papers/odd-id").json()
+        assert paper["title"] == '=HYPERLINK("x") <script>'
+        assert (paper["date"], paper["categories"]) == ("2007-04-02", ["cs.LG"])
+    with Store(make_settings(built_copy).db_path) as store:
+        stored = store.get(posted.json()["papers"][1]["id"])
+        assert stored is not None and stored.date == "2024-01-01"

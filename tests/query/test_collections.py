@@ -11,10 +11,15 @@ from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
+from hypothesis import given
+from hypothesis import strategies as st
 
 from service.api.app import create_app
 from service.build.pipeline import run_build
 from service.embed.backends import Embedder
+from service.query.collections import atom
+from service.sanitize import xml_text
+from service.schemas import Feed, Reason, Recommendation
 from tests.helpers import assert_error, make_settings
 
 KEY = "collections key"
@@ -165,3 +170,35 @@ def test_collections_outlive_deleted_seeds_restarts_and_rebuilds(
         kept = restarted.get("/api/v1/collections/kept").json()
         assert kept["positive"] == seeds and kept["note"] == "kept"
         assert kept["missing"] == seeds
+
+
+any_text = st.text(st.characters(codec="utf-8"), max_size=40)
+recommendations = st.builds(
+    Recommendation,
+    id=any_text.filter(bool),
+    title=any_text,
+    score=st.floats(-1, 1),
+    date=st.one_of(st.none(), any_text),
+    categories=st.lists(any_text, max_size=3),
+    topic_id=st.integers(-1, 50),
+    topic_label=any_text,
+    reason=st.builds(
+        Reason,
+        closest_seed=any_text,
+        seed_similarity=st.floats(-1, 1),
+        shared_topic=st.none(),
+        shared_topic_label=st.one_of(st.none(), any_text),
+        terms=st.lists(any_text, max_size=3),
+    ),
+)
+
+
+@given(st.lists(recommendations, max_size=4), any_text)
+def test_atom_is_well_formed_xml_for_any_text(results: list[Recommendation], note: str) -> None:
+    """Control characters and NUL (which XML 1.0 cannot hold) in titles, categories, reasons and
+    the note are stripped, never a 500; markup stays text."""
+    feed = Feed(collection="c-1", since=None, missing=[], results=results)
+    entries = _entries(atom(feed, "http://localhost:8000/", note))
+    assert len(entries) == len(results)
+    for entry, paper in zip(entries, results, strict=True):
+        assert entry["title"] == (xml_text(paper.title).strip() or "(untitled)")

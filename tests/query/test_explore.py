@@ -71,6 +71,30 @@ def test_timeline_counts_papers_per_month(built_copy: Path, embedder: Embedder) 
         engine.timeline(9999)
 
 
+def test_timelines_are_bounded_by_valid_dates(built_copy: Path, embedder: Embedder) -> None:
+    """Dates stored before dates were checked (0000-00-00, 9999-12-31, 31/12/2025) count as
+    undated: they never stretch the months listed (9999-12 once made 1.2 million of them)."""
+    engine = Engine(sorted((built_copy / "builds").glob("2*"))[-1], embedder)
+    live = LiveAdditions(make_settings(built_copy).db_path, embedder)
+    topic = engine.topics()[0]
+    seed = engine.paper(topic.representative[0].id)
+    days = ["9999-12-31", "0000-00-00", "31/12/2025", "2025-13-45", "2025-11-03", "2026-01-20"]
+    dated = [
+        Paper(id=f"old-{i}", title=f"{seed.title} ({i})", abstract=seed.abstract, date=day)
+        for i, day in enumerate(days)
+    ]
+    placed = live.add(engine, dated).papers
+    for topic_id in {p.topic_id for p in placed}:
+        timeline = engine.timeline(topic_id)
+        here = [d for d, p in zip(days, placed, strict=True) if p.topic_id == topic_id]
+        valid = {d[:7] for d in here if d in days[4:]}
+        assert [m.month for m in timeline.months if m.papers] == sorted(valid)
+        assert all("2025-11" <= m.month <= "2026-01" for m in timeline.months)
+        assert timeline.undated >= sum(1 for d in here if d in days[:4])
+    trends = engine.trending(120)
+    assert sum(t.recent + t.earlier for t in trends) <= 2
+
+
 def test_trending_ranks_topics_by_recent_against_earlier_rate(
     built_copy: Path, embedder: Embedder
 ) -> None:

@@ -6,9 +6,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
@@ -22,7 +24,7 @@ from service.api.app import create_app
 from service.embed.backends import Embedder
 from service.ingest.bibtex import read_bibtex
 from service.query.engine import Engine
-from service.query.export import COLUMNS, bibtex, records
+from service.query.export import COLUMNS, FORMULA_START, bibtex, csv_text, records
 from service.schemas import NOISE_TOPIC, Paper
 from tests.helpers import assert_error, make_settings
 
@@ -133,21 +135,69 @@ def test_exported_bibtex_reingests_as_the_same_papers(tmp_path: Path) -> None:
     assert back[1].abstract == "Slash in the id."
 
 
+any_text = st.text(st.characters(codec="utf-8"), max_size=60)
+"""Every character a stored paper could hold (lone surrogates cannot be stored)."""
+
+
 @given(
     st.lists(
         st.builds(
             Paper,
-            id=st.from_regex(r"[A-Za-z0-9./-]{1,20}", fullmatch=True),
-            title=st.text(min_size=1, max_size=80).filter(str.strip),
-            abstract=st.text(min_size=1, max_size=200).filter(str.strip),
+            id=st.text(st.characters(codec="utf-8"), min_size=1, max_size=20),
+            title=any_text.filter(str.strip),
+            abstract=any_text.filter(str.strip),
+            authors=st.lists(any_text, max_size=3),
+            categories=st.lists(any_text, max_size=3),
+            date=st.one_of(st.none(), any_text, st.dates().map(str)),
         ),
         max_size=5,
     )
 )
 def test_any_papers_give_bibtex_that_parses_back(papers: list[Paper]) -> None:
-    library = parse_string(bibtex(papers))
+    """Any stored text (control characters, NUL, braces, odd ids, bad old dates) gives BibTeX
+    with balanced braces that parses back entry for entry."""
+    text = bibtex(papers)
+    assert text.count("{") == text.count("}")
+    assert not re.search("[\x00-\x08\x0b-\x1f\x7f-\x9f]", text)
+    library = parse_string(text)
     assert not library.failed_blocks
     assert len(library.entries) == len(papers)
+
+
+table_rows = st.lists(
+    st.fixed_dictionaries(
+        {
+            "id": any_text,
+            "title": any_text,
+            "date": st.one_of(st.none(), any_text),
+            "categories": st.lists(any_text.filter(lambda c: ";" not in c), max_size=3),
+            "topic_id": st.integers(-1, 10_000),
+            "topic_name": any_text,
+            "outlier": st.booleans(),
+            "x": st.floats(-1e6, 1e6),
+            "y": st.floats(-1e6, 1e6),
+        }
+    ),
+    max_size=8,
+)
+
+
+@given(table_rows)
+def test_csv_parses_back_with_formula_cells_neutralised(table: list[dict[str, Any]]) -> None:
+    """Any text in: the CSV parses back to the same rows, text cells starting with = + - @ tab
+    or CR prefixed with ' (OWASP), numbers (negative x, topic -1) kept as numbers."""
+    parsed = list(csv.DictReader(io.StringIO(csv_text(table, header=True), newline="")))
+    assert len(parsed) == len(table)
+    for row, back in zip(table, parsed, strict=True):
+        texts = {k: row[k] or "" for k in ("id", "title", "date", "topic_name")}
+        texts["categories"] = ";".join(row["categories"])
+        for key, value in texts.items():
+            expected = "'" + value if value.startswith(FORMULA_START) else value
+            assert back[key] == expected
+            assert not back[key].startswith(FORMULA_START)
+        assert int(back["topic_id"]) == row["topic_id"]
+        assert (float(back["x"]), float(back["y"])) == (row["x"], row["y"])
+        assert back["outlier"] == str(row["outlier"])
 
 
 def test_the_outlier_column_is_the_papers_own_flag(engine: Engine) -> None:
