@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 from service.query.engine import Engine
+from service.query.map_payload import drawn_abstracts, drawn_neighbours, drawn_rows, map_points
 
 STATIC = Path(__file__).parents[1] / "api" / "static"
 """The map page and its bundled library, inlined into the exported file."""
@@ -29,19 +30,39 @@ def export_map(
     engine: Engine, target: Path, neighbours: int = 8, abstracts: bool | None = None
 ) -> int:
     """Write the HTML file; returns its size in bytes."""
-    with_abstracts = engine.size <= ABSTRACTS_UP_TO if abstracts is None else abstracts
-    manifest = engine.manifest
-    embedded = {
-        "meta": {
-            "papers": engine.size,
-            "topics": manifest.n_topics,
-            "build_id": manifest.build_id,
-            "model": manifest.model.name,
-        },
-        "map": engine.map_points().model_dump(),
-        "neighbors": engine.all_neighbours(neighbours),
-        "abstracts": engine.all_abstracts() if with_abstracts else None,
-    }
+    html = page_html(offline_payload(engine, neighbours, abstracts))
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_text(html, encoding="utf-8")
+    tmp.replace(target)
+    return target.stat().st_size
+
+
+def offline_payload(
+    engine: Engine, neighbours: int = 8, abstracts: bool | None = None
+) -> dict[str, object]:
+    """What the page reads instead of the API: the map, and for every paper on it (live
+    additions included) its neighbours and abstract, indexed like the map's arrays."""
+    view = engine.view
+    with view.changed:  # one state of the view: live additions or deletions wait
+        rows = drawn_rows(view)
+        points = map_points(view)
+        with_abstracts = len(rows) <= ABSTRACTS_UP_TO if abstracts is None else abstracts
+        manifest = engine.manifest
+        return {
+            "meta": {
+                "papers": len(rows),
+                "topics": manifest.n_topics,
+                "build_id": manifest.build_id,
+                "model": manifest.model.name,
+            },
+            "map": points.model_dump(),
+            "neighbors": drawn_neighbours(view, rows, neighbours),
+            "abstracts": drawn_abstracts(view, rows) if with_abstracts else None,
+        }
+
+
+def page_html(embedded: dict[str, object]) -> str:
+    """The map page with its library and ``embedded`` inlined."""
     page = (STATIC / "index.html").read_text(encoding="utf-8")
     bundle = (STATIC / "vendor" / "scatterplot.bundle.js").read_text(encoding="utf-8")
     if VENDOR_TAG not in page:
@@ -50,8 +71,4 @@ def export_map(
         f"<script>{bundle}</script>\n"
         f"<script>window.PAPERSCOPE_EMBEDDED = {_inline_json(embedded)};</script>"
     )
-    html = page.replace(VENDOR_TAG, inline)
-    tmp = target.with_name(f".{target.name}.tmp")
-    tmp.write_text(html, encoding="utf-8")
-    tmp.replace(target)
-    return target.stat().st_size
+    return page.replace(VENDOR_TAG, inline)
