@@ -14,8 +14,12 @@ from service.query.engine import Engine
 from service.query.map_payload import drawn_abstracts, drawn_neighbours, drawn_rows, map_points
 
 STATIC = Path(__file__).parents[1] / "api" / "static"
-"""The map page and its bundled library, inlined into the exported file."""
-VENDOR_TAG = '<script src="static/vendor/scatterplot.bundle.js"></script>'
+"""The map page, its script, style sheet and bundled library, inlined into the exported file."""
+STYLE_TAG = '<link rel="stylesheet" href="static/app.css">'
+SCRIPT_TAGS = (
+    '<script src="static/vendor/scatterplot.bundle.js"></script>\n'
+    '<script src="static/app.js"></script>'
+)
 ABSTRACTS_UP_TO = 20_000
 """Abstracts are inlined for corpora up to this size (beyond it the file grows past ~30 MB)."""
 
@@ -64,11 +68,15 @@ def offline_payload(
 def page_html(embedded: dict[str, object]) -> str:
     """The map page with its library and ``embedded`` inlined."""
     page = (STATIC / "index.html").read_text(encoding="utf-8")
-    bundle = (STATIC / "vendor" / "scatterplot.bundle.js").read_text(encoding="utf-8")
-    if VENDOR_TAG not in page:
-        raise RuntimeError("the map page no longer loads the bundle the way export expects")
-    inline = (
-        f"<script>{bundle}</script>\n"
-        f"<script>window.PAPERSCOPE_EMBEDDED = {_inline_json(embedded)};</script>"
+    if STYLE_TAG not in page or SCRIPT_TAGS not in page:
+        raise RuntimeError("the map page no longer loads its files the way export expects")
+    style, bundle, script = (
+        (STATIC / name).read_text(encoding="utf-8")
+        for name in ("app.css", "vendor/scatterplot.bundle.js", "app.js")
     )
-    return page.replace(VENDOR_TAG, inline)
+    scripts = (
+        f"<script>{bundle}</script>\n"
+        f"<script>window.PAPERSCOPE_EMBEDDED = {_inline_json(embedded)};</script>\n"
+        f"<script>{script}</script>"
+    )
+    return page.replace(STYLE_TAG, f"<style>\n{style}</style>").replace(SCRIPT_TAGS, scripts)

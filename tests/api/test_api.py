@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -153,10 +154,18 @@ def test_docs_and_openapi(client: TestClient) -> None:
     assert {"/api/v1/search", "/api/v1/topics", "/api/v1/map"} <= set(spec["paths"])
 
 
+def _linked(html: str) -> list[str]:
+    return re.findall(r"""(?:src|href|url)\s*[=:]\s*['"]([^'"]+)['"]""", html)
+
+
 def test_map_page_is_served(client: TestClient) -> None:
     page = client.get("/")
     assert page.status_code == 200
-    assert "<title>paperscope</title>" in page.text and 'api("/map")' in page.text
+    assert "<title>paperscope</title>" in page.text
+    for url in _linked(page.text):
+        if not url.startswith("data:"):
+            assert client.get(f"/{url}").status_code == 200, url
+    assert 'api("/map")' in client.get("/static/app.js").text
 
 
 def test_recommend_from_seeds_with_reasons(client: TestClient) -> None:
