@@ -466,7 +466,7 @@ def export_map_command(
         raise typer.BadParameter("between 1 and 50", param_hint="--neighbours")
     engine = _open_engine(_settings(data_dir=data_dir), with_model=False)
     size = export_map(engine, target, neighbours, abstracts)
-    typer.echo(f"wrote {target} ({size / 1e6:.1f} MB, {engine.size} papers)")
+    typer.echo(f"wrote {target} ({size / 1e6:.1f} MB, {engine.visible_count} papers)")
 
 
 @export_app.command("papers")
