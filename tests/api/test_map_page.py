@@ -29,7 +29,9 @@ from service.config import Settings
 from service.embed.backends import Embedder
 from service.query.engine import Engine
 from service.query.export_map import export_map
-from tests.helpers import free_port, make_settings
+from service.query.live import LiveAdditions
+from service.schemas import Paper
+from tests.helpers import free_port, make_settings, run
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -314,6 +316,35 @@ def test_exported_map_works_offline(browser: Any, built_dir: Path, tmp_path: Pat
     assert page.page.locator("#collection-name").count() == 0
     page.page.locator('#topic-list [data-topic="0"]').click()  # its timeline from the file
     page.page.locator("#timeline-empty").wait_for(timeout=5_000)
+    assert not page.errors, page.errors
+    context.close()
+
+
+def test_exported_map_opens_a_paper_added_live(
+    browser: Any, built_copy: Path, embedder: Embedder, tmp_path: Path
+) -> None:
+    """Added through the live path, exported by the CLI, opened from the file: the live paper
+    has its abstract and its neighbours (no server behind the page)."""
+    build = current_build_dir(built_copy / "builds")
+    assert build is not None
+    engine = Engine(build, embedder)
+    LiveAdditions(make_settings(built_copy).db_path, embedder).add(engine, [Paper(**GEOLOGY)])
+    engine.close()
+    target = tmp_path / "map.html"
+    exported = run("export-map", target, "--neighbours", "5", data_dir=built_copy)
+    assert exported.returncode == 0, exported.stderr
+    assert "116 papers" in exported.stdout
+    context = browser.new_context(viewport={"width": 1200, "height": 700}, offline=True)
+    page = MapPage(context.new_page()).open(f"{target.as_uri()}#paper={GEOLOGY['id']}")
+    assert page.page.locator("#meta").inner_text().startswith("116 papers")
+    assert page.page.locator("#paper-title").inner_text() == GEOLOGY["title"]
+    assert page.page.locator("p.abstract").inner_text() == GEOLOGY["abstract"]
+    similar = page.page.locator("#similar .hit")
+    assert similar.count() == 5
+    target_id = similar.first.get_attribute("data-id")
+    similar.first.click()
+    page.page.wait_for_function(f"window.paperscope.state.paper === {target_id!r}")
+    assert page.page.locator("p.abstract").inner_text()
     assert not page.errors, page.errors
     context.close()
 
