@@ -108,6 +108,14 @@ def browser() -> Iterator[Any]:
         instance.close()
 
 
+CSP_WATCH = """
+window.cspViolations = [];
+document.addEventListener("securitypolicyviolation",
+  (e) => window.cspViolations.push(`${e.violatedDirective} ${e.blockedURI}`));
+"""
+"""Collects the page's Content-Security-Policy violations (Chromium also logs each as an error)."""
+
+
 class MapPage:
     """A loaded map page plus the console errors it logged."""
 
@@ -116,6 +124,7 @@ class MapPage:
         self.errors: list[str] = []
         page.on("console", self._console)
         page.on("pageerror", lambda err: self.errors.append(str(err)))
+        page.add_init_script(CSP_WATCH)
 
     def _console(self, message: ConsoleMessage) -> None:
         if message.type == "error":
@@ -169,6 +178,7 @@ def opened(browser: Any, url: str) -> Iterator[MapPage]:
     page = MapPage(context.new_page())
     yield page.open(url)
     assert not page.errors, page.errors
+    assert page.page.evaluate("window.cspViolations") == []
     context.close()
 
 
@@ -347,6 +357,38 @@ def test_exported_map_opens_a_paper_added_live(
     assert page.page.locator("p.abstract").inner_text()
     assert not page.errors, page.errors
     context.close()
+
+
+def test_the_page_keeps_to_its_content_security_policy(browser: Any, server: str) -> None:
+    headers = httpx.get(server).headers
+    policy = headers["content-security-policy"]
+    assert "script-src 'self' 'unsafe-eval';" in policy  # regl compiles its draw calls
+    assert "'unsafe-inline'" not in policy and "frame-ancestors 'none'" in policy
+    assert (headers["x-content-type-options"], headers["x-frame-options"]) == ("nosniff", "DENY")
+    assert headers["referrer-policy"] == "same-origin"
+    # opened() fails on any violation, and the other tests here open the page the same way
+    with opened(browser, server) as page:
+        assert _palette_pixels(page.map_colours(), _hex(page.page.evaluate("colour(0)"))) > 50
+        swatch = page.page.locator("#topic-list .swatch").first
+        r, g, b = _hex(page.page.evaluate(f"colour({swatch.get_attribute('data-swatch')})"))
+        painted = swatch.evaluate("(s) => getComputedStyle(s).backgroundColor")
+        assert painted == f"rgb({r}, {g}, {b})"
+        # the library's lasso animations: an empty <style> filled through the CSSOM
+        sheet = page.page.evaluate(
+            "() => { const e = document.createElement('style'); document.head.append(e); "
+            "e.sheet.insertRule('#hint { color: rgb(1, 2, 3) }', 0); "
+            "return getComputedStyle(document.getElementById('hint')).color; }"
+        )
+        assert sheet == "rgb(1, 2, 3)"
+        # the policy is in force: an inline script put into the page does not run
+        page.page.evaluate(
+            "() => { const s = document.createElement('script'); "
+            "s.textContent = 'window.injected = true'; document.body.append(s); }"
+        )
+        assert page.page.evaluate("window.injected") is None
+        assert page.page.evaluate("window.cspViolations") == ["script-src-elem inline"]
+        page.page.evaluate("window.cspViolations = []")
+        page.errors.clear()
 
 
 def test_shift_drag_lasso_selects_the_points_inside(map_page: MapPage) -> None:
