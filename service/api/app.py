@@ -15,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 
 from service import __version__
 from service.api.errors import install_error_handlers
-from service.api.headers import PAGE_CSP, SecurityHeaders
+from service.api.headers import PAGE_CSP, HeadAsGet, SecurityHeaders
 from service.api.limits import BodySizeLimit
 from service.api.metrics import RequestMetrics, metrics
 from service.api.routes import router
@@ -64,6 +64,7 @@ def create_app(settings: Settings, embedder: Embedder | None = None) -> FastAPI:
             allow_headers=["X-API-Key", "Content-Type"],
         )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(HeadAsGet)
     app.add_middleware(SecurityHeaders)  # on every answer, refusals included
     app.add_middleware(RequestMetrics)  # outermost: every answer counted, refusals included
     install_error_handlers(app)

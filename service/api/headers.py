@@ -1,4 +1,5 @@
-"""Security headers on every answer, as plain ASGI middleware."""
+"""HTTP-level behaviour every route shares, as plain ASGI middleware: security headers on every
+answer, and HEAD answered wherever GET is."""
 
 from __future__ import annotations
 
@@ -59,3 +60,25 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+class HeadAsGet:
+    """HEAD is answered wherever GET is: the request goes on as a GET and the body is dropped,
+    its headers (Content-Length included) kept. FastAPI's routes list GET alone."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_headers_only(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                if message.get("more_body", False):
+                    return
+                message = {"type": "http.response.body", "body": b"", "more_body": False}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, send_headers_only)
