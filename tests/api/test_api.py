@@ -124,7 +124,23 @@ def test_errors_share_one_shape(
 
 
 def test_wrong_method_has_the_error_shape(client: TestClient) -> None:
-    assert_error(client.post("/api/v1/topics"), 405, "method_not_allowed")
+    wrong = client.post("/api/v1/topics")
+    assert_error(wrong, 405, "method_not_allowed")
+    assert wrong.headers["allow"] == "GET, HEAD"
+
+
+def test_every_405_says_what_is_allowed(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()["paths"]
+    for template, operations in spec.items():
+        path = re.sub(r"\{[^}]+\}", "x", template)
+        wrong = client.patch(path)  # no route takes PATCH
+        assert_error(wrong, 405, "method_not_allowed")
+        allowed = wrong.headers["allow"].split(", ")
+        assert {m.upper() for m in operations} <= set(allowed), path
+        assert ("GET" in allowed) == ("HEAD" in allowed), path
+    # one path, a route per method: all of them
+    assert client.post("/api/v1/collections/x").headers["allow"] == "GET, HEAD, PUT, DELETE"
+    assert client.delete("/static/app.js").headers["allow"] == "GET, HEAD"  # static files
 
 
 def test_no_build_answers_503(tmp_path: Path, embedder: Embedder) -> None:
