@@ -14,6 +14,7 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from service import __version__
+from service.api.docs import install_docs
 from service.api.errors import install_error_handlers
 from service.api.headers import PAGE_CSP, HeadAsGet, SecurityHeaders
 from service.api.limits import BodySizeLimit
@@ -53,6 +54,8 @@ def create_app(settings: Settings, embedder: Embedder | None = None) -> FastAPI:
         version=__version__,
         description="Semantic search and topic maps for scientific paper abstracts.",
         lifespan=lifespan,
+        docs_url=None,  # served from bundled files by install_docs
+        redoc_url=None,
     )
     app.state.settings = settings
     app.add_middleware(GZipMiddleware, minimum_size=2048)
@@ -71,6 +74,7 @@ def create_app(settings: Settings, embedder: Embedder | None = None) -> FastAPI:
     app.add_route("/metrics", metrics, include_in_schema=False)
 
     app.include_router(router)
+    install_docs(app)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/", include_in_schema=False)

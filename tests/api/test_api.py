@@ -174,6 +174,18 @@ def _linked(html: str) -> list[str]:
     return re.findall(r"""(?:src|href|url)\s*[=:]\s*['"]([^'"]+)['"]""", html)
 
 
+def test_docs_come_from_this_server(client: TestClient) -> None:
+    docs = client.get("/docs")
+    linked = _linked(docs.text)
+    assert len(linked) >= 4  # style sheet, icon, script, schema
+    for url in linked:
+        assert "//" not in url, url  # no other host (a CDN)
+        assert client.get(f"/{url}").status_code == 200, url  # relative to /docs
+    policy = docs.headers["content-security-policy"]
+    assert "script-src 'self' 'sha256-" in policy and "'unsafe-inline'" not in policy
+    assert_error(client.get("/redoc"), 404, "not_found")  # not served (it would need a CDN)
+
+
 def test_map_page_is_served(client: TestClient) -> None:
     page = client.get("/")
     assert page.status_code == 200

@@ -391,6 +391,34 @@ def test_the_page_keeps_to_its_content_security_policy(browser: Any, server: str
         page.errors.clear()
 
 
+def test_docs_work_offline(browser: Any, server: str) -> None:
+    """Swagger UI from the server's own files: nothing asked of another host, no violation of
+    the page's policy, every route listed."""
+    context = browser.new_context(viewport={"width": 1200, "height": 800})
+    elsewhere: list[str] = []
+
+    def only_this_server(route: Any) -> None:
+        if route.request.url.startswith(server):
+            route.continue_()
+        else:
+            elsewhere.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", only_this_server)
+    page = MapPage(context.new_page())
+    page.page.goto(server + "docs", wait_until="load")
+    operations = page.page.locator(".opblock")
+    operations.first.wait_for(timeout=30_000)
+    paths = httpx.get(server + "openapi.json").json()["paths"]
+    assert operations.count() == sum(len(methods) for methods in paths.values())
+    operations.first.locator(".opblock-summary").click()  # a route opens, with its parameters
+    page.page.locator(".opblock-body").first.wait_for(timeout=5_000)
+    assert elsewhere == []
+    assert not page.errors, page.errors
+    assert page.page.evaluate("window.cspViolations") == []
+    context.close()
+
+
 def test_shift_drag_lasso_selects_the_points_inside(map_page: MapPage) -> None:
     box = map_page.page.locator("#map").bounding_box()
     assert box is not None
