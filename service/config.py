@@ -162,7 +162,14 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=1_000_000,
         ge=1024,
-        description="Largest request body accepted; larger ones get 413 before being read.",
+        description="Largest request body accepted (POST /api/v1/papers: "
+        "max_papers_body_bytes); larger ones get 413 before being read.",
+    )
+    max_papers_body_bytes: int = Field(
+        default=64_000_000,
+        ge=1024,
+        description="Largest body of POST /api/v1/papers (1,000 papers with 50,000-character "
+        "abstracts are about 51 MB); one over max_body_bytes is read only with the API key.",
     )
     workers: int = Field(
         default=1,

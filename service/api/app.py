@@ -66,7 +66,12 @@ def create_app(settings: Settings, embedder: Embedder | None = None) -> FastAPI:
             allow_methods=["GET", "POST", "PUT", "DELETE"],
             allow_headers=["X-API-Key", "Content-Type"],
         )
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.max_body_bytes,
+        papers_max_bytes=settings.max_papers_body_bytes,
+        api_key=settings.api_key,
+    )
     app.add_middleware(HeadAsGet)
     app.add_middleware(SecurityHeaders)  # on every answer, refusals included
     app.add_middleware(RequestMetrics)  # outermost: every answer counted, refusals included
