@@ -13,6 +13,7 @@ from pydantic import BaseModel, ValidationError
 
 from service.api.auth import check_api_key
 from service.api.errors import ERROR_RESPONSES, ErrorResponse
+from service.api.urls import public_base_url
 from service.errors import InvalidInput, NotReady, WritesDisabled
 from service.query import collections, export, subtopics
 from service.query.engine import Engine
@@ -470,7 +471,7 @@ def collection_feed_atom(
     db_path = request.app.state.settings.db_path
     result = collections.feed(db_path, engine, name, since.isoformat() if since else None, limit)
     note = collections.get(db_path, None, name).note
-    body = collections.atom(result, str(request.base_url), note)
+    body = collections.atom(result, public_base_url(request), note)
     return Response(body, media_type="application/atom+xml")
 
 
