@@ -466,7 +466,7 @@ def export_map_command(
         raise typer.BadParameter("between 1 and 50", param_hint="--neighbours")
     engine = _open_engine(_settings(data_dir=data_dir), with_model=False)
     size = export_map(engine, target, neighbours, abstracts)
-    typer.echo(f"wrote {target} ({size / 1e6:.1f} MB, {engine.size} papers)")
+    typer.echo(f"wrote {target} ({size / 1e6:.1f} MB, {engine.visible_count} papers)")
 
 
 @export_app.command("papers")
@@ -548,8 +548,12 @@ def collection_feed(
     limit: Annotated[int, typer.Option(min=1, max=100, help="Papers to list.")] = 20,
     atom: Annotated[bool, typer.Option("--atom", help="Print an Atom document.")] = False,
     base_url: Annotated[
-        str, typer.Option(help="Server address the Atom links point to.")
-    ] = "http://127.0.0.1:8000/",
+        str | None,
+        typer.Option(
+            help="Server address the Atom links point to "
+            "(default: PAPERSCOPE_PUBLIC_URL, else http://HOST:PORT/ from the settings)."
+        ),
+    ] = None,
     as_json: JsonOpt = False,
     data_dir: DataDirOpt = None,
 ) -> None:
@@ -561,7 +565,8 @@ def collection_feed(
     result = collections.feed(settings.db_path, engine, name, _iso_date(since, "--since"), limit)
     if atom:
         note = collections.get(settings.db_path, None, name).note
-        typer.echo(collections.atom(result, base_url, note).decode())
+        base = base_url or settings.public_url or f"http://{settings.host}:{settings.port}/"
+        typer.echo(collections.atom(result, base, note).decode())
         return
     if as_json:
         _echo_json(result.model_dump())

@@ -12,6 +12,7 @@ import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -162,7 +163,20 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=1_000_000,
         ge=1024,
-        description="Largest request body accepted; larger ones get 413 before being read.",
+        description="Largest request body accepted (POST /api/v1/papers: "
+        "max_papers_body_bytes); larger ones get 413 before being read.",
+    )
+    max_papers_body_bytes: int = Field(
+        default=64_000_000,
+        ge=1024,
+        description="Largest body of POST /api/v1/papers (1,000 papers with 50,000-character "
+        "abstracts are about 51 MB); one over max_body_bytes is read only with the API key.",
+    )
+    public_url: str | None = Field(
+        default=None,
+        description="The address people reach the server at (https://papers.example.org/), "
+        "for the links in Atom feeds; unset = the address and port the request came in on, "
+        "never the request's Host header.",
     )
     workers: int = Field(
         default=1,
@@ -216,6 +230,16 @@ class Settings(BaseSettings):
         if not value.strip():
             raise ValueError("host must not be empty")
         return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url_absolute(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        url = urlsplit(value.strip())
+        if url.scheme not in ("http", "https") or not url.netloc or url.query or url.fragment:
+            raise ValueError("public_url must be an http(s) address like https://host/path/")
+        return url.geturl().rstrip("/") + "/"
 
     @model_validator(mode="after")
     def _clustering_consistent(self) -> Settings:

@@ -14,8 +14,10 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from service import __version__
+from service.api.docs import install_docs
 from service.api.errors import install_error_handlers
 from service.api.failures import RequestIds
+from service.api.headers import PAGE_CSP, HeadAsGet, SecurityHeaders
 from service.api.limits import BodySizeLimit
 from service.api.metrics import RequestMetrics, metrics
 from service.api.routes import router
@@ -53,6 +55,8 @@ def create_app(settings: Settings, embedder: Embedder | None = None) -> FastAPI:
         version=__version__,
         description="Semantic search and topic maps for scientific paper abstracts.",
         lifespan=lifespan,
+        docs_url=None,  # served from bundled files by install_docs
+        redoc_url=None,
     )
     app.state.settings = settings
     app.add_middleware(GZipMiddleware, minimum_size=2048)
@@ -63,18 +67,26 @@ def create_app(settings: Settings, embedder: Embedder | None = None) -> FastAPI:
             allow_methods=["GET", "POST", "PUT", "DELETE"],
             allow_headers=["X-API-Key", "Content-Type"],
         )
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.max_body_bytes,
+        papers_max_bytes=settings.max_papers_body_bytes,
+        api_key=settings.api_key,
+    )
+    app.add_middleware(HeadAsGet)
     app.add_middleware(RequestIds)  # ids every answer, turns an exception into one 500 line
+    app.add_middleware(SecurityHeaders)  # on every answer, refusals and 500s included
     app.add_middleware(RequestMetrics)  # outermost: every answer counted, refusals included
     install_error_handlers(app)
     app.add_route("/metrics", metrics, include_in_schema=False)
 
     app.include_router(router)
+    install_docs(app)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:
-        return FileResponse(STATIC / "index.html")
+        return FileResponse(STATIC / "index.html", headers={"Content-Security-Policy": PAGE_CSP})
 
     return app
 

@@ -16,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Mount
 
 from service.errors import PaperscopeError
 
@@ -45,12 +46,34 @@ class ErrorResponse(BaseModel):
     error: ErrorBody
 
 
-def error_response(status: int, code: str, message: str, details: Any = None) -> JSONResponse:
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    details: Any = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
     error = ErrorBody(
         code=code, message=message, details=details, request_id=CURRENT_REQUEST_ID.get()
     )
     body = ErrorResponse(error=error)
-    return JSONResponse(status_code=status, content=body.model_dump())
+    return JSONResponse(status_code=status, content=body.model_dump(), headers=headers)
+
+
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def allowed_methods(request: Request) -> str:
+    """The methods some route answers at this path, for a 405's ``Allow`` (several routes may
+    share a path, one per method, and HEAD is answered wherever GET is): each asked of the
+    app's routes in turn. Mounts (static files) answer their own 405s with their own Allow."""
+    routes = [r for r in request.app.router.routes if not isinstance(r, Mount)]
+    allowed = set()
+    for method in METHODS:
+        scope = {**request.scope, "method": "GET" if method == "HEAD" else method}
+        if any(route.matches(scope)[0] == Match.FULL for route in routes):
+            allowed.add(method)
+    return ", ".join(m for m in METHODS if m in allowed)
 
 
 def _validation_details(err: RequestValidationError) -> list[dict[str, Any]]:
@@ -72,9 +95,12 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(422, "invalid_input", f"invalid request: {summary}", details)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, err: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, err: StarletteHTTPException) -> JSONResponse:
         code = HTTP_CODES.get(err.status_code, "http_error")
-        return error_response(err.status_code, code, str(err.detail))
+        headers = dict(err.headers or {})
+        if err.status_code == 405:
+            headers["Allow"] = allowed_methods(request) or headers.get("Allow", "")
+        return error_response(err.status_code, code, str(err.detail), headers=headers)
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 from datetime import date
 from pathlib import Path as PathType
 from typing import Annotated, Any, Literal
@@ -12,8 +11,10 @@ from fastapi.responses import StreamingResponse
 from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, ValidationError
 
+from service.api.auth import check_api_key
 from service.api.errors import ERROR_RESPONSES, ErrorResponse
-from service.errors import InvalidInput, NotReady, Unauthorized, WritesDisabled
+from service.api.urls import public_base_url
+from service.errors import InvalidInput, NotReady, WritesDisabled
 from service.query import collections, export, subtopics
 from service.query.engine import Engine
 from service.query.live import LiveAdditions, emerging
@@ -208,11 +209,7 @@ def require_api_key(
     request: Request, key: Annotated[str | None, Security(API_KEY_HEADER)] = None
 ) -> None:
     """Writes need the configured key (compared in constant time); no key configured = no writes."""
-    configured = request.app.state.settings.api_key
-    if configured is None:
-        raise WritesDisabled("writes are disabled: set PAPERSCOPE_API_KEY on the server")
-    if key is None or not hmac.compare_digest(key.encode(), configured.get_secret_value().encode()):
-        raise Unauthorized("a valid X-API-Key header is required for this request")
+    check_api_key(request.app.state.settings.api_key, key)
 
 
 WRITE_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -474,7 +471,7 @@ def collection_feed_atom(
     db_path = request.app.state.settings.db_path
     result = collections.feed(db_path, engine, name, since.isoformat() if since else None, limit)
     note = collections.get(db_path, None, name).note
-    body = collections.atom(result, str(request.base_url), note)
+    body = collections.atom(result, public_base_url(request), note)
     return Response(body, media_type="application/atom+xml")
 
 

@@ -46,7 +46,6 @@ from service.schemas import (
 )
 from service.search.fusion import DEFAULT_FUSION, FusionParams, Mode, Scored, hybrid, parse_mode
 from service.search.fusion import top_rows as lexical_top_rows
-from service.search.index import reranks, search
 
 
 def query_text(text: str) -> str:
@@ -271,30 +270,6 @@ class Engine:
             if self._map_cache is None or self._map_cache[0] != version:
                 self._map_cache = (version, map_points(self.view), {})
             return self._map_cache
-
-    # -- whole-build exports ----------------------------------------------------------------
-
-    def all_neighbours(self, k: int) -> list[list[tuple[int, float]]]:
-        """For every paper, its k nearest other papers as (row, score), in batches."""
-        view = self.view
-        neighbours: list[list[tuple[int, float]]] = []
-        stored = view.vectors if reranks(view.manifest.index) else None
-        for start in range(0, view.size, 4096):
-            block = np.asarray(view.vectors[start : start + 4096], dtype=np.float32)
-            scores, rows = search(view.index, block, k + 1, stored)
-            for offset, (row_scores, row_ids) in enumerate(zip(scores, rows, strict=True)):
-                own = start + offset
-                neighbours.append(
-                    [
-                        (int(r), round(float(s), 4))
-                        for s, r in zip(row_scores, row_ids, strict=True)
-                        if r >= 0 and r != own
-                    ][:k]
-                )
-        return neighbours
-
-    def all_abstracts(self) -> list[str]:
-        return self.view.papers.abstracts()
 
     def close(self) -> None:
         self.view.close()

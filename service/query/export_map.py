@@ -11,10 +11,15 @@ import json
 from pathlib import Path
 
 from service.query.engine import Engine
+from service.query.map_payload import drawn_abstracts, drawn_neighbours, drawn_rows, map_points
 
 STATIC = Path(__file__).parents[1] / "api" / "static"
-"""The map page and its bundled library, inlined into the exported file."""
-VENDOR_TAG = '<script src="static/vendor/scatterplot.bundle.js"></script>'
+"""The map page, its script, style sheet and bundled library, inlined into the exported file."""
+STYLE_TAG = '<link rel="stylesheet" href="static/app.css">'
+SCRIPT_TAGS = (
+    '<script src="static/vendor/scatterplot.bundle.js"></script>\n'
+    '<script src="static/app.js"></script>'
+)
 ABSTRACTS_UP_TO = 20_000
 """Abstracts are inlined for corpora up to this size (beyond it the file grows past ~30 MB)."""
 
@@ -29,29 +34,49 @@ def export_map(
     engine: Engine, target: Path, neighbours: int = 8, abstracts: bool | None = None
 ) -> int:
     """Write the HTML file; returns its size in bytes."""
-    with_abstracts = engine.size <= ABSTRACTS_UP_TO if abstracts is None else abstracts
-    manifest = engine.manifest
-    embedded = {
-        "meta": {
-            "papers": engine.size,
-            "topics": manifest.n_topics,
-            "build_id": manifest.build_id,
-            "model": manifest.model.name,
-        },
-        "map": engine.map_points().model_dump(),
-        "neighbors": engine.all_neighbours(neighbours),
-        "abstracts": engine.all_abstracts() if with_abstracts else None,
-    }
-    page = (STATIC / "index.html").read_text(encoding="utf-8")
-    bundle = (STATIC / "vendor" / "scatterplot.bundle.js").read_text(encoding="utf-8")
-    if VENDOR_TAG not in page:
-        raise RuntimeError("the map page no longer loads the bundle the way export expects")
-    inline = (
-        f"<script>{bundle}</script>\n"
-        f"<script>window.PAPERSCOPE_EMBEDDED = {_inline_json(embedded)};</script>"
-    )
-    html = page.replace(VENDOR_TAG, inline)
+    html = page_html(offline_payload(engine, neighbours, abstracts))
     tmp = target.with_name(f".{target.name}.tmp")
     tmp.write_text(html, encoding="utf-8")
     tmp.replace(target)
     return target.stat().st_size
+
+
+def offline_payload(
+    engine: Engine, neighbours: int = 8, abstracts: bool | None = None
+) -> dict[str, object]:
+    """What the page reads instead of the API: the map, and for every paper on it (live
+    additions included) its neighbours and abstract, indexed like the map's arrays."""
+    view = engine.view
+    with view.changed:  # one state of the view: live additions or deletions wait
+        rows = drawn_rows(view)
+        points = map_points(view)
+        with_abstracts = len(rows) <= ABSTRACTS_UP_TO if abstracts is None else abstracts
+        manifest = engine.manifest
+        return {
+            "meta": {
+                "papers": len(rows),
+                "topics": manifest.n_topics,
+                "build_id": manifest.build_id,
+                "model": manifest.model.name,
+            },
+            "map": points.model_dump(),
+            "neighbors": drawn_neighbours(view, rows, neighbours),
+            "abstracts": drawn_abstracts(view, rows) if with_abstracts else None,
+        }
+
+
+def page_html(embedded: dict[str, object]) -> str:
+    """The map page with its library and ``embedded`` inlined."""
+    page = (STATIC / "index.html").read_text(encoding="utf-8")
+    if STYLE_TAG not in page or SCRIPT_TAGS not in page:
+        raise RuntimeError("the map page no longer loads its files the way export expects")
+    style, bundle, script = (
+        (STATIC / name).read_text(encoding="utf-8")
+        for name in ("app.css", "vendor/scatterplot.bundle.js", "app.js")
+    )
+    scripts = (
+        f"<script>{bundle}</script>\n"
+        f"<script>window.PAPERSCOPE_EMBEDDED = {_inline_json(embedded)};</script>\n"
+        f"<script>{script}</script>"
+    )
+    return page.replace(STYLE_TAG, f"<style>\n{style}</style>").replace(SCRIPT_TAGS, scripts)

@@ -1,6 +1,9 @@
 """The map page's data: every visible paper's position, topic (with outlier flag and
 confidence), title, date and category, plus
-topic and group centres, columnar (one array per field) so 75k papers fit in a few MB."""
+topic and group centres, columnar (one array per field) so 75k papers fit in a few MB.
+
+The exported map (``paperscope export-map``) also carries each paper's abstract and nearest
+neighbours, indexed like the map's arrays (build papers and live additions alike)."""
 
 from __future__ import annotations
 
@@ -10,10 +13,18 @@ import numpy.typing as npt
 from service.query.view import BuildView
 from service.schemas import MapGroup, MapPoints, MapTopic
 
+NEIGHBOUR_BATCH = 4096
+
 
 def _centre(coords: npt.NDArray[np.float32], members: list[int]) -> tuple[float, float]:
     median = np.median(coords[members], axis=0)
     return round(float(median[0]), 5), round(float(median[1]), 5)
+
+
+def drawn_rows(view: BuildView) -> list[int]:
+    """The rows the map draws, in the order of its arrays: the build's, then live additions,
+    hidden (deleted or replaced) ones left out."""
+    return view.visible(list(range(view.size + len(view.live.papers))))
 
 
 def map_points(view: BuildView) -> MapPoints:
@@ -27,7 +38,7 @@ def map_points(view: BuildView) -> MapPoints:
     coords = np.vstack([view.coords, live.coords]) if live.papers else view.coords
     assignments = np.concatenate([view.assignments, live.topics])
     outliers, confidence = view.all_outliers(), view.all_confidence()
-    keep = view.visible(list(range(len(ids))))
+    keep = drawn_rows(view)
     primary = [firsts[r] for r in keep]
     names = sorted({c for c in primary if c})
     index_of = {name: i for i, name in enumerate(names)}
@@ -84,3 +95,30 @@ def map_points(view: BuildView) -> MapPoints:
         topics=sorted(topics, key=lambda t: t.id),
         groups=groups,
     )
+
+
+def drawn_neighbours(view: BuildView, rows: list[int], k: int) -> list[list[tuple[int, float]]]:
+    """For each drawn row, its k nearest other drawn papers as (position in ``rows``, score):
+    the build's index merged with the live additions, hidden rows skipped."""
+    position = {row: i for i, row in enumerate(rows)}
+    wanted = view.candidates(k) + 1
+    found: list[list[tuple[int, float]]] = []
+    for start in range(0, len(rows), NEIGHBOUR_BATCH):
+        block = rows[start : start + NEIGHBOUR_BATCH]
+        scores, nearest = view.dense(view.vectors_at(block), wanted)
+        for own, row_scores, row_ids in zip(block, scores.tolist(), nearest.tolist(), strict=True):
+            found.append(
+                [
+                    (position[r], round(s, 4))
+                    for s, r in zip(row_scores, row_ids, strict=True)
+                    if r != own and r in position
+                ][:k]
+            )
+    return found
+
+
+def drawn_abstracts(view: BuildView, rows: list[int]) -> list[str]:
+    """The abstract of each drawn row (the build's from its snapshot, live ones from memory)."""
+    built = view.papers.abstracts()
+    live = view.live.papers
+    return [built[r] if r < view.size else live[r - view.size].abstract for r in rows]

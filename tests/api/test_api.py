@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -123,7 +124,23 @@ def test_errors_share_one_shape(
 
 
 def test_wrong_method_has_the_error_shape(client: TestClient) -> None:
-    assert_error(client.post("/api/v1/topics"), 405, "method_not_allowed")
+    wrong = client.post("/api/v1/topics")
+    assert_error(wrong, 405, "method_not_allowed")
+    assert wrong.headers["allow"] == "GET, HEAD"
+
+
+def test_every_405_says_what_is_allowed(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()["paths"]
+    for template, operations in spec.items():
+        path = re.sub(r"\{[^}]+\}", "x", template)
+        wrong = client.patch(path)  # no route takes PATCH
+        assert_error(wrong, 405, "method_not_allowed")
+        allowed = wrong.headers["allow"].split(", ")
+        assert {m.upper() for m in operations} <= set(allowed), path
+        assert ("GET" in allowed) == ("HEAD" in allowed), path
+    # one path, a route per method: all of them
+    assert client.post("/api/v1/collections/x").headers["allow"] == "GET, HEAD, PUT, DELETE"
+    assert client.delete("/static/app.js").headers["allow"] == "GET, HEAD"  # static files
 
 
 def test_no_build_answers_503(tmp_path: Path, embedder: Embedder) -> None:
@@ -153,10 +170,30 @@ def test_docs_and_openapi(client: TestClient) -> None:
     assert {"/api/v1/search", "/api/v1/topics", "/api/v1/map"} <= set(spec["paths"])
 
 
+def _linked(html: str) -> list[str]:
+    return re.findall(r"""(?:src|href|url)\s*[=:]\s*['"]([^'"]+)['"]""", html)
+
+
+def test_docs_come_from_this_server(client: TestClient) -> None:
+    docs = client.get("/docs")
+    linked = _linked(docs.text)
+    assert len(linked) >= 4  # style sheet, icon, script, schema
+    for url in linked:
+        assert "//" not in url, url  # no other host (a CDN)
+        assert client.get(f"/{url}").status_code == 200, url  # relative to /docs
+    policy = docs.headers["content-security-policy"]
+    assert "script-src 'self' 'sha256-" in policy and "'unsafe-inline'" not in policy
+    assert_error(client.get("/redoc"), 404, "not_found")  # not served (it would need a CDN)
+
+
 def test_map_page_is_served(client: TestClient) -> None:
     page = client.get("/")
     assert page.status_code == 200
-    assert "<title>paperscope</title>" in page.text and 'api("/map")' in page.text
+    assert "<title>paperscope</title>" in page.text
+    for url in _linked(page.text):
+        if not url.startswith("data:"):
+            assert client.get(f"/{url}").status_code == 200, url
+    assert 'api("/map")' in client.get("/static/app.js").text
 
 
 def test_recommend_from_seeds_with_reasons(client: TestClient) -> None:

@@ -30,7 +30,9 @@ from service.config import Settings
 from service.embed.backends import Embedder
 from service.query.engine import Engine
 from service.query.export_map import export_map
-from tests.helpers import free_port, make_settings
+from service.query.live import LiveAdditions
+from service.schemas import Paper
+from tests.helpers import free_port, make_settings, run
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -107,6 +109,14 @@ def browser() -> Iterator[Any]:
         instance.close()
 
 
+CSP_WATCH = """
+window.cspViolations = [];
+document.addEventListener("securitypolicyviolation",
+  (e) => window.cspViolations.push(`${e.violatedDirective} ${e.blockedURI}`));
+"""
+"""Collects the page's Content-Security-Policy violations (Chromium also logs each as an error)."""
+
+
 class MapPage:
     """A loaded map page plus the console errors it logged."""
 
@@ -115,6 +125,7 @@ class MapPage:
         self.errors: list[str] = []
         page.on("console", self._console)
         page.on("pageerror", lambda err: self.errors.append(str(err)))
+        page.add_init_script(CSP_WATCH)
 
     def _console(self, message: ConsoleMessage) -> None:
         if message.type == "error":
@@ -168,6 +179,7 @@ def opened(browser: Any, url: str) -> Iterator[MapPage]:
     page = MapPage(context.new_page())
     yield page.open(url)
     assert not page.errors, page.errors
+    assert page.page.evaluate("window.cspViolations") == []
     context.close()
 
 
@@ -326,6 +338,95 @@ def test_exported_map_works_offline(browser: Any, built_dir: Path, tmp_path: Pat
     page.page.locator('#topic-list [data-topic="0"]').click()  # its timeline from the file
     page.page.locator("#timeline-empty").wait_for(timeout=5_000)
     assert not page.errors, page.errors
+    context.close()
+
+
+def test_exported_map_opens_a_paper_added_live(
+    browser: Any, built_copy: Path, embedder: Embedder, tmp_path: Path
+) -> None:
+    """Added through the live path, exported by the CLI, opened from the file: the live paper
+    has its abstract and its neighbours (no server behind the page)."""
+    build = current_build_dir(built_copy / "builds")
+    assert build is not None
+    engine = Engine(build, embedder)
+    LiveAdditions(make_settings(built_copy).db_path, embedder).add(engine, [Paper(**GEOLOGY)])
+    engine.close()
+    target = tmp_path / "map.html"
+    exported = run("export-map", target, "--neighbours", "5", data_dir=built_copy)
+    assert exported.returncode == 0, exported.stderr
+    assert "116 papers" in exported.stdout
+    context = browser.new_context(viewport={"width": 1200, "height": 700}, offline=True)
+    page = MapPage(context.new_page()).open(f"{target.as_uri()}#paper={GEOLOGY['id']}")
+    assert page.page.locator("#meta").inner_text().startswith("116 papers")
+    assert page.page.locator("#paper-title").inner_text() == GEOLOGY["title"]
+    assert page.page.locator("p.abstract").inner_text() == GEOLOGY["abstract"]
+    similar = page.page.locator("#similar .hit")
+    assert similar.count() == 5
+    target_id = similar.first.get_attribute("data-id")
+    similar.first.click()
+    page.page.wait_for_function(f"window.paperscope.state.paper === {target_id!r}")
+    assert page.page.locator("p.abstract").inner_text()
+    assert not page.errors, page.errors
+    context.close()
+
+
+def test_the_page_keeps_to_its_content_security_policy(browser: Any, server: str) -> None:
+    headers = httpx.get(server).headers
+    policy = headers["content-security-policy"]
+    assert "script-src 'self' 'unsafe-eval';" in policy  # regl compiles its draw calls
+    assert "'unsafe-inline'" not in policy and "frame-ancestors 'none'" in policy
+    assert (headers["x-content-type-options"], headers["x-frame-options"]) == ("nosniff", "DENY")
+    assert headers["referrer-policy"] == "same-origin"
+    # opened() fails on any violation, and the other tests here open the page the same way
+    with opened(browser, server) as page:
+        assert _palette_pixels(page.map_colours(), _hex(page.page.evaluate("colour(0)"))) > 50
+        swatch = page.page.locator("#topic-list .swatch").first
+        r, g, b = _hex(page.page.evaluate(f"colour({swatch.get_attribute('data-swatch')})"))
+        painted = swatch.evaluate("(s) => getComputedStyle(s).backgroundColor")
+        assert painted == f"rgb({r}, {g}, {b})"
+        # the library's lasso animations: an empty <style> filled through the CSSOM
+        sheet = page.page.evaluate(
+            "() => { const e = document.createElement('style'); document.head.append(e); "
+            "e.sheet.insertRule('#hint { color: rgb(1, 2, 3) }', 0); "
+            "return getComputedStyle(document.getElementById('hint')).color; }"
+        )
+        assert sheet == "rgb(1, 2, 3)"
+        # the policy is in force: an inline script put into the page does not run
+        page.page.evaluate(
+            "() => { const s = document.createElement('script'); "
+            "s.textContent = 'window.injected = true'; document.body.append(s); }"
+        )
+        assert page.page.evaluate("window.injected") is None
+        assert page.page.evaluate("window.cspViolations") == ["script-src-elem inline"]
+        page.page.evaluate("window.cspViolations = []")
+        page.errors.clear()
+
+
+def test_docs_work_offline(browser: Any, server: str) -> None:
+    """Swagger UI from the server's own files: nothing asked of another host, no violation of
+    the page's policy, every route listed."""
+    context = browser.new_context(viewport={"width": 1200, "height": 800})
+    elsewhere: list[str] = []
+
+    def only_this_server(route: Any) -> None:
+        if route.request.url.startswith(server):
+            route.continue_()
+        else:
+            elsewhere.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", only_this_server)
+    page = MapPage(context.new_page())
+    page.page.goto(server + "docs", wait_until="load")
+    operations = page.page.locator(".opblock")
+    operations.first.wait_for(timeout=30_000)
+    paths = httpx.get(server + "openapi.json").json()["paths"]
+    assert operations.count() == sum(len(methods) for methods in paths.values())
+    operations.first.locator(".opblock-summary").click()  # a route opens, with its parameters
+    page.page.locator(".opblock-body").first.wait_for(timeout=5_000)
+    assert elsewhere == []
+    assert not page.errors, page.errors
+    assert page.page.evaluate("window.cspViolations") == []
     context.close()
 
 

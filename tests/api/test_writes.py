@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -83,6 +84,56 @@ def test_oversized_bodies_are_refused_before_reading(built_copy: Path, embedder:
         )
         assert_error(big, 413, "too_large")
         assert client.get(f"/api/v1/papers/{paper_id}").status_code == 200
+
+
+def _largest_documented_post(too_long_last: bool) -> bytes:
+    """1,000 papers with 50,000-character abstracts (the documented maximum of POST /papers);
+    the last abstract one character too long, so the route answers 422 once it has read and
+    checked every paper, instead of embedding 50 MB of text."""
+    papers = [
+        {"id": f"big-{i}", "title": f"Paper {i}", "abstract": "word " * 10_000} for i in range(1000)
+    ]
+    if too_long_last:
+        papers[-1]["abstract"] += "x"
+    return json.dumps({"papers": papers}).encode()
+
+
+def test_the_documented_largest_post_is_read_with_the_key(
+    built_copy: Path, embedder: Embedder
+) -> None:
+    body = _largest_documented_post(too_long_last=True)
+    assert len(body) > 50_000_000
+    json_body = {"Content-Type": "application/json"}
+    with _client(built_copy, embedder, api_key=KEY) as client:
+        read = client.post("/api/v1/papers", content=body, headers={**HEADERS, **json_body})
+        error = assert_error(read, 422, "invalid_input")
+        assert error["details"][0]["location"] == "body.papers.999.abstract"
+        # without the key it is refused before it is read
+        assert_error(
+            client.post("/api/v1/papers", content=body, headers=json_body), 401, "unauthorized"
+        )
+        # a body that size anywhere else: 413
+        other = client.post("/api/v1/recommend", content=body[:10_000_000], headers=json_body)
+        assert_error(other, 413, "too_large")
+    with _client(built_copy, embedder) as client:  # no key configured: no writes
+        refused = client.post("/api/v1/papers", content=body, headers=json_body)
+        assert_error(refused, 403, "writes_disabled")
+
+
+def test_add_papers_has_its_own_limit(built_copy: Path, embedder: Embedder) -> None:
+    limits = {"max_body_bytes": 4096, "max_papers_body_bytes": 20_000}
+    with _client(built_copy, embedder, api_key=KEY, **limits) as client:
+        paper = {**NEW_PAPER, "abstract": f"{NEW_PAPER['abstract']}{' More.' * 1000}"}
+        body = json.dumps({"papers": [paper]}).encode()
+        assert 4096 < len(body) < 20_000
+        headers = {**HEADERS, "Content-Type": "application/json"}
+        added = client.post("/api/v1/papers", content=body, headers=headers)
+        assert added.status_code == 200, added.text
+        elsewhere = client.post("/api/v1/recommend", content=body, headers=headers)
+        assert_error(elsewhere, 413, "too_large")
+        over = client.post("/api/v1/papers", content=b" " * 20_001, headers=HEADERS)
+        assert_error(over, 413, "too_large")
+        assert "20000 bytes" in over.json()["error"]["message"]
 
 
 NEW_PAPER = {

@@ -10,13 +10,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from hypothesis import given
 from hypothesis import strategies as st
 
 from service.api.app import create_app
 from service.build.pipeline import run_build
+from service.config import load_settings
 from service.embed.backends import Embedder
+from service.errors import InvalidInput
 from service.query.collections import atom
 from service.sanitize import xml_text
 from service.schemas import Feed, Reason, Recommendation
@@ -148,6 +151,42 @@ def test_feed_ranks_new_papers_without_seeds_or_seen_ones(
         assert [e["title"] for e in entries] == [r["title"] for r in results]
         assert entries[0]["id"].endswith("/api/v1/papers/new-distill")
         assert "like " in entries[0]["summary"]
+
+
+def _links(atom: bytes) -> list[str]:
+    root = ET.fromstring(atom)  # noqa: S314 - our own document
+    found = [link.get("href", "") for link in root.iter(f"{ATOM}link")]
+    return found + [i.text or "" for i in root.iter(f"{ATOM}id")]
+
+
+def test_feed_links_use_the_public_url_never_the_host_header(
+    built_copy: Path, embedder: Embedder
+) -> None:
+    forged = {"Host": "evil.example"}
+    with _client(built_copy, embedder) as client:
+        seeds = _distillation_seeds(client)
+        saved = client.put("/api/v1/collections/kd", json={"positive": seeds}, headers=HEADERS)
+        assert saved.status_code == 201, saved.text
+        links = _links(client.get("/api/v1/collections/kd/feed.atom", headers=forged).content)
+        assert len(links) >= 10
+        # the address the request came in on (the test client's "server")
+        assert all(link.startswith("http://testserver/") for link in links), links
+        assert "http://testserver/api/v1/collections/kd/feed.atom" in links
+    public = "https://papers.example.org/scope"
+    settings = make_settings(built_copy, api_key=KEY, public_url=public)
+    with TestClient(create_app(settings, embedder)) as client:
+        atom = client.get("/api/v1/collections/kd/feed.atom", headers=forged).content
+        links = _links(atom)
+        assert all(link.startswith(f"{public}/") for link in links), links
+        assert f"{public}/api/v1/collections/kd/feed.atom" in links
+        assert any(link.startswith(f"{public}/#paper=") for link in links)
+
+
+def test_public_url_must_be_an_address() -> None:
+    for bad in ("papers.example.org", "ftp://x/", "https://x/?a=1", "https://"):
+        with pytest.raises(InvalidInput, match="public_url"):
+            load_settings(public_url=bad)
+    assert load_settings(public_url="https://x.org/a").public_url == "https://x.org/a/"
 
 
 def test_collections_outlive_deleted_seeds_restarts_and_rebuilds(

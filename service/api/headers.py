@@ -1,0 +1,84 @@
+"""HTTP-level behaviour every route shares, as plain ASGI middleware: security headers on every
+answer, and HEAD answered wherever GET is."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+
+def csp_hash(text: str) -> str:
+    """A CSP source allowing exactly this inline script or style."""
+    return f"'sha256-{base64.b64encode(hashlib.sha256(text.encode()).digest()).decode()}'"
+
+
+API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+"""For everything that is not a page (JSON, feeds, files): nothing may load or frame it."""
+
+EMPTY_STYLE = csp_hash("")
+"""The hash of an empty ``<style>``: the map's library appends one and fills it through the
+CSSOM (the lasso's animation), which CSP otherwise refuses."""
+
+PAGE_CSP = (
+    "default-src 'none'; script-src 'self' 'unsafe-eval'; "
+    f"style-src 'self' {EMPTY_STYLE}; img-src 'self' data:; connect-src 'self'; "
+    "worker-src blob:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+"""The map page: its own script, style sheet and API only; inline scripts, event-handler
+attributes and inline styles are refused. The WebGL library (regl) compiles its draw calls
+with ``Function``, hence ``'unsafe-eval'``, and starts its workers from blob: URLs."""
+
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+}
+
+
+class SecurityHeaders:
+    """Adds :data:`SECURITY_HEADERS` to every answer, and :data:`API_CSP` to those that set no
+    Content-Security-Policy of their own (the map page and the docs do)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(raw=list(message.get("headers", [])))
+                for name, value in SECURITY_HEADERS.items():
+                    headers.setdefault(name, value)
+                headers.setdefault("Content-Security-Policy", API_CSP)
+                message = {**message, "headers": headers.raw}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class HeadAsGet:
+    """HEAD is answered wherever GET is: the request goes on as a GET and the body is dropped,
+    its headers (Content-Length included) kept. FastAPI's routes list GET alone."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_headers_only(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                if message.get("more_body", False):
+                    return
+                message = {"type": "http.response.body", "body": b"", "more_body": False}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, send_headers_only)
