@@ -179,6 +179,7 @@ def ingest(
     )
     settings = _settings(data_dir=data_dir)
     with Store(settings.db_path) as store:
+        store.ensure_sound()  # never write into a damaged database
         for path in files:
             report = ingest_file(store, path, fmt, columns=columns, keep=keep)
             if report.new + report.updated + report.unchanged + report.filtered == 0:
@@ -394,6 +395,7 @@ def info(as_json: JsonOpt = False, data_dir: DataDirOpt = None) -> None:
 
     settings = _settings(data_dir=data_dir)
     with Store(settings.db_path) as store:
+        store.ensure_sound()
         stored = store.count()
     folder = current_build_dir(settings.builds_dir)
     if folder is None:
@@ -445,6 +447,32 @@ def info(as_json: JsonOpt = False, data_dir: DataDirOpt = None) -> None:
         )
     for topic in topics:
         typer.echo(f"  {topic.id:>4}  {topic.size:>5}  {topic.label}")
+
+
+@app.command()
+def verify(as_json: JsonOpt = False, data_dir: DataDirOpt = None) -> None:
+    """Check a data folder: every build against its checksums, which build is current, and the
+    papers database (SQLite integrity_check). Exit 2 when anything is damaged."""
+    from service.build.verify import verify_data_folder
+    from service.errors import BuildDamaged, DatabaseDamaged, InvalidInput
+
+    settings = _settings(data_dir=data_dir)
+    if not settings.data_dir.is_dir():
+        raise InvalidInput(f"no data folder at {settings.data_dir}")
+    findings = verify_data_folder(settings)
+    if as_json:
+        _echo_json([dataclasses.asdict(f) | {"ok": f.ok} for f in findings])
+    else:
+        for f in findings:
+            said = f.detail if f.ok else "; ".join(f.problems)
+            typer.echo(f"{'ok' if f.ok else 'DAMAGED':<8} {f.item:<9} {f.name}: {said}")
+    damaged = [f for f in findings if not f.ok]
+    if damaged:
+        kind = DatabaseDamaged if any(f.item == "database" for f in damaged) else BuildDamaged
+        raise kind(
+            f"{len(damaged)} of {len(findings)} items damaged: "
+            + ", ".join(f"{f.item} {Path(f.name).name}" for f in damaged)
+        )
 
 
 @app.command("export-map")
