@@ -1,9 +1,9 @@
-"""The ``paperscope`` command: ingest, build, serve, query, similar, info, export-map,
+"""The ``paperscope`` command: ingest, build, serve, query, similar, info, verify, export-map,
 collection, models, eval, bench.
 
 Every command builds its :class:`Settings` from ``PAPERSCOPE_*`` variables plus the flags given.
 A :class:`PaperscopeError` ends the command with ``error: <message>`` and exit code 2, never a
-traceback.
+traceback; so does an OSError (a full disk, a read-only folder) that no command explained better.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import typer
 
 from service.bench.commands import bench_app
 from service.config import Settings, configure_runtime, load_settings
-from service.errors import IngestError, PaperscopeError
+from service.errors import IngestError, PaperscopeError, storage_error
 from service.ingest import FORMATS
 from service.schemas import Hit, PaperFilter
 
@@ -738,6 +738,10 @@ def main() -> None:
         app()
     except PaperscopeError as err:
         typer.echo(f"error: {err.message}", err=True)
+        sys.exit(2)
+    except OSError as err:  # one no command explained: still what, where and why
+        command = " ".join(a for a in sys.argv[1:3] if not a.startswith("-"))
+        typer.echo(f"error: {storage_error(err, f'paperscope {command}').message}", err=True)
         sys.exit(2)
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)

@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from service.errors import PaperscopeError
+from service.errors import PaperscopeError, storage_error
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +28,8 @@ HTTP_CODES = {
     405: "method_not_allowed",
     413: "too_large",
     422: "invalid_input",
+    503: "not_ready",
+    507: "insufficient_storage",
 }
 
 
@@ -69,6 +71,13 @@ def install_error_handlers(app: FastAPI) -> None:
         code = HTTP_CODES.get(err.status_code, "http_error")
         return error_response(err.status_code, code, str(err.detail))
 
+    @app.exception_handler(OSError)
+    async def _storage(request: Request, err: OSError) -> JSONResponse:
+        """A full disk (507) or a read-only, unreadable folder (503): what and where, no 500."""
+        failed = storage_error(err, f"{request.method} {request.url.path}")
+        log.error("%s", failed.message)
+        return error_response(failed.http_status, failed.code, failed.message)
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, err: Exception) -> JSONResponse:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
@@ -80,6 +89,6 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     for status, description in {
         404: "Unknown paper or topic id",
         422: "Invalid parameters",
-        503: "No build published yet",
+        503: "No build published yet, or the build or papers database is damaged",
     }.items()
 }
