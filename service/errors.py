@@ -100,8 +100,8 @@ def megabytes(size: int) -> str:
 
 
 def free_space(path: Path) -> str:
-    """'12.3 MB free on <the nearest existing folder>', or '' when that cannot be read."""
-    for folder in (path, *path.parents):
+    """'12.3 MB free in <the folder of path, or the nearest existing one above>', or ''."""
+    for folder in path.parents:
         if folder.exists():
             try:
                 return f"{megabytes(shutil.disk_usage(folder).free)} free in {folder}"

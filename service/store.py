@@ -14,6 +14,8 @@ import functools
 import hashlib
 import json
 import logging
+import os
+import shutil
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -125,8 +127,20 @@ def database_error(err: sqlite3.Error, path: Path) -> PaperscopeError | None:
     code = next((c for prefix, c in _STORAGE.items() if name.startswith(prefix)), None)
     if code is None:
         return None
-    doing = "writing" if code in (errno.ENOSPC, errno.EROFS) else "opening"
-    return storage_error(OSError(code, str(err), str(path)), f"{doing} the papers database")
+    if code == errno.EIO and _nearly_full(path):  # e.g. no room for the WAL index (-shm)
+        code = errno.ENOSPC
+    doing = "opening" if code == errno.EACCES else "writing"
+    reason = f"{os.strerror(code)} (SQLite: {err})"
+    return storage_error(OSError(code, reason, str(path)), f"{doing} the papers database")
+
+
+def _nearly_full(path: Path) -> bool:
+    """Whether the database's filesystem has less than 1 MB left: SQLite reports a failed
+    write of its WAL index as an I/O error, whatever the cause."""
+    try:
+        return shutil.disk_usage(path.parent).free < 1_000_000
+    except OSError:
+        return False
 
 
 _S = TypeVar("_S", bound="Store")

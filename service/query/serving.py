@@ -78,10 +78,16 @@ class BuildWatcher:
             return False
         try:
             self._follow_store(loaded)
-        except (DatabaseDamaged, StorageError) as err:
-            if self.engine is not None or self.reason != err.message:
-                log.error("not serving: %s", err.message)
-            self.engine, self.reason = None, err.message
+        except StorageError as err:  # a full disk: keep answering from what was followed
+            if self.engine is loaded and self._store_version is not None:
+                if self.reason != err.message:  # once, not every reload_seconds
+                    log.error("cannot follow the papers database: %s", err.message)
+                self.reason = err.message
+                return False
+            self._not_serving(err.message)
+            return False
+        except DatabaseDamaged as err:  # deleted papers would come back: answer nothing
+            self._not_serving(err.message)
             return False
         if self.engine is loaded:
             return False
@@ -99,6 +105,11 @@ class BuildWatcher:
             f"; {self.note}" if self.note else "",
         )
         return True
+
+    def _not_serving(self, reason: str) -> None:
+        if self.engine is not None or self.reason != reason:
+            log.error("not serving: %s", reason)
+        self.engine, self.reason = None, reason
 
     def _load(self, build: Path) -> bool:
         """Open the published build (or, if it is damaged, the newest older one that loads);
