@@ -129,9 +129,18 @@ def database_error(err: sqlite3.Error, path: Path) -> PaperscopeError | None:
         return None
     if code == errno.EIO and _nearly_full(path):  # e.g. no room for the WAL index (-shm)
         code = errno.ENOSPC
-    doing = "opening" if code == errno.EACCES else "writing"
+    if code in (errno.EACCES, errno.EIO) and _read_only(path.parent):
+        code = errno.EROFS  # SQLite cannot open a WAL database it cannot write beside
+    doing = "opening" if name.startswith("SQLITE_CANTOPEN") else "writing"
     reason = f"{os.strerror(code)} (SQLite: {err})"
     return storage_error(OSError(code, reason, str(path)), f"{doing} the papers database")
+
+
+def _read_only(folder: Path) -> bool:
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
 
 
 def _nearly_full(path: Path) -> bool:
@@ -177,8 +186,10 @@ def integrity_problems(path: Path, quick: bool = False) -> list[str]:
     if not path.is_file():
         return [f"{path} does not exist"]
     pragma = "quick_check" if quick else "integrity_check"
+    # on a read-only filesystem SQLite opens a WAL database only as immutable (nothing writes)
+    mode = "ro&immutable=1" if _read_only(path.parent) else "rw"
     try:
-        db = sqlite3.connect(f"file:{path}?mode=rw", uri=True)
+        db = sqlite3.connect(f"file:{path}?mode={mode}", uri=True)
         try:
             found = [str(row[0]) for row in db.execute(f"PRAGMA {pragma}")]
             if found == ["ok"]:
@@ -186,6 +197,9 @@ def integrity_problems(path: Path, quick: bool = False) -> list[str]:
         finally:
             db.close()
     except sqlite3.DatabaseError as err:
+        translated = database_error(err, path)
+        if translated is not None and not isinstance(translated, DatabaseDamaged):
+            raise translated from err  # it could not be checked: not a finding
         return [str(err)]
     return found
 
