@@ -71,7 +71,8 @@ def test_crash_mid_file_rolls_back_the_whole_file(tmp_path: Path) -> None:
 
 def _unit_vectors(n: int, dim: int = 8) -> np.ndarray:
     vectors = np.random.default_rng(0).normal(size=(n, dim)).astype(np.float32)
-    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    unit: np.ndarray = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    return unit
 
 
 def test_embedding_cache_round_trip(tmp_path: Path) -> None:
