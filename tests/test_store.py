@@ -177,7 +177,7 @@ def test_a_truncated_database_is_damaged_not_a_sqlite_error(tmp_path: Path) -> N
     assert integrity_problems(path) == []
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     assert integrity_problems(path) == ["database disk image is malformed"]
-    with pytest.raises(DatabaseDamaged, match="is damaged.*verify"), Store(path) as store:
+    with pytest.raises(DatabaseDamaged, match=r"is damaged.*verify"), Store(path) as store:
         store.ensure_sound()  # opening it, or the check, says so: never a sqlite3 error
 
 
