@@ -379,7 +379,10 @@ def test_writes_on_a_full_disk_are_507_and_leave_nothing_half_written(
             # reads go on from the build in memory
             assert client.get("/api/v1/search", params={"q": "full disk"}).status_code == 200
             assert client.get("/api/v1/ready").status_code == 200
+            source = tmp_path / "one.jsonl"
+            source.write_text(json.dumps({"id": "n1", "title": "T", "abstract": "A"}) + "\n")
             commands = [
+                ("ingest", source),
                 ("collection", "add", "mine", seed),
                 ("export", "papers", disk / "papers.csv"),
             ]
