@@ -10,12 +10,17 @@ Layout of the data directory::
 
 A build is written into ``builds/.tmp-<id>`` (:func:`staging_dir`), made durable, renamed into
 place and only then published by swapping ``CURRENT`` (:func:`publish`), so a reader never sees
-half a build and a crash leaves the previous build serving.
+half a build and a crash leaves the previous build serving. The manifest, written last, records
+the size and BLAKE2b digest of every other file (:func:`write_manifest`); they are verified on
+publishing and on every load (:func:`verify_files`), so flipped or truncated bytes are refused,
+never served.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
+import hashlib
 import json
 import os
 import re
@@ -34,7 +39,7 @@ import numpy.typing as npt
 
 from service.config import Settings
 from service.errors import BuildDamaged, InvalidInput, NotFound, NotReady
-from service.schemas import BuildManifest, Paper
+from service.schemas import BuildManifest, FileChecksum, Paper
 from service.search.index import load_index, save_index
 from service.search.lexical import LexicalIndex
 from service.search.neighbours import Lists
@@ -229,6 +234,16 @@ class PapersSnapshot:
 
 
 def _write_papers(path: Path, papers: Sequence[Paper], assignments: npt.NDArray[np.int32]) -> None:
+    try:
+        _write_snapshot(path, papers, assignments)
+    except sqlite3.OperationalError as err:  # a full disk or a read-only folder: an OSError
+        code = errno.ENOSPC if "full" in str(err) else errno.EIO
+        raise OSError(code, os.strerror(code), str(path)) from err
+
+
+def _write_snapshot(
+    path: Path, papers: Sequence[Paper], assignments: npt.NDArray[np.int32]
+) -> None:
     db = sqlite3.connect(path)
     db.execute(
         "CREATE TABLE papers (row INTEGER PRIMARY KEY, id TEXT UNIQUE NOT NULL, title TEXT, "
@@ -255,6 +270,12 @@ class BuildFolder:
 
     def missing(self, names: Sequence[str] = SERVED) -> list[str]:
         return [name for name in names if not (self.path / name).is_file()]
+
+    def verify(self, manifest: BuildManifest) -> list[str]:
+        """What is wrong with the files: missing ones, then any that differ from the checksums
+        the manifest recorded (empty when sound, or when the build has no checksums)."""
+        missing = [f"{name} is missing" for name in self.missing()]
+        return missing + verify_files(self.path, manifest)
 
     def has_placement_basis(self) -> bool:
         """Whether new papers can be placed by the fitted clusterer (else: nearest paper)."""
@@ -355,7 +376,7 @@ def write_build(staging: Path, build: NewBuild) -> None:
     np.save(staging / EMBEDDINGS, build.vectors)
     np.save(staging / ASSIGNMENTS, build.assignments)
     np.save(staging / MAP, build.coords)
-    save_index(build.index, staging / INDEX)
+    _save_index(build.index, staging / INDEX)
     if build.lists is not None:
         np.save(staging / NEIGHBOUR_ROWS, build.lists[0].astype(np.int32))
         np.save(staging / NEIGHBOUR_SCORES, build.lists[1])
@@ -378,8 +399,66 @@ def write_build(staging: Path, build: NewBuild) -> None:
         shutil.copyfile(build.clusterer_from.path / CLUSTERER, staging / CLUSTERER)
 
 
-def write_manifest(staging: Path, manifest: BuildManifest) -> None:
+def _save_index(index: faiss.Index, path: Path) -> None:
+    """FAISS reports a failed write as a RuntimeError naming the C error: raise it as the
+    OSError it is (a full disk is then reported like any other)."""
+    try:
+        save_index(index, path)
+    except RuntimeError as err:
+        code = next(
+            (
+                c
+                for c in (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EROFS, errno.EIO)
+                if os.strerror(c) in str(err)
+            ),
+            None,
+        )
+        if code is None:
+            raise
+        raise OSError(code, os.strerror(code), str(path)) from err
+
+
+def _digest(path: Path) -> str:
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, lambda: hashlib.blake2b(digest_size=32)).hexdigest()
+
+
+def checksums(folder: Path) -> dict[str, FileChecksum]:
+    """Size and BLAKE2b digest of every file under a build folder except its manifest."""
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    return {
+        path.relative_to(folder).as_posix(): FileChecksum(
+            bytes=path.stat().st_size, blake2b=_digest(path)
+        )
+        for path in files
+        if path != folder / MANIFEST
+    }
+
+
+def verify_files(folder: Path, manifest: BuildManifest) -> list[str]:
+    """Each file that differs from what the manifest recorded: missing, another size (a
+    truncated file), or other bytes. Streams every file once (about 0.5 s per 120 MB)."""
+    problems = []
+    for name, written in manifest.checksums.items():
+        path = folder / name
+        try:
+            size = path.stat().st_size
+            if size != written.bytes:
+                problems.append(f"{name} has {size} bytes, {written.bytes} were written")
+            elif _digest(path) != written.blake2b:
+                problems.append(f"{name} does not match its checksum (its bytes changed)")
+        except FileNotFoundError:
+            problems.append(f"{name} is missing")
+        except OSError as err:
+            problems.append(f"{name} cannot be read ({err.strerror})")
+    return problems
+
+
+def write_manifest(staging: Path, manifest: BuildManifest) -> BuildManifest:
+    """Write the manifest, last, with the checksums of every file already written; returns it."""
+    manifest = manifest.model_copy(update={"checksums": checksums(staging)})
     (staging / MANIFEST).write_text(manifest.model_dump_json(indent=2), "utf-8")
+    return manifest
 
 
 # -- the builds folder ------------------------------------------------------------------------
@@ -412,6 +491,33 @@ def require_build(settings: Settings) -> Path:
 
 def read_manifest(build_dir: Path) -> BuildManifest:
     return BuildFolder(build_dir).manifest()
+
+
+@dataclass(frozen=True)
+class BuildCheck:
+    """One build folder checked against its manifest (``paperscope verify``, a build's base)."""
+
+    name: str
+    problems: list[str]
+    files: int
+    """Files with a recorded checksum (0: a build made before checksums, not verifiable)."""
+
+
+def check_build(build_dir: Path) -> BuildCheck:
+    folder = BuildFolder(build_dir)
+    try:
+        manifest = folder.manifest()
+    except FileNotFoundError:
+        return BuildCheck(build_dir.name, [f"{MANIFEST} is missing"], 0)
+    except (OSError, ValueError) as err:
+        reason = str(err).splitlines()[0]
+        return BuildCheck(build_dir.name, [f"{MANIFEST} is unreadable ({reason})"], 0)
+    return BuildCheck(build_dir.name, folder.verify(manifest), len(manifest.checksums))
+
+
+def folder_bytes(folder: Path) -> int:
+    """The size of the files under a folder (0 when it is gone)."""
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
 def published_builds(builds_dir: Path) -> list[Path]:
@@ -454,7 +560,12 @@ def _fsync(path: Path) -> None:
 
 
 def publish(builds_dir: Path, staging: Path, build_id: str) -> Path:
-    """Make the staged build durable, rename it into place, then swap the CURRENT pointer."""
+    """Verify the staged build against its manifest's checksums, make it durable, rename it
+    into place, then swap the CURRENT pointer."""
+    folder = BuildFolder(staging)
+    problems = folder.verify(folder.manifest())
+    if problems:
+        raise BuildDamaged(f"build {build_id} changed before it was published: {problems}")
     for artifact in staging.rglob("*"):  # the lexical index is a folder of files
         _fsync(artifact)
     _fsync(staging)
@@ -503,10 +614,6 @@ class BuildSummary:
     """Why it cannot be served (missing files, unreadable manifest); None when it can."""
 
 
-def folder_bytes(folder: Path) -> int:
-    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
-
-
 def _problem(folder: Path, build_id: str | None = None) -> tuple[BuildManifest | None, str | None]:
     """The build's manifest, and why it cannot be served as ``build_id`` (default: the folder's
     name); None when it can."""
@@ -522,6 +629,9 @@ def _problem(folder: Path, build_id: str | None = None) -> tuple[BuildManifest |
     expected = build_id or folder.name
     if manifest is not None and manifest.build_id != expected:
         return manifest, f"its manifest names build {manifest.build_id}"
+    damaged = verify_files(folder, manifest) if manifest is not None else []
+    if damaged:
+        return manifest, f"damaged: {'; '.join(damaged)}"
     return manifest, None
 
 

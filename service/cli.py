@@ -1,9 +1,9 @@
-"""The ``paperscope`` command: ingest, build, serve, query, similar, info, export-map,
+"""The ``paperscope`` command: ingest, build, serve, query, similar, info, verify, export-map,
 collection, backup, restore, builds, models, eval, bench.
 
 Every command builds its :class:`Settings` from ``PAPERSCOPE_*`` variables plus the flags given.
 A :class:`PaperscopeError` ends the command with ``error: <message>`` and exit code 2, never a
-traceback.
+traceback; so does an OSError (a full disk, a read-only folder) that no command explained better.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import typer
 
 from service.bench.commands import bench_app
 from service.config import Settings, configure_runtime, load_settings
-from service.errors import IngestError, PaperscopeError
+from service.errors import IngestError, PaperscopeError, storage_error
 from service.ingest import FORMATS
 from service.schemas import Hit, PaperFilter
 
@@ -179,6 +179,7 @@ def ingest(
     )
     settings = _settings(data_dir=data_dir)
     with Store(settings.db_path) as store:
+        store.ensure_sound()  # never write into a damaged database
         for path in files:
             report = ingest_file(store, path, fmt, columns=columns, keep=keep)
             if report.new + report.updated + report.unchanged + report.filtered == 0:
@@ -394,6 +395,7 @@ def info(as_json: JsonOpt = False, data_dir: DataDirOpt = None) -> None:
 
     settings = _settings(data_dir=data_dir)
     with Store(settings.db_path) as store:
+        store.ensure_sound()
         stored = store.count()
     folder = current_build_dir(settings.builds_dir)
     if folder is None:
@@ -445,6 +447,32 @@ def info(as_json: JsonOpt = False, data_dir: DataDirOpt = None) -> None:
         )
     for topic in topics:
         typer.echo(f"  {topic.id:>4}  {topic.size:>5}  {topic.label}")
+
+
+@app.command()
+def verify(as_json: JsonOpt = False, data_dir: DataDirOpt = None) -> None:
+    """Check a data folder: every build against its checksums, which build is current, and the
+    papers database (SQLite integrity_check). Exit 2 when anything is damaged."""
+    from service.build.verify import verify_data_folder
+    from service.errors import BuildDamaged, DatabaseDamaged, InvalidInput
+
+    settings = _settings(data_dir=data_dir)
+    if not settings.data_dir.is_dir():
+        raise InvalidInput(f"no data folder at {settings.data_dir}")
+    findings = verify_data_folder(settings)
+    if as_json:
+        _echo_json([dataclasses.asdict(f) | {"ok": f.ok} for f in findings])
+    else:
+        for f in findings:
+            said = f.detail if f.ok else "; ".join(f.problems)
+            typer.echo(f"{'ok' if f.ok else 'DAMAGED':<8} {f.item:<9} {f.name}: {said}")
+    damaged = [f for f in findings if not f.ok]
+    if damaged:
+        kind = DatabaseDamaged if any(f.item == "database" for f in damaged) else BuildDamaged
+        raise kind(
+            f"{len(damaged)} of {len(findings)} items damaged: "
+            + ", ".join(f"{f.item} {Path(f.name).name}" for f in damaged)
+        )
 
 
 @app.command("export-map")
@@ -814,6 +842,10 @@ def main() -> None:
         app()
     except PaperscopeError as err:
         typer.echo(f"error: {err.message}", err=True)
+        sys.exit(2)
+    except OSError as err:  # one no command explained: still what, where and why
+        command = " ".join(a for a in sys.argv[1:3] if not a.startswith("-"))
+        typer.echo(f"error: {storage_error(err, f'paperscope {command}').message}", err=True)
         sys.exit(2)
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)

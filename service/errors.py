@@ -12,9 +12,16 @@ and a human message. The CLI prints ``error: <message>`` and exits non-zero; the
 - :class:`NotReady`         no published build yet (503)
 - :class:`ArtifactMismatch` a build made with another model or dimension (409)
 - :class:`BuildDamaged`     a build with missing, truncated or inconsistent files (409)
+- :class:`DatabaseDamaged`  the papers database fails SQLite's checks (503)
+- :class:`StorageError`     a file could not be read or written: EACCES, EROFS, EIO (503)
+- :class:`DiskFull`         no space left on the device (507)
 """
 
 from __future__ import annotations
+
+import errno
+import shutil
+from pathlib import Path
 
 
 class PaperscopeError(Exception):
@@ -67,3 +74,51 @@ class BuildDamaged(ArtifactMismatch):
     """A build with missing, truncated or inconsistent files (the server falls back)."""
 
     code = "build_damaged"
+
+
+class DatabaseDamaged(PaperscopeError):
+    """SQLite reports the papers database malformed: nothing is answered from it."""
+
+    code = "database_damaged"
+    http_status = 503
+
+
+class StorageError(PaperscopeError):
+    """The operating system refused a read or write (permissions, a read-only folder, I/O)."""
+
+    code = "storage_error"
+    http_status = 503
+
+
+class DiskFull(StorageError):
+    code = "insufficient_storage"
+    http_status = 507
+
+
+def megabytes(size: int) -> str:
+    return f"{size / 1e6:.1f} MB"
+
+
+def free_space(path: Path) -> str:
+    """'12.3 MB free in <the folder of path, or the nearest existing one above>', or ''."""
+    for folder in path.parents:
+        if folder.exists():
+            try:
+                return f"{megabytes(shutil.disk_usage(folder).free)} free in {folder}"
+            except OSError:
+                return ""
+    return ""
+
+
+def storage_error(err: OSError, doing: str, where: Path | None = None) -> StorageError:
+    """An OSError met while ``doing`` something, as a clear error: what, where, why and, for a
+    full disk, the free space (callers that know how much was needed say so in ``doing``)."""
+    place = Path(err.filename) if err.filename else where
+    reason = err.strerror or str(err)
+    message = f"{doing}: {reason}" + (f" ({place})" if place else "")
+    if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        room = free_space(place) if place else ""
+        return DiskFull(message + (f"; {room}" if room else ""))
+    if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return StorageError(message + "; the data folder must be writable by this user")
+    return StorageError(message)

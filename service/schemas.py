@@ -560,6 +560,13 @@ class FitInfo(BaseModel):
     )
 
 
+class FileChecksum(BaseModel):
+    """One build file as written: its size and BLAKE2b digest (32 bytes, hex)."""
+
+    bytes: int
+    blake2b: str
+
+
 class BuildManifest(BaseModel):
     """Written into every build directory; the server checks it before serving the build."""
 
@@ -591,6 +598,11 @@ class BuildManifest(BaseModel):
     topic_ids: dict[str, float | int | str | None] = Field(
         default_factory=dict,
         description="How topic ids were carried over from the previous build (see lineage).",
+    )
+    checksums: dict[str, FileChecksum] = Field(
+        default_factory=dict,
+        description="Every other file of the build (path inside the build folder) as written; "
+        "verified on publish and on every load. Empty for builds made before checksums.",
     )
 
 

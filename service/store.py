@@ -1,26 +1,35 @@
 """The papers database (SQLite): the only module that touches it.
 
-Papers are upserted by id inside one transaction per file, so a crash mid-ingest leaves the
-database as it was before the file. Embeddings are cached by (model, content hash): an unchanged
-paper is never embedded twice, whichever build asks.
+Papers are upserted by id inside one transaction per file, so a crash mid-ingest (or a full
+disk) leaves the database as it was before the file. SQLite's own errors leave this module as
+:class:`DatabaseDamaged` (a malformed file) or :class:`StorageError` (a full disk, a read-only
+folder), never as a bare ``sqlite3`` exception. Embeddings are cached by (model, content
+hash): an unchanged paper is never embedded twice, whichever build asks.
 """
 
 from __future__ import annotations
 
+import errno
+import functools
 import hashlib
 import json
+import logging
 import os
+import shutil
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import NamedTuple
+from typing import Concatenate, NamedTuple, ParamSpec, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
-from service.errors import InvalidInput, PaperscopeError
+from service.errors import DatabaseDamaged, InvalidInput, PaperscopeError, storage_error
 from service.schemas import Collection, CollectionIn, IngestReport, Paper, Rejected
+
+log = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS papers (
@@ -97,6 +106,149 @@ NEWEST_SCHEMA_OBJECTS = ("subtopic_papers", "collections")
 (every statement is ``IF NOT EXISTS``), so older databases are migrated on open."""
 
 
+_DAMAGE = ("SQLITE_CORRUPT", "SQLITE_NOTADB")
+_STORAGE = {
+    "SQLITE_FULL": errno.ENOSPC,
+    "SQLITE_READONLY": errno.EROFS,
+    "SQLITE_CANTOPEN": errno.EACCES,
+    "SQLITE_PERM": errno.EACCES,
+    "SQLITE_IOERR": errno.EIO,
+}
+
+
+def database_error(err: sqlite3.Error, path: Path) -> PaperscopeError | None:
+    """What an SQLite error on the papers database means for a user (None: a plain bug)."""
+    name = getattr(err, "sqlite_errorname", "") or ""
+    if name.startswith(_DAMAGE):
+        return DatabaseDamaged(
+            f"the papers database {path} is damaged ({err}); check it with: paperscope verify; "
+            "restore a backup or ingest the papers again into a new data folder"
+        )
+    code = next((c for prefix, c in _STORAGE.items() if name.startswith(prefix)), None)
+    if code is None:
+        return None
+    if code == errno.EIO and _nearly_full(path):  # e.g. no room for the WAL index (-shm)
+        code = errno.ENOSPC
+    if code in (errno.EACCES, errno.EIO) and _read_only(path.parent):
+        code = errno.EROFS  # SQLite cannot open a WAL database it cannot write beside
+    doing = "opening" if name.startswith("SQLITE_CANTOPEN") else "writing"
+    reason = f"{os.strerror(code)} (SQLite: {err})"
+    return storage_error(OSError(code, reason, str(path)), f"{doing} the papers database")
+
+
+def _read_only(folder: Path) -> bool:
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
+def _nearly_full(path: Path) -> bool:
+    """Whether the database's filesystem has less than 1 MB left: SQLite reports a failed
+    write of its WAL index as an I/O error, whatever the cause."""
+    try:
+        return shutil.disk_usage(path.parent).free < 1_000_000
+    except OSError:
+        return False
+
+
+_S = TypeVar("_S", bound="Store")
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+
+def _translated(method: Callable[Concatenate[_S, _P], _T]) -> Callable[Concatenate[_S, _P], _T]:
+    """Raise a :func:`database_error` in place of the SQLite error it describes."""
+
+    def wrapper(store: _S, /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        with _translating(store.path):
+            return method(store, *args, **kwargs)
+
+    functools.update_wrapper(wrapper, method)
+    return wrapper
+
+
+@contextmanager
+def _translating(path: Path) -> Iterator[None]:
+    try:
+        yield
+    except sqlite3.Error as err:
+        translated = database_error(err, path)
+        if translated is None:
+            raise
+        raise translated from err
+
+
+def integrity_problems(path: Path, quick: bool = False) -> list[str]:
+    """What SQLite's ``integrity_check`` (or the faster ``quick_check``) finds wrong with a
+    papers database, then (when SQLite finds nothing) what :func:`_content_problems` finds;
+    empty when it is sound. Opened without creating or migrating anything."""
+    if not path.is_file():
+        return [f"{path} does not exist"]
+    pragma = "quick_check" if quick else "integrity_check"
+    # on a read-only filesystem SQLite opens a WAL database only as immutable (nothing writes)
+    mode = "ro&immutable=1" if _read_only(path.parent) else "rw"
+    try:
+        db = sqlite3.connect(f"file:{path}?mode={mode}", uri=True)
+        try:
+            found = [str(row[0]) for row in db.execute(f"PRAGMA {pragma}")]
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+            if found == ["ok"] and "papers" not in tables:
+                return ["no papers table: not a paperscope database"]
+            if found == ["ok"]:
+                return _content_problems(db)
+        finally:
+            db.close()
+    except sqlite3.DatabaseError as err:
+        translated = database_error(err, path)
+        if translated is not None and not isinstance(translated, DatabaseDamaged):
+            raise translated from err  # it could not be checked: not a finding
+        return [str(err)]
+    return found
+
+
+UNIT_TOLERANCE = 1e-2
+"""How far from length 1 a stored vector may be (they are stored L2-normalised)."""
+
+
+def _unit(vectors: npt.NDArray[np.float32]) -> npt.NDArray[np.bool_]:
+    """Which rows are finite vectors of length 1: flipped bytes almost always break that."""
+    with np.errstate(all="ignore"):
+        norms = np.linalg.norm(vectors.astype(np.float64), axis=-1)
+    unit: npt.NDArray[np.bool_] = np.isfinite(norms) & (np.abs(norms - 1.0) <= UNIT_TOLERANCE)
+    return unit
+
+
+def _content_problems(db: sqlite3.Connection) -> list[str]:
+    """Damage SQLite cannot see (it keeps no checksum of row contents): papers whose text no
+    longer matches their content hash, stored vectors no longer of length 1."""
+    problems = []
+    changed = [
+        paper_id
+        for paper_id, title, abstract, text_hash in db.execute(
+            "SELECT id, title, abstract, content_hash FROM papers"
+        )
+        if content_hash(title, abstract) != text_hash
+    ]
+    if changed:
+        problems.append(f"{len(changed)} papers' text does not match its hash: {changed[:5]}")
+    for table, key in (("embeddings", "content_hash"), ("live_papers", "id")):
+        bad: list[str] = []
+        rows = db.execute(f"SELECT {key}, vector FROM {table}")  # noqa: S608
+        while chunk := rows.fetchmany(10_000):
+            for size in {len(blob) for _, blob in chunk}:  # one matrix per vector length
+                names = [str(name) for name, blob in chunk if len(blob) == size]
+                blobs = b"".join(blob for _, blob in chunk if len(blob) == size)
+                if size % 4:
+                    bad += names
+                    continue
+                matrix = np.frombuffer(blobs, dtype=np.float32).reshape(len(names), -1)
+                bad += [n for n, ok in zip(names, _unit(matrix), strict=True) if not ok]
+        if bad:
+            problems.append(f"{len(bad)} vectors in {table} are damaged: {bad[:5]}")
+    return problems
+
+
 class StoredSplit(NamedTuple):
     """A topic split on request: its sub-topics (id -> name, keywords) and their papers."""
 
@@ -161,10 +313,21 @@ class Store:
     """A connection to one papers database. Use as a context manager."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise storage_error(err, "creating the data folder") from err
         # A long ingest holds the write lock; others wait for it rather than fail at once.
-        self._db = sqlite3.connect(path, isolation_level=None, timeout=600)
+        with _translating(path):
+            self._db = sqlite3.connect(path, isolation_level=None, timeout=600)
+            try:
+                self._open()
+            except BaseException:
+                self._db.close()
+                raise
+
+    def _open(self) -> None:
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
@@ -192,25 +355,45 @@ class Store:
     def close(self) -> None:
         self._db.close()
 
+    @contextmanager
+    def _write(self) -> Iterator[None]:
+        """One write transaction, committed whole or rolled back whole (a full disk at COMMIT
+        included: SQLite may have rolled back already, so only an open one is rolled back)."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+            self._db.execute("COMMIT")
+        except BaseException:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise
+
+    @_translated
+    def ensure_sound(self) -> None:
+        """DatabaseDamaged unless SQLite's ``quick_check`` passes (about 0.5 s per 300 MB):
+        before writing to the database or serving from it, not on every read."""
+        found = [str(row[0]) for row in self._db.execute("PRAGMA quick_check")]
+        if found != ["ok"]:
+            raise DatabaseDamaged(
+                f"the papers database {self.path} is damaged ({found[0]}); check it with: "
+                "paperscope verify; restore a backup or ingest the papers again"
+            )
+
     # -- papers -----------------------------------------------------------------------------
 
+    @_translated
     def ingest(self, records: Iterable[Paper | Rejected], report: IngestReport) -> IngestReport:
         """Upsert every paper of one file in a single transaction; rejected records are listed.
 
         If anything raises (a reader error, an interrupt), the whole file is rolled back.
         """
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._write():
             for record in records:
                 if isinstance(record, Rejected):
                     report.rejected.append(record)
                     continue
                 outcome = self._upsert(record)
                 setattr(report, outcome, getattr(report, outcome) + 1)
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
         return report
 
     def _upsert(self, paper: Paper) -> str:
@@ -232,32 +415,39 @@ class Store:
         )
         return "updated"
 
+    @_translated
     def delete(self, paper_id: str) -> bool:
         """Remove a paper (its cached embedding stays, keyed by content; a live placement goes
         with it). True if it existed."""
         cursor = self._db.execute("DELETE FROM papers WHERE id = ?", (paper_id,))
         return cursor.rowcount > 0
 
+    @_translated
     def ids(self) -> set[str]:
         return {row[0] for row in self._db.execute("SELECT id FROM papers")}
 
+    @_translated
     def count(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM papers").fetchone()[0])
 
+    @_translated
     def get(self, paper_id: str) -> Paper | None:
         row = self._db.execute("SELECT * FROM papers WHERE id = ?", (paper_id,)).fetchone()
         return row_to_paper(row) if row else None
 
     def papers(self) -> Iterator[tuple[Paper, str]]:
         """Every paper with its content hash, in id order (the order of a build's rows)."""
-        for row in self._db.execute("SELECT * FROM papers ORDER BY id"):
-            yield row_to_paper(row), row["content_hash"]
+        with _translating(self.path):
+            for row in self._db.execute("SELECT * FROM papers ORDER BY id"):
+                yield row_to_paper(row), row["content_hash"]
 
+    @_translated
     def corpus_hash(self) -> str:
         """One hash of every (id, content hash): equal hashes mean the same embedded corpus."""
         rows = self._db.execute("SELECT id, content_hash FROM papers ORDER BY id")
         return hash_corpus((paper_id, text_hash) for paper_id, text_hash in rows)
 
+    @_translated
     def snapshot(self) -> list[tuple[Paper, str]]:
         """Every paper with its content hash, read in one transaction (a consistent view even
         while an ingest commits), in id order."""
@@ -269,6 +459,7 @@ class Store:
 
     # -- embedding cache --------------------------------------------------------------------
 
+    @_translated
     def cached_embeddings(
         self, model: str, hashes: Iterable[str]
     ) -> dict[str, npt.NDArray[np.float32]]:
@@ -282,49 +473,41 @@ class Store:
                 f"WHERE model = ? AND content_hash IN ({marks})",
                 (model, *chunk),
             ):
-                found[text_hash] = np.frombuffer(blob, dtype=np.float32)
+                vector = np.frombuffer(blob, dtype=np.float32) if len(blob) % 4 == 0 else None
+                if vector is not None and _unit(vector):
+                    found[text_hash] = vector
+                else:  # damaged on disk: embedded again (and replaced) rather than served
+                    log.warning("cached embedding %s is damaged; embedding it again", text_hash)
         return found
 
+    @_translated
     def save_embeddings(
         self, model: str, hashes: list[str], vectors: npt.NDArray[np.float32]
     ) -> None:
         rows = (
             (model, h, v.astype(np.float32).tobytes()) for h, v in zip(hashes, vectors, strict=True)
         )
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._write():
             self._db.executemany("INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?)", rows)
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
 
     # -- live additions ---------------------------------------------------------------------
 
+    @_translated
     def add_live(self, papers: list[Paper], placed: list[LiveRow]) -> list[str]:
         """Upsert posted papers and record where they were placed, in one transaction.
 
         Returns each paper's outcome (new / updated / unchanged).
         """
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._write():
             outcomes = [self._upsert(paper) for paper in papers]
             self._save_live(placed)
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
         return outcomes
 
+    @_translated
     def move_live(self, placed: list[LiveRow]) -> None:
         """Record new placements of papers already stored (re-placed against another build)."""
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._write():
             self._save_live(placed)
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
 
     def _save_live(self, placed: list[LiveRow]) -> None:
         self._db.executemany(
@@ -335,10 +518,12 @@ class Store:
             ),
         )
 
+    @_translated
     def serving_version(self) -> int:
         """A number that changes whenever papers are deleted or added live."""
         return int(self._db.execute("SELECT version FROM serving_version").fetchone()[0])
 
+    @_translated
     def live_rows(self) -> list[LiveRow]:
         """Every live addition with its stored paper, oldest first."""
         rows = self._db.execute(
@@ -360,6 +545,7 @@ class Store:
 
     # -- topic splits -----------------------------------------------------------------------
 
+    @_translated
     def save_split(
         self,
         topic: int,
@@ -370,8 +556,7 @@ class Store:
         replaces: list[int],
     ) -> int:
         """Store a topic's split (replacing the splits ``replaces``) in one transaction; its id."""
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._write():
             for old in replaces:
                 self._db.execute("DELETE FROM topic_splits WHERE id = ?", (old,))
             cursor = self._db.execute(
@@ -387,12 +572,9 @@ class Store:
                 "INSERT INTO subtopic_papers VALUES (?, ?, ?)",
                 ((split, paper, s) for paper, s in paper_subtopic.items()),
             )
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
         return split
 
+    @_translated
     def splits(self) -> list[StoredSplit]:
         """Every stored split, newest first."""
         heads = self._db.execute(
@@ -427,10 +609,10 @@ class Store:
 
     # -- collections ------------------------------------------------------------------------
 
+    @_translated
     def put_collection(self, name: str, body: CollectionIn, now: str) -> tuple[Collection, bool]:
         """Create or replace a collection; True when it is new. ``created_at`` is kept."""
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._write():
             old = self._db.execute(
                 "SELECT created_at FROM collections WHERE name = ?", (name,)
             ).fetchone()
@@ -447,23 +629,22 @@ class Store:
                     now,
                 ),
             )
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
         return Collection(name=name, created_at=created, updated_at=now, **body.model_dump()), (
             old is None
         )
 
+    @_translated
     def collection(self, name: str) -> Collection | None:
         row = self._db.execute("SELECT * FROM collections WHERE name = ?", (name,)).fetchone()
         return _row_to_collection(row) if row else None
 
+    @_translated
     def collections(self) -> list[Collection]:
         """Every collection, by name."""
         rows = self._db.execute("SELECT * FROM collections ORDER BY name")
         return [_row_to_collection(row) for row in rows]
 
+    @_translated
     def delete_collection(self, name: str) -> bool:
         cursor = self._db.execute("DELETE FROM collections WHERE name = ?", (name,))
         return cursor.rowcount > 0
@@ -505,21 +686,6 @@ def backup_database(source: Path, target: Path) -> int:
     finally:
         dst.close()
         src.close()
-
-
-def integrity_problems(path: Path) -> list[str]:
-    """What SQLite's ``integrity_check`` finds wrong with a database file (empty: none)."""
-    try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        try:
-            found = [str(row[0]) for row in db.execute("PRAGMA integrity_check")]
-            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
-        finally:
-            db.close()
-    except sqlite3.DatabaseError as err:
-        return [str(err)]
-    problems = [] if found == ["ok"] else found
-    return problems if "papers" in tables else [*problems, "no papers table"]
 
 
 def replace_database(new: Path, db_path: Path) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from service.errors import InvalidInput
+from service.errors import DatabaseDamaged, InvalidInput
 from service.ingest import read_records
 from service.schemas import CollectionIn, IngestReport, Paper, Rejected
 from service.store import Store, backup_database, integrity_problems, replace_database
@@ -69,8 +69,14 @@ def test_crash_mid_file_rolls_back_the_whole_file(tmp_path: Path) -> None:
         assert [p.id for p, _ in reopened.papers()] == ["keep"]
 
 
+def _unit_vectors(n: int, dim: int = 8) -> np.ndarray:
+    vectors = np.random.default_rng(0).normal(size=(n, dim)).astype(np.float32)
+    unit: np.ndarray = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    return unit
+
+
 def test_embedding_cache_round_trip(tmp_path: Path) -> None:
-    vectors = np.random.default_rng(0).normal(size=(3, 8)).astype(np.float32)
+    vectors = _unit_vectors(3)
     with Store(tmp_path / "p.sqlite") as store:
         store.save_embeddings("m@1", ["h1", "h2", "h3"], vectors)
         found = store.cached_embeddings("m@1", ["h3", "h1", "missing"])
@@ -141,7 +147,9 @@ def test_integrity_problems_names_what_is_wrong(tmp_path: Path) -> None:
     (tmp_path / "text.sqlite").write_text("not a database at all" * 100)
     assert integrity_problems(tmp_path / "text.sqlite") == ["file is not a database"]
     sqlite3.connect(tmp_path / "other.sqlite").execute("CREATE TABLE t (x)").connection.close()
-    assert integrity_problems(tmp_path / "other.sqlite") == ["no papers table"]
+    assert integrity_problems(tmp_path / "other.sqlite") == [
+        "no papers table: not a paperscope database"
+    ]
 
 
 def test_replace_database_refuses_one_in_use_and_replaces_a_damaged_one(tmp_path: Path) -> None:
@@ -157,3 +165,67 @@ def test_replace_database_refuses_one_in_use_and_replaces_a_damaged_one(tmp_path
     assert not (tmp_path / "p.sqlite-wal").exists() and not (tmp_path / "copy.sqlite").exists()
     with Store(db) as store:
         assert store.count() == 4
+
+
+def _many_papers(path: Path, n: int = 300) -> None:
+    """A database of several hundred pages: papers, their cached vectors, one collection."""
+    papers = [
+        Paper(id=f"p{i}", title=f"Paper {i}", abstract=f"abstract {i} " * 60) for i in range(n)
+    ]
+    with Store(path) as store:
+        store.ingest(papers, IngestReport(file="f", format="x"))
+        hashes = [h for _, h in store.papers()]
+        store.save_embeddings("m@1", hashes, _unit_vectors(n, 384))
+        store.put_collection("mine", CollectionIn(positive=["p1"]), "2026-01-01T00:00:00+00:00")
+
+
+def test_a_damaged_cached_vector_is_embedded_again_not_served(tmp_path: Path) -> None:
+    vectors = _unit_vectors(2)
+    with Store(tmp_path / "p.sqlite") as store:
+        store.save_embeddings("m@1", ["h1", "h2"], vectors)
+    damaged = bytearray(vectors[1].tobytes())
+    damaged[4:8] = b"\xff\xff\xff\x7f"  # a NaN where a float was
+    db = sqlite3.connect(tmp_path / "p.sqlite")
+    db.execute("UPDATE embeddings SET vector = ? WHERE content_hash = 'h2'", (bytes(damaged),))
+    db.commit()
+    db.close()
+    assert integrity_problems(tmp_path / "p.sqlite") == [
+        "1 vectors in embeddings are damaged: ['h2']"
+    ]
+    with Store(tmp_path / "p.sqlite") as store:
+        assert set(store.cached_embeddings("m@1", ["h1", "h2"])) == {"h1"}  # h2: a cache miss
+        store.save_embeddings("m@1", ["h2"], vectors[1:])  # embedded again, replacing it
+    assert integrity_problems(tmp_path / "p.sqlite") == []
+
+
+def test_text_changed_behind_its_hash_is_found(tmp_path: Path) -> None:
+    _many_papers(tmp_path / "p.sqlite", n=3)
+    db = sqlite3.connect(tmp_path / "p.sqlite")
+    db.execute("UPDATE papers SET abstract = 'flipped' WHERE id = 'p2'")  # as a flipped byte
+    db.commit()
+    db.close()
+    assert integrity_problems(tmp_path / "p.sqlite") == [
+        "1 papers' text does not match its hash: ['p2']"
+    ]
+
+
+def test_a_truncated_database_is_damaged_not_a_sqlite_error(tmp_path: Path) -> None:
+    path = tmp_path / "p.sqlite"
+    _many_papers(path)
+    assert integrity_problems(path) == []
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    assert integrity_problems(path) == ["database disk image is malformed"]
+    with pytest.raises(DatabaseDamaged, match=r"is damaged.*verify"), Store(path) as store:
+        store.ensure_sound()  # opening it, or the check, says so: never a sqlite3 error
+
+
+def test_flipped_page_bytes_are_found_by_sqlite(tmp_path: Path) -> None:
+    path = tmp_path / "p.sqlite"
+    _many_papers(path)
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2 // 4096 * 4096  # the header of a page in the middle
+    data[middle : middle + 16] = bytes(b ^ 0xFF for b in data[middle : middle + 16])
+    path.write_bytes(bytes(data))
+    assert integrity_problems(path)
+    with pytest.raises(DatabaseDamaged), Store(path) as store:
+        store.ensure_sound()

@@ -8,6 +8,7 @@ validation errors all go through here, so clients handle one shape.
 
 from __future__ import annotations
 
+import logging
 from contextvars import ContextVar
 from typing import Any
 
@@ -18,7 +19,9 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match, Mount
 
-from service.errors import PaperscopeError
+from service.errors import PaperscopeError, storage_error
+
+log = logging.getLogger(__name__)
 
 CURRENT_REQUEST_ID: ContextVar[str | None] = ContextVar("paperscope_request_id", default=None)
 """The id of the request being answered (set by :class:`service.api.failures.RequestIds`)."""
@@ -31,6 +34,8 @@ HTTP_CODES = {
     405: "method_not_allowed",
     413: "too_large",
     422: "invalid_input",
+    503: "not_ready",
+    507: "insufficient_storage",
 }
 
 
@@ -102,12 +107,19 @@ def install_error_handlers(app: FastAPI) -> None:
             headers["Allow"] = allowed_methods(request) or headers.get("Allow", "")
         return error_response(err.status_code, code, str(err.detail), headers=headers)
 
+    @app.exception_handler(OSError)
+    async def _storage(request: Request, err: OSError) -> JSONResponse:
+        """A full disk (507) or a read-only, unreadable folder (503): what and where, no 500."""
+        failed = storage_error(err, f"{request.method} {request.url.path}")
+        log.error("%s", failed.message)
+        return error_response(failed.http_status, failed.code, failed.message)
+
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse, "description": description}
     for status, description in {
         404: "Unknown paper or topic id",
         422: "Invalid parameters",
-        503: "No build published yet",
+        503: "No build published yet, or the build or papers database is damaged",
     }.items()
 }

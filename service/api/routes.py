@@ -215,6 +215,7 @@ def require_api_key(
 WRITE_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorResponse, "description": "Missing or wrong API key"},
     403: {"model": ErrorResponse, "description": "Writes are disabled (no API key configured)"},
+    507: {"model": ErrorResponse, "description": "No space left on the server's disk"},
 }
 
 

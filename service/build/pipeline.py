@@ -29,7 +29,7 @@ from service.build import incremental
 from service.config import Settings
 from service.embed.backends import ChunkEncoder, Embedder
 from service.embed.passages import embed_papers, load_windowing
-from service.errors import InvalidInput
+from service.errors import DiskFull, InvalidInput, StorageError, megabytes, storage_error
 from service.ingest import BUNDLED_CORPUS, ingest_file
 from service.schemas import BuildManifest, FitInfo, ModelInfo, TopicParams, embedding_text
 from service.search.duplicates import duplicates_in_lists, find_duplicates
@@ -106,6 +106,7 @@ def run_build(
     """
     builds_dir = settings.builds_dir
     with artifacts.build_lock(builds_dir), Store(settings.db_path) as store:
+        store.ensure_sound()  # a damaged database is refused, not built from
         artifacts.remove_leftovers(builds_dir)
         if store.count() == 0:
             log.info("the store is empty: ingesting the bundled corpus %s", BUNDLED_CORPUS.name)
@@ -120,7 +121,7 @@ def run_build(
                 f"umap_components ({settings.umap_components}) must be below the model's "
                 f"dimension ({embedder.dim})"
             )
-        current = artifacts.current_build_dir(builds_dir)
+        current = _sound(artifacts.current_build_dir(builds_dir))
         base = _readable_manifest(current)
         same_inputs = (
             base is not None
@@ -272,10 +273,13 @@ def run_build(
                 topic_ids={"previous_build": previous_build, **carried.stats},
                 versions=library_versions(),
             )
-            artifacts.write_manifest(staging, manifest)
+            manifest = artifacts.write_manifest(staging, manifest)
             final = artifacts.publish(builds_dir, staging, build_id)
-        except BaseException:
+        except BaseException as err:
+            written = artifacts.folder_bytes(staging)
             shutil.rmtree(staging, ignore_errors=True)
+            if isinstance(err, OSError):
+                raise _write_failed(err, build_id, written, current) from err
             raise
         artifacts.prune(builds_dir, keep=build_id)
         log.info("published build %s (%s fit): %s", build_id, fit.mode, clock.seconds)
@@ -329,6 +333,30 @@ def _fit_topics_and_map(
             vectors, params.umap_neighbors, settings.seed, start.coords if start else None, graph
         )
     return fitted, coords, None
+
+
+def _sound(build_dir: Path | None) -> Path | None:
+    """The published build, unless its files fail their checksums: a damaged build is neither
+    kept as up to date nor the base of lineage, a warm start or an incremental build."""
+    if build_dir is None:
+        return None
+    problems = artifacts.check_build(build_dir).problems
+    if problems:
+        log.warning("build %s is damaged (%s): building afresh", build_dir.name, problems)
+        return None
+    return build_dir
+
+
+def _write_failed(err: OSError, build_id: str, written: int, current: Path | None) -> StorageError:
+    """What a failed write of the build folder tells the user: what, where, how much room."""
+    failed = storage_error(err, f"writing build {build_id} stopped after {megabytes(written)}")
+    extra = ""
+    if isinstance(failed, DiskFull) and current is not None:
+        size = artifacts.folder_bytes(current)
+        extra += f"; the current build takes {megabytes(size)}, about what a new one needs"
+    if current is not None:
+        extra += f"; build {current.name} is still the one served"
+    return type(failed)(failed.message + extra)
 
 
 def _readable_manifest(build_dir: Path | None) -> BuildManifest | None:

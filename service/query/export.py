@@ -160,13 +160,19 @@ def _parquet(view: BuildView, rows: Sequence[int]) -> bytes:
 
 
 def write(view: BuildView, path: Path) -> int:
-    """Every served paper into ``path`` (format from its suffix); returns how many."""
+    """Every served paper into ``path`` (format from its suffix); returns how many. Written
+    beside it and renamed into place: a full disk leaves no half-written file."""
     fmt = format_of(path)
     rows = visible_rows(view)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("wb") as out:
-        for piece in stream(view, rows, fmt):
-            out.write(piece)
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        with partial.open("wb") as out:
+            for piece in stream(view, rows, fmt):
+                out.write(piece)
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
     return len(rows)
 
 

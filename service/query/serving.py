@@ -4,9 +4,11 @@ A :class:`BuildWatcher` holds the engine of the published build. A background th
 ``builds/CURRENT`` every ``reload_seconds``; when it names another build, the new engine is opened
 first and then swapped in with one assignment, so every request is answered by one whole build,
 old or new (requests already running keep their engine; it is freed when they finish).
-If the published build is damaged, the newest older build that loads is served instead.
-Papers deleted from the store since the build are hidden, and papers added live are served again;
-the same check, on every look at the pointer, keeps several server processes in step.
+If the published build is damaged (a missing file, or one that fails its checksum), the newest
+older build that loads is served instead, with a ``note``. Papers deleted from the store since
+the build are hidden, and papers added live are served again; the same check, on every look at
+the pointer, keeps several server processes in step. While the papers database is damaged or
+unreadable nothing is served (503, naming it): deleted papers would come back.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 from service.artifacts import CURRENT, current_build_dir
 from service.embed.backends import Embedder
 from service.embed.passages import NO_WINDOWS, Windowing
-from service.errors import BuildDamaged, PaperscopeError
+from service.errors import BuildDamaged, DatabaseDamaged, PaperscopeError, StorageError
 from service.query.engine import Engine
 from service.query.live import LiveAdditions
 from service.store import Store
@@ -42,8 +44,12 @@ class BuildWatcher:
         self.reload_seconds = reload_seconds
         self.live = LiveAdditions(db_path, embedder, windowing) if db_path is not None else None
         self.engine: Engine | None = None
+        """The engine answering requests; None while nothing can be served (see reason)."""
         self.reason = "starting up"
         self.note: str | None = None
+        self._loaded: Engine | None = None
+        """The engine of the build loaded last, held back while the database is unusable."""
+        self._loaded_note: str | None = None
         self._pointer: str | None = None
         self._store_version: int | None = None
         self._stop = threading.Event()
@@ -56,17 +62,58 @@ class BuildWatcher:
             return None
 
     def refresh(self) -> bool:
-        """Load the published build if it changed; returns whether the engine was replaced."""
+        """Load the published build if it changed and follow the papers database; returns
+        whether the engine answering requests was replaced."""
         pointer = self._read_pointer()
         build = current_build_dir(self.builds_dir)
         if pointer is None or build is None:
             self.reason = f"no build in {self.builds_dir.parent} yet; run: paperscope build"
             return False
-        if pointer == self._pointer:  # already serving it, or it already failed to load
-            if self.engine is not None:
-                self._follow_store(self.engine)
+        if pointer != self._pointer:  # else: already loaded, or it already failed to load
+            self._pointer = pointer
+            if self._load(build):
+                self._store_version = None
+        loaded = self._loaded
+        if loaded is None:
             return False
-        self._pointer = pointer
+        try:
+            self._follow_store(loaded)
+        except StorageError as err:  # a full disk: keep answering from what was followed
+            if self.engine is loaded and self._store_version is not None:
+                if self.reason != err.message:  # once, not every reload_seconds
+                    log.error("cannot follow the papers database: %s", err.message)
+                self.reason = err.message
+                return False
+            self._not_serving(err.message)
+            return False
+        except DatabaseDamaged as err:  # deleted papers would come back: answer nothing
+            self._not_serving(err.message)
+            return False
+        if self.engine is loaded:
+            return False
+        self.engine, self.note = loaded, self._loaded_note  # one assignment: old or new, whole
+        # The engine's many long-lived objects (ids, titles, categories) would otherwise be
+        # walked by every full garbage collection: pauses of tens of ms in the latency tail.
+        # Unfrozen first, so the engine replaced now can be collected.
+        gc.unfreeze()
+        gc.collect()
+        gc.freeze()
+        log.info(
+            "serving build %s (%d papers)%s",
+            loaded.build_dir.name,
+            loaded.size,
+            f"; {self.note}" if self.note else "",
+        )
+        return True
+
+    def _not_serving(self, reason: str) -> None:
+        if self.engine is not None or self.reason != reason:
+            log.error("not serving: %s", reason)
+        self.engine, self.reason = None, reason
+
+    def _load(self, build: Path) -> bool:
+        """Open the published build (or, if it is damaged, the newest older one that loads);
+        False, with the reason set, when neither can be served."""
         try:
             engine, note = Engine(build, self.embedder), None
         except BuildDamaged as err:
@@ -81,21 +128,11 @@ class BuildWatcher:
             log.error("cannot serve build %s: %s", build.name, err.message)
             self.reason = err.message
             return False
-        self._store_version = None
-        self._follow_store(engine)
-        self.engine, self.note = engine, note  # one assignment: requests see old or new, whole
-        # The engine's many long-lived objects (ids, titles, categories) would otherwise be
-        # walked by every full garbage collection: pauses of tens of ms in the latency tail.
-        # Unfrozen first, so the engine replaced now can be collected.
-        gc.unfreeze()
-        gc.collect()
-        gc.freeze()
-        log.info(
-            "serving build %s (%d papers)%s",
-            engine.build_dir.name,
-            engine.size,
-            f"; {note}" if note else "",
-        )
+        unverified = engine.view.unverified
+        if unverified:
+            log.warning("%s", unverified)
+        self._loaded = engine
+        self._loaded_note = "; ".join(n for n in (note, unverified) if n) or None
         return True
 
     def _follow_store(self, engine: Engine) -> None:
@@ -104,6 +141,8 @@ class BuildWatcher:
         if self.db_path is None or not self.db_path.exists():
             return
         with Store(self.db_path) as store:
+            if self._store_version is None:  # once per build loaded: is the database sound?
+                store.ensure_sound()
             version = store.serving_version()
             if version == self._store_version:
                 return
@@ -116,6 +155,8 @@ class BuildWatcher:
         if self.live is not None:
             try:
                 self.live.restore(engine)
+            except (DatabaseDamaged, StorageError):
+                raise
             except (PaperscopeError, OSError, ValueError) as err:
                 log.error("could not restore papers added live: %s", err)
         self._store_version = version

@@ -103,6 +103,15 @@ class BuildView:
             ) from None
         if embedder is not None:
             _check_model(self.manifest, embedder)
+        problems = folder.verify(self.manifest)  # once per load: files are memory-mapped after
+        if problems:
+            raise BuildDamaged(f"build {build_dir.name} is damaged: {'; '.join(problems)}")
+        self.unverified = (
+            None
+            if self.manifest.checksums
+            else f"build {build_dir.name} was made before builds recorded checksums: not verified"
+        )
+        """Set for a build whose files could not be verified (say so where it is served)."""
         self.build_dir = build_dir
         self.embedder = embedder
         self.changed = threading.Lock()

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import errno
 import json
 from pathlib import Path
 
@@ -9,7 +10,7 @@ from service import artifacts
 from service.artifacts import current_build_dir, read_manifest
 from service.build.pipeline import run_build
 from service.embed.backends import Embedder
-from service.errors import ArtifactMismatch, InvalidInput
+from service.errors import ArtifactMismatch, DiskFull, InvalidInput
 from service.query.engine import Engine
 from tests.helpers import make_settings
 
@@ -56,10 +57,10 @@ def test_crash_while_writing_keeps_previous_build_and_no_leftovers(
     before = current_build_dir(settings.builds_dir)
 
     def broken_save(*_: object) -> None:
-        raise OSError("disk full")
+        raise OSError(errno.ENOSPC, "No space left on device", "index.faiss")
 
     monkeypatch.setattr(artifacts, "save_index", broken_save)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(DiskFull, match=r"writing build \S+ stopped after .*No space left"):
         run_build(settings, lambda: embedder, force=True, progress=False)
     assert current_build_dir(settings.builds_dir) == before
     assert not list(settings.builds_dir.glob(".tmp-*"))

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.artifacts import current_build_dir
+from service.artifacts import current_build_dir, read_manifest
 from service.embed.backends import Embedder
 from service.errors import BuildDamaged, InvalidInput, NotFound
 from service.query.engine import Engine
@@ -163,7 +163,9 @@ def test_build_without_lexical_index_falls_back_to_dense(
 ) -> None:
     build = current_build_dir(make_settings(built_copy).builds_dir)
     assert build is not None
-    shutil.rmtree(build / LEXICAL_DIR)  # as a build made before lexical search
+    shutil.rmtree(build / LEXICAL_DIR)  # as a build made before lexical search (and checksums)
+    manifest = read_manifest(build).model_copy(update={"checksums": {}})
+    (build / "manifest.json").write_text(manifest.model_dump_json(), encoding="utf-8")
     engine = Engine(build, embedder)
     hits = engine.search("knowledge distillation", k=5)
     assert hits == engine.search("knowledge distillation", k=5, mode="dense")

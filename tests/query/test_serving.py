@@ -14,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.api.app import create_app
-from service.artifacts import current_build_dir, use_build
+from service.artifacts import current_build_dir, read_manifest, use_build
 from service.build.pipeline import run_build
 from service.embed.backends import Embedder
 from service.query.serving import BuildWatcher
@@ -151,3 +151,34 @@ def test_a_running_server_follows_builds_use(built_copy: Path, embedder: Embedde
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_a_build_without_checksums_is_served_with_a_note(
+    built_copy: Path, embedder: Embedder
+) -> None:
+    settings = make_settings(built_copy)
+    build = current_build_dir(settings.builds_dir)
+    assert build is not None
+    manifest = read_manifest(build).model_copy(update={"checksums": {}})  # as before checksums
+    (build / "manifest.json").write_text(manifest.model_dump_json(), encoding="utf-8")
+    watcher = BuildWatcher(settings.builds_dir, embedder, reload_seconds=0)
+    watcher.start()
+    assert watcher.engine is not None and watcher.engine.build_dir == build
+    assert watcher.note == (
+        f"build {build.name} was made before builds recorded checksums: not verified"
+    )
+
+
+def test_nothing_is_served_while_the_database_is_damaged(
+    built_copy: Path, embedder: Embedder
+) -> None:
+    settings = make_settings(built_copy)
+    sound = settings.db_path.read_bytes()
+    settings.db_path.write_bytes(sound[: len(sound) // 2])
+    watcher = BuildWatcher(settings.builds_dir, embedder, 0, settings.db_path)
+    watcher.start()
+    assert watcher.engine is None
+    assert watcher.reason.startswith(f"the papers database {settings.db_path} is damaged")
+    settings.db_path.write_bytes(sound)  # restored from a backup
+    assert watcher.refresh()
+    assert watcher.engine is not None and watcher.note is None
