@@ -91,6 +91,8 @@ def cluster_within(vectors: npt.NDArray[np.float32]) -> npt.NDArray[np.int32] | 
     from sklearn.decomposition import PCA
 
     n = len(vectors)
+    if float(np.ptp(vectors, axis=0).max(initial=0.0)) < 1e-6:
+        return None  # one point repeated: PCA of it is rounding noise, nothing to split
     dims = int(np.clip(n // 10, 2, SPLIT_DIMENSIONS))  # density needs ~10 points a dimension
     space = PCA(dims, random_state=0).fit_transform(vectors).astype(np.float64)
     start = max(3, round(np.sqrt(n)))
