@@ -14,10 +14,13 @@ import socket
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
 from service.artifacts import current_build_dir
@@ -166,3 +169,22 @@ TREND_DATES: dict[str, list[str]] = {
 2025-06 (6 months). With months=3 the window is 2025-04..06 and the 3 months before it are
 earlier: new 2 recent / 0 earlier, growing 3 / 1 (rates 1 and 1/3: growth 3), shrinking 1 / 3
 (rates 1/3 and 1: growth 1/3)."""
+
+
+@contextmanager
+def tmpfs(mount: Path, size: str = "30m") -> Iterator[Path]:
+    """A small tmpfs at ``mount``, for full-disk tests (needs root and mount: skipped with the
+    reason where the machine cannot), unmounted on leaving."""
+    mount.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip() or 'not root?'})")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)

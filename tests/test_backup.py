@@ -28,7 +28,14 @@ from service.query.engine import Engine
 from service.query.live import LiveAdditions
 from service.schemas import CollectionIn, IngestReport, Paper
 from service.store import Store
-from tests.helpers import SCRIPT, assert_clean_failure, make_settings, run, subprocess_env
+from tests.helpers import (
+    SCRIPT,
+    assert_clean_failure,
+    make_settings,
+    run,
+    subprocess_env,
+    tmpfs,
+)
 
 QUERIES = ["one-step diffusion distillation", "reward hacking in RLHF", "speech recognition"]
 
@@ -294,21 +301,9 @@ def test_backup_manifest_lists_every_file(built_copy: Path, tmp_path: Path) -> N
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 20 MB tmpfs (needs root and mount; skipped with the reason where the machine cannot)."""
-    folder = tmp_path / "small"
-    folder.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=20m", "tmpfs", str(folder)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.strip()}")
-    try:
+    """A 20 MB tmpfs."""
+    with tmpfs(tmp_path / "small", "20m") as folder:
         yield folder
-    finally:
-        subprocess.run(["umount", str(folder)], check=False)
 
 
 @pytest.mark.slow

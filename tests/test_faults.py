@@ -11,8 +11,6 @@ import signal
 import sqlite3
 import subprocess
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -25,7 +23,7 @@ from service.config import Settings
 from service.embed.backends import Embedder
 from service.query.serving import BuildWatcher
 from service.store import Store
-from tests.helpers import SCRIPT, assert_error, make_settings, run, subprocess_env
+from tests.helpers import SCRIPT, assert_error, make_settings, run, subprocess_env, tmpfs
 
 QUERIES = ["one-step diffusion distillation", "reward hacking in RLHF", "speech recognition"]
 
@@ -286,23 +284,6 @@ def test_ingest_and_build_refuse_a_damaged_database(built_copy: Path, tmp_path: 
 # -- full disks and read-only folders (a small tmpfs: root only) ----------------------------
 
 
-@contextmanager
-def _tmpfs(mount: Path, size: str = "30m") -> Iterator[Path]:
-    mount.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip() or 'not root?'})")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
 def _fill(folder: Path, leave: int = 0) -> Path:
     """Fill the filesystem of ``folder`` until ``leave`` bytes (about) are free."""
     filler = folder / "filler"
@@ -329,7 +310,7 @@ def _assert_sound(settings: Settings, papers: int) -> None:
 def test_a_build_on_a_full_disk_is_a_clear_error_and_the_old_build_stays(
     built_dir: Path, embedder: Embedder, tmp_path: Path
 ) -> None:
-    with _tmpfs(tmp_path / "disk") as disk:
+    with tmpfs(tmp_path / "disk") as disk:
         data = disk / "data"
         shutil.copytree(built_dir, data)
         settings = make_settings(data)
@@ -356,7 +337,7 @@ def test_a_build_on_a_full_disk_is_a_clear_error_and_the_old_build_stays(
 def test_writes_on_a_full_disk_are_507_and_leave_nothing_half_written(
     built_dir: Path, embedder: Embedder, tmp_path: Path
 ) -> None:
-    with _tmpfs(tmp_path / "disk") as disk:
+    with tmpfs(tmp_path / "disk") as disk:
         data = disk / "data"
         shutil.copytree(built_dir, data)
         settings = make_settings(data, api_key="key", reload_seconds=0.2)
@@ -401,7 +382,7 @@ def test_writes_on_a_full_disk_are_507_and_leave_nothing_half_written(
 def test_a_read_only_data_folder_is_a_clear_error(
     built_dir: Path, embedder: Embedder, tmp_path: Path
 ) -> None:
-    with _tmpfs(tmp_path / "disk") as disk:
+    with tmpfs(tmp_path / "disk") as disk:
         data = disk / "data"
         shutil.copytree(built_dir, data)
         subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
