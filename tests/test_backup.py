@@ -82,7 +82,7 @@ def _counts(db: Path) -> tuple[int, ...]:
 
 def _pad_cache(db: Path, rows: int) -> None:
     """Fill the embedding cache with ``rows`` vectors of another model: a bigger database."""
-    blob = np.ones(384, dtype=np.float32).tobytes()
+    blob = np.full(384, 384**-0.5, dtype=np.float32).tobytes()  # unit length, as stored
     with sqlite3.connect(db) as connection:
         connection.executemany(
             "INSERT INTO embeddings VALUES ('padding', ?, ?)",
