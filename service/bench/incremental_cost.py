@@ -26,7 +26,6 @@ import json
 import random
 import resource
 import shutil
-import sqlite3
 import tempfile
 from pathlib import Path
 
@@ -55,21 +54,13 @@ def hold_out(data: Path, share: float) -> tuple[list[Paper], int]:
         held = random.Random(0).sample(stored, round(len(stored) * share))
         for paper, _ in held:
             store.delete(paper.id)
-    hashes = [content_hash for _, content_hash in held]
-    hashes += [
-        text_hash(window)
-        for paper, _ in held
-        for window in split(paper.title, paper.abstract, windowing)
-    ]
-    db = sqlite3.connect(settings.db_path)
-    forgotten = 0
-    for start in range(0, len(hashes), 500):
-        chunk = hashes[start : start + 500]
-        marks = ",".join("?" * len(chunk))
-        sql = f"DELETE FROM embeddings WHERE content_hash IN ({marks})"  # noqa: S608 - marks
-        forgotten += db.execute(sql, chunk).rowcount
-    db.commit()
-    db.close()
+        hashes = [content_hash for _, content_hash in held]
+        hashes += [
+            text_hash(window)
+            for paper, _ in held
+            for window in split(paper.title, paper.abstract, windowing)
+        ]
+        forgotten = store.forget_embeddings(hashes)
     if held and forgotten < len(held):
         raise RuntimeError(
             f"forgot only {forgotten} cached embeddings for {len(held)} held-out papers: "
