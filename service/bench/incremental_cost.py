@@ -33,10 +33,10 @@ import numpy as np
 
 from service.artifacts import BuildFolder, current_build_dir, read_manifest
 from service.bench.common import run_paperscope
-from service.config import load_settings
+from service.config import BUILDS, DATABASE, load_settings
 from service.embed.passages import load_windowing, split, text_hash
 from service.schemas import Paper
-from service.store import Store
+from service.store import Store, backup_database
 
 
 def peak_rss_gb() -> float:
@@ -74,7 +74,7 @@ def measure(source: Path, share: float, refit: bool) -> None:
     work = Path(tempfile.mkdtemp(prefix="paperscope-incremental-"))
     data = work / "data"
     data.mkdir()
-    shutil.copy2(source / "papers.sqlite", data / "papers.sqlite")
+    backup_database(source / DATABASE, data / DATABASE)
     try:
         held, n_total = hold_out(data, share)
         new_file = work / "new-papers.jsonl"
@@ -133,7 +133,7 @@ def measure(source: Path, share: float, refit: bool) -> None:
 
 
 def _current(data: Path) -> Path:
-    folder = current_build_dir(data / "builds")
+    folder = current_build_dir(data / BUILDS)
     if folder is None:
         raise RuntimeError(f"no build was published in {data}")
     return folder
