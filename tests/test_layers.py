@@ -199,3 +199,19 @@ def test_only_artifacts_and_config_spell_the_data_folders_file_names() -> None:
         if (module, name) not in ELSEWHERE
     )
     assert spelled_elsewhere == []
+
+
+MAX_FUNCTION_LINES = 100
+"""A function longer than this (signature and docstring included) is split into named steps."""
+
+
+def test_no_function_is_longer_than_the_limit() -> None:
+    long = sorted(
+        f"{module_name(path)}.{node.name}: {node.end_lineno - node.lineno + 1} lines"
+        for path in PACKAGE.rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.end_lineno is not None
+        and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES
+    )
+    assert long == []
