@@ -74,6 +74,9 @@ CURRENT = "CURRENT"
 KEEP_BUILDS = 3
 SERVED = (MANIFEST, EMBEDDINGS, INDEX, PAPERS, TOPICS, ASSIGNMENTS, MAP)
 """What a build must hold to be served."""
+UNREADABLE: tuple[type[Exception], ...] = (OSError, ValueError, KeyError, sqlite3.Error)
+"""What reading a missing or damaged build file raises (its snapshot included, so callers
+need not know it is SQLite)."""
 
 
 # -- topics.json ------------------------------------------------------------------------------

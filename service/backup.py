@@ -28,13 +28,11 @@ from typing import Literal
 from pydantic import BaseModel, ValidationError
 
 from service import __version__, artifacts, store
-from service.config import Settings
+from service.config import BUILDS, DATABASE, Settings
 from service.errors import InvalidInput, PaperscopeError
 
 BACKUP_MANIFEST = "backup.json"
-DATABASE = "papers.sqlite"
 BUILD_MANIFEST = "build-manifest.json"
-BUILDS = "builds"
 
 
 class BackupFile(BaseModel):

@@ -643,7 +643,7 @@ def eval_retrieval(
 
     settings = _settings(data_dir=data_dir, model=model)
     chosen = parse_modes(modes)
-    cache = (cache_dir or settings.data_dir / "eval-cache") / "embeddings.sqlite"
+    cache = settings.eval_cache(cache_dir)
     report = evaluate(
         dataset,
         split,
@@ -686,7 +686,7 @@ def eval_clustering(
     from service.eval.clustering import evaluate_clustering
 
     settings = _settings(data_dir=data_dir, model=model)
-    cache = (cache_dir or settings.data_dir / "eval-cache") / "embeddings.sqlite"
+    cache = settings.eval_cache(cache_dir)
     report = evaluate_clustering(
         corpus,
         label_field,

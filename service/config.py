@@ -24,6 +24,14 @@ REPO_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 
+# The data folder's layout (inside a build folder: service.artifacts).
+DATABASE = "papers.sqlite"
+"""The papers database (service.store)."""
+BUILDS = "builds"
+"""One folder per build, and the ``CURRENT`` pointer."""
+EVAL_CACHE = "eval-cache"
+"""Embeddings ``paperscope eval`` keeps between runs."""
+
 
 class Settings(BaseSettings):
     """Everything a deployment can change. Each field is documented in docs/settings.md."""
@@ -257,11 +265,15 @@ class Settings(BaseSettings):
 
     @property
     def db_path(self) -> Path:
-        return self.data_dir / "papers.sqlite"
+        return self.data_dir / DATABASE
 
     @property
     def builds_dir(self) -> Path:
-        return self.data_dir / "builds"
+        return self.data_dir / BUILDS
+
+    def eval_cache(self, folder: Path | None = None) -> Path:
+        """The evaluations' embedding cache: in ``folder`` when given, else the data folder's."""
+        return (folder or self.data_dir / EVAL_CACHE) / "embeddings.sqlite"
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -490,6 +490,20 @@ class Store:
         with self._write():
             self._db.executemany("INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?)", rows)
 
+    @_translated
+    def forget_embeddings(self, hashes: Iterable[str]) -> int:
+        """Drop the cached embeddings of these texts, under every model (a benchmark's held-out
+        papers must be embedded again); how many were dropped."""
+        wanted = list(dict.fromkeys(hashes))
+        forgotten = 0
+        with self._write():
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                sql = f"DELETE FROM embeddings WHERE content_hash IN ({marks})"  # noqa: S608 - '?'
+                forgotten += self._db.execute(sql, chunk).rowcount
+        return forgotten
+
     # -- live additions ---------------------------------------------------------------------
 
     @_translated

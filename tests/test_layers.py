@@ -1,4 +1,5 @@
-"""The shape of the package: layers point down, no import cycles, the web layer stays apart.
+"""The shape of the package: layers point down, no import cycles, the web layer stays apart,
+and only the storage modules touch SQLite or name the data folder's files.
 
 The import graph is read from the source (every ``import`` statement, function-level ones
 included), so a lazy import cannot hide a cycle or an upward dependency.
@@ -6,11 +7,14 @@ included), so a lazy import cannot hide a cycle or an upward dependency.
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+from service import config
 from tests.helpers import PACKAGE, graph, imports_of, module_name
 
 LAYERS: dict[str, int] = {
@@ -133,3 +137,81 @@ def test_the_core_loads_without_the_web_layer() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+STORAGE = ("service.store", "service.artifacts")
+"""The modules that touch SQLite and the build folders."""
+
+
+def test_only_the_storage_modules_import_sqlite() -> None:
+    users = [
+        module_name(path)
+        for path in PACKAGE.rglob("*.py")
+        if any(m.split(".")[0] == "sqlite3" for m in imports_of(path))
+    ]
+    assert [m for m in users if m not in STORAGE] == []
+
+
+def declared_names() -> set[str]:
+    """The file names artifacts.py declares (``NAME = "literal"``) and the data folder's own
+    (service.config). Plain words are left out: "lexical" is also a search mode."""
+    tree = ast.parse((PACKAGE / "artifacts.py").read_text(encoding="utf-8"))
+    declared = {
+        node.value.value
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        and isinstance(node.value, ast.Constant)
+        and isinstance(node.value.value, str)
+        and all(isinstance(t, ast.Name) and t.id.isupper() for t in node.targets)
+    }
+    files = {name for name in declared if "." in name or name.isupper()}
+    return files | {config.DATABASE, config.EVAL_CACHE}
+
+
+def spelled(path: Path) -> set[str]:
+    """Every path segment of every string literal in a file, docstrings left out."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    docstrings = {id(node.value) for node in ast.walk(tree) if isinstance(node, ast.Expr)}
+    return {
+        segment
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and id(node) not in docstrings
+        for segment in node.value.split("/")
+    }
+
+
+NAMING = ("service.artifacts", "service.config")
+"""Where the data folder's file names are spelled; everything else uses their constants."""
+ELSEWHERE = {("service.embed.models", "manifest.json")}
+"""The same name for another folder's file: the models folder's manifest."""
+
+
+def test_only_artifacts_and_config_spell_the_data_folders_file_names() -> None:
+    names = declared_names()
+    assert {"embeddings.npy", "neighbours.npy", "CURRENT", "papers.sqlite", "eval-cache"} <= names
+    spelled_elsewhere = sorted(
+        f"{module}: {name}"
+        for module, path in ((module_name(p), p) for p in PACKAGE.rglob("*.py"))
+        if module not in NAMING
+        for name in spelled(path) & names
+        if (module, name) not in ELSEWHERE
+    )
+    assert spelled_elsewhere == []
+
+
+MAX_FUNCTION_LINES = 100
+"""A function longer than this (signature and docstring included) is split into named steps."""
+
+
+def test_no_function_is_longer_than_the_limit() -> None:
+    long = sorted(
+        f"{module_name(path)}.{node.name}: {node.end_lineno - node.lineno + 1} lines"
+        for path in PACKAGE.rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.end_lineno is not None
+        and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES
+    )
+    assert long == []

@@ -85,6 +85,19 @@ def test_embedding_cache_round_trip(tmp_path: Path) -> None:
         assert store.cached_embeddings("other-model@1", ["h1"]) == {}
 
 
+def test_forgetting_embeddings_drops_them_under_every_model(tmp_path: Path) -> None:
+    vectors = _unit_vectors(2)
+    hashes = [f"x{i}" for i in range(600)] + ["h2"]  # h2 past the first chunk of 500
+    with Store(tmp_path / "p.sqlite") as store:
+        store.save_embeddings("m@1", ["h1", "h2"], vectors)
+        store.save_embeddings("m@2", ["h1", "h2"], vectors)
+        assert store.forget_embeddings(["h1", "h1", "h0"]) == 2  # h1 under both models
+        assert set(store.cached_embeddings("m@1", ["h1", "h2"])) == {"h2"}
+        assert set(store.cached_embeddings("m@2", ["h1", "h2"])) == {"h2"}
+        assert store.forget_embeddings(hashes) == 2  # h2 under both, found past 500 hashes
+        assert store.cached_embeddings("m@2", ["h2"]) == {}
+
+
 def test_an_older_database_gets_the_split_tables_and_keeps_its_papers(tmp_path: Path) -> None:
     path = tmp_path / "papers.sqlite"
     with Store(path) as store:

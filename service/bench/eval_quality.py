@@ -89,7 +89,7 @@ def evaluate_run(run: Run, dataset: Path, split: str, data_dir: Path) -> EvalRep
         split,
         parse_modes(run.modes),
         load_embedder(settings),
-        settings.data_dir / "eval-cache" / "embeddings.sqlite",
+        settings.eval_cache(),
         lexical_params(settings),
         fusion_params(settings),
         load_windowing(settings),

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from service.artifacts import current_build_dir, read_manifest
 from service.bench.common import run_paperscope
+from service.config import BUILDS
 from service.errors import InvalidInput
 
 
@@ -68,7 +69,7 @@ def measure(corpus: Path, data_dir: Path | None = None, echo: bool = True) -> Fu
         build = run_paperscope("build", "--data-dir", str(folder))
         # the maximum over both children so far: the build's own when it is the larger
         build_peak = _children_peak_gb()
-        built = current_build_dir(folder / "builds")
+        built = current_build_dir(folder / BUILDS)
         if built is None:
             raise RuntimeError(f"the build in {folder} published nothing")
         manifest = read_manifest(built)

@@ -26,7 +26,6 @@ import json
 import random
 import resource
 import shutil
-import sqlite3
 import tempfile
 from pathlib import Path
 
@@ -34,10 +33,10 @@ import numpy as np
 
 from service.artifacts import BuildFolder, current_build_dir, read_manifest
 from service.bench.common import run_paperscope
-from service.config import load_settings
+from service.config import BUILDS, DATABASE, load_settings
 from service.embed.passages import load_windowing, split, text_hash
 from service.schemas import Paper
-from service.store import Store
+from service.store import Store, backup_database
 
 
 def peak_rss_gb() -> float:
@@ -55,21 +54,13 @@ def hold_out(data: Path, share: float) -> tuple[list[Paper], int]:
         held = random.Random(0).sample(stored, round(len(stored) * share))
         for paper, _ in held:
             store.delete(paper.id)
-    hashes = [content_hash for _, content_hash in held]
-    hashes += [
-        text_hash(window)
-        for paper, _ in held
-        for window in split(paper.title, paper.abstract, windowing)
-    ]
-    db = sqlite3.connect(settings.db_path)
-    forgotten = 0
-    for start in range(0, len(hashes), 500):
-        chunk = hashes[start : start + 500]
-        marks = ",".join("?" * len(chunk))
-        sql = f"DELETE FROM embeddings WHERE content_hash IN ({marks})"  # noqa: S608 - marks
-        forgotten += db.execute(sql, chunk).rowcount
-    db.commit()
-    db.close()
+        hashes = [content_hash for _, content_hash in held]
+        hashes += [
+            text_hash(window)
+            for paper, _ in held
+            for window in split(paper.title, paper.abstract, windowing)
+        ]
+        forgotten = store.forget_embeddings(hashes)
     if held and forgotten < len(held):
         raise RuntimeError(
             f"forgot only {forgotten} cached embeddings for {len(held)} held-out papers: "
@@ -83,7 +74,7 @@ def measure(source: Path, share: float, refit: bool) -> None:
     work = Path(tempfile.mkdtemp(prefix="paperscope-incremental-"))
     data = work / "data"
     data.mkdir()
-    shutil.copy2(source / "papers.sqlite", data / "papers.sqlite")
+    backup_database(source / DATABASE, data / DATABASE)
     try:
         held, n_total = hold_out(data, share)
         new_file = work / "new-papers.jsonl"
@@ -142,7 +133,7 @@ def measure(source: Path, share: float, refit: bool) -> None:
 
 
 def _current(data: Path) -> Path:
-    folder = current_build_dir(data / "builds")
+    folder = current_build_dir(data / BUILDS)
     if folder is None:
         raise RuntimeError(f"no build was published in {data}")
     return folder

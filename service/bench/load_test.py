@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from service.artifacts import read_pointer
 from service.bench.common import (
     child_env,
     fetch,
@@ -41,6 +42,7 @@ from service.bench.common import (
     server,
     wait_ready,
 )
+from service.config import BUILDS
 
 MIXES = ("both", "similar", "search", "topics", "recommend")
 ROUTES = {
@@ -196,7 +198,7 @@ def measure(
             builder.join()
             time.sleep(2)
             after = _build_id(target.base)
-            published = (data_dir / "builds" / "CURRENT").read_text(encoding="utf-8").strip()
+            published = read_pointer(data_dir / BUILDS)
             if echo:
                 print(
                     f"build before {before}, published during the run {published}, "

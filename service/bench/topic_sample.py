@@ -27,7 +27,7 @@ import numpy.typing as npt
 
 from service.artifacts import BuildFolder, current_build_dir
 from service.build.pipeline import topic_params
-from service.config import Settings
+from service.config import BUILDS, Settings
 from service.eval.clustering import score_method
 from service.schemas import TopicParams, embedding_text
 from service.topics.cluster import Clustering, cluster, describe
@@ -53,7 +53,7 @@ def check_config(config: str) -> None:
 
 def read_build(data_dir: Path) -> tuple[Array, list[str], list[str]]:
     """Embeddings, label texts and primary categories of the published build, row by row."""
-    path = current_build_dir(data_dir / "builds")
+    path = current_build_dir(data_dir / BUILDS)
     if path is None:
         raise FileNotFoundError(f"no published build in {data_dir}")
     build = BuildFolder(path)

@@ -20,10 +20,10 @@ import tempfile
 from pathlib import Path
 
 from service.build.pipeline import run_build
-from service.config import configure_runtime, load_settings
+from service.config import DATABASE, configure_runtime, load_settings
 from service.embed.backends import load_embedder
 from service.schemas import BuildManifest, IngestReport
-from service.store import Store
+from service.store import Store, backup_database
 
 
 def kept(manifest: BuildManifest) -> str:
@@ -37,7 +37,7 @@ def kept(manifest: BuildManifest) -> str:
 
 def measure(source: Path, share: float, only_added: bool) -> None:
     work = Path(tempfile.mkdtemp(prefix="paperscope-stability-"))
-    shutil.copy2(source / "papers.sqlite", work / "papers.sqlite")
+    backup_database(source / DATABASE, work / DATABASE)
     try:
         base = load_settings(data_dir=work)
         configure_runtime(base)

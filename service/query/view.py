@@ -10,7 +10,6 @@ it returns rows, scores and :mod:`service.schemas` records, never raw artifacts.
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -19,12 +18,15 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from service.artifacts import BuildFolder, GroupEntry, TopicEntry
+from service.artifacts import UNREADABLE, BuildFolder, GroupEntry, TopicEntry
 from service.embed.backends import Embedder
 from service.errors import ArtifactMismatch, BuildDamaged, NotFound
 from service.schemas import NOISE_TOPIC, BuildManifest, Hit, Paper, PaperFilter, PaperRef
 from service.search.index import reranks, search
 from service.topics.model import NOISE_LABEL
+
+_DAMAGED: tuple[type[Exception], ...] = (*UNREADABLE, RuntimeError)
+"""What loading a damaged build raises (RuntimeError: FAISS reading a bad index)."""
 
 
 @dataclass(frozen=True)
@@ -120,7 +122,7 @@ class BuildView:
         """Grows with every change of hidden rows or live additions (caches key on it)."""
         try:
             self._load(folder)
-        except (OSError, ValueError, KeyError, RuntimeError, sqlite3.Error) as err:
+        except _DAMAGED as err:
             raise BuildDamaged(f"build {build_dir.name} is damaged: {err}") from None
 
     def _load(self, folder: BuildFolder) -> None:

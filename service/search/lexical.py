@@ -20,8 +20,6 @@ import numpy as np
 from service.elsewhere import start_elsewhere
 from service.search.fusion import top_rows
 
-LEXICAL_DIR = "lexical"
-"""The index's folder inside a build."""
 PARAMS_FILE = "paperscope.json"
 """Our settings beside bm25s' own files: what a query must be tokenised with."""
 

@@ -9,8 +9,6 @@ time, and searches the index as before when deleted papers leave a list too shor
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import faiss
 import numpy as np
 import numpy.typing as npt
@@ -22,8 +20,6 @@ LIST_DEPTH = 32
 MAX_LISTED_PAPERS = 2_000_000
 """Above this, lists (8 bytes x LIST_DEPTH a paper) are not kept and like-this searches."""
 BLOCK = 4096
-ROWS_FILE = "neighbours.npy"
-SCORES_FILE = "neighbour_scores.npy"
 
 Lists = tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]
 """(rows, scores), one line per paper, best first; rows of -1 pad short lists."""
@@ -47,15 +43,3 @@ def neighbour_lists(
         found_rows[start : start + len(block), : found.shape[1]] = found
         found_scores[start : start + len(block), : scores.shape[1]] = scores
     return found_rows, found_scores
-
-
-def save_lists(lists: Lists, folder: Path) -> None:
-    np.save(folder / ROWS_FILE, lists[0].astype(np.int32))
-    np.save(folder / SCORES_FILE, lists[1])
-
-
-def load_lists(folder: Path) -> Lists | None:
-    """A build's lists, memory-mapped; None for builds made without them."""
-    if not (folder / ROWS_FILE).is_file() or not (folder / SCORES_FILE).is_file():
-        return None
-    return np.load(folder / ROWS_FILE, mmap_mode="r"), np.load(folder / SCORES_FILE, mmap_mode="r")

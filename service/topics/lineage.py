@@ -11,7 +11,6 @@ papers, so splits (one parent, several children) and merges (several parents) ca
 from __future__ import annotations
 
 import logging
-import sqlite3
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy.optimize import linear_sum_assignment
 
-from service.artifacts import BuildFolder
+from service.artifacts import UNREADABLE, BuildFolder
 from service.schemas import NOISE_TOPIC
 from service.topics.cluster import ordered_members
 from service.topics.model import Topic, TopicGroup, TopicModel
@@ -64,7 +63,7 @@ def load_previous(build_dir: Path | None, model_revision: str) -> PreviousTopics
             log.info("previous build %s used another model: new topic ids", build_dir.name)
             return None
         return _read_previous(build)
-    except (OSError, ValueError, KeyError, sqlite3.Error) as err:
+    except UNREADABLE as err:
         log.warning("cannot read previous build %s (%s): new topic ids", build_dir.name, err)
         return None
 

@@ -8,13 +8,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.artifacts import current_build_dir, read_manifest
+from service.artifacts import LEXICAL, current_build_dir, read_manifest
 from service.embed.backends import Embedder
 from service.errors import BuildDamaged, InvalidInput, NotFound
 from service.query.engine import Engine
 from service.schemas import MAX_K, NOISE_TOPIC, Hit, PaperFilter
 from service.search.fusion import FusionParams, Mode
-from service.search.lexical import LEXICAL_DIR
 from tests.helpers import make_settings
 
 
@@ -163,7 +162,7 @@ def test_build_without_lexical_index_falls_back_to_dense(
 ) -> None:
     build = current_build_dir(make_settings(built_copy).builds_dir)
     assert build is not None
-    shutil.rmtree(build / LEXICAL_DIR)  # as a build made before lexical search (and checksums)
+    shutil.rmtree(build / LEXICAL)  # as a build made before lexical search (and checksums)
     manifest = read_manifest(build).model_copy(update={"checksums": {}})
     (build / "manifest.json").write_text(manifest.model_dump_json(), encoding="utf-8")
     engine = Engine(build, embedder)
@@ -177,7 +176,7 @@ def test_build_without_lexical_index_falls_back_to_dense(
 def test_damaged_lexical_index_is_refused(built_copy: Path, embedder: Embedder) -> None:
     build = current_build_dir(make_settings(built_copy).builds_dir)
     assert build is not None
-    vocabulary = build / LEXICAL_DIR / "vocab.index.json"
+    vocabulary = build / LEXICAL / "vocab.index.json"
     vocabulary.write_text(vocabulary.read_text(encoding="utf-8")[:100], encoding="utf-8")
     with pytest.raises(BuildDamaged, match="damaged"):
         Engine(build, embedder)

@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from service.artifacts import LEXICAL
 from service.ingest import BUNDLED_CORPUS
-from service.search.lexical import LEXICAL_DIR, LexicalIndex, LexicalParams
+from service.search.lexical import LexicalIndex, LexicalParams
 
 PAPERS = [
     ("Distilling diffusion models", "We compress a sampler into one step."),
@@ -70,7 +71,7 @@ def test_index_built_in_a_child_process_scores_as_one_built_here() -> None:
 
 def test_build_writes_the_index_into_the_build(built_dir: Path) -> None:
     builds = [p for p in (built_dir / "builds").iterdir() if p.is_dir()]
-    lexical = LexicalIndex.load(builds[0] / LEXICAL_DIR)
+    lexical = LexicalIndex.load(builds[0] / LEXICAL)
     assert lexical.size == 115
     assert lexical.search("hallucination", 3)
 

@@ -10,11 +10,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.artifacts import current_build_dir, read_manifest
+from service.artifacts import (
+    NEIGHBOUR_ROWS,
+    NEIGHBOUR_SCORES,
+    BuildFolder,
+    current_build_dir,
+    read_manifest,
+    write_manifest,
+)
 from service.embed.backends import Embedder
 from service.query.engine import Engine
 from service.search.index import build_index, search
-from service.search.neighbours import ROWS_FILE, SCORES_FILE, load_lists, neighbour_lists
+from service.search.neighbours import neighbour_lists
 from tests.helpers import make_settings
 
 
@@ -24,20 +31,16 @@ def _engines(built_copy: Path, embedder: Embedder) -> tuple[Engine, Engine]:
     assert build is not None
     bare = build.parent / "bare"
     shutil.copytree(build, bare)
-    (bare / ROWS_FILE).unlink()
-    (bare / SCORES_FILE).unlink()
-    # as a build made before neighbour lists: its manifest records no checksums for them
-    manifest = read_manifest(bare)
-    kept = {k: v for k, v in manifest.checksums.items() if k not in (ROWS_FILE, SCORES_FILE)}
-    written = manifest.model_copy(update={"checksums": kept})
-    (bare / "manifest.json").write_text(written.model_dump_json(), encoding="utf-8")
+    (bare / NEIGHBOUR_ROWS).unlink()
+    (bare / NEIGHBOUR_SCORES).unlink()
+    write_manifest(bare, read_manifest(bare))  # as a build made without lists
     return Engine(build, embedder), Engine(bare, embedder)
 
 
 def test_a_build_keeps_lists_that_match_its_index(built_dir: Path) -> None:
     build = current_build_dir(make_settings(built_dir).builds_dir)
     assert build is not None
-    lists = load_lists(build)
+    lists = BuildFolder(build).neighbour_lists()
     assert lists is not None
     vectors = np.load(build / "embeddings.npy")
     index, _ = build_index(vectors, exact_max=1000)
