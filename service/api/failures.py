@@ -15,11 +15,11 @@ dependency under load cannot fill the disk.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import threading
 import time
 import traceback
-import uuid
 from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -29,17 +29,18 @@ from service.api.errors import CURRENT_REQUEST_ID, error_response
 log = logging.getLogger(__name__)
 
 REQUEST_ID_HEADER = "x-request-id"
+_HEADER_NAME = REQUEST_ID_HEADER.encode()
 _GIVEN_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
 def request_id_from(headers: list[tuple[bytes, bytes]]) -> str:
     """The client's or proxy's id when it is a plain token, else a new random one."""
     for name, value in headers:
-        if name.lower() == REQUEST_ID_HEADER.encode():
+        if name.lower() == _HEADER_NAME:
             given = value.decode("latin-1")
             if _GIVEN_ID.fullmatch(given):
                 return given
-    return uuid.uuid4().hex[:16]
+    return os.urandom(8).hex()
 
 
 @dataclass
@@ -114,8 +115,7 @@ class RequestIds:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-                headers = list(message.get("headers", []))
-                headers.append((REQUEST_ID_HEADER.encode(), request_id.encode()))
+                headers = [*message.get("headers", ()), (_HEADER_NAME, request_id.encode())]
                 message = {**message, "headers": headers}
             await send(message)
 

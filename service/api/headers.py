@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import hashlib
 
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
@@ -38,6 +37,13 @@ SECURITY_HEADERS = {
 }
 
 
+_DEFAULT_HEADERS = [
+    (name.lower().encode(), value.encode())
+    for name, value in {**SECURITY_HEADERS, "Content-Security-Policy": API_CSP}.items()
+]
+"""As raw ASGI headers, made once: this runs on every answer."""
+
+
 class SecurityHeaders:
     """Adds :data:`SECURITY_HEADERS` to every answer, and :data:`API_CSP` to those that set no
     Content-Security-Policy of their own (the map page and the docs do)."""
@@ -52,11 +58,10 @@ class SecurityHeaders:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(raw=list(message.get("headers", [])))
-                for name, value in SECURITY_HEADERS.items():
-                    headers.setdefault(name, value)
-                headers.setdefault("Content-Security-Policy", API_CSP)
-                message = {**message, "headers": headers.raw}
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                headers += [h for h in _DEFAULT_HEADERS if h[0] not in present]
+                message = {**message, "headers": headers}
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
