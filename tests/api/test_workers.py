@@ -79,7 +79,12 @@ def servers(built_copy: Path, tmp_path: Path) -> Iterator[tuple[str, str]]:
 
 
 def _answers(url: str, paths: list[str]) -> list[Any]:
-    return [httpx.get(url + path, timeout=10).json() for path in paths]
+    """The answers, less each error's request id (every request has its own)."""
+    answers = [httpx.get(url + path, timeout=10).json() for path in paths]
+    for answer in answers:
+        if isinstance(answer, dict) and "error" in answer:
+            answer["error"].pop("request_id")
+    return answers
 
 
 def _build_id(url: str) -> str:
