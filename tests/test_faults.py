@@ -37,6 +37,25 @@ def _start(args: list[str], data_dir: Path) -> subprocess.Popen[bytes]:
     )
 
 
+def _kill_when_logged(args: list[str], data_dir: Path, text: str) -> None:
+    """Run ``paperscope ARGS`` and kill -9 it as soon as its log has a line with ``text``."""
+    process = subprocess.Popen(
+        [SCRIPT, *args],
+        env=subprocess_env(data_dir=data_dir),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stderr is not None
+    for line in process.stderr:
+        if text in line:
+            break
+    assert process.poll() is None, f"the command ended before logging {text!r}"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    process.stderr.close()
+
+
 def _integrity(db: Path) -> str:
     connection = sqlite3.connect(db)
     try:
@@ -57,13 +76,10 @@ def test_kill_9_during_builds_keeps_serving_the_previous_build(
     with Store(settings.db_path) as store:
         papers_before = store.count()
     with TestClient(create_app(settings, embedder)) as server:
-        # killed while embedding (after ~5 s of start-up), then while clustering
-        for delay in (6.5, 13.0):
-            process = _start(["build", "--force"], built_copy)
-            time.sleep(delay)
-            assert process.poll() is None, "the build ended before it could be killed"
-            process.send_signal(signal.SIGKILL)
-            process.wait()
+        # killed while embedding, then while clustering: when the build's log says it got
+        # there (a fixed delay missed both stages on a fast host)
+        for stage_started in ("to embed", "stage topics ..."):
+            _kill_when_logged(["build", "--force"], built_copy, stage_started)
             assert current_build_dir(settings.builds_dir) == before
             ready = server.get("/api/v1/ready")
             assert ready.status_code == 200 and ready.json()["build_id"] == before.name
