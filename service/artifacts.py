@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import hashlib
 import json
 import os
 import re
@@ -39,6 +38,7 @@ import numpy.typing as npt
 
 from service.config import Settings
 from service.errors import BuildDamaged, InvalidInput, NotFound, NotReady
+from service.files import digest, fsync
 from service.schemas import BuildManifest, FileChecksum, Paper
 from service.search.index import load_index, save_index
 from service.search.lexical import LexicalIndex
@@ -421,17 +421,12 @@ def _save_index(index: faiss.Index, path: Path) -> None:
         raise OSError(code, os.strerror(code), str(path)) from err
 
 
-def _digest(path: Path) -> str:
-    with path.open("rb") as handle:
-        return hashlib.file_digest(handle, lambda: hashlib.blake2b(digest_size=32)).hexdigest()
-
-
 def checksums(folder: Path) -> dict[str, FileChecksum]:
     """Size and BLAKE2b digest of every file under a build folder except its manifest."""
     files = sorted(p for p in folder.rglob("*") if p.is_file())
     return {
         path.relative_to(folder).as_posix(): FileChecksum(
-            bytes=path.stat().st_size, blake2b=_digest(path)
+            bytes=path.stat().st_size, blake2b=digest(path)
         )
         for path in files
         if path != folder / MANIFEST
@@ -448,7 +443,7 @@ def verify_files(folder: Path, manifest: BuildManifest) -> list[str]:
             size = path.stat().st_size
             if size != written.bytes:
                 problems.append(f"{name} has {size} bytes, {written.bytes} were written")
-            elif _digest(path) != written.blake2b:
+            elif digest(path) != written.blake2b:
                 problems.append(f"{name} does not match its checksum (its bytes changed)")
         except FileNotFoundError:
             problems.append(f"{name} is missing")
@@ -554,14 +549,6 @@ def staging_dir(builds_dir: Path, build_id: str) -> Path:
     return staging
 
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def publish(builds_dir: Path, staging: Path, build_id: str) -> Path:
     """Verify the staged build against its manifest's checksums, make it durable, rename it
     into place, then swap the CURRENT pointer."""
@@ -570,11 +557,11 @@ def publish(builds_dir: Path, staging: Path, build_id: str) -> Path:
     if problems:
         raise BuildDamaged(f"build {build_id} changed before it was published: {problems}")
     for artifact in staging.rglob("*"):  # the lexical index is a folder of files
-        _fsync(artifact)
-    _fsync(staging)
+        fsync(artifact)
+    fsync(staging)
     final = builds_dir / build_id
     staging.rename(final)
-    _fsync(builds_dir)
+    fsync(builds_dir)
     _point_to(builds_dir, build_id)
     return final
 
@@ -586,7 +573,7 @@ def _point_to(builds_dir: Path, build_id: str) -> None:
     with pointer_tmp.open("rb") as handle:
         os.fsync(handle.fileno())
     os.replace(pointer_tmp, builds_dir / CURRENT)
-    _fsync(builds_dir)
+    fsync(builds_dir)
 
 
 def prune(builds_dir: Path, keep: str) -> None:

@@ -15,8 +15,6 @@ one. SQLite goes through :mod:`service.store` and build folders through
 
 from __future__ import annotations
 
-import hashlib
-import os
 import re
 import secrets
 import shutil
@@ -30,6 +28,7 @@ from pydantic import BaseModel, ValidationError
 from service import __version__, artifacts, store
 from service.config import BUILDS, DATABASE, Settings
 from service.errors import InvalidInput, PaperscopeError
+from service.files import digest, fsync, fsync_tree
 
 BACKUP_MANIFEST = "backup.json"
 BUILD_MANIFEST = "build-manifest.json"
@@ -66,28 +65,14 @@ class Restored:
     build: BuildPlan
 
 
-def _checksum(path: Path) -> str:
-    with path.open("rb") as handle:
-        return hashlib.file_digest(handle, "blake2b").hexdigest()
-
-
 def _files(root: Path) -> dict[str, BackupFile]:
     return {
         path.relative_to(root).as_posix(): BackupFile(
-            bytes=path.stat().st_size, blake2b=_checksum(path)
+            bytes=path.stat().st_size, blake2b=digest(path)
         )
         for path in sorted(root.rglob("*"))
         if path.is_file() and path.name != BACKUP_MANIFEST
     }
-
-
-def _fsync_tree(root: Path) -> None:
-    for path in [*root.rglob("*"), root]:
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 # -- backup -----------------------------------------------------------------------------------
@@ -143,7 +128,7 @@ def backup(settings: Settings, dest: Path, with_build: bool, force: bool) -> Bac
             files=_files(staging),
         )
         (staging / BACKUP_MANIFEST).write_text(manifest.model_dump_json(indent=2), "utf-8")
-        _fsync_tree(staging)
+        fsync_tree(staging)
         _move_into_place(staging, dest)
     except OSError as err:
         raise PaperscopeError(f"backup to {dest} failed: {err}") from None
@@ -159,11 +144,7 @@ def _move_into_place(staging: Path, dest: Path) -> None:
     if dest.is_dir() and any(dest.iterdir()):
         dest.rename(old)
     staging.rename(dest)
-    fd = os.open(dest.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync(dest.parent)
     shutil.rmtree(old, ignore_errors=True)
 
 
@@ -202,7 +183,7 @@ def read_backup(source: Path) -> BackupManifest:
             damaged.append(f"{name} is outside the backup")
         elif not path.is_file():
             damaged.append(f"{name} is missing")
-        elif path.stat().st_size != expected.bytes or _checksum(path) != expected.blake2b:
+        elif path.stat().st_size != expected.bytes or digest(path) != expected.blake2b:
             damaged.append(f"{name} differs from its checksum")
     if DATABASE not in manifest.files:
         damaged.append(f"{DATABASE} is not listed")

@@ -27,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from service.errors import DatabaseDamaged, InvalidInput, PaperscopeError, storage_error
+from service.files import fsync
 from service.schemas import Collection, CollectionIn, IngestReport, Paper, Rejected
 
 log = logging.getLogger(__name__)
@@ -725,9 +726,9 @@ def replace_database(new: Path, db_path: Path) -> None:
                 if not any(word in str(err) for word in ("not a database", "malformed")):
                     raise PaperscopeError(f"cannot replace {db_path}: {err}") from None
                 _remove_log(db_path)  # the old database is damaged: its log is worth nothing
-        _fsync(new)
+        fsync(new)
         os.replace(new, db_path)
-        _fsync(db_path.parent)
+        fsync(db_path.parent)
     finally:
         if old is not None:
             old.close()
@@ -736,11 +737,3 @@ def replace_database(new: Path, db_path: Path) -> None:
 def _remove_log(db_path: Path) -> None:
     for suffix in ("-wal", "-shm", "-journal"):
         db_path.with_name(db_path.name + suffix).unlink(missing_ok=True)
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

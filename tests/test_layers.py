@@ -22,6 +22,7 @@ LAYERS: dict[str, int] = {
     "service.blas": 0,
     "service.elsewhere": 0,
     "service.sanitize": 0,
+    "service.files": 0,
     "service.config": 1,
     "service.schemas": 1,
     "service.store": 2,
