@@ -8,6 +8,7 @@ embedding ones as the measured build was made); commands that start a server or 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -270,7 +271,12 @@ def bench_load_test(
         ),
     ] = False,
     mix: Annotated[
-        str, typer.Option(envvar="LOAD_MIX", help="Requests: both (alternating), similar, search.")
+        str,
+        typer.Option(
+            envvar="LOAD_MIX",
+            help="Requests: both (like-this and search alternating), similar, search, topics "
+            "(topic search), recommend.",
+        ),
     ] = "both",
     connections: Annotated[
         int, typer.Option(envvar="LOAD_CONNECTIONS", min=1, help="Concurrent connections.")
@@ -286,12 +292,19 @@ def bench_load_test(
     The server runs PAPERSCOPE_WORKERS processes. Needs wrk (apt-get install wrk).
     """
     _prepare()
-    from service.bench.load_test import MIXES, LoadTestFailed, measure
+    from service.bench.load_test import MIXES, measure
 
     if mix not in MIXES:
         raise typer.BadParameter(f"one of {', '.join(MIXES)}", param_hint="--mix")
+    _under_load(lambda: measure(data_dir, seconds, swap, mix, connections, ids))
+
+
+def _under_load(run: Callable[[], object]) -> None:
+    """Run a load test: ``FAIL: ...`` and exit 1 on failed requests, exit 2 without wrk."""
+    from service.bench.load_test import LoadTestFailed
+
     try:
-        measure(data_dir, seconds, swap, mix, connections, ids)
+        run()
     except (LoadTestFailed, FileNotFoundError) as err:
         typer.echo(f"FAIL: {err}", err=True)
         raise typer.Exit(1 if isinstance(err, LoadTestFailed) else 2) from None
@@ -314,16 +327,12 @@ def bench_load_table(
     server runs PAPERSCOPE_WORKERS processes (default 1). Needs wrk (apt-get install wrk).
     """
     _prepare()
-    from service.bench.load_test import LoadTestFailed, route_table
+    from service.bench.load_test import route_table
 
     counts = [n.strip() for n in connections.split(",") if n.strip()]
     if not counts or not all(n.isdigit() and int(n) >= 1 for n in counts):
         raise typer.BadParameter("comma-separated whole numbers", param_hint="--connections")
-    try:
-        route_table(data_dir, seconds, [int(n) for n in counts])
-    except (LoadTestFailed, FileNotFoundError) as err:
-        typer.echo(f"FAIL: {err}", err=True)
-        raise typer.Exit(1 if isinstance(err, LoadTestFailed) else 2) from None
+    _under_load(lambda: route_table(data_dir, seconds, [int(n) for n in counts]))
 
 
 @bench_app.command("make-default-corpus")
