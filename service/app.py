@@ -237,7 +237,7 @@ class Paperscope:
             collection=collection,
             feed=feed,
         )
-        return export.stream(engine.view, rows, fmt)
+        return export.stream(engine, rows, fmt)
 
     @staticmethod
     def export_format(path: Path) -> Format:
@@ -246,7 +246,7 @@ class Paperscope:
 
     def export_file(self, engine: Engine, path: Path) -> int:
         """Every served paper into ``path``; returns how many."""
-        return export.write(engine.view, path)
+        return export.write(engine, path)
 
     # -- evaluations ---------------------------------------------------------------------------
 
