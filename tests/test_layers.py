@@ -217,3 +217,21 @@ def test_no_function_is_longer_than_the_limit() -> None:
     )
     assert long == []
 
+
+def test_only_the_query_layer_reaches_into_the_build_view() -> None:
+    """Outside ``service/query/`` no module reads ``engine.view``: the API and the CLI go
+    through the application object (service/app.py) and the engine's own methods. A called
+    ``.view(...)`` (numpy's) is another thing and allowed."""
+    reaching = []
+    for path in PACKAGE.rglob("*.py"):
+        module = module_name(path)
+        if part_of(module) == "service.query":
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        called = {id(node.func) for node in ast.walk(tree) if isinstance(node, ast.Call)}
+        reaching += [
+            f"{module}:{node.lineno}"
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Attribute) and node.attr == "view" and id(node) not in called
+        ]
+    assert reaching == []
