@@ -29,7 +29,7 @@ from service.ingest import FORMATS
 from service.schemas import Hit, PaperFilter
 
 if TYPE_CHECKING:
-    from service.query.engine import Engine
+    from service.app import Paperscope
 
 app = typer.Typer(
     help="paperscope: semantic search and topic maps for paper abstracts.",
@@ -79,18 +79,12 @@ def _echo_json(payload: object) -> None:
     typer.echo(json.dumps(payload, indent=2, ensure_ascii=False))
 
 
-def _open_engine(settings: Settings, with_model: bool = True) -> Engine:
-    from service.artifacts import require_build
-    from service.embed.backends import load_embedder
-    from service.query.engine import Engine
-    from service.query.live import LiveAdditions
+def _app(**overrides: object) -> Paperscope:
+    """The application object, for the commands that read a build (imported here: the others
+    start without loading the engine)."""
+    from service.app import Paperscope
 
-    build = require_build(settings)
-    embedder = load_embedder(settings) if with_model else None
-    engine = Engine(build, embedder)
-    if settings.db_path.exists():  # papers added to the server since the build
-        LiveAdditions(settings.db_path, embedder).restore(engine)
-    return engine
+    return Paperscope(_settings(**overrides))
 
 
 def _iso_date(value: str | None, flag: str) -> str | None:
@@ -350,14 +344,11 @@ def query(
     model: ModelOpt = None,
 ) -> None:
     """Search the current build by meaning, by terms, or both (filters apply before ranking)."""
-    from service.search.fusion import fusion_params, parse_mode
-
     filters = _filter(since, until, category, topic)
-    settings = _settings(data_dir=data_dir, model=model)
-    chosen = parse_mode(mode or settings.search_mode)
-    engine = _open_engine(settings, with_model=chosen != "lexical")
-    hits = engine.search(text, k, chosen, fusion_params(settings), filters, offset)
-    _print_hits(hits, as_json)
+    paperscope = _app(data_dir=data_dir, model=model)
+    chosen = paperscope.search_mode(mode)
+    engine = paperscope.open_engine(with_model=chosen != "lexical")
+    _print_hits(paperscope.search(engine, text, k, chosen, filters, offset), as_json)
 
 
 @app.command()
@@ -374,7 +365,7 @@ def similar(
 ) -> None:
     """Papers like PAPER_ID (the paper itself excluded; filters apply before ranking)."""
     filters = _filter(since, until, category, topic)
-    engine = _open_engine(_settings(data_dir=data_dir), with_model=False)
+    engine = _app(data_dir=data_dir).open_engine(with_model=False)
     _print_hits(engine.similar(paper_id, k, filters, offset), as_json)
 
 
@@ -391,12 +382,10 @@ def _print_hits(hits: list[Hit], as_json: bool) -> None:
 def info(as_json: JsonOpt = False, data_dir: DataDirOpt = None) -> None:
     """What is stored and what the current build holds (topics with their labels)."""
     from service.artifacts import current_build_dir
-    from service.store import Store
 
-    settings = _settings(data_dir=data_dir)
-    with Store(settings.db_path) as store:
-        store.ensure_sound()
-        stored = store.count()
+    paperscope = _app(data_dir=data_dir)
+    settings = paperscope.settings
+    stored = paperscope.papers_stored()
     folder = current_build_dir(settings.builds_dir)
     if folder is None:
         payload: dict[str, object] = {
@@ -411,12 +400,10 @@ def info(as_json: JsonOpt = False, data_dir: DataDirOpt = None) -> None:
                 f"{stored} papers stored in {settings.db_path}; no build yet (paperscope build)"
             )
         return
-    from service.query.live import emerging
-
-    engine = _open_engine(settings, with_model=False)
+    engine = paperscope.open_engine(with_model=False)
     topics = engine.topics()
     manifest = engine.manifest
-    news = emerging(engine)
+    news = paperscope.emerging(engine)
     if as_json:
         _echo_json(
             {
@@ -492,7 +479,7 @@ def export_map_command(
 
     if not 1 <= neighbours <= 50:
         raise typer.BadParameter("between 1 and 50", param_hint="--neighbours")
-    engine = _open_engine(_settings(data_dir=data_dir), with_model=False)
+    engine = _app(data_dir=data_dir).open_engine(with_model=False)
     size = export_map(engine, target, neighbours, abstracts)
     typer.echo(f"wrote {target} ({size / 1e6:.1f} MB, {engine.visible_count} papers)")
 
@@ -504,12 +491,9 @@ def export_papers(
 ) -> None:
     """Every served paper with its topic id and name, outlier flag, date, categories and map
     position (x, y); .bib writes BibTeX."""
-    from service.query import export
-
-    settings = _settings(data_dir=data_dir)
-    export.format_of(out)  # refuse an unknown suffix before loading anything
-    engine = _open_engine(settings, with_model=False)
-    count = export.write(engine.view, out)
+    paperscope = _app(data_dir=data_dir)
+    paperscope.export_format(out)  # refuse an unknown suffix before loading anything
+    count = paperscope.export_file(paperscope.open_engine(with_model=False), out)
     typer.echo(f"{count} papers -> {out}")
 
 
@@ -529,17 +513,16 @@ def collection_add(
     """Add papers to a collection (a local write to the papers database: no API key)."""
     import re
 
-    from service.query import collections
     from service.schemas import COLLECTION_NAME_PATTERN
 
     if not re.match(COLLECTION_NAME_PATTERN, name):
         raise typer.BadParameter(
             "use letters, digits, '.', '_', '-' (up to 100)", param_hint="NAME"
         )
-    settings = _settings(data_dir=data_dir)
-    engine = _open_engine(settings, with_model=False)
-    saved, created = collections.add(
-        settings.db_path, engine, name, list(paper_ids or []), list(negative or []), note
+    paperscope = _app(data_dir=data_dir)
+    engine = paperscope.open_engine(with_model=False)
+    saved, created = paperscope.add_to_collection(
+        engine, name, list(paper_ids or []), list(negative or []), note
     )
     verb = "created" if created else "updated"
     typer.echo(
@@ -551,11 +534,8 @@ def collection_add(
 @collection_app.command("list")
 def collection_list(as_json: JsonOpt = False, data_dir: DataDirOpt = None) -> None:
     """Every collection with its seeds (and those deleted since)."""
-    from service.query import collections
-
-    settings = _settings(data_dir=data_dir)
-    engine = _open_engine(settings, with_model=False)
-    found = collections.listing(settings.db_path, engine)
+    paperscope = _app(data_dir=data_dir)
+    found = paperscope.collections(paperscope.open_engine(with_model=False))
     if as_json:
         _echo_json([c.model_dump() for c in found])
         return
@@ -586,16 +566,13 @@ def collection_feed(
     data_dir: DataDirOpt = None,
 ) -> None:
     """New papers like a collection, with the reason for each."""
-    from service.query import collections
-
-    settings = _settings(data_dir=data_dir)
-    engine = _open_engine(settings, with_model=False)
-    result = collections.feed(settings.db_path, engine, name, _iso_date(since, "--since"), limit)
+    paperscope = _app(data_dir=data_dir)
+    engine = paperscope.open_engine(with_model=False)
+    day = _iso_date(since, "--since")
     if atom:
-        note = collections.get(settings.db_path, None, name).note
-        base = base_url or settings.public_url or f"http://{settings.host}:{settings.port}/"
-        typer.echo(collections.atom(result, base, note).decode())
+        typer.echo(paperscope.feed_atom(engine, name, day, limit, base_url).decode())
         return
+    result = paperscope.feed(engine, name, day, limit)
     if as_json:
         _echo_json(result.model_dump())
         return
@@ -635,26 +612,8 @@ def eval_retrieval(
 
     BM25 and fusion parameters come from the settings (PAPERSCOPE_BM25_*, PAPERSCOPE_FUSION*).
     """
-    from service.build.pipeline import lexical_params
-    from service.embed.backends import load_embedder
-    from service.embed.passages import load_windowing
-    from service.eval.retrieval import evaluate
-    from service.search.fusion import fusion_params, parse_modes
-
-    settings = _settings(data_dir=data_dir, model=model)
-    chosen = parse_modes(modes)
-    cache = settings.eval_cache(cache_dir)
-    report = evaluate(
-        dataset,
-        split,
-        chosen,
-        load_embedder(settings),
-        cache,
-        lexical_params(settings),
-        fusion_params(settings),
-        load_windowing(settings),
-        tune_weights=(0.3, 0.4, 0.5, 0.6, 0.7) if two_fold else (),
-    )
+    paperscope = _app(data_dir=data_dir, model=model)
+    report = paperscope.eval_retrieval(dataset, split, modes, cache_dir, two_fold)
     typer.echo(
         f"{report.dataset} ({report.split}): {report.queries} queries, {report.documents} "
         f"documents; {report.model} ({report.backend})"
@@ -681,22 +640,8 @@ def eval_clustering(
     model: ModelOpt = None,
 ) -> None:
     """NMI, ARI and V-measure of the topics against known labels, ours beside BERTopic's."""
-    from service.embed.backends import load_embedder
-    from service.embed.passages import load_windowing
-    from service.eval.clustering import evaluate_clustering
-
-    settings = _settings(data_dir=data_dir, model=model)
-    cache = settings.eval_cache(cache_dir)
-    report = evaluate_clustering(
-        corpus,
-        label_field,
-        load_embedder(settings),
-        cache,
-        load_windowing(settings),
-        settings,
-        limit,
-        bertopic,
-    )
+    paperscope = _app(data_dir=data_dir, model=model)
+    report = paperscope.eval_clustering(corpus, label_field, cache_dir, limit, bertopic)
     typer.echo(
         f"{report.file}: {report.papers} papers, {report.labels} labels ({report.label_field}); "
         f"{report.model}; embedding {report.embed_seconds:.0f} s"

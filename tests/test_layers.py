@@ -35,10 +35,11 @@ LAYERS: dict[str, int] = {
     "service.query": 7,
     "service.build": 7,
     "service.eval": 8,
-    "service.api": 9,
-    "service.bench": 10,
-    "service.cli": 10,
-    "service.__main__": 11,
+    "service.app": 9,  # the application object: what the API and the CLI both call
+    "service.api": 10,
+    "service.bench": 11,
+    "service.cli": 11,
+    "service.__main__": 12,
     "service": 0,  # the package's __init__: its version and the BLAS kernel choice
 }
 """Each part's rank: a module may import its own part or parts of a lower rank only."""
@@ -216,3 +217,22 @@ def test_no_function_is_longer_than_the_limit() -> None:
         and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES
     )
     assert long == []
+
+
+def test_only_the_query_layer_reaches_into_the_build_view() -> None:
+    """Outside ``service/query/`` no module reads ``engine.view``: the API and the CLI go
+    through the application object (service/app.py) and the engine's own methods. A called
+    ``.view(...)`` (numpy's) is another thing and allowed."""
+    reaching = []
+    for path in PACKAGE.rglob("*.py"):
+        module = module_name(path)
+        if part_of(module) == "service.query":
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        called = {id(node.func) for node in ast.walk(tree) if isinstance(node, ast.Call)}
+        reaching += [
+            f"{module}:{node.lineno}"
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Attribute) and node.attr == "view" and id(node) not in called
+        ]
+    assert reaching == []

@@ -21,10 +21,9 @@ from service.api.headers import PAGE_CSP, HeadAsGet, SecurityHeaders
 from service.api.limits import BodySizeLimit
 from service.api.metrics import RequestMetrics, metrics
 from service.api.routes import router
+from service.app import Paperscope
 from service.config import Settings, configure_runtime, load_settings
 from service.embed.backends import Embedder, load_embedder
-from service.embed.passages import load_windowing
-from service.query.serving import BuildWatcher
 
 log = logging.getLogger(__name__)
 
@@ -33,22 +32,15 @@ STATIC = Path(__file__).parent / "static"
 
 def create_app(settings: Settings, embedder: Embedder | None = None) -> FastAPI:
     """Build the app. ``embedder`` may be passed in (tests share one); else it is loaded here."""
+    paperscope = Paperscope(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         model = embedder or load_embedder(settings)
         model.encode(["warm up"])  # first call pays tokenizer / graph set-up, not the first user
-        watcher = BuildWatcher(
-            settings.builds_dir,
-            model,
-            settings.reload_seconds,
-            settings.db_path,
-            load_windowing(settings),
-        )
-        watcher.start()
-        app.state.watcher = watcher
+        paperscope.serve(model)
         yield
-        watcher.stop()
+        paperscope.stop()
 
     app = FastAPI(
         title="paperscope",
@@ -59,6 +51,7 @@ def create_app(settings: Settings, embedder: Embedder | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
+    app.state.paperscope = paperscope
     app.add_middleware(GZipMiddleware, minimum_size=2048)
     if settings.cors_origins:  # closed unless origins are configured
         app.add_middleware(

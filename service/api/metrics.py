@@ -35,8 +35,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.app import Paperscope
 from service.query.engine import Engine
-from service.query.serving import BuildWatcher
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 REQUESTS = Counter(
@@ -140,7 +140,7 @@ async def metrics(request: Request) -> Response:
     else:
         requests = REGISTRY
     state = CollectorRegistry()
-    watcher: BuildWatcher | None = getattr(request.app.state, "watcher", None)
-    state.register(ServedState(watcher.engine if watcher else None))
+    app: Paperscope = request.app.state.paperscope
+    state.register(ServedState(app.served()))
     body = generate_latest(requests) + generate_latest(state)
     return Response(body, media_type=CONTENT_TYPE_LATEST)

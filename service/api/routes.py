@@ -1,9 +1,9 @@
-"""HTTP routes under /api/v1. Each one is a thin call into the :class:`Engine`."""
+"""HTTP routes under /api/v1. Each one translates HTTP into a call on the application
+(:class:`Paperscope`) or the engine of the build being served, and the answer back."""
 
 from __future__ import annotations
 
 from datetime import date
-from pathlib import Path as PathType
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, Security
@@ -14,11 +14,10 @@ from pydantic import BaseModel, ValidationError
 from service.api.auth import check_api_key
 from service.api.errors import ERROR_RESPONSES, ErrorResponse
 from service.api.urls import public_base_url
-from service.errors import InvalidInput, NotReady, WritesDisabled
-from service.query import collections, export, subtopics
+from service.app import Paperscope
+from service.errors import InvalidInput
+from service.query import export
 from service.query.engine import Engine
-from service.query.live import LiveAdditions, emerging
-from service.query.serving import BuildWatcher
 from service.schemas import (
     COLLECTION_NAME_PATTERN,
     MAX_FILTER_VALUES,
@@ -50,21 +49,25 @@ from service.schemas import (
     TopicTimeline,
     TopicTrend,
 )
-from service.search.fusion import Mode, fusion_params
+from service.search.fusion import Mode
 
 router = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES)
 
 
-async def get_engine(request: Request) -> Engine:
-    """The engine of the build being served. ``async`` (like the routes that answer from memory
-    in well under a millisecond): it runs on the event loop, without a hop to a thread."""
-    watcher: BuildWatcher = request.app.state.watcher
-    engine = watcher.engine  # read once: this request uses one build from start to end
-    if engine is None:
-        raise NotReady(watcher.reason)
-    return engine
+async def get_app(request: Request) -> Paperscope:
+    """The application object the server was made with."""
+    app: Paperscope = request.app.state.paperscope
+    return app
 
 
+async def get_engine(app: Annotated[Paperscope, Depends(get_app)]) -> Engine:
+    """The engine of the build being served, read once: this request uses one build from start
+    to end. ``async`` (like the routes that answer from memory in well under a millisecond): it
+    runs on the event loop, without a hop to a thread."""
+    return app.engine()
+
+
+AppDep = Annotated[Paperscope, Depends(get_app)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
 API_KEY_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False)
 K = Annotated[int, Query(ge=1, le=MAX_K, description="Number of results.")]
@@ -132,17 +135,9 @@ async def health() -> Health:
 
 
 @router.get("/ready", response_model=Ready, tags=["service"])
-async def ready(engine: EngineDep, request: Request) -> Ready:
+async def ready(engine: EngineDep, app: AppDep) -> Ready:
     """Readiness: a build is loaded (503 otherwise); ``note`` says if it is a fallback."""
-    return Ready(
-        note=request.app.state.watcher.note,
-        ready=True,
-        build_id=engine.manifest.build_id,
-        papers=engine.size,
-        topics=engine.manifest.n_topics,
-        model=engine.manifest.model.name,
-        added_live=emerging(engine).added_since_build,
-    )
+    return app.ready(engine)
 
 
 @router.get("/build", response_model=BuildManifest, tags=["service"])
@@ -155,7 +150,7 @@ def build_manifest(engine: EngineDep) -> BuildManifest:
 def search(
     engine: EngineDep,
     q: QueryText,
-    request: Request,
+    app: AppDep,
     filters: FilterDep,
     k: K = 10,
     offset: Offset = 0,
@@ -169,11 +164,7 @@ def search(
 ) -> SearchResults:
     """Papers matching free text (a question, a title, or a pasted abstract); filters choose the
     papers before ranking, so ``k`` results come back whenever that many match."""
-    settings = request.app.state.settings
-    hits = engine.search(
-        q, k, mode or settings.search_mode, fusion_params(settings), filters, offset
-    )
-    return SearchResults(query=q, results=hits)
+    return SearchResults(query=q, results=app.search(engine, q, k, mode, filters, offset))
 
 
 @router.get("/papers/{paper_id:path}/similar", response_model=SimilarResults, tags=["search"])
@@ -190,11 +181,10 @@ class RecommendResults(BaseModel):
 
 
 @router.get("/papers/{paper_id:path}/duplicates", response_model=SimilarResults, tags=["papers"])
-def paper_duplicates(engine: EngineDep, paper_id: PaperId, request: Request) -> SimilarResults:
+def paper_duplicates(engine: EngineDep, paper_id: PaperId, app: AppDep) -> SimilarResults:
     """Likely duplicates of a paper: the same paper under another id, versions, copied
     abstracts (cosine >= PAPERSCOPE_DUPLICATE_THRESHOLD)."""
-    threshold = request.app.state.settings.duplicate_threshold
-    return SimilarResults(paper_id=paper_id, results=engine.duplicates_of(paper_id, threshold))
+    return SimilarResults(paper_id=paper_id, results=app.duplicates_of(engine, paper_id))
 
 
 @router.post("/recommend", response_model=RecommendResults, tags=["search"])
@@ -226,19 +216,12 @@ WRITE_RESPONSES: dict[int | str, dict[str, Any]] = {
     dependencies=[Depends(require_api_key)],
     responses=WRITE_RESPONSES,
 )
-def add_papers(engine: EngineDep, body: NewPapers, request: Request) -> AddReport:
+def add_papers(engine: EngineDep, body: NewPapers, app: AppDep) -> AddReport:
     """Add (or update) papers without a rebuild (needs the key): they are stored, embedded,
     assigned to an existing topic (-1 if none fits) and placed on the map, answered by every
     query at once, kept across restarts and included in the next build. Up to 1,000 a request.
     """
-    return _live(request).add_posted(engine, body.papers)
-
-
-def _live(request: Request) -> LiveAdditions:
-    watcher: BuildWatcher = request.app.state.watcher
-    if watcher.live is None:
-        raise WritesDisabled("this server has no papers database to add to")
-    return watcher.live
+    return app.add_papers(engine, body.papers)
 
 
 @router.delete(
@@ -249,9 +232,9 @@ def _live(request: Request) -> LiveAdditions:
     dependencies=[Depends(require_api_key)],
     responses=WRITE_RESPONSES,
 )
-def delete_paper(engine: EngineDep, paper_id: PaperId, request: Request) -> Response:
+def delete_paper(engine: EngineDep, paper_id: PaperId, app: AppDep) -> Response:
     """Delete a paper: gone from every answer at once, and from the next build (needs the key)."""
-    _live(request).delete(engine, paper_id)
+    app.delete_paper(engine, paper_id)
     return Response(status_code=204)
 
 
@@ -285,10 +268,10 @@ def search_topics(
 
 
 @router.get("/topics/emerging", response_model=Emerging, tags=["topics"])
-def emerging_topics(engine: EngineDep) -> Emerging:
+def emerging_topics(engine: EngineDep, app: AppDep) -> Emerging:
     """Papers added since the build that fit no topic; ``rebuild_suggested`` once there are as
     many as the smallest topic the build allows (they may form a new topic)."""
-    return emerging(engine)
+    return app.emerging(engine)
 
 
 @router.get("/topics/trending", response_model=list[TopicTrend], tags=["topics"])
@@ -312,12 +295,12 @@ def trending_topics(
 def topic(
     engine: EngineDep,
     topic_id: int,
-    request: Request,
+    app: AppDep,
     limit: Annotated[int, Query(ge=1, le=10_000, description="Papers to list.")] = 100,
 ) -> TopicDetail:
     """One topic and its papers, closest to the topic centre first, with its sub-topics if it
     was split."""
-    return subtopics.topic_detail(engine, _db_path(request), topic_id, limit)
+    return app.topic(engine, topic_id, limit)
 
 
 @router.post(
@@ -330,21 +313,13 @@ def topic(
 def split_topic(
     engine: EngineDep,
     topic_id: int,
-    request: Request,
+    app: AppDep,
     limit: Annotated[int, Query(ge=1, le=10_000, description="Papers to list.")] = 100,
 ) -> TopicDetail:
     """Split a topic into sub-topics (HDBSCAN within its papers; needs the key). They are kept
     in the papers database by their papers: across restarts, incremental builds and refits that
     keep the topic, ``GET /topics/{id}`` lists them. Splitting again replaces them."""
-    db_path = _db_path(request)
-    if db_path is None:
-        raise WritesDisabled("this server has no papers database to keep sub-topics in")
-    return subtopics.split_topic(engine, db_path, topic_id, limit)
-
-
-def _db_path(request: Request) -> PathType | None:
-    watcher: BuildWatcher = request.app.state.watcher
-    return watcher.db_path
+    return app.split_topic(engine, topic_id, limit)
 
 
 @router.get("/topics/{topic_id}/timeline", response_model=TopicTimeline, tags=["topics"])
@@ -387,9 +362,9 @@ CollectionName = Annotated[
 
 
 @router.get("/collections", response_model=list[CollectionOut], tags=["collections"])
-def list_collections(engine: EngineDep, request: Request) -> list[CollectionOut]:
+def list_collections(engine: EngineDep, app: AppDep) -> list[CollectionOut]:
     """Every saved collection, by name, with the seeds no longer served (``missing``)."""
-    return collections.listing(request.app.state.settings.db_path, engine)
+    return app.collections(engine)
 
 
 @router.put(
@@ -403,21 +378,21 @@ def put_collection(
     engine: EngineDep,
     name: CollectionName,
     body: CollectionIn,
-    request: Request,
+    app: AppDep,
     response: Response,
 ) -> CollectionOut:
     """Create (201) or replace (200) a collection: positive and negative seed papers (served
     now), papers already seen and a note (needs the key). Kept in the papers database: it
     survives rebuilds, restarts and deletions of its papers."""
-    saved, created = collections.put(request.app.state.settings.db_path, engine, name, body)
+    saved, created = app.put_collection(engine, name, body)
     response.status_code = 201 if created else 200
     return saved
 
 
 @router.get("/collections/{name}", response_model=CollectionOut, tags=["collections"])
-def get_collection(engine: EngineDep, name: CollectionName, request: Request) -> CollectionOut:
+def get_collection(engine: EngineDep, name: CollectionName, app: AppDep) -> CollectionOut:
     """One collection; ``missing`` lists its seeds deleted since (kept, not used)."""
-    return collections.get(request.app.state.settings.db_path, engine, name)
+    return app.collection(engine, name)
 
 
 @router.delete(
@@ -428,9 +403,9 @@ def get_collection(engine: EngineDep, name: CollectionName, request: Request) ->
     dependencies=[Depends(require_api_key)],
     responses=WRITE_RESPONSES,
 )
-def delete_collection(name: CollectionName, request: Request) -> Response:
+def delete_collection(name: CollectionName, app: AppDep) -> Response:
     """Delete a collection (needs the key); 204."""
-    collections.delete(request.app.state.settings.db_path, name)
+    app.delete_collection(name)
     return Response(status_code=204)
 
 
@@ -445,14 +420,13 @@ FeedLimit = Annotated[int, Query(ge=1, le=MAX_K, description="Papers to list.")]
 def collection_feed(
     engine: EngineDep,
     name: CollectionName,
-    request: Request,
+    app: AppDep,
     since: FeedSince = None,
     limit: FeedLimit = 20,
 ) -> Feed:
     """New papers for a collection: papers dated or added since ``since``, ranked by the
     collection's recommend (with reasons); its seeds and seen papers never come back."""
-    day = since.isoformat() if since else None
-    return collections.feed(request.app.state.settings.db_path, engine, name, day, limit)
+    return app.feed(engine, name, since.isoformat() if since else None, limit)
 
 
 @router.get(
@@ -465,14 +439,13 @@ def collection_feed_atom(
     engine: EngineDep,
     name: CollectionName,
     request: Request,
+    app: AppDep,
     since: FeedSince = None,
     limit: FeedLimit = 20,
 ) -> Response:
     """The collection's feed as an Atom document, for any feed reader."""
-    db_path = request.app.state.settings.db_path
-    result = collections.feed(db_path, engine, name, since.isoformat() if since else None, limit)
-    note = collections.get(db_path, None, name).note
-    body = collections.atom(result, public_base_url(request), note)
+    day = since.isoformat() if since else None
+    body = app.feed_atom(engine, name, day, limit, public_base_url(request))
     return Response(body, media_type="application/atom+xml")
 
 
@@ -489,7 +462,7 @@ def collection_feed_atom(
 )
 def export_papers(
     engine: EngineDep,
-    request: Request,
+    app: AppDep,
     filters: FilterDep,
     format: Annotated[
         export.Format,
@@ -523,22 +496,12 @@ def export_papers(
 ) -> StreamingResponse:
     """Papers out, streamed: every served paper, or a list (``q``, ``topic`` or ``collection``;
     several: the papers in all of them), narrowed by the filters."""
-    settings = request.app.state.settings
-    rows = export.select(
-        engine,
-        settings.db_path,
-        filters,
-        q=q,
-        k=k,
-        mode=settings.search_mode,
-        fusion=fusion_params(settings),
-        topic=topic,
-        collection=collection,
-        feed=feed,
+    chunks = app.export(
+        engine, format, filters, q=q, k=k, topic=topic, collection=collection, feed=feed
     )
     suffix = "bib" if format == "bibtex" else format
     return StreamingResponse(
-        export.stream(engine.view, rows, format),
+        chunks,
         media_type=export.MEDIA_TYPES[format],
         headers={"Content-Disposition": f'attachment; filename="papers.{suffix}"'},
     )

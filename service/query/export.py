@@ -100,8 +100,9 @@ def records(view: BuildView, rows: Sequence[int]) -> Iterator[dict[str, Any]]:
         }
 
 
-def stream(view: BuildView, rows: Sequence[int], fmt: Format) -> Iterator[bytes]:
-    """The papers at ``rows`` in ``fmt``, piece by piece."""
+def stream(engine: Engine, rows: Sequence[int], fmt: Format) -> Iterator[bytes]:
+    """The papers at ``rows`` of the engine's build in ``fmt``, piece by piece."""
+    view = engine.view
     if fmt == "bibtex":
         for start in range(0, len(rows), CHUNK):
             chunk = list(rows[start : start + CHUNK])
@@ -159,16 +160,16 @@ def _parquet(view: BuildView, rows: Sequence[int]) -> bytes:
     return buffer.getvalue()
 
 
-def write(view: BuildView, path: Path) -> int:
+def write(engine: Engine, path: Path) -> int:
     """Every served paper into ``path`` (format from its suffix); returns how many. Written
     beside it and renamed into place: a full disk leaves no half-written file."""
     fmt = format_of(path)
-    rows = visible_rows(view)
+    rows = visible_rows(engine.view)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.partial")
     try:
         with partial.open("wb") as out:
-            for piece in stream(view, rows, fmt):
+            for piece in stream(engine, rows, fmt):
                 out.write(piece)
         partial.replace(path)
     finally:

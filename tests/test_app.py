@@ -1,0 +1,125 @@
+"""The application object (service/app.py) on a real build: the engine opened once (a command)
+or followed (a server), the settings' defaults applied, collections and their feeds, exports."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from service.app import Paperscope
+from service.embed.backends import Embedder
+from service.errors import InvalidInput, NotFound, NotReady
+from service.query.engine import Engine
+from service.schemas import NO_FILTER, CollectionIn, PaperIn
+from service.search.fusion import fusion_params
+from tests.helpers import make_settings
+
+ATOM = "{http://www.w3.org/2005/Atom}"
+
+
+@pytest.fixture
+def paperscope(built_copy: Path) -> Paperscope:
+    return Paperscope(make_settings(built_copy, search_mode="lexical", port=8123))
+
+
+@pytest.fixture
+def opened(paperscope: Paperscope) -> Engine:
+    return paperscope.open_engine(with_model=False)
+
+
+def _ids(engine: Engine, n: int) -> list[str]:
+    return engine.paper_ids[:n]
+
+
+def test_one_database_path_and_the_stored_papers(paperscope: Paperscope, opened: Engine) -> None:
+    assert paperscope.db_path == paperscope.settings.db_path
+    assert paperscope.papers_stored() == opened.size == 115
+
+
+def test_a_command_opens_the_build_once_without_a_server(
+    paperscope: Paperscope, opened: Engine
+) -> None:
+    assert opened.embedder is None  # with_model=False: no model loaded
+    assert paperscope.served() is None
+    with pytest.raises(NotReady):  # no server: nothing followed
+        paperscope.engine()
+
+
+def test_search_takes_the_configured_mode_unless_one_is_asked_for(
+    paperscope: Paperscope, opened: Engine
+) -> None:
+    fusion = fusion_params(paperscope.settings)
+    text = "topic models for scientific papers"
+    default = paperscope.search(opened, text, 5, None, NO_FILTER)
+    assert default == opened.search(text, 5, "lexical", fusion, NO_FILTER, 0)
+    with pytest.raises(InvalidInput):
+        paperscope.search(opened, text, 5, "fuzzy", NO_FILTER)
+
+
+def test_a_server_follows_the_build_and_writes_through_it(
+    paperscope: Paperscope, embedder: Embedder
+) -> None:
+    paperscope.serve(embedder)
+    try:
+        engine = paperscope.engine()
+        assert paperscope.served() is engine
+        ready = paperscope.ready(engine)
+        assert ready.ready and ready.papers == 115 and ready.added_live == 0
+        paper = PaperIn(id="app-new", title="Sparse attention", abstract="We sparsify attention.")
+        report = paperscope.add_papers(engine, [paper])
+        assert [p.id for p in report.papers] == ["app-new"]
+        assert engine.has_paper("app-new")
+        paperscope.delete_paper(engine, "app-new")
+        assert not engine.has_paper("app-new")
+    finally:
+        paperscope.stop()
+
+
+def test_collections_and_their_feeds(paperscope: Paperscope, opened: Engine) -> None:
+    seeds = _ids(opened, 2)
+    saved, created = paperscope.put_collection(
+        opened, "reading", CollectionIn(positive=seeds[:1], note="to read")
+    )
+    assert created and saved.positive == seeds[:1]
+    _, created = paperscope.add_to_collection(opened, "reading", seeds[1:], [], "")
+    assert not created
+    assert [c.name for c in paperscope.collections(opened)] == ["reading"]
+    assert paperscope.collection(opened, "reading").positive == seeds
+
+    feed = paperscope.feed(opened, "reading", None, 5)
+    assert len(feed.results) == 5 and not {r.id for r in feed.results} & set(seeds)
+    for given, base in ((None, "http://127.0.0.1:8123/"), ("https://x.org/", "https://x.org/")):
+        atom = paperscope.feed_atom(opened, "reading", None, 5, given)
+        root = ET.fromstring(atom)  # noqa: S314 - our own document
+        links = [e.get("href", "") for e in root.iter(f"{ATOM}link")]
+        assert len(links) == 2 + 5 and all(link.startswith(base) for link in links)
+
+    paperscope.delete_collection("reading")
+    with pytest.raises(NotFound):
+        paperscope.collection(opened, "reading")
+
+
+def test_an_export_refuses_bad_input_before_the_first_byte(
+    paperscope: Paperscope, opened: Engine
+) -> None:
+    with pytest.raises(NotFound):  # raised by the call, not when the stream is read
+        paperscope.export(opened, "jsonl", NO_FILTER, k=10, collection="nowhere")
+    lines = b"".join(paperscope.export(opened, "jsonl", NO_FILTER, k=10)).splitlines()
+    assert len(lines) == opened.visible_count
+    topic = opened.topics()[0]
+    chosen = b"".join(paperscope.export(opened, "jsonl", NO_FILTER, k=10, topic=topic.id))
+    assert {json.loads(line)["topic_id"] for line in chosen.splitlines()} == {topic.id}
+
+
+def test_an_export_file_and_its_format(
+    paperscope: Paperscope, opened: Engine, tmp_path: Path
+) -> None:
+    with pytest.raises(InvalidInput):
+        paperscope.export_format(tmp_path / "papers.txt")
+    out = tmp_path / "papers.csv"
+    assert paperscope.export_format(out) == "csv"
+    assert paperscope.export_file(opened, out) == opened.visible_count
+    assert len(out.read_text(encoding="utf-8").splitlines()) == opened.visible_count + 1
