@@ -335,6 +335,22 @@ def bench_load_table(
     _under_load(lambda: route_table(data_dir, seconds, [int(n) for n in counts]))
 
 
+@bench_app.command("answers")
+def bench_answers(
+    url: Annotated[str, typer.Argument(help="A running server, e.g. http://127.0.0.1:8000.")],
+    out: Annotated[Path, typer.Argument(help="JSON file to write the answers to.")],
+) -> None:
+    """Record a server's answers to a fixed set of read requests (search in each mode, topic
+    search, papers and like-this, topics, timelines, map, duplicates, CSV export, recommend).
+
+    Run it against two servers over one data folder (e.g. two versions of the code) and compare
+    the files: a change that should change no answer must give identical files.
+    """
+    from service.bench.answers import write
+
+    typer.echo(f"{write(url, out)} answers written to {out}")
+
+
 @bench_app.command("make-default-corpus")
 def bench_make_default_corpus(
     page: Annotated[

@@ -33,6 +33,7 @@ COMMANDS = {
     "index-scale",
     "load-test",
     "load-table",
+    "answers",
     "make-default-corpus",
     "ray-embed",
     "topic-sample",
@@ -284,3 +285,21 @@ def test_embed_path_times_the_build_path_against_the_runtime() -> None:
     missing = bench("embed-path", "no-such-file.jsonl")
     assert missing.exit_code != 0
     assert "not a file" in missing.output
+
+
+@pytest.mark.slow  # a real server
+def test_answers_are_recorded_alike_from_two_servers_over_one_folder(
+    built_copy: Path, tmp_path: Path
+) -> None:
+    from service.bench.answers import QUERIES, write
+    from service.bench.load_test import served
+
+    files = [tmp_path / "a.json", tmp_path / "b.json"]
+    for out in files:
+        with served(built_copy) as target:
+            assert write(target.base, out) > 4 * len(QUERIES)
+    first, second = (json.loads(f.read_text(encoding="utf-8")) for f in files)
+    assert first == second
+    assert first["/api/v1/papers/no-such-paper"]["error"]["code"] == "not_found"
+    assert "request_id" not in first["/api/v1/papers/no-such-paper"]["error"]
+    assert first["POST /api/v1/recommend"]["results"]
