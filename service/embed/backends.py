@@ -73,7 +73,7 @@ ChunkEncoder = Callable[[Sequence[str], Sequence[str]], Iterator[tuple[list[str]
 """Embeds ``(texts, hashes)`` and yields ``(hashes, vectors)`` chunk by chunk, in any order.
 
 How the texts that miss the cache get embedded: :func:`encode_in_chunks` here, or on a Ray
-cluster (:mod:`service.build.ray_engine`). Each chunk is saved as it arrives."""
+cluster (:mod:`service.pipeline.ray_engine`). Each chunk is saved as it arrives."""
 
 
 class SentenceTransformerEmbedder:

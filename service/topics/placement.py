@@ -1,7 +1,7 @@
 """Placing papers into a build without refitting it: a topic and a map position for each.
 
 Used for live additions (:mod:`service.query.live`), incremental builds
-(:mod:`service.build.incremental`) and, against a fit on a sample of a large corpus, for the
+(:mod:`service.pipeline.incremental`) and, against a fit on a sample of a large corpus, for the
 rest of that corpus (:mod:`service.topics.sampling`). :func:`assign_batch` is a pure function
 of a picklable :class:`PlacementBasis` and a batch, so batches can be mapped over worker
 processes.
