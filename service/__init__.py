@@ -7,8 +7,8 @@ A paper flows one way, and the folders follow it: ``ingest`` -> ``store`` -> ``e
 imports the web layer (tests/test_layers.py keeps it so).
 """
 
-from service.blas import prefer_avx512_kernels
+from service.runtime import prefer_avx512_kernels
 
-prefer_avx512_kernels()  # before anything loads faiss (and its OpenBLAS): see service/blas.py
+prefer_avx512_kernels()  # before anything loads faiss (and its OpenBLAS): see service/runtime.py
 
 __version__ = "0.1.0"

@@ -19,8 +19,7 @@ from tests.helpers import PACKAGE, graph, imports_of, module_name
 
 LAYERS: dict[str, int] = {
     "service.errors": 0,
-    "service.blas": 0,
-    "service.elsewhere": 0,
+    "service.runtime": 0,
     "service.sanitize": 0,
     "service.files": 0,
     "service.config": 1,
