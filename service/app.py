@@ -254,8 +254,8 @@ class Paperscope:
         self, dataset: Path, split: str, modes: str, cache_dir: Path | None, two_fold: bool
     ) -> EvalReport:
         """Each search mode on a BEIR dataset, with the configured BM25 and fusion."""
-        from service.build.pipeline import lexical_params
         from service.eval.retrieval import evaluate
+        from service.pipeline.pipeline import lexical_params
 
         return evaluate(
             dataset,

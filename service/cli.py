@@ -227,8 +227,8 @@ def build(
     the previous build's topics and map instead of refitting (an incremental build).
     """
     from service.artifacts import current_build_dir, read_manifest
-    from service.build.pipeline import run_build
     from service.embed.backends import load_embedder
+    from service.pipeline.pipeline import run_build
 
     if address and not engine:  # an address only makes sense on Ray
         engine = "ray"
@@ -440,8 +440,8 @@ def info(as_json: JsonOpt = False, data_dir: DataDirOpt = None) -> None:
 def verify(as_json: JsonOpt = False, data_dir: DataDirOpt = None) -> None:
     """Check a data folder: every build against its checksums, which build is current, and the
     papers database (SQLite integrity_check). Exit 2 when anything is damaged."""
-    from service.build.verify import verify_data_folder
     from service.errors import BuildDamaged, DatabaseDamaged, InvalidInput
+    from service.pipeline.verify import verify_data_folder
 
     settings = _settings(data_dir=data_dir)
     if not settings.data_dir.is_dir():

@@ -20,8 +20,8 @@ from hypothesis import HealthCheck, settings
 os.environ.setdefault("NUMBA_CACHE_DIR", str(Path.home() / ".cache" / "paperscope" / "numba"))
 
 from service.artifacts import current_build_dir
-from service.build.pipeline import run_build
 from service.embed.backends import Embedder, load_embedder
+from service.pipeline.pipeline import run_build
 from service.query.engine import Engine
 from tests.helpers import make_settings, scrub_environment, settings_without_env
 

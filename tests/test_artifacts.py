@@ -20,9 +20,9 @@ from service.artifacts import (
     staging_dir,
     write_manifest,
 )
-from service.build.pipeline import run_build
 from service.embed.backends import Embedder
 from service.errors import BuildDamaged, InvalidInput, NotFound
+from service.pipeline.pipeline import run_build
 from tests.helpers import assert_clean_failure, make_settings, run
 
 

@@ -20,9 +20,9 @@ from fastapi.testclient import TestClient
 from service.api.app import create_app
 from service.artifacts import current_build_dir
 from service.backup import BACKUP_MANIFEST, backup, read_backup
-from service.build.pipeline import run_build
 from service.embed.backends import Embedder
 from service.errors import InvalidInput
+from service.pipeline.pipeline import run_build
 from service.query import collections, subtopics
 from service.query.engine import Engine
 from service.query.live import LiveAdditions

@@ -28,8 +28,8 @@ from bibtexparser.entrypoint import parse_string
 from fastapi.testclient import TestClient
 
 from service.api.app import create_app
-from service.build.pipeline import run_build
 from service.embed.backends import Embedder
+from service.pipeline.pipeline import run_build
 from service.query.export import COLUMNS, FORMULA_START
 from tests.helpers import FIXTURES, make_settings, run
 

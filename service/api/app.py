@@ -20,7 +20,7 @@ from service.api.failures import RequestIds
 from service.api.headers import PAGE_CSP, HeadAsGet, SecurityHeaders
 from service.api.limits import BodySizeLimit
 from service.api.metrics import RequestMetrics, metrics
-from service.api.routes import router
+from service.api.routes import ROUTERS
 from service.app import Paperscope
 from service.config import Settings, configure_runtime, load_settings
 from service.embed.backends import Embedder, load_embedder
@@ -73,7 +73,8 @@ def create_app(settings: Settings, embedder: Embedder | None = None) -> FastAPI:
     install_error_handlers(app)
     app.add_route("/metrics", metrics, include_in_schema=False)
 
-    app.include_router(router)
+    for router in ROUTERS:  # in order: a path is matched against them in this order
+        app.include_router(router)
     install_docs(app)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

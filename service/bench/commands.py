@@ -158,7 +158,7 @@ def bench_exact_search(
     queries: Annotated[int, typer.Argument(min=1, help="Queries a search.")] = 4096,
     runs: Annotated[int, typer.Option(min=1, help="Searches timed per side.")] = 5,
 ) -> None:
-    """FAISS exact search with OpenBLAS's own kernels against paperscope's choice (service.blas).
+    """FAISS exact search with OpenBLAS's own kernels against paperscope's choice (service.runtime).
 
     Prints the kernel faiss's OpenBLAS runs and the median seconds of each side, in one run.
     """

@@ -28,8 +28,9 @@ from pathlib import Path
 import typer
 
 from service.config import load_settings
-from service.embed.backends import Hidden, PooledTransformer, TokenArray, load_embedder
+from service.embed.backends import load_embedder
 from service.embed.passages import embed_papers, load_windowing, split_all
+from service.embed.pooled import Hidden, PooledTransformer, TokenArray
 from service.store import Store, content_hash
 
 

@@ -16,11 +16,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from service.build.pipeline import lexical_params
 from service.config import Settings, load_settings
 from service.embed.backends import load_embedder
 from service.embed.passages import load_windowing
 from service.eval.retrieval import EvalReport, evaluate
+from service.pipeline.pipeline import lexical_params
 from service.search.fusion import fusion_params, parse_modes
 
 TRUNCATED: dict[str, object] = {"embed_window_tokens": 0}

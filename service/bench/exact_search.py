@@ -1,5 +1,5 @@
 """``paperscope bench exact-search``: FAISS exact search with OpenBLAS's own kernel choice
-against the one :mod:`service.blas` makes, in one run.
+against the one :mod:`service.runtime` makes, in one run.
 
 Each side runs in its own fresh process (OpenBLAS picks its kernels when it loads): one imports
 faiss alone, with ``OPENBLAS_CORETYPE`` unset; the other imports ``service`` first, as every
@@ -62,6 +62,9 @@ def measure(rows: int, queries: int, runs: int) -> None:
     own = probe("openblas", rows, queries, runs)
     chosen = probe("paperscope", rows, queries, runs)
     base = statistics.median(own["seconds"])  # type: ignore[arg-type]
-    for label, result in (("OpenBLAS's own choice", own), ("paperscope's (service.blas)", chosen)):
+    for label, result in (
+        ("OpenBLAS's own choice", own),
+        ("paperscope's (service.runtime)", chosen),
+    ):
         median = statistics.median(result["seconds"])  # type: ignore[arg-type]
         print(f"| {label} | {result['kernel']} | {median:.3f} | {base / median:.2f} |")

@@ -26,11 +26,11 @@ from pathlib import Path
 import numpy as np
 
 from service.bench.common import SHARED
-from service.build.ray_engine import connect, ray_encoder
 from service.config import load_settings
 from service.embed.backends import Vectors, load_embedder
 from service.embed.passages import embed_papers, load_windowing
 from service.ingest import BUNDLED_CORPUS
+from service.pipeline.ray_engine import connect, ray_encoder
 from service.store import Store
 
 ARXIV = SHARED / "data" / "arxiv-cs-2025-2026.jsonl.gz"

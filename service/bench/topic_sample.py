@@ -26,9 +26,9 @@ import numpy as np
 import numpy.typing as npt
 
 from service.artifacts import BuildFolder, current_build_dir
-from service.build.pipeline import topic_params
 from service.config import BUILDS, Settings
 from service.eval.clustering import score_method
+from service.pipeline.pipeline import topic_params
 from service.schemas import TopicParams, embedding_text
 from service.topics.cluster import Clustering, cluster, describe
 from service.topics.labels import clean_for_labels

@@ -19,9 +19,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from service.build.pipeline import run_build
 from service.config import DATABASE, configure_runtime, load_settings
 from service.embed.backends import load_embedder
+from service.pipeline.pipeline import run_build
 from service.schemas import BuildManifest, IngestReport
 from service.store import Store, backup_database
 

@@ -2,7 +2,7 @@
 
 Done once at install time by ``paperscope models prepare`` from the local weights (no hub).
 Only the transformer is exported; tokenisation, mean pooling and normalisation run in
-:class:`service.embed.backends.OnnxEmbedder`, exactly as sentence-transformers does them. Uses
+:class:`service.embed.onnx_backend.OnnxEmbedder`, exactly as sentence-transformers does them. Uses
 torch's TorchScript exporter (``dynamo=False``), which needs no extra packages.
 """
 
@@ -97,7 +97,7 @@ def quantize_static_int8(
     import nncf
     import openvino
 
-    from service.embed.backends import _tokenizer
+    from service.embed.pooled import _tokenizer
 
     tokenizer = _tokenizer(weights, max_tokens)
     samples = []

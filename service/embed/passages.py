@@ -31,15 +31,9 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from service.config import Settings
-from service.embed.backends import (
-    ChunkEncoder,
-    Embedder,
-    ModelInput,
-    TokenIds,
-    Vectors,
-    embed_with_cache,
-)
+from service.embed.backends import ChunkEncoder, Embedder, Vectors, embed_with_cache
 from service.embed.models import resolve_model
+from service.embed.pooled import ModelInput, TokenIds
 from service.errors import InvalidInput
 from service.schemas import embedding_text
 from service.store import Store

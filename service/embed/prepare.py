@@ -13,20 +13,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from service.embed.backends import (
-    OPENVINO_INT8,
-    OnnxEmbedder,
-    OpenVinoEmbedder,
-    PooledTransformer,
-    openvino_precision,
-)
+from service.embed.backends import OPENVINO_INT8
 from service.embed.models import ManifestEntry, package_model_path, read_manifest, sha256_of
+from service.embed.onnx_backend import OnnxEmbedder
 from service.embed.onnx_export import (
     export_onnx,
     measure_agreement,
     quantize_int8,
     quantize_static_int8,
 )
+from service.embed.openvino_backend import OpenVinoEmbedder, openvino_precision
+from service.embed.pooled import PooledTransformer
 from service.errors import InvalidInput
 from service.ingest import BUNDLED_CORPUS
 from service.schemas import embedding_text

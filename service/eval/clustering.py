@@ -35,12 +35,12 @@ import numpy as np
 import numpy.typing as npt
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score, v_measure_score
 
-from service.build.pipeline import StageClock, topic_params
 from service.config import Settings
 from service.embed.backends import Embedder
 from service.embed.passages import Windowing, embed_papers
 from service.errors import InvalidInput
 from service.eval.labels import npmi_coherence, topic_diversity
+from service.pipeline.pipeline import StageClock, topic_params
 from service.schemas import NOISE_TOPIC, embedding_text
 from service.store import Store, content_hash
 from service.topics.cluster import fit_topics

@@ -20,7 +20,7 @@ from service.embed.backends import Embedder
 from service.errors import InvalidInput, NotFound
 from service.query import explore, recommend
 from service.query.map_payload import map_points
-from service.query.view import BuildView, LiveOverlay
+from service.query.view import BuildView, LiveBatch, LiveOverlay
 from service.schemas import (
     BLANK,
     MAX_K,
@@ -31,7 +31,6 @@ from service.schemas import (
     DuplicatePair,
     Hit,
     MapPoints,
-    Paper,
     PaperFilter,
     PaperOut,
     Recommendation,
@@ -112,19 +111,10 @@ class Engine:
         newly hidden."""
         return self.view.hide(paper_ids)
 
-    def add_live(
-        self,
-        papers: list[Paper],
-        vectors: npt.NDArray[np.float32],
-        topics: npt.NDArray[np.int32],
-        coords: npt.NDArray[np.float32],
-        added_at: list[str],
-        outliers: npt.NDArray[np.bool_] | None = None,
-        confidence: npt.NDArray[np.float32] | None = None,
-    ) -> None:
+    def add_live(self, batch: LiveBatch) -> None:
         """Serve these papers from now on, placed by :mod:`service.query.live`; a paper already
         served under the same id (in the build or added earlier) is replaced."""
-        self.view.add_live(papers, vectors, topics, coords, added_at, outliers, confidence)
+        self.view.add_live(batch)
 
     # -- papers -----------------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from service.embed.passages import NO_WINDOWS, Windowing, embed_papers
 from service.errors import InvalidInput, NotFound
 from service.ingest.common import stable_id
 from service.query.engine import Engine
+from service.query.view import LiveBatch
 from service.schemas import (
     AddedPaper,
     AddReport,
@@ -203,7 +204,7 @@ def _serve(engine: Engine, rows: list[LiveRow], placer: Placer | None) -> None:
         return
     vectors = np.stack([r.vector for r in rows]).astype(np.float32)
     again = placer.place(vectors)
-    engine.add_live(
+    batch = LiveBatch(
         [r.paper for r in rows],
         vectors,
         np.array([r.topic for r in rows], dtype=np.int32),
@@ -212,6 +213,7 @@ def _serve(engine: Engine, rows: list[LiveRow], placer: Placer | None) -> None:
         again.outliers,
         again.confidence,
     )
+    engine.add_live(batch)
 
 
 def emerging(engine: Engine) -> Emerging:

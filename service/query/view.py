@@ -21,12 +21,27 @@ import numpy.typing as npt
 from service.artifacts import UNREADABLE, BuildFolder, GroupEntry, TopicEntry
 from service.embed.backends import Embedder
 from service.errors import ArtifactMismatch, BuildDamaged, NotFound
-from service.schemas import NOISE_TOPIC, BuildManifest, Hit, Paper, PaperFilter, PaperRef
+from service.schemas import BuildManifest, Hit, Paper, PaperFilter, PaperRef
 from service.search.index import reranks, search
-from service.topics.model import NOISE_LABEL
+from service.topics.model import NOISE_LABEL, confidence_or_sure, outliers_or_noise
 
 _DAMAGED: tuple[type[Exception], ...] = (*UNREADABLE, RuntimeError)
 """What loading a damaged build raises (RuntimeError: FAISS reading a bad index)."""
+
+
+@dataclass(frozen=True)
+class LiveBatch:
+    """Papers to serve at once, as placed (see :mod:`service.query.live`): row ``i`` of each
+    array is ``papers[i]``. Without outlier flags or confidences, the noise topic's papers are
+    the outliers and the rest are sure."""
+
+    papers: list[Paper]
+    vectors: npt.NDArray[np.float32]
+    topics: npt.NDArray[np.int32]
+    coords: npt.NDArray[np.float32]
+    added_at: list[str]
+    outliers: npt.NDArray[np.bool_] | None = None
+    confidence: npt.NDArray[np.float32] | None = None
 
 
 @dataclass(frozen=True)
@@ -61,28 +76,17 @@ class LiveOverlay:
             {},
         )
 
-    def extend(
-        self,
-        papers: list[Paper],
-        vectors: npt.NDArray[np.float32],
-        topics: npt.NDArray[np.int32],
-        coords: npt.NDArray[np.float32],
-        added_at: list[str],
-        outliers: npt.NDArray[np.bool_] | None = None,
-        confidence: npt.NDArray[np.float32] | None = None,
-    ) -> LiveOverlay:
+    def extend(self, batch: LiveBatch) -> LiveOverlay:
         start = len(self.papers)
-        if outliers is None:
-            outliers = topics == NOISE_TOPIC
-        if confidence is None:
-            confidence = (topics != NOISE_TOPIC).astype(np.float32)
+        outliers = outliers_or_noise(batch.topics, batch.outliers)
+        confidence = confidence_or_sure(batch.topics, batch.confidence)
         return LiveOverlay(
-            (*self.papers, *papers),
-            np.vstack([self.vectors, vectors]).astype(np.float32),
-            np.concatenate([self.topics, topics]).astype(np.int32),
-            np.vstack([self.coords, coords]).astype(np.float32),
-            (*self.added_at, *added_at),
-            {**self.row_of, **{p.id: start + j for j, p in enumerate(papers)}},
+            (*self.papers, *batch.papers),
+            np.vstack([self.vectors, batch.vectors]).astype(np.float32),
+            np.concatenate([self.topics, batch.topics]).astype(np.int32),
+            np.vstack([self.coords, batch.coords]).astype(np.float32),
+            (*self.added_at, *batch.added_at),
+            {**self.row_of, **{p.id: start + j for j, p in enumerate(batch.papers)}},
             np.concatenate([self.outliers, outliers]).astype(np.bool_),
             np.concatenate([self.confidence, confidence]).astype(np.float32),
         )
@@ -132,13 +136,8 @@ class BuildView:
         self.lexical = folder.lexical()
         self.assignments = folder.assignments()
         outliers, confidence = folder.outliers(), folder.confidence()
-        # builds made before outlier assignment: noise is the outliers, the rest sure
-        self.outliers = self.assignments == NOISE_TOPIC if outliers is None else outliers
-        self.confidence = (
-            (self.assignments != NOISE_TOPIC).astype(np.float32)
-            if confidence is None
-            else confidence
-        )
+        self.outliers = outliers_or_noise(self.assignments, outliers)
+        self.confidence = confidence_or_sure(self.assignments, confidence)
         self.coords = folder.map_coords()
         topics = folder.topics()
         self.groups: list[GroupEntry] = topics.groups
@@ -209,24 +208,13 @@ class BuildView:
                 self.version += 1
         return len(rows)
 
-    def add_live(
-        self,
-        papers: list[Paper],
-        vectors: npt.NDArray[np.float32],
-        topics: npt.NDArray[np.int32],
-        coords: npt.NDArray[np.float32],
-        added_at: list[str],
-        outliers: npt.NDArray[np.bool_] | None = None,
-        confidence: npt.NDArray[np.float32] | None = None,
-    ) -> None:
+    def add_live(self, batch: LiveBatch) -> None:
         """Serve these papers from now on; one already served under the same id is replaced."""
-        if not papers:
+        if not batch.papers:
             return
         with self.changed:
-            replaced = self.rows_of(p.id for p in papers)
-            self.live = self.live.extend(
-                papers, vectors, topics, coords, added_at, outliers, confidence
-            )
+            replaced = self.rows_of(p.id for p in batch.papers)
+            self.live = self.live.extend(batch)
             self.hidden = frozenset(self.hidden | replaced)
             self.version += 1
 

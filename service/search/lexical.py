@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from service.elsewhere import start_elsewhere
+from service.runtime import start_elsewhere
 from service.search.fusion import top_rows
 
 PARAMS_FILE = "paperscope.json"
@@ -85,7 +85,7 @@ class LexicalIndex:
 
         A build's topic fit (seeded UMAP, HDBSCAN) keeps one core busy for a minute or more at
         tens of thousands of papers; the BM25 index needs none of its results, so it is built on
-        the other core meanwhile (:mod:`service.elsewhere`); the child sends back the index's
+        the other core meanwhile (:mod:`service.runtime`); the child sends back the index's
         arrays."""
         parts = start_elsewhere(_build_parts, list(papers), params)
 

@@ -175,7 +175,7 @@ def describe(
     """Topics from HDBSCAN's labels of every paper: ids by size, names and keywords, groups.
 
     ``counted``: the call that returns ``count_terms(texts, params.seed)`` when the caller
-    started it elsewhere (:mod:`service.elsewhere`); else the terms are counted here."""
+    started it elsewhere (:mod:`service.runtime`); else the terms are counted here."""
     raw = clustering.labels
     n = len(raw)
     # Renumber by size, largest first, so ids read naturally; remember the mapping for prediction.

@@ -11,10 +11,25 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from service.schemas import TopicParams
+from service.schemas import NOISE_TOPIC, TopicParams
 
 NOISE_LABEL = "unclustered"
 REPRESENTATIVES = 3
+
+
+def outliers_or_noise(
+    topics: npt.NDArray[np.int32], outliers: npt.NDArray[np.bool_] | None
+) -> npt.NDArray[np.bool_]:
+    """The outlier flags, or where none were recorded (builds made before outlier assignment,
+    papers added without them) the noise topic's papers."""
+    return topics == NOISE_TOPIC if outliers is None else outliers
+
+
+def confidence_or_sure(
+    topics: npt.NDArray[np.int32], confidence: npt.NDArray[np.float32] | None
+) -> npt.NDArray[np.float32]:
+    """The confidences, or where none were recorded: 1 for a paper in a topic, 0 for noise."""
+    return (topics != NOISE_TOPIC).astype(np.float32) if confidence is None else confidence
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Placing papers into a build without refitting it: a topic and a map position for each.
 
 Used for live additions (:mod:`service.query.live`), incremental builds
-(:mod:`service.build.incremental`) and, against a fit on a sample of a large corpus, for the
+(:mod:`service.pipeline.incremental`) and, against a fit on a sample of a large corpus, for the
 rest of that corpus (:mod:`service.topics.sampling`). :func:`assign_batch` is a pure function
 of a picklable :class:`PlacementBasis` and a batch, so batches can be mapped over worker
 processes.
@@ -36,6 +36,7 @@ import numpy.typing as npt
 from service.artifacts import BuildFolder
 from service.schemas import NOISE_TOPIC
 from service.search.index import flat_index, search
+from service.topics.model import outliers_or_noise
 
 
 @dataclass(frozen=True)
@@ -223,7 +224,7 @@ def assign_batch(basis: PlacementBasis, vectors: npt.NDArray[np.float32]) -> Pla
     reduced = None
     if basis.reduced is not None:
         reduced = np.einsum("nk,nkd->nd", weights, basis.reduced[rows]).astype(np.float32)
-    outliers = basis.outliers if basis.outliers is not None else basis.assignments == NOISE_TOPIC
+    outliers = outliers_or_noise(basis.assignments, basis.outliers)
     candidates = np.where(outliers, NOISE_TOPIC, basis.assignments).astype(np.int32)
     nearest = basis.centroids.nearest(vectors) if basis.centroids is not None else None
     voted = vote(candidates[rows], weights, basis.assign, similarity, basis.far_below, nearest)

@@ -32,7 +32,7 @@ from functools import partial
 import numpy as np
 import numpy.typing as npt
 
-from service.elsewhere import start_elsewhere
+from service.runtime import start_elsewhere
 from service.schemas import TopicParams
 from service.search.index import flat_index
 from service.topics.cluster import Clustering, cluster, describe

@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-from service.build.pipeline import run_build
 from service.embed.backends import Embedder
+from service.pipeline.pipeline import run_build
 from tests.helpers import free_port, make_settings, subprocess_env
 
 pytestmark = pytest.mark.slow  # several server processes

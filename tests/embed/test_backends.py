@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from service.embed.backends import Embedder, PooledTransformer, Vectors, embed_with_cache
+from service.embed.backends import Embedder, Vectors, embed_with_cache
+from service.embed.pooled import PooledTransformer
 from service.store import Store
 from tests.helpers import settings_without_env
 
@@ -107,7 +108,8 @@ def test_openvino_backends_agree_with_torch_as_prepared() -> None:
 
 def test_auto_picks_openvino_on_a_cpu() -> None:
     """bf16 where the CPU has it (torch's vectors), else the static int8 model."""
-    from service.embed.backends import cpu_has_bf16, load_embedder
+    from service.embed.backends import load_embedder
+    from service.embed.openvino_backend import cpu_has_bf16
 
     expected = "openvino/bf16" if cpu_has_bf16() else "openvino/int8-static"
     assert load_embedder(settings_without_env()).backend == expected
@@ -127,7 +129,7 @@ def test_fewer_tokens_read_change_the_identity_not_the_shape() -> None:
 
 @given(st.lists(st.integers(min_value=1, max_value=256), min_size=0, max_size=300))
 def test_batches_cover_every_text_once_within_the_token_budget(lengths: list[int]) -> None:
-    from service.embed.backends import TOKEN_BUDGET, PooledTransformer
+    from service.embed.pooled import TOKEN_BUDGET, PooledTransformer
 
     batching = PooledTransformer(None, name="m", revision="r", backend="b", dim=4, batch_size=8)
     batches = batching.batches(lengths)
@@ -149,7 +151,7 @@ def test_fixed_shape_batches_are_full_batches_of_one_width(lengths: list[int], s
     """Fixed-shape batches: every text once, each batch padded to one multiple-of-16 width
     that fits its texts, a power of two of texts within the budget, and only the last batch of
     a width short of that (so a long sorted run asks for each shape once)."""
-    from service.embed.backends import TOKEN_BUDGET, fixed_rows, fixed_width
+    from service.embed.pooled import TOKEN_BUDGET, fixed_rows, fixed_width
 
     batching = PooledTransformer(None, name="m", revision="r", backend="b", dim=4, batch_size=size)
     batching._special_tokens = ([101], [102], 254)  # a 256-token model, without loading one

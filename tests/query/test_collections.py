@@ -16,10 +16,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from service.api.app import create_app
-from service.build.pipeline import run_build
 from service.config import load_settings
 from service.embed.backends import Embedder
 from service.errors import InvalidInput
+from service.pipeline.pipeline import run_build
 from service.query.collections import atom
 from service.sanitize import xml_text
 from service.schemas import Feed, Reason, Recommendation

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from service.build.pipeline import run_build
 from service.embed.backends import Embedder
 from service.embed.passages import load_windowing
 from service.errors import InvalidInput, NotFound
+from service.pipeline.pipeline import run_build
 from service.query.engine import Engine
 from service.query.live import LiveAdditions
 from service.schemas import NOISE_TOPIC, Paper

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from service.artifacts import BuildFolder, current_build_dir
-from service.build.pipeline import run_build
 from service.embed.backends import Embedder
 from service.errors import InvalidInput, NotFound
+from service.pipeline.pipeline import run_build
 from service.query.engine import Engine
 from service.query.live import LiveAdditions, emerging
 from service.schemas import NOISE_TOPIC, Paper

@@ -15,8 +15,8 @@ from fastapi.testclient import TestClient
 
 from service.api.app import create_app
 from service.artifacts import current_build_dir, read_manifest, use_build
-from service.build.pipeline import run_build
 from service.embed.backends import Embedder
+from service.pipeline.pipeline import run_build
 from service.query.serving import BuildWatcher
 from tests.helpers import free_port, make_settings, run, subprocess_env
 

@@ -10,8 +10,8 @@ import numpy as np
 from fastapi.testclient import TestClient
 
 from service.api.app import create_app
-from service.build.pipeline import run_build
 from service.embed.backends import Embedder
+from service.pipeline.pipeline import run_build
 from service.query.subtopics import cluster_within
 from service.schemas import Paper
 from service.store import Store

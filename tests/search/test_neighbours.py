@@ -20,6 +20,7 @@ from service.artifacts import (
 )
 from service.embed.backends import Embedder
 from service.query.engine import Engine
+from service.query.view import LiveBatch
 from service.search.index import build_index, search
 from service.search.neighbours import neighbour_lists
 from tests.helpers import make_settings
@@ -69,11 +70,13 @@ def test_lists_follow_deletions_and_live_additions(built_copy: Path, embedder: E
     for engine in (listed, searched):
         engine.hide(gone)
         engine.add_live(
-            [copy],
-            vector,
-            np.array([-1], dtype=np.int32),
-            np.zeros((1, 2), dtype=np.float32),
-            ["2026-01-01T00:00:00"],
+            LiveBatch(
+                [copy],
+                vector,
+                np.array([-1], dtype=np.int32),
+                np.zeros((1, 2), dtype=np.float32),
+                ["2026-01-01T00:00:00"],
+            )
         )
     for paper_id in [i for i in ids if i not in gone]:
         for k in (5, 10, 25):

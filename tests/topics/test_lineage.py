@@ -8,8 +8,8 @@ import numpy as np
 import numpy.typing as npt
 
 from service.artifacts import current_build_dir, read_manifest
-from service.build.pipeline import run_build
 from service.embed.backends import Embedder
+from service.pipeline.pipeline import run_build
 from service.query.engine import Engine
 from service.schemas import TopicParams
 from service.topics.lineage import PreviousTopics, carry_over

@@ -13,8 +13,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from service.artifacts import read_manifest
-from service.build.pipeline import run_build, topic_params
 from service.embed.backends import Embedder
+from service.pipeline.pipeline import run_build, topic_params
 from service.query.engine import Engine
 from service.schemas import NOISE_TOPIC, Paper, TopicParams
 from service.store import Store

@@ -12,16 +12,16 @@ from types import ModuleType
 import numpy as np
 import pytest
 
-from service.build.ray_engine import (
+from service.embed.backends import Embedder, Vectors
+from service.embed.passages import embed_papers, load_windowing
+from service.errors import InvalidInput, PaperscopeError
+from service.pipeline.ray_engine import (
     connect,
     map_batches_on_ray,
     ray_encoder,
     require_ray,
     worker_plan,
 )
-from service.embed.backends import Embedder, Vectors
-from service.embed.passages import embed_papers, load_windowing
-from service.errors import InvalidInput, PaperscopeError
 from service.store import Store
 from tests.helpers import (
     assert_clean_failure,
@@ -124,8 +124,8 @@ def test_cli_rejects_an_unknown_engine(tmp_path: Path) -> None:
 def test_papers_left_out_of_a_sampled_fit_are_placed_alike_on_ray(
     ray: ModuleType, built_dir: Path
 ) -> None:
-    from service.build.pipeline import topic_params
-    from service.build.ray_engine import map_on_ray
+    from service.pipeline.pipeline import topic_params
+    from service.pipeline.ray_engine import map_on_ray
     from service.topics.sampling import draw_sample, fit_on_sample
 
     vectors, texts = built_corpus(built_dir)

@@ -1,4 +1,5 @@
-"""service.blas: faiss's bundled OpenBLAS gets AVX-512 kernels where the CPU has them."""
+"""service.runtime: faiss's bundled OpenBLAS gets AVX-512 kernels where the CPU has them, and
+work run in a spawned child gives what it gives in this process."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from service.blas import AVX512_FLAGS, KERNEL, cpu_flags, prefer_avx512_kernels
+from service.runtime import AVX512_FLAGS, KERNEL, cpu_flags, prefer_avx512_kernels, start_elsewhere
+from service.topics.labels import count_terms
 
 
 def test_avx512_cpus_get_the_skylakex_kernels() -> None:
@@ -55,3 +57,25 @@ def test_faiss_loads_the_kernels_service_chose() -> None:
     if out == "no-openblas":
         pytest.skip("this faiss build does not bundle OpenBLAS")
     assert out.lower() == KERNEL.lower()
+
+
+TEXTS = [
+    "offline reinforcement learning from logged data",
+    "reinforcement learning for robot control",
+    "graph neural networks for molecules",
+    "molecular property prediction with graph neural networks",
+]
+
+
+def test_terms_counted_elsewhere_equal_terms_counted_here() -> None:
+    here = count_terms(TEXTS, 0)
+    there = start_elsewhere(count_terms, TEXTS, 0)()
+    assert here is not None and there is not None
+    assert list(there.vocabulary) == list(here.vocabulary)
+    assert (there.per_paper != here.per_paper).nnz == 0
+
+
+def test_a_childs_error_reaches_the_caller() -> None:
+    wait = start_elsewhere(int, "not a number")
+    with pytest.raises(ValueError, match="not a number"):
+        wait()

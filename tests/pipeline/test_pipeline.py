@@ -8,9 +8,9 @@ import pytest
 
 from service import artifacts
 from service.artifacts import current_build_dir, read_manifest
-from service.build.pipeline import run_build
 from service.embed.backends import Embedder
 from service.errors import ArtifactMismatch, DiskFull, InvalidInput
+from service.pipeline.pipeline import run_build
 from service.query.engine import Engine
 from tests.helpers import make_settings
 

@@ -27,7 +27,13 @@ from service.schemas import NOISE_TOPIC, BuildManifest, FitInfo, IndexInfo
 from service.search.duplicates import find_duplicates
 from service.search.index import remeasure
 from service.topics.lineage import Carried
-from service.topics.model import Topic, TopicGroup, TopicModel
+from service.topics.model import (
+    Topic,
+    TopicGroup,
+    TopicModel,
+    confidence_or_sure,
+    outliers_or_noise,
+)
 from service.topics.placement import Placer
 
 log = logging.getLogger(__name__)
@@ -183,12 +189,8 @@ def fold(plan: Plan, vectors: npt.NDArray[np.float32]) -> Folded:
     assignments = np.empty(n, dtype=np.int32)
     assignments[plan.kept_new] = old_assignments[plan.kept_old]
     assignments[plan.placed] = placement.topics
-    old_outliers = base.outliers()
-    if old_outliers is None:
-        old_outliers = old_assignments == NOISE_TOPIC
-    old_confidence = base.confidence()
-    if old_confidence is None:
-        old_confidence = (old_assignments != NOISE_TOPIC).astype(np.float32)
+    old_outliers = outliers_or_noise(old_assignments, base.outliers())
+    old_confidence = confidence_or_sure(old_assignments, base.confidence())
     outliers = np.empty(n, dtype=np.bool_)
     outliers[plan.kept_new] = old_outliers[plan.kept_old]
     outliers[plan.placed] = placement.outliers

@@ -3,7 +3,7 @@
 The stages, in order: embed (service.embed), index, like-this lists and duplicates
 (service.search), topics and map (service.topics), the BM25 index, then write and publish
 (service.artifacts owns the build folder). When few papers changed since the published build,
-its topics and map are kept and only the new papers are placed (service.build.incremental).
+its topics and map are kept and only the new papers are placed (service.pipeline.incremental).
 """
 
 from __future__ import annotations
@@ -27,12 +27,12 @@ import numpy.typing as npt
 
 from service import artifacts
 from service.artifacts import BuildFolder, GroupEntry, NewBuild, TopicEntry, TopicsFile
-from service.build import incremental
 from service.config import Settings
 from service.embed.backends import ChunkEncoder, Embedder, Vectors
 from service.embed.passages import embed_papers, load_windowing
 from service.errors import DiskFull, InvalidInput, StorageError, megabytes, storage_error
 from service.ingest import BUNDLED_CORPUS, ingest_file
+from service.pipeline import incremental
 from service.schemas import (
     BuildManifest,
     FitInfo,
@@ -556,7 +556,7 @@ def _placement_map(settings: Settings) -> MapFn | None:
     """How papers left out of a sampled fit are placed: here (None) or as Ray tasks."""
     if settings.engine == "local":
         return None
-    from service.build.ray_engine import map_on_ray
+    from service.pipeline.ray_engine import map_on_ray
 
     return partial(map_on_ray, address=settings.ray_address)
 
@@ -565,7 +565,7 @@ def _chunk_encoder(settings: Settings, embedder: Embedder) -> ChunkEncoder | Non
     """How new texts are embedded: here (None, the default) or on Ray (``engine = ray``)."""
     if settings.engine == "local":
         return None
-    from service.build.ray_engine import ray_encoder
+    from service.pipeline.ray_engine import ray_encoder
 
     return ray_encoder(settings, embedder, settings.ray_address)
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from service.build.pipeline import run_build
 from service.embed.backends import Embedder
+from service.pipeline.pipeline import run_build
 from service.query.engine import Engine
 from service.schemas import BuildManifest, Paper
 from service.store import Store

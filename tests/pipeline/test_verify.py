@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 from service.artifacts import CURRENT, current_build_dir
-from service.build.verify import verify_data_folder
+from service.pipeline.verify import verify_data_folder
 from tests.helpers import make_settings
 
 

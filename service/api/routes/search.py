@@ -1,0 +1,67 @@
+"""Routes tagged "search": papers by free text, like one paper, or like several seeds."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel
+
+from service.api.errors import ERROR_RESPONSES
+from service.api.routes.deps import AppDep, EngineDep, FilterDep, K, Offset, PaperId, QueryText
+from service.schemas import Hit, Recommendation, RecommendRequest
+from service.search.fusion import Mode
+
+router = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES)
+
+
+class SearchResults(BaseModel):
+    query: str
+    results: list[Hit]
+
+
+class SimilarResults(BaseModel):
+    paper_id: str
+    results: list[Hit]
+
+
+class RecommendResults(BaseModel):
+    results: list[Recommendation]
+
+
+@router.get("/search", response_model=SearchResults, tags=["search"])
+def search(
+    engine: EngineDep,
+    q: QueryText,
+    app: AppDep,
+    filters: FilterDep,
+    k: K = 10,
+    offset: Offset = 0,
+    mode: Annotated[
+        Mode | None,
+        Query(
+            description="dense (by meaning), lexical (BM25 over title and abstract) or hybrid "
+            "(both fused); default: the server's PAPERSCOPE_SEARCH_MODE."
+        ),
+    ] = None,
+) -> SearchResults:
+    """Papers matching free text (a question, a title, or a pasted abstract); filters choose the
+    papers before ranking, so ``k`` results come back whenever that many match."""
+    return SearchResults(query=q, results=app.search(engine, q, k, mode, filters, offset))
+
+
+@router.get("/papers/{paper_id:path}/similar", response_model=SimilarResults, tags=["search"])
+def similar(
+    engine: EngineDep, paper_id: PaperId, filters: FilterDep, k: K = 10, offset: Offset = 0
+) -> SimilarResults:
+    """Papers like this one (the paper itself is never among the results), among those the
+    filters let through."""
+    return SimilarResults(paper_id=paper_id, results=engine.similar(paper_id, k, filters, offset))
+
+
+@router.post("/recommend", response_model=RecommendResults, tags=["search"])
+def recommend_papers(engine: EngineDep, body: RecommendRequest) -> RecommendResults:
+    """Papers like these: positive (and optional negative) seeds, each a paper id or pasted
+    text; filters apply before ranking; seeds never come back; each result carries its reason
+    (closest seed, shared topic, shared key terms). A read: no key needed."""
+    return RecommendResults(results=engine.recommend(body))

@@ -1,0 +1,113 @@
+"""Routes tagged "topics": the topic list, topics by query, trends, one topic, splitting."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query
+
+from service.api.errors import ERROR_RESPONSES
+from service.api.routes.deps import (
+    WRITE_RESPONSES,
+    AppDep,
+    EngineDep,
+    K,
+    QueryText,
+    require_api_key,
+)
+from service.schemas import (
+    MAX_TREND_MONTHS,
+    Emerging,
+    TopicDetail,
+    TopicGroupSummary,
+    TopicMatch,
+    TopicSummary,
+    TopicTimeline,
+    TopicTrend,
+)
+
+router = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES)
+
+
+@router.get("/topics", response_model=list[TopicSummary] | list[TopicGroupSummary], tags=["topics"])
+def topics(
+    engine: EngineDep,
+    level: Annotated[
+        Literal["fine", "coarse"],
+        Query(description="fine: every topic; coarse: groups of related topics (subtopics)."),
+    ] = "fine",
+) -> list[TopicSummary] | list[TopicGroupSummary]:
+    """All topics, largest first, with keyword labels; id -1 holds unclustered papers.
+    ``level=coarse`` gives the level above: related topics grouped, with their ``subtopics``."""
+    return engine.topics() if level == "fine" else engine.coarse_topics()
+
+
+@router.get("/topics/search", response_model=list[TopicMatch], tags=["topics"])
+def search_topics(
+    engine: EngineDep,
+    q: QueryText,
+    k: K = 10,
+) -> list[TopicMatch]:
+    """Topics closest in meaning to free text (query against each topic's centroid)."""
+    return engine.find_topics(q, k)
+
+
+@router.get("/topics/emerging", response_model=Emerging, tags=["topics"])
+def emerging_topics(engine: EngineDep, app: AppDep) -> Emerging:
+    """Papers added since the build that fit no topic; ``rebuild_suggested`` once there are as
+    many as the smallest topic the build allows (they may form a new topic)."""
+    return app.emerging(engine)
+
+
+@router.get("/topics/trending", response_model=list[TopicTrend], tags=["topics"])
+def trending_topics(
+    engine: EngineDep,
+    months: Annotated[
+        int,
+        Query(
+            ge=1,
+            le=MAX_TREND_MONTHS,
+            description="The recent window in months, ending with the newest paper's month.",
+        ),
+    ] = 6,
+) -> list[TopicTrend]:
+    """Topics by recent growth: papers per month in the last ``months`` months against papers
+    per month before (new topics first); topics without dated papers are left out."""
+    return engine.trending(months)
+
+
+@router.get("/topics/{topic_id}", response_model=TopicDetail, tags=["topics"])
+def topic(
+    engine: EngineDep,
+    topic_id: int,
+    app: AppDep,
+    limit: Annotated[int, Query(ge=1, le=10_000, description="Papers to list.")] = 100,
+) -> TopicDetail:
+    """One topic and its papers, closest to the topic centre first, with its sub-topics if it
+    was split."""
+    return app.topic(engine, topic_id, limit)
+
+
+@router.post(
+    "/topics/{topic_id}/split",
+    response_model=TopicDetail,
+    tags=["topics"],
+    dependencies=[Depends(require_api_key)],
+    responses=WRITE_RESPONSES,
+)
+def split_topic(
+    engine: EngineDep,
+    topic_id: int,
+    app: AppDep,
+    limit: Annotated[int, Query(ge=1, le=10_000, description="Papers to list.")] = 100,
+) -> TopicDetail:
+    """Split a topic into sub-topics (HDBSCAN within its papers; needs the key). They are kept
+    in the papers database by their papers: across restarts, incremental builds and refits that
+    keep the topic, ``GET /topics/{id}`` lists them. Splitting again replaces them."""
+    return app.split_topic(engine, topic_id, limit)
+
+
+@router.get("/topics/{topic_id}/timeline", response_model=TopicTimeline, tags=["topics"])
+def topic_timeline(engine: EngineDep, topic_id: int) -> TopicTimeline:
+    """Papers of a topic per month (YYYY-MM, every month in range), plus how many lack a date."""
+    return engine.timeline(topic_id)
