@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import faiss
 import numpy as np
@@ -32,6 +33,7 @@ from service.topics.model import (
     TopicGroup,
     TopicModel,
     confidence_or_sure,
+    merged_rows,
     outliers_or_noise,
 )
 from service.topics.placement import Placer
@@ -186,28 +188,25 @@ def fold(plan: Plan, vectors: npt.NDArray[np.float32]) -> Folded:
     placement = placer.place(vectors[plan.placed])
 
     old_assignments = base.assignments()
-    assignments = np.empty(n, dtype=np.int32)
-    assignments[plan.kept_new] = old_assignments[plan.kept_old]
-    assignments[plan.placed] = placement.topics
     old_outliers = outliers_or_noise(old_assignments, base.outliers())
     old_confidence = confidence_or_sure(old_assignments, base.confidence())
-    outliers = np.empty(n, dtype=np.bool_)
-    outliers[plan.kept_new] = old_outliers[plan.kept_old]
-    outliers[plan.placed] = placement.outliers
-    confidence = np.empty(n, dtype=np.float32)
-    confidence[plan.kept_new] = old_confidence[plan.kept_old]
-    confidence[plan.placed] = placement.confidence
     old_coords = base.map_coords()
-    coords = np.empty((n, 2), dtype=np.float32)
-    coords[plan.kept_new] = old_coords[plan.kept_old]
-    coords[plan.placed] = placement.coords
+
+    def merge(old: npt.ArrayLike, new: npt.ArrayLike, dtype: npt.DTypeLike) -> npt.NDArray[Any]:
+        """Kept rows from the base build's ``old``, placed rows from ``new``."""
+        return merged_rows(
+            n, [(plan.kept_new, np.asarray(old)[plan.kept_old]), (plan.placed, new)], dtype
+        )
+
+    assignments = merge(old_assignments, placement.topics, np.int32)
+    outliers = merge(old_outliers, placement.outliers, np.bool_)
+    confidence = merge(old_confidence, placement.confidence, np.float32)
+    coords = merge(old_coords, placement.coords, np.float32)
     reduced = None
     if placement.reduced is not None:
         old_reduced = base.reduced()
         assert old_reduced is not None  # placement gave positions: the base has a clustering space
-        reduced = np.empty((n, old_reduced.shape[1]), dtype=np.float32)
-        reduced[plan.kept_new] = old_reduced[plan.kept_old]
-        reduced[plan.placed] = placement.reduced
+        reduced = merge(old_reduced, placement.reduced, np.float32)
 
     old = base.topics()
     new_row_of = dict(zip(plan.kept_old.tolist(), plan.kept_new.tolist(), strict=True))

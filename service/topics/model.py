@@ -32,6 +32,19 @@ def confidence_or_sure(
     return (topics != NOISE_TOPIC).astype(np.float32) if confidence is None else confidence
 
 
+def merged_rows(
+    n: int, parts: list[tuple[npt.NDArray[np.int64], npt.ArrayLike]], dtype: npt.DTypeLike
+) -> npt.NDArray[Any]:
+    """One array of ``n`` rows from parts that each fill some rows: ``(rows, values)``, e.g. a
+    sample's fitted topics and the rest's placed ones, or a base build's kept rows and the
+    placed new ones. Trailing dimensions come from the first part's values."""
+    first = np.asarray(parts[0][1])
+    out = np.empty((n, *first.shape[1:]), dtype=dtype)
+    for rows, values in parts:
+        out[rows] = values
+    return out
+
+
 @dataclass
 class Topic:
     id: int

@@ -38,7 +38,7 @@ from service.search.index import flat_index
 from service.topics.cluster import Clustering, cluster, describe
 from service.topics.labels import PhraseEncoder, TermCounts, count_terms
 from service.topics.maps import layout_map
-from service.topics.model import TopicModel
+from service.topics.model import TopicModel, merged_rows
 from service.topics.placement import Centroids, MapFn, PlacementBasis, assign_all, local_map
 from service.topics.reduce import neighbour_graph
 
@@ -148,26 +148,23 @@ def fit_on_sample(
         placed = assign_all(
             basis, vectors[rest], ASSIGN_BATCH, map_fn or partial(local_map, progress=progress)
         )
-        labels = np.empty(n, dtype=np.int32)
-        labels[sample], labels[rest] = fitted.labels, placed.topics
-        probabilities = np.ones(n, dtype=np.float32)  # assigned papers: 1, as incremental builds
-        probabilities[sample] = fitted.probabilities
-        outliers = np.empty(n, dtype=np.bool_)
-        outliers[rest] = placed.outliers
-        outliers[sample] = (
+        labels = merged_rows(n, [(sample, fitted.labels), (rest, placed.topics)], np.int32)
+        # assigned papers: probability 1, as in incremental builds
+        probabilities = merged_rows(n, [(sample, fitted.probabilities), (rest, 1.0)], np.float32)
+        sample_outliers = (
             fitted.outliers if fitted.outliers is not None else np.zeros(len(sample), np.bool_)
         )
-        confidence = np.empty(n, dtype=np.float32)
-        confidence[rest] = placed.confidence
-        confidence[sample] = (
+        outliers = merged_rows(n, [(sample, sample_outliers), (rest, placed.outliers)], np.bool_)
+        sample_confidence = (
             fitted.confidence if fitted.confidence is not None else np.ones(len(sample))
         )
-        coords = np.empty((n, 2), dtype=np.float32)
-        coords[sample], coords[rest] = sample_coords, placed.coords
+        confidence = merged_rows(
+            n, [(sample, sample_confidence), (rest, placed.confidence)], np.float32
+        )
+        coords = merged_rows(n, [(sample, sample_coords), (rest, placed.coords)], np.float32)
         reduced = None
         if fitted.reduced is not None and placed.reduced is not None:
-            reduced = np.empty((n, fitted.reduced.shape[1]), dtype=np.float32)
-            reduced[sample], reduced[rest] = fitted.reduced, placed.reduced
+            reduced = merged_rows(n, [(sample, fitted.reduced), (rest, placed.reduced)], np.float32)
     with stage("labels"):
         everyone = Clustering(
             labels, probabilities, fitted.clusterer, reduced, outliers, confidence
