@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from service.bench.commands import bench_app
-from service.config import Settings, configure_runtime, load_settings
+from service.config import Settings, load_settings, runtime_settings
 from service.errors import IngestError, PaperscopeError, storage_error
 from service.ingest import FORMATS
 from service.schemas import Hit, PaperFilter
@@ -70,9 +70,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a t
 
 
 def _settings(**overrides: object) -> Settings:
-    settings = load_settings(**overrides)
-    configure_runtime(settings)
-    return settings
+    return runtime_settings(**overrides)
 
 
 def _echo_json(payload: object) -> None:

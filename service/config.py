@@ -337,3 +337,11 @@ def configure_runtime(settings: Settings) -> None:
     os.environ.setdefault("NUMBA_CACHE_DIR", str(cache / "numba"))
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+
+
+def runtime_settings(**overrides: object) -> Settings:
+    """:func:`load_settings`, then :func:`configure_runtime`: what every command and every
+    server process starts with."""
+    settings = load_settings(**overrides)
+    configure_runtime(settings)
+    return settings

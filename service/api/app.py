@@ -22,7 +22,7 @@ from service.api.limits import BodySizeLimit
 from service.api.metrics import RequestMetrics, metrics
 from service.api.routes import ROUTERS
 from service.app import Paperscope
-from service.config import Settings, configure_runtime, load_settings
+from service.config import Settings, runtime_settings
 from service.embed.backends import Embedder, load_embedder
 
 log = logging.getLogger(__name__)
@@ -88,6 +88,4 @@ def create_app(settings: Settings, embedder: Embedder | None = None) -> FastAPI:
 def create_app_from_environment() -> FastAPI:
     """The app for one of several server processes (``paperscope serve --workers N``): each
     reads its settings from the environment the parent prepared."""
-    settings = load_settings()
-    configure_runtime(settings)
-    return create_app(settings)
+    return create_app(runtime_settings())
