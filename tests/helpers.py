@@ -188,3 +188,26 @@ def tmpfs(mount: Path, size: str = "30m") -> Iterator[Path]:
         yield mount
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def integrity(db: Path) -> str:
+    """SQLite's ``integrity_check`` of a database file: "ok" when sound."""
+    connection = sqlite3.connect(db)
+    try:
+        return str(connection.execute("PRAGMA integrity_check").fetchone()[0])
+    finally:
+        connection.close()
+
+
+def start_server(log: Path, **settings: object) -> tuple[subprocess.Popen[bytes], str]:
+    """A real ``python -m service serve`` on a free port with exactly these settings, its
+    output in ``log``; returns the process and its base URL (not waited for)."""
+    port = free_port()
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "service", "serve", "--port", str(port)],
+            env=subprocess_env(**settings),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    return process, f"http://127.0.0.1:{port}"

@@ -31,6 +31,7 @@ from service.store import Store
 from tests.helpers import (
     SCRIPT,
     assert_clean_failure,
+    integrity,
     make_settings,
     run,
     subprocess_env,
@@ -45,14 +46,6 @@ def _dump(db: Path) -> list[str]:
     connection = sqlite3.connect(db)
     try:
         return list(connection.iterdump())
-    finally:
-        connection.close()
-
-
-def _integrity(db: Path) -> str:
-    connection = sqlite3.connect(db)
-    try:
-        return str(connection.execute("PRAGMA integrity_check").fetchone()[0])
     finally:
         connection.close()
 
@@ -176,7 +169,7 @@ def test_backup_during_concurrent_writes_loses_nothing(built_copy: Path, tmp_pat
     assert made.returncode == 0, made.stderr
     assert after > before  # the writer was not held up by the backup
     copy = tmp_path / "b" / "papers.sqlite"
-    assert _integrity(copy) == "ok"
+    assert integrity(copy) == "ok"
     with sqlite3.connect(copy) as connection:
         papers = sorted(
             r[0] for r in connection.execute("SELECT id FROM papers WHERE id LIKE 'writer-%'")
@@ -219,7 +212,7 @@ def test_kill_9_during_backup_leaves_no_backup_and_the_database_intact(
     assert killed, "the backup finished before the kill; the test needs a bigger database"
     assert not dest.exists()
     assert list(tmp_path.glob(".b.partial-*"))  # what it left is hidden, and no backup
-    assert _integrity(db) == "ok"
+    assert integrity(db) == "ok"
     assert _counts(db) == before
     refused = run("restore", tmp_path / "b", "--force", data_dir=built_copy)
     assert_clean_failure(refused, "error:")

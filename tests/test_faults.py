@@ -23,7 +23,15 @@ from service.config import Settings
 from service.embed.backends import Embedder
 from service.query.serving import BuildWatcher
 from service.store import Store
-from tests.helpers import SCRIPT, assert_error, make_settings, run, subprocess_env, tmpfs
+from tests.helpers import (
+    SCRIPT,
+    assert_error,
+    integrity,
+    make_settings,
+    run,
+    subprocess_env,
+    tmpfs,
+)
 
 QUERIES = ["one-step diffusion distillation", "reward hacking in RLHF", "speech recognition"]
 
@@ -56,14 +64,6 @@ def _kill_when_logged(args: list[str], data_dir: Path, text: str) -> None:
     process.stderr.close()
 
 
-def _integrity(db: Path) -> str:
-    connection = sqlite3.connect(db)
-    try:
-        return str(connection.execute("PRAGMA integrity_check").fetchone()[0])
-    finally:
-        connection.close()
-
-
 @pytest.mark.slow
 def test_kill_9_during_builds_keeps_serving_the_previous_build(
     built_copy: Path, embedder: Embedder
@@ -84,7 +84,7 @@ def test_kill_9_during_builds_keeps_serving_the_previous_build(
             ready = server.get("/api/v1/ready")
             assert ready.status_code == 200 and ready.json()["build_id"] == before.name
             assert server.get("/api/v1/search", params={"q": "diffusion"}).status_code == 200
-            assert _integrity(settings.db_path) == "ok"
+            assert integrity(settings.db_path) == "ok"
             with Store(settings.db_path) as store:
                 assert store.count() == papers_before
         finished = _start(["build", "--force"], built_copy)
@@ -119,7 +119,7 @@ def test_kill_9_during_ingest_is_all_or_nothing(tmp_path: Path) -> None:
     killed = process.poll() is None
     process.send_signal(signal.SIGKILL)
     process.wait()
-    assert _integrity(data_dir / "papers.sqlite") == "ok"
+    assert integrity(data_dir / "papers.sqlite") == "ok"
     with Store(data_dir / "papers.sqlite") as store:
         count = store.count()
     assert killed, "the ingest finished before the kill; the test needs a bigger file"
@@ -315,7 +315,7 @@ def _fill(folder: Path, leave: int = 0) -> Path:
 
 
 def _assert_sound(settings: Settings, papers: int) -> None:
-    assert _integrity(settings.db_path) == "ok"
+    assert integrity(settings.db_path) == "ok"
     with Store(settings.db_path) as store:
         assert store.count() == papers
         assert store.collections() == [] and store.splits() == []

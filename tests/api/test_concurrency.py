@@ -5,8 +5,6 @@ threads once failed most of these with "Infer Request is busy")."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -18,7 +16,7 @@ import pytest
 
 from service.embed.backends import Embedder, load_embedder
 from service.pipeline.pipeline import run_build
-from tests.helpers import free_port, make_settings, subprocess_env
+from tests.helpers import make_settings, start_server
 
 pytestmark = pytest.mark.slow  # a server process and a build per backend
 
@@ -67,17 +65,8 @@ def data_dir(request: pytest.FixtureRequest, built_copy: Path, tmp_path: Path) -
 
 @pytest.fixture
 def server(request: pytest.FixtureRequest, data_dir: Path, tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    env = subprocess_env(data_dir=data_dir, backend=request.param)
     log = tmp_path / "server.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "service", "serve", "--port", str(port)],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
+    process, url = start_server(log, data_dir=data_dir, backend=request.param)
     try:
         deadline = time.monotonic() + 120
         while not _ready(url):

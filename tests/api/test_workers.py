@@ -5,7 +5,6 @@ uvicorn workers, talking over HTTP."""
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,7 +15,7 @@ import pytest
 
 from service.embed.backends import Embedder
 from service.pipeline.pipeline import run_build
-from tests.helpers import free_port, make_settings, subprocess_env
+from tests.helpers import make_settings, start_server
 
 pytestmark = pytest.mark.slow  # several server processes
 
@@ -30,16 +29,7 @@ QUERIES = [
 
 
 def _start(data_dir: Path, workers: int, log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = subprocess_env(data_dir=data_dir, reload_seconds=0.3, api_key=KEY, workers=workers)
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "service", "serve", "--port", str(port)],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    return process, f"http://127.0.0.1:{port}"
+    return start_server(log, data_dir=data_dir, reload_seconds=0.3, api_key=KEY, workers=workers)
 
 
 def _eventually(check: Callable[[], bool], seconds: float = 30) -> None:
