@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from service.artifacts import require_build
 from service.config import Settings
-from service.embed.backends import Embedder, load_embedder
+from service.embed.backends import Embedder, explain_choice, load_embedder
 from service.embed.passages import load_windowing
 from service.errors import NotReady, WritesDisabled
 from service.query import collections, export, subtopics
@@ -119,6 +119,10 @@ class Paperscope:
             model=engine.manifest.model.name,
             added_live=emerging(engine).added_since_build,
         )
+
+    def backend_choice(self) -> tuple[str, str]:
+        """The embedding backend these settings give, and why (``auto``: measured here)."""
+        return explain_choice(self.settings)
 
     def papers_stored(self) -> int:
         """Papers in the database (checked sound first)."""

@@ -384,11 +384,14 @@ def info(as_json: JsonOpt = False, data_dir: DataDirOpt = None) -> None:
     paperscope = _app(data_dir=data_dir)
     settings = paperscope.settings
     stored = paperscope.papers_stored()
+    backend, why = paperscope.backend_choice()
+    embedding = {"backend": backend, "setting": settings.backend, "why": why}
     folder = current_build_dir(settings.builds_dir)
     if folder is None:
         payload: dict[str, object] = {
             "data_dir": str(settings.data_dir),
             "papers_stored": stored,
+            "embedding": embedding,
             "build": None,
         }
         if as_json:
@@ -397,6 +400,7 @@ def info(as_json: JsonOpt = False, data_dir: DataDirOpt = None) -> None:
             typer.echo(
                 f"{stored} papers stored in {settings.db_path}; no build yet (paperscope build)"
             )
+            typer.echo(f"embedding    {settings.backend} = {backend}: {why}")
         return
     engine = paperscope.open_engine(with_model=False)
     topics = engine.topics()
@@ -407,6 +411,7 @@ def info(as_json: JsonOpt = False, data_dir: DataDirOpt = None) -> None:
             {
                 "data_dir": str(settings.data_dir),
                 "papers_stored": stored,
+                "embedding": embedding,
                 "build": manifest.model_dump(),
                 "emerging": news.model_dump(),
                 "topics": [t.model_dump(exclude={"representative"}) for t in topics],
@@ -418,6 +423,7 @@ def info(as_json: JsonOpt = False, data_dir: DataDirOpt = None) -> None:
     typer.echo(
         f"model        {manifest.model.name} ({manifest.model.dim}-dim, {manifest.model.backend})"
     )
+    typer.echo(f"embedding    {settings.backend} = {backend}: {why}")
     typer.echo(f"papers       {manifest.papers}  ({manifest.noise_share:.0%} unclustered)")
     typer.echo(f"index        {manifest.index.type}: {manifest.index.reason}")
     typer.echo(
@@ -652,12 +658,17 @@ def eval_clustering(
 @models_app.command("prepare")
 def models_prepare(
     models_dir: Annotated[Path | None, typer.Option(help="Models folder.")] = None,
+    remeasure: Annotated[
+        bool, typer.Option(help="Time the backends again, though this machine has a choice.")
+    ] = False,
 ) -> None:
-    """Verify the installed model weights against models/manifest.json and link them."""
+    """Verify the installed model weights against models/manifest.json and link them, export
+    the ONNX/OpenVINO variants, and time every backend here once: auto uses the fastest that
+    keeps the quality guard."""
     from service.embed.prepare import prepare_models
 
     settings = load_settings(models_dir=models_dir)
-    for line in prepare_models(settings.models_dir):
+    for line in prepare_models(settings.models_dir, remeasure=remeasure):
         typer.echo(line)
 
 

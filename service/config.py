@@ -54,8 +54,8 @@ class Settings(BaseSettings):
     )
     backend: Literal["auto", "torch", "onnx", "onnx-int8", "openvino", "openvino-int8"] = Field(
         default="auto",
-        description="Embedding backend; auto = OpenVINO (bf16 where the CPU has it, else static "
-        "int8) when prepared and no GPU, else ONNX Runtime fp32, else torch.",
+        description="Embedding backend; auto = the one `models prepare` measured fastest here "
+        "(within the quality guard), torch with a GPU or no prepared export.",
     )
     device: str | None = Field(
         default=None, description="torch device for embedding (cpu, cuda); default: automatic."

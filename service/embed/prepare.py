@@ -14,7 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from service.embed.backends import OPENVINO_INT8
-from service.embed.models import ManifestEntry, package_model_path, read_manifest, sha256_of
+from service.embed.models import (
+    ManifestEntry,
+    package_model_path,
+    read_manifest,
+    read_prepared,
+    sha256_of,
+    write_prepared,
+)
 from service.embed.onnx_backend import OnnxEmbedder
 from service.embed.onnx_export import (
     export_onnx,
@@ -24,15 +31,26 @@ from service.embed.onnx_export import (
 )
 from service.embed.openvino_backend import OpenVinoEmbedder, openvino_precision
 from service.embed.pooled import PooledTransformer
+from service.embed.speed import choose, machine_key, record, time_backends, token_counts
 from service.errors import InvalidInput
 from service.ingest import BUNDLED_CORPUS
 from service.schemas import embedding_text
 
 log = logging.getLogger(__name__)
 
+SPEED_CANDIDATES = ("torch", "openvino", "openvino-int8", "onnx", "onnx-int8")
+"""The backends ``models prepare`` times; torch first: the reference the others are checked
+against."""
+SPEED_TEXTS = 64
+"""Abstracts each backend embeds per round: two full batches, a few seconds a round."""
 
-def prepare_models(models_dir: Path, export_onnx: bool = True) -> list[str]:
-    """Verify each manifest model's installed weights, link them, and export ONNX variants.
+
+def prepare_models(
+    models_dir: Path, export_onnx: bool = True, measure: bool = True, remeasure: bool = False
+) -> list[str]:
+    """Verify each manifest model's installed weights, link them, export ONNX variants, and
+    (``measure``) time the backends on this machine once to choose ``auto``'s
+    (``remeasure``: again, even if this machine has a choice).
 
     Returns one line per step; raises if a checksum differs. Idempotent: existing exports are kept.
     """
@@ -55,6 +73,8 @@ def prepare_models(models_dir: Path, export_onnx: bool = True) -> list[str]:
         done.append(f"{entry.name}: weights sha256 verified, {link} -> {source}")
         if export_onnx:
             done.extend(_prepare_onnx(entry, link, folder))
+            if measure:
+                done.extend(_measure_speed(entry, link, folder, models_dir, remeasure))
     return done
 
 
@@ -62,10 +82,7 @@ def _prepare_onnx(entry: ManifestEntry, weights: Path, folder: Path) -> list[str
     """The ONNX export, its dynamic int8 variant (ONNX Runtime) and its static int8 variant
     (OpenVINO), each with its agreement with torch in ``prepared.json``. A step already done is
     kept (a folder prepared by an earlier version gains only the missing variants)."""
-    report_path = folder / "prepared.json"
-    report: dict[str, Any] = (
-        json.loads(report_path.read_text(encoding="utf-8")) if report_path.is_file() else {}
-    )
+    report = read_prepared(folder)
     if report.get("sha256") != entry.sha256:
         report = {"name": entry.name, "sha256": entry.sha256, "agreement_with_torch": {}}
     agreement: dict[str, dict[str, float]] = report["agreement_with_torch"]
@@ -95,8 +112,50 @@ def _prepare_onnx(entry: ManifestEntry, weights: Path, folder: Path) -> list[str
                 f"{entry.name}: {variant} ready (cosine to torch: mean "
                 f"{measured['mean_cosine']:.5f}, min {measured['min_cosine']:.5f})"
             )
-    report_path.write_text(json.dumps(report, indent=2), encoding="utf-8")
+    write_prepared(folder, report)
     return done or [f"{entry.name}: every variant already prepared in {folder}"]
+
+
+def _measure_speed(
+    entry: ManifestEntry, weights: Path, folder: Path, models_dir: Path, remeasure: bool
+) -> list[str]:
+    """Time every backend on the bundled abstracts (three interleaved rounds, a few seconds
+    each) and record the figures and ``auto``'s choice for this machine in ``prepared.json``."""
+    from service.config import load_settings
+    from service.embed.backends import load_embedder
+
+    key = machine_key()
+    report = read_prepared(folder)
+    measured = report.get("speed", {}).get(key)
+    if measured and not remeasure:
+        return [f"{entry.name}: auto = {measured['auto']} on this machine ({measured['why']})"]
+    texts = calibration_texts()[:SPEED_TEXTS]
+    skipped: list[str] = []
+
+    def loader(backend: str) -> Callable[[], Any]:
+        return lambda: load_embedder(
+            load_settings(models_dir=models_dir, model=entry.name, backend=backend)
+        )
+
+    log.info("timing the embedding backends on %d abstracts (%s)", len(texts), key)
+    timings = time_backends(
+        {backend: loader(backend) for backend in SPEED_CANDIDATES},
+        texts,
+        token_counts(weights, texts, entry.max_seq_length),
+        on_skip=lambda name, error: skipped.append(f"{name} ({str(error).splitlines()[0]})"),
+    )
+    chosen, why = choose(timings)
+    if skipped:
+        why += f"; could not run: {', '.join(skipped)}"
+    report.setdefault("speed", {})[key] = record(timings, chosen, why)
+    write_prepared(folder, report)
+    lines = [
+        f"{entry.name}: {t.backend:13} {t.abstracts_per_s:6.1f} abstracts/s "
+        f"{t.tokens_per_s:7.0f} tokens/s {t.gflops:6.1f} GFLOP/s  cosine {t.mean_cosine:.4f}  "
+        f"neighbours {t.neighbour_overlap:.0%}{'' if t.passes else '  (fails the guard)'}"
+        for t in timings
+    ]
+    return [*lines, f"{entry.name}: auto = {chosen} on this machine ({why})"]
 
 
 def calibration_texts() -> list[str]:

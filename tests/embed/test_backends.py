@@ -106,13 +106,54 @@ def test_openvino_backends_agree_with_torch_as_prepared() -> None:
     assert int8.backend == "openvino/int8-static"
 
 
-def test_auto_picks_openvino_on_a_cpu() -> None:
-    """bf16 where the CPU has it (torch's vectors), else the static int8 model."""
-    from service.embed.backends import load_embedder
+def _models_dir_with_choice(tmp_path: Path, choice: str | None) -> Path:
+    """A models folder linking the prepared model's files, whose ``prepared.json`` records
+    ``choice`` as this machine's measured ``auto`` (None: no measurement here)."""
+    from service.embed.models import read_prepared, write_prepared
+    from service.embed.speed import machine_key
+
+    source = settings_without_env().models_dir
+    (tmp_path / "manifest.json").write_bytes((source / "manifest.json").read_bytes())
+    prepared = source / "all-MiniLM-L6-v2"
+    folder = tmp_path / "all-MiniLM-L6-v2"
+    folder.mkdir()
+    for item in prepared.iterdir():
+        if item.name != "prepared.json":
+            (folder / item.name).symlink_to(item.resolve())
+    report = read_prepared(prepared)
+    report["speed"] = {}
+    if choice is not None:
+        report["speed"][machine_key()] = {"auto": choice, "why": "a test", "measured_at": "now"}
+    write_prepared(folder, report)
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("choice", "runtime"), [("openvino-int8", "openvino/int8-static"), ("onnx", "onnxruntime/fp32")]
+)
+def test_auto_follows_the_choice_measured_on_this_machine(
+    tmp_path: Path, choice: str, runtime: str
+) -> None:
+    from service.embed.backends import explain_choice, load_embedder
+
+    settings = settings_without_env(models_dir=_models_dir_with_choice(tmp_path, choice))
+    assert load_embedder(settings).backend == runtime
+    assert explain_choice(settings) == (choice, "a test (measured now)")
+
+
+def test_auto_falls_back_to_cpu_flags_where_nothing_was_measured(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A machine not measured (here: the same models folder with AMX, VNNI and BF16 hidden,
+    which changes the machine's key) uses the flags: bf16 only where it is visible."""
+    from service.embed.backends import explain_choice, load_embedder
     from service.embed.openvino_backend import cpu_has_bf16
 
-    expected = "openvino/bf16" if cpu_has_bf16() else "openvino/int8-static"
-    assert load_embedder(settings_without_env()).backend == expected
+    settings = settings_without_env(models_dir=_models_dir_with_choice(tmp_path, "onnx"))
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE")
+    assert not cpu_has_bf16()
+    assert load_embedder(settings).backend == "openvino/int8-static"
+    assert "not measured on this machine" in explain_choice(settings)[1]
 
 
 def test_fewer_tokens_read_change_the_identity_not_the_shape() -> None:
