@@ -173,12 +173,15 @@ class Paperscope:
                 store.ensure_sound()  # never write into a damaged database
                 report = oai_sync.sync(store, harvest, progress)
             built = self.build(embedder, progress=progress) if build else None
+        if built is not None:
+            report.build_id = built[1].build_id
         self.after_sync(report)
         return report, built
 
     def after_sync(self, report: SyncReport) -> None:
-        """Called after each successful sync (and its build): the place for what follows new
-        papers, such as mailing the collections' digests (``paperscope digest send``)."""
+        """Called after each successful sync and its build (``report.build_id``; None with
+        ``--no-build``), by the command and the server's schedule alike: the place for what
+        follows new papers, such as mailing the collections' digests (``digest send``)."""
 
     def build(
         self,

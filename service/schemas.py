@@ -645,3 +645,6 @@ class SyncReport(BaseModel):
     pages: int = 0
     retries: int = Field(default=0, description="Requests repeated (503, 429, 5xx, no answer).")
     seconds: float = 0.0
+    build_id: str | None = Field(
+        default=None, description="The build current after the sync's build; null: not built."
+    )
