@@ -130,7 +130,7 @@ class _Client(Sickle):  # type: ignore[misc]  # sickle ships no types
 
 def _strict_xml(content: bytes, endpoint: str) -> Any:
     """The page's root element; SyncError unless it is well-formed OAI-PMH."""
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True)
+    parser = etree.XMLParser(resolve_entities=False, no_network=True)
     try:
         root = etree.fromstring(content, parser=parser)
     except etree.XMLSyntaxError as err:
@@ -260,7 +260,8 @@ def sync(store: Store, harvest: Harvest, progress: bool = True) -> SyncReport:
         until=harvest.until,
     )
     client = _Client(harvest)
-    with tqdm(desc=f"sync {source}", unit="rec", disable=not progress) as bar:
+    shown = None if progress else True  # None: a bar on a terminal, none in a cron job's log
+    with tqdm(desc=f"sync {source}", unit="rec", disable=shown) as bar:
         for root in _pages(client, params):
             papers, deleted = read_page(root, source)
             report.deleted += store.harvest_page(papers, deleted, counts)
