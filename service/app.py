@@ -14,15 +14,18 @@ swapped in.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from service.artifacts import require_build
+from service.artifacts import require_build, sync_lock
 from service.config import Settings
 from service.embed.backends import Embedder, explain_choice, load_embedder
 from service.embed.passages import load_windowing
-from service.errors import NotReady, WritesDisabled
+from service.errors import NotReady, SyncRunning, WritesDisabled
+from service.ingest import oai_sync
+from service.pipeline.schedule import Every
 from service.query import collections, export, subtopics
 from service.query.engine import Engine
 from service.query.export import Format
@@ -30,6 +33,7 @@ from service.query.live import LiveAdditions, emerging
 from service.query.serving import BuildWatcher
 from service.schemas import (
     AddReport,
+    BuildManifest,
     CollectionIn,
     CollectionOut,
     Emerging,
@@ -38,6 +42,7 @@ from service.schemas import (
     PaperFilter,
     PaperIn,
     Ready,
+    SyncReport,
     TopicDetail,
 )
 from service.search.fusion import Mode, fusion_params, parse_mode, parse_modes
@@ -58,6 +63,8 @@ class Paperscope:
         self.settings = settings
         self.watcher: BuildWatcher | None = None
         """The server's build watcher, from :meth:`serve` on; None in a command."""
+        self.schedule: Every | None = None
+        """The server's background sync (PAPERSCOPE_SYNC_EVERY), from :meth:`serve` on."""
 
     @property
     def db_path(self) -> Path:
@@ -86,9 +93,13 @@ class Paperscope:
         )
         watcher.start()
         self.watcher = watcher
+        if self.settings.sync_every > 0:
+            self.schedule = self.sync_schedule(lambda: embedder).start()
         return watcher
 
     def stop(self) -> None:
+        if self.schedule is not None:
+            self.schedule.stop()
         if self.watcher is not None:
             self.watcher.stop()
 
@@ -118,6 +129,7 @@ class Paperscope:
             topics=engine.manifest.n_topics,
             model=engine.manifest.model.name,
             added_live=emerging(engine).added_since_build,
+            last_synced=self.last_synced(),
         )
 
     def backend_choice(self) -> tuple[str, str]:
@@ -132,6 +144,86 @@ class Paperscope:
 
     def emerging(self, engine: Engine) -> Emerging:
         return emerging(engine)
+
+    # -- following a repository (OAI-PMH) ---------------------------------------------------
+
+    def harvest_request(
+        self, from_date: str | None = None, until: str | None = None
+    ) -> oai_sync.Harvest:
+        """What ``paperscope sync`` asks for: the configured endpoint, set and patience."""
+        settings = self.settings
+        return oai_sync.Harvest(
+            endpoint=settings.sync_endpoint,
+            set_spec=settings.sync_set or None,
+            metadata_prefix=settings.sync_metadata_prefix,
+            from_date=from_date,
+            until=until,
+            retries=settings.sync_retries,
+            delay=settings.sync_delay,
+        )
+
+    def sync(
+        self,
+        harvest: oai_sync.Harvest,
+        build: bool = True,
+        embedder: Callable[[], Embedder] | None = None,
+        progress: bool = True,
+    ) -> tuple[SyncReport, tuple[Path, BuildManifest, bool] | None]:
+        """Harvest into the papers database, then build as ``paperscope build`` does
+        (incrementally when few papers changed), then :meth:`after_sync`. One sync at a time
+        per data folder (:class:`SyncRunning` otherwise)."""
+        with sync_lock(self.settings.sync_lock_path):
+            with Store(self.db_path) as store:
+                store.ensure_sound()  # never write into a damaged database
+                report = oai_sync.sync(store, harvest, progress)
+            built = self.build(embedder, progress=progress) if build else None
+        if built is not None:
+            report.build_id = built[1].build_id
+        self.after_sync(report)
+        return report, built
+
+    def after_sync(self, report: SyncReport) -> None:
+        """Called after each successful sync and its build (``report.build_id``; None with
+        ``--no-build``), by the command and the server's schedule alike: the place for what
+        follows new papers, such as mailing the collections' digests (``digest send``)."""
+
+    def build(
+        self,
+        embedder: Callable[[], Embedder] | None = None,
+        force: bool = False,
+        progress: bool = True,
+    ) -> tuple[Path, BuildManifest, bool]:
+        """``paperscope build``: (build folder, manifest, whether a new build was made)."""
+        from service.pipeline.pipeline import run_build
+
+        factory = embedder or (lambda: load_embedder(self.settings))
+        return run_build(self.settings, factory, force=force, progress=progress)
+
+    def last_synced(self) -> str | None:
+        """When papers were last harvested (UTC, ISO 8601); None: never."""
+        if not self.db_path.exists():
+            return None
+        with Store(self.db_path) as store:
+            return store.last_synced()
+
+    def sync_schedule(self, embedder: Callable[[], Embedder]) -> Every:
+        """The server's background sync: due PAPERSCOPE_SYNC_EVERY after the last one."""
+        period = self.settings.sync_every
+
+        def due() -> float:
+            last = self.last_synced()
+            if last is None:
+                return 0.0
+            return period - (datetime.now(UTC) - datetime.fromisoformat(last)).total_seconds()
+
+        def job() -> None:
+            try:
+                report, _ = self.sync(self.harvest_request(), embedder=embedder, progress=False)
+            except SyncRunning:  # a command or another server process is at it
+                return
+            oai_sync.log.info("%s", oai_sync.summary(report))
+
+        return Every("sync", period, job, due)
 
     # -- reads with the settings' defaults -----------------------------------------------------
 

@@ -37,7 +37,7 @@ import numpy as np
 import numpy.typing as npt
 
 from service.config import Settings
-from service.errors import BuildDamaged, InvalidInput, NotFound, NotReady
+from service.errors import BuildDamaged, InvalidInput, NotFound, NotReady, SyncRunning
 from service.files import digest, fsync
 from service.schemas import BuildManifest, FileChecksum, Paper
 from service.search.index import load_index, save_index
@@ -534,6 +534,18 @@ def build_lock(builds_dir: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise InvalidInput(f"another build is running in {builds_dir}") from None
+        yield
+
+
+@contextmanager
+def sync_lock(path: Path) -> Iterator[None]:
+    """One harvest at a time per data folder (a command, a server's schedule, a cron job)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SyncRunning(f"another sync is running in {path.parent}") from None
         yield
 
 

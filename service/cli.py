@@ -1,4 +1,4 @@
-"""The ``paperscope`` command: ingest, build, serve, query, similar, info, verify, export-map,
+"""The ``paperscope`` command: ingest, sync, build, serve, query, similar, info, verify, export-map,
 collection, backup, restore, builds, models, eval, bench.
 
 Every command builds its :class:`Settings` from ``PAPERSCOPE_*`` variables plus the flags given.
@@ -26,7 +26,7 @@ from service.bench.commands import bench_app
 from service.config import Settings, load_settings, runtime_settings
 from service.errors import IngestError, PaperscopeError, storage_error
 from service.ingest import FORMATS
-from service.schemas import Hit, PaperFilter
+from service.schemas import BuildManifest, Hit, PaperFilter
 
 if TYPE_CHECKING:
     from service.app import Paperscope
@@ -224,7 +224,7 @@ def build(
     papers changed since the last full fit (PAPERSCOPE_INCREMENTAL_LIMIT), they are placed into
     the previous build's topics and map instead of refitting (an incremental build).
     """
-    from service.artifacts import current_build_dir, read_manifest
+    from service.artifacts import current_build_dir
     from service.embed.backends import load_embedder
     from service.pipeline.pipeline import run_build
 
@@ -235,7 +235,12 @@ def build(
     if if_missing and existing is not None:
         typer.echo(f"build {existing.name} exists; nothing to do (--if-missing)")
         return
-    folder, manifest, made = run_build(settings, lambda: load_embedder(settings), force=force)
+    _print_build(*run_build(settings, lambda: load_embedder(settings), force=force))
+
+
+def _print_build(folder: Path, manifest: BuildManifest, made: bool) -> None:
+    from service.artifacts import read_manifest
+
     if not made:
         typer.echo(f"build {folder.name} is up to date; use --force to rebuild")
         return
@@ -263,6 +268,57 @@ def build(
 
 
 @app.command()
+def sync(
+    endpoint: Annotated[
+        str | None,
+        typer.Option(help="OAI-PMH endpoint (env PAPERSCOPE_SYNC_ENDPOINT; default: arXiv's)."),
+    ] = None,
+    set_spec: Annotated[
+        str | None,
+        typer.Option(
+            "--set",
+            help="OAI-PMH set: cs, math, physics:hep-th; '' = all (env PAPERSCOPE_SYNC_SET).",
+        ),
+    ] = None,
+    from_date: Annotated[
+        str | None,
+        typer.Option(
+            "--from", help="Records changed on/after YYYY-MM-DD (default: where the last ended)."
+        ),
+    ] = None,
+    until: Annotated[str | None, typer.Option(help="Records changed on/before YYYY-MM-DD.")] = None,
+    no_build: Annotated[
+        bool, typer.Option("--no-build", help="Only harvest; build later (paperscope build).")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the harvest log as JSON.")] = False,
+    data_dir: DataDirOpt = None,
+    model: ModelOpt = None,
+) -> None:
+    """Harvest new and updated papers from an OAI-PMH endpoint (arXiv's), then build.
+
+    Resumes where the last sync of the endpoint and set ended; deleted records remove their
+    papers. The build is incremental when few papers changed, as with paperscope build.
+    """
+    from service.ingest.oai_sync import summary
+
+    start, end = _iso_date(from_date, "--from"), _iso_date(until, "--until")
+    if start and end and start > end:
+        raise typer.BadParameter("--from is after --until", param_hint="--from")
+    paperscope = _app(data_dir=data_dir, model=model, sync_endpoint=endpoint, sync_set=set_spec)
+    report, built = paperscope.sync(
+        paperscope.harvest_request(start, end), build=not no_build, progress=not as_json
+    )
+    if as_json:
+        _echo_json(report.model_dump())
+    else:
+        typer.echo(summary(report))
+        for item in report.rejected:
+            typer.echo(f"  rejected {item.location}: {item.reason}", err=True)
+    if built is not None and not as_json:
+        _print_build(*built)
+
+
+@app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (env PAPERSCOPE_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (env PAPERSCOPE_PORT).")] = None,
@@ -272,6 +328,13 @@ def serve(
     workers: Annotated[
         int | None, typer.Option(help="Server processes sharing the port (env PAPERSCOPE_WORKERS).")
     ] = None,
+    sync_every: Annotated[
+        str | None,
+        typer.Option(
+            help="Also harvest (paperscope sync) and build in the background this often: "
+            "24h, 30m, 1d (env PAPERSCOPE_SYNC_EVERY)."
+        ),
+    ] = None,
     data_dir: DataDirOpt = None,
     model: ModelOpt = None,
 ) -> None:
@@ -280,7 +343,14 @@ def serve(
 
     from service.api.app import create_app
 
-    settings = _settings(data_dir=data_dir, model=model, host=host, port=port, workers=workers)
+    settings = _settings(
+        data_dir=data_dir,
+        model=model,
+        host=host,
+        port=port,
+        workers=workers,
+        sync_every=sync_every,
+    )
     url = f"http://{settings.host}:{settings.port}/"
     if open_browser:
 
@@ -314,6 +384,7 @@ def serve(
         PAPERSCOPE_DATA_DIR=str(settings.data_dir.resolve()),
         PAPERSCOPE_MODEL=settings.model,
         PAPERSCOPE_LOG_FORMAT=settings.log_format,
+        PAPERSCOPE_SYNC_EVERY=str(settings.sync_every),
         PROMETHEUS_MULTIPROC_DIR=tempfile.mkdtemp(prefix="paperscope-metrics-"),
     )
     uvicorn.run(

@@ -23,6 +23,8 @@ from service.errors import InvalidInput
 REPO_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
+ARXIV_OAI = "https://oaipmh.arxiv.org/oai"
+"""arXiv's OAI-PMH endpoint (https://info.arxiv.org/help/oa/index.html)."""
 
 # The data folder's layout (inside a build folder: service.artifacts).
 DATABASE = "papers.sqlite"
@@ -31,6 +33,21 @@ BUILDS = "builds"
 """One folder per build, and the ``CURRENT`` pointer."""
 EVAL_CACHE = "eval-cache"
 """Embeddings ``paperscope eval`` keeps between runs."""
+SYNC_LOCK = "sync.lock"
+"""Held by the harvest running (``paperscope sync``, a server's schedule): one at a time."""
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in ``90``, ``90s``, ``30m``, ``24h`` or ``1d``; ValueError for anything else."""
+    value = text.strip().lower()
+    unit = _UNITS.get(value[-1:], 0)
+    try:
+        return float(value[:-1] if unit else value) * (unit or 1)
+    except ValueError:
+        raise ValueError(f"expected seconds or a duration (24h, 30m, 1d), not {text!r}") from None
 
 
 class Settings(BaseSettings):
@@ -231,6 +248,42 @@ class Settings(BaseSettings):
     fusion_depth: int = Field(
         default=100, ge=1, le=1000, description="Candidates each side proposes to hybrid search."
     )
+    sync_endpoint: str = Field(
+        default=ARXIV_OAI,
+        description="The OAI-PMH endpoint paperscope sync harvests (arXiv's by default).",
+    )
+    sync_set: str = Field(
+        default="cs", description="The OAI-PMH set paperscope sync harvests; empty = all of it."
+    )
+    sync_metadata_prefix: Literal["arXivRaw", "arXiv"] = Field(
+        default="arXivRaw",
+        description="The metadata format asked for: arXivRaw (with the version history) or arXiv.",
+    )
+    sync_every: float = Field(
+        default=0,
+        ge=0,
+        description="How often paperscope serve harvests and builds in the background, as "
+        "seconds or a duration like 24h, 30m, 1d; 0 = never (run paperscope sync yourself).",
+    )
+    sync_delay: float = Field(
+        default=3.0,
+        ge=0,
+        le=600,
+        description="Seconds between two requests of one harvest (arXiv asks harvesters to "
+        "pace themselves); also the first wait before retrying a failed request.",
+    )
+    sync_retries: int = Field(
+        default=5,
+        ge=0,
+        le=50,
+        description="Times one request is repeated after 503 (waiting its Retry-After), 429, "
+        "another 5xx or no answer, before the harvest fails.",
+    )
+
+    @field_validator("sync_every", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> object:
+        return parse_duration(value) if isinstance(value, str) else value
 
     @field_validator("host")
     @classmethod
@@ -238,6 +291,14 @@ class Settings(BaseSettings):
         if not value.strip():
             raise ValueError("host must not be empty")
         return value
+
+    @field_validator("sync_endpoint")
+    @classmethod
+    def _endpoint_absolute(cls, value: str) -> str:
+        url = urlsplit(value.strip())
+        if url.scheme not in ("http", "https") or not url.netloc:
+            raise ValueError("sync_endpoint must be an http(s) address like https://host/oai")
+        return value.strip()
 
     @field_validator("public_url")
     @classmethod
@@ -270,6 +331,10 @@ class Settings(BaseSettings):
     @property
     def builds_dir(self) -> Path:
         return self.data_dir / BUILDS
+
+    @property
+    def sync_lock_path(self) -> Path:
+        return self.data_dir / SYNC_LOCK
 
     def eval_cache(self, folder: Path | None = None) -> Path:
         """The evaluations' embedding cache: in ``folder`` when given, else the data folder's."""

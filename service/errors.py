@@ -50,6 +50,20 @@ class IngestError(PaperscopeError):
     http_status = 400
 
 
+class SyncError(PaperscopeError):
+    """A harvest failed: the endpoint unreachable, a refused request, a page not OAI-PMH."""
+
+    code = "sync_error"
+    http_status = 502
+
+
+class SyncRunning(PaperscopeError):
+    """Another harvest holds the data folder's sync lock."""
+
+    code = "sync_running"
+    http_status = 409
+
+
 class Unauthorized(PaperscopeError):
     code = "unauthorized"
     http_status = 401

@@ -618,3 +618,33 @@ class Ready(BaseModel):
     topics: int
     model: str
     added_live: int = Field(default=0, description="Papers added since the build.")
+    last_synced: str | None = Field(
+        default=None,
+        description="When papers were last harvested from an OAI-PMH endpoint (UTC, ISO 8601; "
+        "paperscope sync); null: never.",
+    )
+
+
+class SyncReport(BaseModel):
+    """One harvest from an OAI-PMH endpoint (``paperscope sync``): what was asked, what came."""
+
+    endpoint: str
+    set_spec: str | None = Field(description="The set harvested; null: the whole repository.")
+    metadata_prefix: str
+    from_date: str | None = Field(description="The harvest's from (YYYY-MM-DD); null: all.")
+    until: str | None = None
+    resume_from: str | None = Field(
+        default=None, description="Where the next harvest of this endpoint and set starts."
+    )
+    records: int = Field(default=0, description="Records received, deleted ones included.")
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = Field(default=0, description="Stored papers the repository deleted.")
+    rejected: list[Rejected] = Field(default_factory=list)
+    pages: int = 0
+    retries: int = Field(default=0, description="Requests repeated (503, 429, 5xx, no answer).")
+    seconds: float = 0.0
+    build_id: str | None = Field(
+        default=None, description="The build current after the sync's build; null: not built."
+    )

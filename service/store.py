@@ -101,8 +101,17 @@ CREATE TABLE IF NOT EXISTS collections (
     created_at   TEXT NOT NULL,
     updated_at   TEXT NOT NULL
 );
+-- Where each OAI-PMH harvest (service.ingest.oai_sync) resumes: one row per endpoint and set.
+CREATE TABLE IF NOT EXISTS sync_state (
+    endpoint     TEXT NOT NULL,
+    set_spec     TEXT NOT NULL,   -- '' = the whole repository
+    resume_from  TEXT NOT NULL,   -- YYYY-MM-DD: the next harvest's "from" (the server's date)
+    synced_at    TEXT NOT NULL,   -- when the last harvest completed (UTC, ISO 8601)
+    log          TEXT NOT NULL,   -- JSON: the last harvest's counts
+    PRIMARY KEY (endpoint, set_spec)
+);
 """
-NEWEST_SCHEMA_OBJECTS = ("subtopic_papers", "collections")
+NEWEST_SCHEMA_OBJECTS = ("subtopic_papers", "collections", "sync_state")
 """The objects added last to :data:`SCHEMA`: a database lacking one gets the missing objects
 (every statement is ``IF NOT EXISTS``), so older databases are migrated on open."""
 
@@ -333,10 +342,12 @@ class Store:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
+        marks = ",".join("?" * len(NEWEST_SCHEMA_OBJECTS))
         present = {
             row[0]
             for row in self._db.execute(  # the newest schema objects: create what is missing
-                "SELECT name FROM sqlite_master WHERE name IN (?, ?)", NEWEST_SCHEMA_OBJECTS
+                f"SELECT name FROM sqlite_master WHERE name IN ({marks})",  # noqa: S608 - '?'
+                NEWEST_SCHEMA_OBJECTS,
             )
         }
         if present != set(NEWEST_SCHEMA_OBJECTS):
@@ -389,13 +400,16 @@ class Store:
         If anything raises (a reader error, an interrupt), the whole file is rolled back.
         """
         with self._write():
-            for record in records:
-                if isinstance(record, Rejected):
-                    report.rejected.append(record)
-                    continue
-                outcome = self._upsert(record)
-                setattr(report, outcome, getattr(report, outcome) + 1)
+            self._upsert_all(records, report)
         return report
+
+    def _upsert_all(self, records: Iterable[Paper | Rejected], report: IngestReport) -> None:
+        for record in records:
+            if isinstance(record, Rejected):
+                report.rejected.append(record)
+                continue
+            outcome = self._upsert(record)
+            setattr(report, outcome, getattr(report, outcome) + 1)
 
     def _upsert(self, paper: Paper) -> str:
         row = (*paper_fields(paper), content_hash(paper.title, paper.abstract))
@@ -415,6 +429,41 @@ class Store:
             (*row, paper.id),
         )
         return "updated"
+
+    @_translated
+    def harvest_page(
+        self, records: Iterable[Paper | Rejected], deleted: Iterable[str], report: IngestReport
+    ) -> int:
+        """One page of a harvest in one transaction: papers upserted as :meth:`ingest` does,
+        the ids the repository deleted removed; returns how many of those were stored."""
+        with self._write():
+            self._upsert_all(records, report)
+            delete = "DELETE FROM papers WHERE id = ?"
+            return sum(self._db.execute(delete, (paper_id,)).rowcount for paper_id in deleted)
+
+    @_translated
+    def sync_state(self, endpoint: str, set_spec: str) -> tuple[str, str] | None:
+        """Where the harvest of this endpoint and set resumes, and when it last completed."""
+        row = self._db.execute(
+            "SELECT resume_from, synced_at FROM sync_state WHERE endpoint = ? AND set_spec = ?",
+            (endpoint, set_spec),
+        ).fetchone()
+        return (str(row[0]), str(row[1])) if row else None
+
+    @_translated
+    def save_sync(
+        self, endpoint: str, set_spec: str, resume_from: str, synced_at: str, log: str
+    ) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO sync_state VALUES (?, ?, ?, ?, ?)",
+            (endpoint, set_spec, resume_from, synced_at, log),
+        )
+
+    @_translated
+    def last_synced(self) -> str | None:
+        """When any harvest last completed (None: never)."""
+        row = self._db.execute("SELECT MAX(synced_at) FROM sync_state").fetchone()
+        return str(row[0]) if row and row[0] else None
 
     @_translated
     def delete(self, paper_id: str) -> bool:

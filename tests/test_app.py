@@ -4,18 +4,27 @@ or followed (a server), the settings' defaults applied, collections and their fe
 from __future__ import annotations
 
 import json
+import re
+import subprocess
+import time
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
+from typing import Any, ClassVar
 
+import httpx
 import pytest
 
 from service.app import Paperscope
+from service.artifacts import sync_lock
 from service.embed.backends import Embedder
-from service.errors import InvalidInput, NotFound, NotReady
+from service.errors import InvalidInput, NotFound, NotReady, SyncRunning
 from service.query.engine import Engine
-from service.schemas import NO_FILTER, CollectionIn, PaperIn
+from service.schemas import NO_FILTER, CollectionIn, PaperIn, SyncReport
 from service.search.fusion import fusion_params
-from tests.helpers import make_settings
+from tests.helpers import SCRIPT, make_settings, start_server, subprocess_env
+from tests.oai_server import Endpoint, Repository
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 
@@ -123,3 +132,86 @@ def test_an_export_file_and_its_format(
     assert paperscope.export_format(out) == "csv"
     assert paperscope.export_file(opened, out) == opened.visible_count
     assert len(out.read_text(encoding="utf-8").splitlines()) == opened.visible_count + 1
+
+
+# -- following a repository (OAI-PMH) ---------------------------------------------------------
+
+
+class _Recording(Paperscope):
+    """The application with its after-sync hook recording what it was handed."""
+
+    synced: ClassVar[list[SyncReport]] = []
+
+    def after_sync(self, report: SyncReport) -> None:
+        self.synced.append(report)
+
+
+def test_sync_harvests_records_the_time_and_calls_the_hook(tmp_path: Path) -> None:
+    with Endpoint(Repository()) as endpoint:
+        app = _Recording(make_settings(tmp_path, sync_endpoint=endpoint.url, sync_delay=0))
+        assert app.last_synced() is None
+        report, built = app.sync(app.harvest_request(), build=False, progress=False)
+    assert built is None and report.build_id is None
+    assert report.new == 6 and app.papers_stored() == 6
+    assert app.synced == [report]
+    synced = app.last_synced()
+    assert synced is not None and datetime.fromisoformat(synced).tzinfo is not None
+
+
+def test_one_sync_at_a_time(tmp_path: Path) -> None:
+    app = Paperscope(make_settings(tmp_path, sync_endpoint="http://127.0.0.1:9/oai"))
+    with sync_lock(app.settings.sync_lock_path), pytest.raises(SyncRunning):
+        app.sync(app.harvest_request(), build=False, progress=False)
+
+
+@pytest.mark.slow  # a sync, a build, a server syncing and building again on its schedule
+def test_a_server_syncs_on_its_schedule_and_serves_what_came(tmp_path: Path) -> None:
+    repository = Repository()
+    data_dir = tmp_path / "data"
+    with Endpoint(repository) as endpoint:
+        first = subprocess.run(
+            [SCRIPT, "sync"],
+            capture_output=True,
+            text=True,
+            env=subprocess_env(data_dir=data_dir, sync_endpoint=endpoint.url, sync_delay=0),
+            timeout=900,
+        )
+        assert first.returncode == 0, first.stderr
+        assert "6 new" in first.stdout
+        built = re.search(r"published build (\S+):", first.stdout)
+        assert built is not None
+        first_build = built.group(1)
+        repository.today = "2024-01-10"  # a day on: 0704.0108 new, 0704.0050 v2, 0704.0046 gone
+        log = tmp_path / "server.log"
+        process, url = start_server(
+            log, data_dir=data_dir, sync_endpoint=endpoint.url, sync_delay=0, sync_every="3s"
+        )
+        try:
+            ready = _wait_for(url, process, log, lambda r: r["build_id"] != first_build)
+            assert ready["papers"] == 6 and ready["last_synced"]
+            hits = httpx.get(f"{url}/api/v1/search", params={"q": "Reducing SAT to 2-SAT"}).json()
+            assert hits["results"][0]["id"] == "0704.0108"
+            assert httpx.get(f"{url}/api/v1/papers/0704.0046").status_code == 404
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+    text = log.read_text(errors="replace")
+    assert "Traceback" not in text and "sync failed" not in text
+    assert "1 new, 1 updated" in text  # the harvest log of the scheduled sync
+
+
+def _wait_for(
+    url: str, process: subprocess.Popen[bytes], log: Path, done: Callable[[dict[str, Any]], Any]
+) -> dict[str, Any]:
+    """/api/v1/ready's answer once ``done`` holds for it (the server still up)."""
+    deadline = time.monotonic() + 600
+    while True:
+        assert process.poll() is None, log.read_text(errors="replace")
+        assert time.monotonic() < deadline, log.read_text(errors="replace")[-3000:]
+        try:
+            answer = httpx.get(f"{url}/api/v1/ready", timeout=5)
+        except httpx.HTTPError:
+            answer = None
+        if answer is not None and answer.status_code == 200 and done(answer.json()):
+            return dict(answer.json())
+        time.sleep(0.5)

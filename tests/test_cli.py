@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import FIXTURES, assert_clean_failure, run
+from tests.helpers import (
+    FIXTURES,
+    SCRIPT,
+    assert_clean_failure,
+    free_port,
+    run,
+    subprocess_env,
+)
+from tests.oai_server import Endpoint, Repository
 
 
 def test_info_json_lists_topics(built_dir: Path) -> None:
@@ -162,3 +171,32 @@ def test_ingest_column_mapping_and_filters(tmp_path: Path) -> None:
     assert_clean_failure(
         run("ingest", FIXTURES / "papers.bib", "--since", "March", data_dir=tmp_path), "YYYY-MM-DD"
     )
+
+
+def _sync(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``paperscope sync ARGS`` with no pause between pages and one retry."""
+    return subprocess.run(
+        [SCRIPT, "sync", *args],
+        capture_output=True,
+        text=True,
+        env=subprocess_env(data_dir=data_dir, sync_delay=0, sync_retries=1),
+        timeout=300,
+    )
+
+
+def test_sync_harvests_and_prints_the_log(tmp_path: Path) -> None:
+    repository = Repository(busy_tokens={"metadataPrefix=arXivRaw&set=cs|3"})
+    with Endpoint(repository) as endpoint:
+        result = _sync(tmp_path, "--endpoint", endpoint.url, "--no-build")
+    assert result.returncode == 0, result.stderr
+    assert "6 records (6 new, 0 updated" in result.stdout
+    assert "in 2 pages, 1 retries" in result.stdout and "next sync from 2024-01-09" in result.stdout
+    assert not (tmp_path / "builds").exists()  # --no-build
+
+
+def test_sync_failures_are_clean(tmp_path: Path) -> None:
+    down = _sync(tmp_path, "--endpoint", f"http://127.0.0.1:{free_port()}/oai", "--no-build")
+    assert down.returncode == 2
+    assert_clean_failure(down, "error: cannot reach http://127.0.0.1:")
+    backwards = _sync(tmp_path, "--from", "2024-02-01", "--until", "2024-01-01")
+    assert_clean_failure(backwards, "--from is after --until")

@@ -30,6 +30,7 @@ def test_health_and_ready(client: TestClient) -> None:
     ready = client.get("/api/v1/ready").json()
     assert ready["ready"] is True and ready["papers"] == 115
     assert ready["model"] == "all-MiniLM-L6-v2"
+    assert ready["last_synced"] is None  # never synced (paperscope sync)
 
 
 def test_paper_and_similar(client: TestClient) -> None:

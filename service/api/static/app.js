@@ -399,7 +399,8 @@ async function load() {
   data.topics.forEach((t) => state.topicOf.set(t.id, t));
   const coloured = colourTopics(data.topics);
   state.colourOf = coloured.colourOf; state.nearTopics = coloured.near;
-  $("meta").textContent = `${meta.papers} papers · ${meta.topics} topics · build ${meta.build_id} · ${meta.model}`;
+  $("meta").textContent = `${meta.papers} papers · ${meta.topics} topics · build ${meta.build_id} · ${meta.model}`
+    + (meta.last_synced ? ` · synced ${meta.last_synced.slice(0, 16).replace("T", " ")} UTC` : "");
   $("cat").innerHTML += data.categories.map((c, i) => `<option value="${i}">${esc(c)}</option>`).join("");
 
   const canvas = $("map"), n = data.ids.length;
