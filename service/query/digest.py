@@ -254,7 +254,7 @@ def plain_text(digest: Pending, base_url: str) -> str:
             f"   {paper_url(base_url, paper.id)}",
             "",
         ]
-    lines += ["--", f"Unsubscribe from {collection}: {leave}", ""]
+    lines += ["-- ", f"Unsubscribe from {collection}: {leave}", ""]
     return "\n".join(lines)
 
 
