@@ -14,6 +14,7 @@ swapped in.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,10 +24,11 @@ from service.artifacts import require_build, sync_lock
 from service.config import Settings
 from service.embed.backends import Embedder, explain_choice, load_embedder
 from service.embed.passages import load_windowing
-from service.errors import NotReady, SyncRunning, WritesDisabled
+from service.errors import MailError, NotReady, SyncRunning, WritesDisabled
 from service.ingest import oai_sync
+from service.mail import Mailer, RecipientRefused
 from service.pipeline.schedule import Every
-from service.query import collections, export, subtopics
+from service.query import collections, digest, export, subtopics
 from service.query.engine import Engine
 from service.query.export import Format
 from service.query.live import LiveAdditions, emerging
@@ -36,12 +38,14 @@ from service.schemas import (
     BuildManifest,
     CollectionIn,
     CollectionOut,
+    DigestReport,
     Emerging,
     Feed,
     Hit,
     PaperFilter,
     PaperIn,
     Ready,
+    SubscriberOut,
     SyncReport,
     TopicDetail,
 )
@@ -54,6 +58,8 @@ if TYPE_CHECKING:  # the evaluations load sklearn and the build: only for eval c
 
 HYBRID_WEIGHTS = (0.3, 0.4, 0.5, 0.6, 0.7)
 """The dense weights ``eval retrieval --two-fold`` tunes over."""
+
+log = logging.getLogger(__name__)
 
 
 class Paperscope:
@@ -185,7 +191,17 @@ class Paperscope:
     def after_sync(self, report: SyncReport) -> None:
         """Called after each successful sync and its build (``report.build_id``; None with
         ``--no-build``), by the command and the server's schedule alike: the place for what
-        follows new papers, such as mailing the collections' digests (``digest send``)."""
+        follows new papers: with a mail server set (``PAPERSCOPE_SMTP_HOST``) and a new build,
+        the collections' digests are sent (``digest send``). A mail failure is logged, not
+        raised: the papers are in, and the unsent digests go out after the next sync."""
+        if report.build_id is None or not self.settings.smtp_host:
+            return
+        try:
+            sent = self.send_digests()
+        except MailError as err:
+            log.warning("digests after sync not sent: %s", err.message)
+            return
+        log.info("digests after sync: %d mails", len(sent.mails))
 
     def build(
         self,
@@ -288,6 +304,7 @@ class Paperscope:
 
     def delete_collection(self, name: str) -> None:
         collections.delete(self.db_path, name)
+        digest.forget(self.db_path, name)
 
     def feed(self, engine: Engine, name: str, since: str | None, limit: int) -> Feed:
         return collections.feed(self.db_path, engine, name, since, limit)
@@ -304,6 +321,54 @@ class Paperscope:
     def default_base_url(self) -> str:
         settings = self.settings
         return settings.public_url or f"http://{settings.host}:{settings.port}/"
+
+    # -- email digests -------------------------------------------------------------------------
+
+    def subscribers(self, name: str) -> list[SubscriberOut]:
+        return digest.subscribers(self.db_path, name)
+
+    def subscribe(self, name: str, email: str) -> tuple[SubscriberOut, bool]:
+        """Subscribe to a collection's digest; also says whether the subscription is new."""
+        return digest.subscribe(self.db_path, name, email)
+
+    def unsubscribe(self, name: str, email: str) -> None:
+        digest.unsubscribe(self.db_path, name, email)
+
+    def unsubscribe_link(self, token: str) -> str:
+        """Follow an unsubscribe link: the plain HTML page that says what it did."""
+        return digest.unsubscribed_page(digest.unsubscribe_token(self.db_path, token))
+
+    def send_digests(
+        self, engine: Engine | None = None, collection: str | None = None, dry_run: bool = False
+    ) -> DigestReport:
+        """Mail each subscriber the papers of their collection's feed not sent to them before
+        (call it after each sync). A digest is recorded as sent once the mail server accepted
+        it; MailError when the server cannot be reached or refuses the login (nothing recorded
+        for what was not sent). Without ``engine``: the served build, else the current one."""
+        if engine is None and self.served() is None:
+            opened = self.open_engine(with_model=False)
+            try:
+                return self.send_digests(opened, collection, dry_run)
+            finally:
+                opened.close()
+        engine = engine or self.engine()
+        due, idle = digest.pending(self.db_path, engine, self.settings.digest_papers, collection)
+        if dry_run or not due:
+            base = self.default_base_url()
+            shown = [digest.outcome(d, "dry-run", text=digest.plain_text(d, base)) for d in due]
+            return DigestReport(dry_run=dry_run, mails=shown, nothing_new=idle)
+        mails = []
+        with Mailer(self.settings) as mailer:
+            for pending in due:
+                message = digest.compose(pending, self.default_base_url(), mailer.sender)
+                try:
+                    mailer.send(message)
+                except RecipientRefused as err:
+                    mails.append(digest.outcome(pending, "refused", err.message))
+                    continue
+                digest.record(self.db_path, pending)
+                mails.append(digest.outcome(pending, "sent"))
+        return DigestReport(dry_run=False, mails=mails, nothing_new=idle)
 
     # -- exports -------------------------------------------------------------------------------
 

@@ -1,5 +1,5 @@
 """The ``paperscope`` command: ingest, sync, build, serve, query, similar, info, verify, export-map,
-collection, backup, restore, builds, models, eval, bench.
+collection, digest, backup, restore, builds, models, eval, bench.
 
 Every command builds its :class:`Settings` from ``PAPERSCOPE_*`` variables plus the flags given.
 A :class:`PaperscopeError` ends the command with ``error: <message>`` and exit code 2, never a
@@ -46,6 +46,8 @@ collection_app = typer.Typer(
     help="Saved collections of papers and their feeds of new papers.", no_args_is_help=True
 )
 app.add_typer(collection_app, name="collection")
+digest_app = typer.Typer(help="Email digests of collections' feeds.", no_args_is_help=True)
+app.add_typer(digest_app, name="digest")
 export_app = typer.Typer(
     help="Export papers with their topics and map positions.", no_args_is_help=True
 )
@@ -659,6 +661,40 @@ def collection_feed(
         if rec.reason.terms:
             why += f"; terms: {', '.join(rec.reason.terms)}"
         typer.echo(f"      {rec.id}   {why}")
+
+
+@digest_app.command("send")
+def digest_send(
+    collection: Annotated[
+        str | None, typer.Option(help="Only this collection's subscribers (default: every one).")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the mails that would be sent; send nothing.")
+    ] = False,
+    as_json: JsonOpt = False,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Mail each subscriber their collection's new papers (none sent twice) through the
+    PAPERSCOPE_SMTP_* server."""
+    paperscope = _app(data_dir=data_dir)
+    report = paperscope.send_digests(collection=collection, dry_run=dry_run)
+    if as_json:
+        _echo_json(report.model_dump())
+        return
+    for mail in report.mails:
+        typer.echo(f"{mail.status}: {mail.email} <- {mail.subject}" + _said(mail.detail))
+        if mail.text:
+            typer.echo(mail.text)
+    idle = f"{report.nothing_new} subscribers with nothing new"
+    if dry_run:
+        typer.echo(f"{len(report.mails)} would be sent, {idle} (dry run: nothing sent)")
+        return
+    refused = sum(m.status == "refused" for m in report.mails)
+    typer.echo(f"{len(report.mails) - refused} sent, {refused} refused, {idle}")
+
+
+def _said(detail: str) -> str:
+    return f" ({detail})" if detail else ""
 
 
 @eval_app.command("retrieval")

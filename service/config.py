@@ -10,6 +10,7 @@ import json
 import logging
 import os
 from datetime import UTC, datetime
+from email.utils import formataddr, parseaddr
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -203,6 +204,36 @@ class Settings(BaseSettings):
         "for the links in Atom feeds; unset = the address and port the request came in on, "
         "never the request's Host header.",
     )
+    smtp_host: str | None = Field(
+        default=None,
+        description="Mail server that email digests are sent through; unset = digests can "
+        "only be previewed (paperscope digest send --dry-run).",
+    )
+    smtp_port: int = Field(
+        default=587,
+        ge=1,
+        le=65535,
+        description="The mail server's port (587 submission, 465 ssl, 25 plain).",
+    )
+    smtp_tls: Literal["none", "starttls", "ssl"] = Field(
+        default="starttls",
+        description="starttls: plain connection upgraded with STARTTLS (port 587); ssl: TLS "
+        "from the start (port 465); none: no encryption (a relay on this machine only).",
+    )
+    smtp_user: str | None = Field(
+        default=None, description="User to log in to the mail server as; unset = no login."
+    )
+    smtp_password: SecretStr | None = Field(default=None, description="Password for smtp_user.")
+    smtp_from: str | None = Field(
+        default=None,
+        description="Sender of the digests: an address, or 'Name <address>'; needed to send.",
+    )
+    smtp_timeout: float = Field(
+        default=30.0, gt=0, le=600, description="Seconds to wait for the mail server."
+    )
+    digest_papers: int = Field(
+        default=10, ge=1, le=100, description="Most papers in one email digest."
+    )
     workers: int = Field(
         default=1,
         ge=1,
@@ -309,6 +340,16 @@ class Settings(BaseSettings):
         if url.scheme not in ("http", "https") or not url.netloc or url.query or url.fragment:
             raise ValueError("public_url must be an http(s) address like https://host/path/")
         return url.geturl().rstrip("/") + "/"
+
+    @field_validator("smtp_from")
+    @classmethod
+    def _sender_address(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        name, address = parseaddr(value.strip())
+        if "@" not in address or any(c in value for c in "\r\n"):
+            raise ValueError("smtp_from must be an address like digest@example.org")
+        return formataddr((name, address))
 
     @model_validator(mode="after")
     def _clustering_consistent(self) -> Settings:

@@ -15,6 +15,7 @@ and a human message. The CLI prints ``error: <message>`` and exits non-zero; the
 - :class:`DatabaseDamaged`  the papers database fails SQLite's checks (503)
 - :class:`StorageError`     a file could not be read or written: EACCES, EROFS, EIO (503)
 - :class:`DiskFull`         no space left on the device (507)
+- :class:`MailError`        the mail server is unreachable, refuses the login or the mail (502)
 """
 
 from __future__ import annotations
@@ -107,6 +108,13 @@ class StorageError(PaperscopeError):
 class DiskFull(StorageError):
     code = "insufficient_storage"
     http_status = 507
+
+
+class MailError(PaperscopeError):
+    """Email digests could not be sent: no mail settings, or the SMTP server failed."""
+
+    code = "mail_error"
+    http_status = 502
 
 
 def megabytes(size: int) -> str:

@@ -10,6 +10,7 @@ import re
 from datetime import date
 from typing import Annotated, Literal
 
+from email_validator import EmailNotValidError, validate_email
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from service.sanitize import DATE_FORMS, clean_text, parse_date
@@ -350,6 +351,61 @@ class Feed(BaseModel):
     since: str | None
     missing: list[str] = Field(description="Seeds no longer served, left out of the ranking.")
     results: list[Recommendation]
+
+
+MAX_EMAIL_CHARS = 254
+"""The longest email address (RFC 5321's path limit less the angle brackets)."""
+
+
+def check_email(value: str) -> str:
+    """An email address as stored: its syntax checked (no DNS look-up), the domain in ASCII
+    (IDNA) and lower case. Refuses what needs SMTPUTF8, and so any control character."""
+    try:
+        found = validate_email(value, check_deliverability=False, allow_smtputf8=False)
+    except EmailNotValidError as err:
+        raise ValueError(f"not an email address: {err}") from None
+    return str(found.ascii_email or found.normalized)
+
+
+class SubscriberIn(BaseModel):
+    """Someone to send a collection's email digest to."""
+
+    model_config = ConfigDict(extra="forbid")
+    email: str = Field(min_length=3, max_length=MAX_EMAIL_CHARS, examples=["ada@example.org"])
+
+    _email = field_validator("email")(check_email)
+
+
+class SubscriberOut(BaseModel):
+    collection: str
+    email: str
+    created_at: str
+
+
+DigestStatus = Literal["sent", "dry-run", "refused"]
+
+
+class DigestMail(BaseModel):
+    """One digest: to whom, which papers, and what became of it."""
+
+    collection: str
+    email: str
+    subject: str
+    papers: list[str] = Field(description="Ids of the papers it carries, best first.")
+    status: DigestStatus = Field(
+        description="sent: the mail server accepted it; dry-run: only shown; refused: the "
+        "server refused this recipient (nothing recorded, tried again next time)."
+    )
+    detail: str = Field(default="", description="Why the server refused it.")
+    text: str = Field(default="", description="A dry run's mail as plain text.")
+
+
+class DigestReport(BaseModel):
+    """What one round of email digests did."""
+
+    dry_run: bool
+    mails: list[DigestMail]
+    nothing_new: int = Field(description="Subscribers with no new papers: no mail for them.")
 
 
 class TopicSummary(BaseModel):

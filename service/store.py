@@ -110,8 +110,30 @@ CREATE TABLE IF NOT EXISTS sync_state (
     log          TEXT NOT NULL,   -- JSON: the last harvest's counts
     PRIMARY KEY (endpoint, set_spec)
 );
+-- Email digests (service.query.digest): who wants a collection's new papers, and which papers
+-- each was sent (written once the mail server accepted the mail: nothing is sent twice).
+CREATE TABLE IF NOT EXISTS subscribers (
+    collection   TEXT NOT NULL,
+    email        TEXT NOT NULL,
+    token        TEXT NOT NULL UNIQUE,   -- the secret in the unsubscribe link
+    created_at   TEXT NOT NULL,
+    PRIMARY KEY (collection, email)
+);
+CREATE TABLE IF NOT EXISTS digest_sent (
+    collection   TEXT NOT NULL,
+    email        TEXT NOT NULL,
+    paper_id     TEXT NOT NULL,
+    sent_at      TEXT NOT NULL,
+    PRIMARY KEY (collection, email, paper_id)
+);
 """
-NEWEST_SCHEMA_OBJECTS = ("subtopic_papers", "collections", "sync_state")
+NEWEST_SCHEMA_OBJECTS = (
+    "subtopic_papers",
+    "collections",
+    "sync_state",
+    "subscribers",
+    "digest_sent",
+)
 """The objects added last to :data:`SCHEMA`: a database lacking one gets the missing objects
 (every statement is ``IF NOT EXISTS``), so older databases are migrated on open."""
 
@@ -268,6 +290,15 @@ class StoredSplit(NamedTuple):
     created_at: str
     subtopics: dict[int, tuple[str, list[str]]]
     paper_subtopic: dict[str, int]
+
+
+class Subscriber(NamedTuple):
+    """Someone who gets a collection's digest; ``token`` is their unsubscribe link's secret."""
+
+    collection: str
+    email: str
+    token: str
+    created_at: str
 
 
 class LiveRow(NamedTuple):
@@ -712,6 +743,71 @@ class Store:
     def delete_collection(self, name: str) -> bool:
         cursor = self._db.execute("DELETE FROM collections WHERE name = ?", (name,))
         return cursor.rowcount > 0
+
+    # -- digest subscribers --------------------------------------------------------------------
+
+    @_translated
+    def subscribe(self, subscriber: Subscriber) -> tuple[Subscriber, bool]:
+        """Add a subscriber; True when new. One already there keeps its token and date."""
+        with self._write():
+            self._db.execute(
+                "INSERT OR IGNORE INTO subscribers VALUES (?, ?, ?, ?)", tuple(subscriber)
+            )
+            row = self._db.execute(
+                "SELECT * FROM subscribers WHERE collection = ? AND email = ?",
+                (subscriber.collection, subscriber.email),
+            ).fetchone()
+        stored = Subscriber(*row)
+        return stored, stored.token == subscriber.token
+
+    @_translated
+    def subscribers(self, collection: str | None = None) -> list[Subscriber]:
+        """The subscribers of one collection (every one when None), by collection and email."""
+        rows = self._db.execute(
+            "SELECT * FROM subscribers WHERE ? IS NULL OR collection = ? "
+            "ORDER BY collection, email",
+            (collection, collection),
+        )
+        return [Subscriber(*row) for row in rows]
+
+    @_translated
+    def unsubscribe(self, collection: str, email: str) -> bool:
+        cursor = self._db.execute(
+            "DELETE FROM subscribers WHERE collection = ? AND email = ?", (collection, email)
+        )
+        return cursor.rowcount > 0
+
+    @_translated
+    def unsubscribe_token(self, token: str) -> Subscriber | None:
+        """Remove the subscriber this unsubscribe token belongs to; None when none does."""
+        with self._write():
+            row = self._db.execute("SELECT * FROM subscribers WHERE token = ?", (token,)).fetchone()
+            if row is not None:
+                self._db.execute("DELETE FROM subscribers WHERE token = ?", (token,))
+        return Subscriber(*row) if row is not None else None
+
+    @_translated
+    def forget_subscribers(self, collection: str) -> None:
+        """Drop a deleted collection's subscribers (its sent record stays)."""
+        self._db.execute("DELETE FROM subscribers WHERE collection = ?", (collection,))
+
+    @_translated
+    def sent_papers(self, collection: str, email: str) -> set[str]:
+        """The papers a subscriber's digests of this collection already carried."""
+        rows = self._db.execute(
+            "SELECT paper_id FROM digest_sent WHERE collection = ? AND email = ?",
+            (collection, email),
+        )
+        return {str(row[0]) for row in rows}
+
+    @_translated
+    def record_sent(self, collection: str, email: str, paper_ids: list[str], now: str) -> None:
+        """Remember that these papers reached this subscriber (after the server accepted them)."""
+        with self._write():
+            self._db.executemany(
+                "INSERT OR IGNORE INTO digest_sent VALUES (?, ?, ?, ?)",
+                ((collection, email, paper_id, now) for paper_id in paper_ids),
+            )
 
 
 def _row_to_collection(row: sqlite3.Row) -> Collection:

@@ -215,3 +215,53 @@ def _wait_for(
         if answer is not None and answer.status_code == 200 and done(answer.json()):
             return dict(answer.json())
         time.sleep(0.5)
+
+
+@pytest.mark.slow  # two syncs with their builds and a mail server
+def test_harvested_papers_reach_a_feed_and_a_mailed_digest(tmp_path: Path) -> None:
+    """The living corpus end to end: a fresh data folder synced from the local OAI-PMH server
+    and built; a collection and a subscriber; the next day's sync builds again and mails the
+    new paper (received by a real SMTP server), which the collection's feed also lists."""
+    from tests.smtp import smtp_server
+
+    repository = Repository()
+    with Endpoint(repository) as endpoint, smtp_server() as (inbox, port):
+        settings = make_settings(
+            tmp_path / "data",
+            sync_endpoint=endpoint.url,
+            sync_delay=0,
+            smtp_host="127.0.0.1",
+            smtp_port=port,
+            smtp_tls="none",
+            smtp_from="digest@example.org",
+            public_url="https://papers.example.org/",
+        )
+        app = Paperscope(settings)
+        report, built = app.sync(app.harvest_request(), progress=False)
+        assert report.new == 6 and built is not None
+        assert inbox.received == []  # no subscriber yet
+        engine = app.open_engine(with_model=False)
+        seed = "0704.0050"
+        app.put_collection(engine, "sat", CollectionIn(positive=[seed]))
+        engine.close()
+        app.subscribe("sat", "reader@example.org")
+        first = app.send_digests()
+        assert [m.status for m in first.mails] == ["sent"] and len(inbox.received) == 1
+
+        repository.today = "2024-01-10"  # a day on: 0704.0108 new, 0704.0050 v2, 0704.0046 gone
+        report, built = app.sync(app.harvest_request(), progress=False)
+        assert report.new == 1 and built is not None and built[2]
+        engine = app.open_engine(with_model=False)
+        feed = app.feed(engine, "sat", None, 20)
+        engine.close()
+    assert "0704.0108" in [item.id for item in feed.results]
+    assert len(inbox.received) == 2  # the second digest came with the second sync
+    mail = inbox.received[1]
+    assert mail.recipients == ["reader@example.org"]
+    text = mail.message.get_body(("plain",))
+    assert text is not None
+    body = text.get_content()
+    assert "0704.0108" in body and "https://papers.example.org/" in body
+    assert mail.message["List-Unsubscribe"]
+    first_ids = set(first.mails[0].papers)
+    assert not any(paper_id in body for paper_id in first_ids)  # nothing sent twice

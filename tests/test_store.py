@@ -10,7 +10,13 @@ import pytest
 from service.errors import DatabaseDamaged, InvalidInput
 from service.ingest import read_records
 from service.schemas import CollectionIn, IngestReport, Paper, Rejected
-from service.store import Store, backup_database, integrity_problems, replace_database
+from service.store import (
+    Store,
+    Subscriber,
+    backup_database,
+    integrity_problems,
+    replace_database,
+)
 from tests.helpers import FIXTURES
 
 
@@ -242,3 +248,22 @@ def test_flipped_page_bytes_are_found_by_sqlite(tmp_path: Path) -> None:
     assert integrity_problems(path)
     with pytest.raises(DatabaseDamaged), Store(path) as store:
         store.ensure_sound()
+
+
+def test_an_older_database_gets_the_digest_tables_and_keeps_its_papers(tmp_path: Path) -> None:
+    db = tmp_path / "papers.sqlite"
+    with Store(db) as store:
+        store._db.executescript("DROP TABLE subscribers; DROP TABLE digest_sent;")
+    with Store(db) as store:  # opened by a newer version: the missing tables are created
+        first, second = "secret-1", "secret-2"
+        ada = Subscriber("c", "ada@example.org", first, "2026-01-01T00:00:00+00:00")
+        assert store.subscribe(ada) == (ada, True)
+        again = Subscriber("c", "ada@example.org", second, "2026-01-05T00:00:00+00:00")
+        assert store.subscribe(again) == (ada, False)  # the first token and date are kept
+        store.record_sent("c", "ada@example.org", ["p1", "p2"], "2026-01-02T00:00:00+00:00")
+        store.record_sent("c", "ada@example.org", ["p2", "p3"], "2026-01-03T00:00:00+00:00")
+        assert store.sent_papers("c", "ada@example.org") == {"p1", "p2", "p3"}
+        assert store.sent_papers("c", "bob@example.org") == set()
+        assert store.unsubscribe_token(second) is None
+        assert store.unsubscribe_token(first) == ada
+        assert store.subscribers() == []

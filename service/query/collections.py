@@ -10,6 +10,7 @@ feed reader can subscribe to.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 from urllib.parse import quote
@@ -107,10 +108,16 @@ def delete(db_path: Path, name: str) -> None:
 
 
 def feed(
-    db_path: Path, engine: Engine, name: str, since: str | None = None, limit: int = 20
+    db_path: Path,
+    engine: Engine,
+    name: str,
+    since: str | None = None,
+    limit: int = 20,
+    exclude: Iterable[str] = (),
 ) -> Feed:
     """Papers dated or added live on/after ``since`` (every paper when None), ranked by the
-    collection's recommend; seeds and seen papers never come back."""
+    collection's recommend; seeds, seen papers and ``exclude`` (a digest's sent papers) never
+    come back."""
     if not 1 <= limit <= MAX_K:
         raise InvalidInput(f"limit must be between 1 and {MAX_K}, got {limit}")
     try:
@@ -134,7 +141,7 @@ def feed(
         negative=[PaperSeed(id=i) for i in negative],
         limit=limit,
     )
-    seen = view.rows_of(collection.seen)
+    seen = view.rows_of([*collection.seen, *exclude])
     results = recommend(view, request, among=among, exclude=seen)
     return Feed(collection=name, since=since, missing=collection.missing, results=results)
 

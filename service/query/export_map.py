@@ -8,6 +8,7 @@ its search box matches title words instead of meaning.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from service.query.engine import Engine
@@ -20,6 +21,8 @@ SCRIPT_TAGS = (
     '<script src="static/vendor/scatterplot.bundle.js"></script>\n'
     '<script src="static/app.js"></script>'
 )
+SERVED_ONLY = re.compile(r'\n?<script src="static/[\w.-]+\.js"></script>')
+"""The page's other scripts (digest.js): they talk to a server, which an exported file has not."""
 ABSTRACTS_UP_TO = 20_000
 """Abstracts are inlined for corpora up to this size (beyond it the file grows past ~30 MB)."""
 
@@ -79,4 +82,5 @@ def page_html(embedded: dict[str, object]) -> str:
         f"<script>window.PAPERSCOPE_EMBEDDED = {_inline_json(embedded)};</script>\n"
         f"<script>{script}</script>"
     )
-    return page.replace(STYLE_TAG, f"<style>\n{style}</style>").replace(SCRIPT_TAGS, scripts)
+    page = page.replace(STYLE_TAG, f"<style>\n{style}</style>").replace(SCRIPT_TAGS, scripts)
+    return SERVED_ONLY.sub("", page)

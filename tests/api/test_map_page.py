@@ -667,3 +667,27 @@ def test_the_open_paper_goes_into_a_collection_and_its_feed_is_shown(
         listed.first.click()
         page.page.locator("#paper-title").wait_for(timeout=10_000)
         assert page.page.locator("#paper-title").inner_text() == feed[0]["title"]
+
+
+def test_a_feed_offers_its_email_digest(
+    browser: Any, dated_server: str, dated_api: httpx.Client
+) -> None:
+    ids = dated_api.get("/map").json()["ids"]
+    body = {"positive": [ids[5]]}
+    saved = dated_api.put("/collections/by-mail", json=body, headers={"X-API-Key": KEY})
+    assert saved.status_code == 201, saved.text
+    with opened(browser, dated_server) as page:
+        page.page.fill("#api-key", KEY)
+        page.page.locator('#views [data-view="collections"]').click()
+        page.page.locator('#collections [data-collection="by-mail"]').click()
+        page.page.locator("#digest-email").wait_for(timeout=10_000)
+        page.page.fill("#digest-email", "ada@example.org")
+        page.page.locator("#digest-form button").click()
+        page.page.wait_for_function(
+            "document.getElementById('digest-status').textContent.includes('will get')",
+            timeout=10_000,
+        )
+        status = page.page.locator("#digest-status").inner_text()
+        assert status == "ada@example.org will get the new papers of by-mail by email."
+    listed = dated_api.get("/collections/by-mail/subscribers", headers={"X-API-Key": KEY}).json()
+    assert [s["email"] for s in listed] == ["ada@example.org"]

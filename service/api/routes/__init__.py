@@ -5,7 +5,16 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from service.api.routes import collections, exports, maps, papers, search, status, topics
+from service.api.routes import (
+    collections,
+    digests,
+    exports,
+    maps,
+    papers,
+    search,
+    status,
+    topics,
+)
 
 ROUTERS: tuple[APIRouter, ...] = (
     status.router,
@@ -14,6 +23,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     topics.router,
     maps.router,
     collections.router,
+    digests.router,
     exports.router,
 )
 """Every router, in the order the app includes them: a path is matched in this order."""
