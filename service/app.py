@@ -23,7 +23,7 @@ from service.config import Settings
 from service.embed.backends import Embedder, load_embedder
 from service.embed.passages import load_windowing
 from service.errors import NotReady, WritesDisabled
-from service.query import collections, export, subtopics
+from service.query import collections, export, feedback, subtopics
 from service.query.engine import Engine
 from service.query.export import Format
 from service.query.live import LiveAdditions, emerging
@@ -34,6 +34,7 @@ from service.schemas import (
     CollectionOut,
     Emerging,
     Feed,
+    FeedbackIn,
     Hit,
     PaperFilter,
     PaperIn,
@@ -195,6 +196,14 @@ class Paperscope:
 
     def feed(self, engine: Engine, name: str, since: str | None, limit: int) -> Feed:
         return collections.feed(self.db_path, engine, name, since, limit)
+
+    def rate(self, engine: Engine, name: str, body: FeedbackIn) -> CollectionOut:
+        """A thumbs up or down on a paper of a collection."""
+        return feedback.rate(self.db_path, engine, name, body)
+
+    def uncertain(self, engine: Engine, name: str, k: int) -> Feed:
+        """The papers a collection's classifier is least sure about ("help me decide")."""
+        return feedback.uncertain(self.db_path, engine, name, k)
 
     def feed_atom(
         self, engine: Engine, name: str, since: str | None, limit: int, base_url: str | None
