@@ -20,6 +20,8 @@ SCRIPT_TAGS = (
     '<script src="static/vendor/scatterplot.bundle.js"></script>\n'
     '<script src="static/app.js"></script>'
 )
+SERVED_ONLY = ('<script src="static/feedback.js"></script>\n',)
+"""Scripts that need the server (thumbs up/down): left out of an exported page."""
 ABSTRACTS_UP_TO = 20_000
 """Abstracts are inlined for corpora up to this size (beyond it the file grows past ~30 MB)."""
 
@@ -68,6 +70,8 @@ def offline_payload(
 def page_html(embedded: dict[str, object]) -> str:
     """The map page with its library and ``embedded`` inlined."""
     page = (STATIC / "index.html").read_text(encoding="utf-8")
+    for tag in SERVED_ONLY:
+        page = page.replace(tag, "")
     if STYLE_TAG not in page or SCRIPT_TAGS not in page:
         raise RuntimeError("the map page no longer loads its files the way export expects")
     style, bundle, script = (
