@@ -470,6 +470,9 @@ def bench_feedback(
         int, typer.Option(min=0, help="Random papers added as negatives (classifier+bg).")
     ] = 200,
     batch: Annotated[int, typer.Option(min=1, help="Papers rated per look at the feed.")] = 5,
+    tfidf: Annotated[
+        bool, typer.Option("--tfidf", help="Also the classifier with TF-IDF features (slower).")
+    ] = False,
 ) -> None:
     """Simulated readers: precision@10 of the upcoming papers after 0-80 thumbs up/down.
 
@@ -481,7 +484,7 @@ def bench_feedback(
     _prepare()
     from service.bench.feedback import measure
 
-    measure(data_dir, today, days, window, seeds, background, batch)
+    measure(data_dir, today, days, window, seeds, background, batch, tfidf)
 
 
 @bench_app.command("topic-sweep")

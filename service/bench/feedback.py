@@ -25,6 +25,7 @@ import random
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -32,10 +33,13 @@ from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 from service.artifacts import BuildFolder, current_build_dir
 from service.config import BUILDS
-from service.query.classifier import Linear, enough, fit
+from service.query.classifier import C, enough, fit
 
 CHECKPOINTS = (0, 5, 10, 20, 40, 80)
 METHODS = ("seeds", "classifier", "classifier+bg")
+TFIDF = "classifier+bg+tfidf"
+"""With ``--tfidf``: the product's classifier on the embeddings and TF-IDF of title and abstract
+side by side (as arxiv-sanity-lite's SVM uses TF-IDF)."""
 PRODUCT = "classifier+bg"
 """The ranking the product's feed uses (:mod:`service.query.classifier`): the reader rates it."""
 AT = 10
@@ -47,6 +51,8 @@ class Corpus:
     dates: list[str | None]
     categories: list[list[str]]
     topics: npt.NDArray[np.int32]
+    tfidf: Any = None
+    """TF-IDF of each title and abstract (a scipy sparse matrix), with ``--tfidf``."""
 
 
 @dataclass
@@ -58,14 +64,23 @@ class Reader:
     negative: list[int] = field(default_factory=list)
 
 
-def load(data_dir: Path) -> Corpus:
+def load(data_dir: Path, tfidf: bool) -> Corpus:
     build = current_build_dir(data_dir / BUILDS)
     if build is None:
         raise SystemExit(f"error: no build in {data_dir}")
     folder = BuildFolder(build)
     shown = folder.papers().summaries()
-    vectors = np.asarray(folder.embeddings(), dtype=np.float32)
-    return Corpus(vectors, shown.dates, shown.categories, folder.assignments())
+    vectors = np.array(folder.embeddings(), dtype=np.float32)  # in memory: read many times
+    weights = None
+    if tfidf:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        texts = [f"{t} {a}" for t, a in zip(shown.titles, folder.papers().abstracts(), strict=True)]
+        vectorizer = TfidfVectorizer(
+            stop_words="english", sublinear_tf=True, min_df=2, max_features=50_000
+        )
+        weights = vectorizer.fit_transform(texts).astype(np.float32).tocsr()
+    return Corpus(vectors, shown.dates, shown.categories, folder.assignments(), weights)
 
 
 def _unit(vector: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
@@ -82,24 +97,38 @@ def seed_scores(
     return np.asarray(corpus.vectors[rows] @ _unit(query), dtype=np.float32)
 
 
-def model(corpus: Corpus, reader: Reader, background: list[int]) -> Linear | None:
-    """The classifier of the reader's ratings (+ background negatives); None with too few."""
-    if not enough(len(reader.positive), len(reader.negative)):
-        return None
-    positive = set(reader.positive)
-    negative = [*reader.negative, *(r for r in background if r not in positive)]
-    return fit(corpus.vectors[reader.positive], corpus.vectors[negative])
-
-
 def ranking(
     corpus: Corpus, reader: Reader, rows: npt.NDArray[np.int64], method: str, background: list[int]
 ) -> npt.NDArray[np.float32]:
-    fitted = None
-    if method != "seeds":
-        fitted = model(corpus, reader, background if method == "classifier+bg" else [])
-    if fitted is None:
+    """Scores of ``rows`` by ``method``; the seeds' ranking while there are too few ratings."""
+    if method == "seeds" or not enough(len(reader.positive), len(reader.negative)):
         return seed_scores(corpus, reader, rows)
+    negative = list(reader.negative)
+    if "+bg" in method:
+        positive = set(reader.positive)
+        negative += [r for r in background if r not in positive]
+    if method == TFIDF:
+        return _tfidf_scores(corpus, reader.positive, negative, rows)
+    fitted = fit(corpus.vectors[reader.positive], corpus.vectors[negative])
     return fitted.scores(corpus.vectors[rows])
+
+
+def _features(corpus: Corpus, rows: list[int] | npt.NDArray[np.int64]) -> Any:
+    from scipy import sparse
+
+    dense = sparse.csr_matrix(corpus.vectors[rows])
+    return sparse.hstack([dense, corpus.tfidf[rows]]).tocsr()
+
+
+def _tfidf_scores(
+    corpus: Corpus, positive: list[int], negative: list[int], rows: npt.NDArray[np.int64]
+) -> npt.NDArray[np.float32]:
+    from sklearn.linear_model import LogisticRegression
+
+    labels = np.concatenate([np.ones(len(positive)), np.zeros(len(negative))])
+    model = LogisticRegression(C=C, class_weight="balanced", max_iter=1000)
+    model.fit(_features(corpus, [*positive, *negative]), labels)
+    return np.asarray(model.decision_function(_features(corpus, rows)), dtype=np.float32)
 
 
 def precision(
@@ -166,7 +195,7 @@ def simulate(
             on,
             [
                 precision(reader, upcoming, ranking(corpus, reader, upcoming, m, background))
-                for m in METHODS
+                for m in _methods(corpus)
             ],
         )
     return out
@@ -180,8 +209,9 @@ def measure(
     seeds: int,
     background: int,
     batch: int,
+    tfidf: bool = False,
 ) -> None:
-    corpus = load(data_dir)
+    corpus = load(data_dir, tfidf)
     dated = sorted(d for d in corpus.dates if d is not None)
     day = today or dated[int(len(dated) * 0.9)]
     until = (date.fromisoformat(day) + timedelta(days=days)).isoformat()
@@ -206,19 +236,27 @@ def measure(
             reader = Reader(liked, [seed])
             results[kind].append(simulate(corpus, reader, pool, upcoming, back, batch))
     for kind, runs in results.items():
-        print(table(kind, runs))
+        print(table(kind, runs, _methods(corpus)))
 
 
-def table(kind: str, runs: list[dict[int, tuple[bool, list[float]]]]) -> str:
+def _methods(corpus: Corpus) -> tuple[str, ...]:
+    return METHODS if corpus.tfidf is None else (*METHODS, TFIDF)
+
+
+def table(
+    kind: str, runs: list[dict[int, tuple[bool, list[float]]]], methods: tuple[str, ...]
+) -> str:
     lines = [
         f"\ninterest = {kind} ({len(runs)} readers): precision@{AT} of the next days' papers",
         "",
-        "| ratings | on classifier | " + " | ".join(METHODS) + " |",
-        "|---:|---:|" + "---:|" * len(METHODS),
+        "| ratings | on classifier | " + " | ".join(methods) + " |",
+        "|---:|---:|" + "---:|" * len(methods),
     ]
     for n in CHECKPOINTS:
         on = np.mean([run[n][0] for run in runs]) if runs else 0.0
-        means = [np.mean([run[n][1][i] for run in runs]) if runs else 0.0 for i in range(3)]
+        means = [
+            np.mean([run[n][1][i] for run in runs]) if runs else 0.0 for i, _ in enumerate(methods)
+        ]
         cells = " | ".join(f"{m:.3f}" for m in means)
         lines.append(f"| {n} | {on:.0%} | {cells} |")
     return "\n".join(lines)
