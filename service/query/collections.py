@@ -124,7 +124,13 @@ def feed(
     positive = [i for i in collection.positive if i not in missing]
     negative = [i for i in collection.negative if i not in missing]
     if not positive:  # every positive seed deleted: nothing to rank by
-        return Feed(collection=name, since=since, missing=collection.missing, results=[])
+        return Feed(
+            collection=name,
+            since=since,
+            missing=collection.missing,
+            ranking_note="every positive paper was deleted since: nothing to rank by",
+            results=[],
+        )
     view = engine.view
     among = None
     if since is not None:

@@ -48,6 +48,8 @@ def uncertain(db_path: Path, engine: Engine, name: str, k: int) -> Feed:
     found = classifier.least_sure_feed(view, positive, negative, view.rows_of(collection.seen), k)
     if found is None:
         feed = collections.feed(db_path, engine, name, None, k)
+        if not feed.results:  # nothing left to rate, or no positive paper served
+            return feed
         note = f"{feed.ranking_note}: rate these, the feed's top papers, to get it going"
         return feed.model_copy(update={"ranking_note": note})
     return Feed(
