@@ -28,7 +28,7 @@ from service.errors import MailError, NotReady, SyncRunning, WritesDisabled
 from service.ingest import oai_sync
 from service.mail import Mailer, RecipientRefused
 from service.pipeline.schedule import Every
-from service.query import collections, digest, export, subtopics
+from service.query import collections, digest, export, feedback, subtopics
 from service.query.engine import Engine
 from service.query.export import Format
 from service.query.live import LiveAdditions, emerging
@@ -41,6 +41,7 @@ from service.schemas import (
     DigestReport,
     Emerging,
     Feed,
+    FeedbackIn,
     Hit,
     PaperFilter,
     PaperIn,
@@ -308,6 +309,14 @@ class Paperscope:
 
     def feed(self, engine: Engine, name: str, since: str | None, limit: int) -> Feed:
         return collections.feed(self.db_path, engine, name, since, limit)
+
+    def rate(self, engine: Engine, name: str, body: FeedbackIn) -> CollectionOut:
+        """A thumbs up or down on a paper of a collection."""
+        return feedback.rate(self.db_path, engine, name, body)
+
+    def uncertain(self, engine: Engine, name: str, k: int) -> Feed:
+        """The papers a collection's classifier is least sure about ("help me decide")."""
+        return feedback.uncertain(self.db_path, engine, name, k)
 
     def feed_atom(
         self, engine: Engine, name: str, since: str | None, limit: int, base_url: str | None

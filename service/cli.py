@@ -655,6 +655,7 @@ def collection_feed(
         return
     if result.missing:
         typer.echo(f"seeds no longer served: {', '.join(result.missing)}", err=True)
+    typer.echo(f"ranked by {result.ranking}: {result.ranking_note}", err=True)
     for rank, rec in enumerate(result.results, 1):
         typer.echo(f"{rank:>3}. {rec.score:.3f}  {rec.title}")
         why = f"like {rec.reason.closest_seed}"

@@ -276,9 +276,13 @@ class PaperFilter(BaseModel):
 NO_FILTER = PaperFilter()
 
 
+MAX_SEEDS = 50
+"""Positive (and negative) seeds one recommend takes."""
+
+
 class RecommendRequest(PaperFilter):
-    positive: list[Seed] = Field(min_length=1, max_length=50)
-    negative: list[Seed] = Field(default_factory=list, max_length=50)
+    positive: list[Seed] = Field(min_length=1, max_length=MAX_SEEDS)
+    negative: list[Seed] = Field(default_factory=list, max_length=MAX_SEEDS)
     limit: int = Field(default=10, ge=1, le=MAX_K)
     strategy: Literal["average", "best_score"] = Field(
         default="average",
@@ -344,12 +348,30 @@ class CollectionOut(Collection):
     )
 
 
+class FeedbackIn(BaseModel):
+    """A thumbs up or down on a paper, for a collection."""
+
+    model_config = ConfigDict(extra="forbid")
+    paper_id: str = Field(min_length=1, max_length=200)
+    rating: Literal["up", "down"]
+
+
+Ranking = Literal["seeds", "classifier"]
+
+
 class Feed(BaseModel):
-    """New papers for a collection: its recommend over papers dated or added since ``since``."""
+    """New papers for a collection: its recommend over papers dated or added since ``since``,
+    or its classifier's ranking once it has enough ratings of both kinds."""
 
     collection: str
     since: str | None
     missing: list[str] = Field(description="Seeds no longer served, left out of the ranking.")
+    ranking: Ranking = Field(
+        default="seeds",
+        description="seeds: similarity to the positive (and negative) papers; classifier: a "
+        "logistic regression on the embeddings fitted to the positive and negative papers.",
+    )
+    ranking_note: str = Field(default="", description="Why this ranking, in words.")
     results: list[Recommendation]
 
 

@@ -126,6 +126,15 @@ CREATE TABLE IF NOT EXISTS digest_sent (
     sent_at      TEXT NOT NULL,
     PRIMARY KEY (collection, email, paper_id)
 );
+-- Thumbs up/down on a collection's papers (service.query.feedback): the rating also moves the
+-- paper into the collection's positive or negative list and its seen list.
+CREATE TABLE IF NOT EXISTS collection_ratings (
+    collection   TEXT NOT NULL,
+    paper_id     TEXT NOT NULL,
+    rating       TEXT NOT NULL CHECK (rating IN ('up', 'down')),
+    rated_at     TEXT NOT NULL,
+    PRIMARY KEY (collection, paper_id)
+);
 """
 NEWEST_SCHEMA_OBJECTS = (
     "subtopic_papers",
@@ -133,6 +142,7 @@ NEWEST_SCHEMA_OBJECTS = (
     "sync_state",
     "subscribers",
     "digest_sent",
+    "collection_ratings",
 )
 """The objects added last to :data:`SCHEMA`: a database lacking one gets the missing objects
 (every statement is ``IF NOT EXISTS``), so older databases are migrated on open."""
@@ -741,7 +751,9 @@ class Store:
 
     @_translated
     def delete_collection(self, name: str) -> bool:
-        cursor = self._db.execute("DELETE FROM collections WHERE name = ?", (name,))
+        with self._write():
+            self._db.execute("DELETE FROM collection_ratings WHERE collection = ?", (name,))
+            cursor = self._db.execute("DELETE FROM collections WHERE name = ?", (name,))
         return cursor.rowcount > 0
 
     # -- digest subscribers --------------------------------------------------------------------
@@ -808,6 +820,61 @@ class Store:
                 "INSERT OR IGNORE INTO digest_sent VALUES (?, ?, ?, ?)",
                 ((collection, email, paper_id, now) for paper_id in paper_ids),
             )
+
+    @_translated
+    def rate(self, name: str, paper_id: str, up: bool, now: str) -> Collection | None:
+        """Record a thumbs up (``up``) or down on a paper of collection ``name`` and move the
+        paper into its positive or negative list and its seen list, in one transaction; None
+        when there is no such collection. InvalidInput when a list would outgrow its limit."""
+        with self._write():
+            row = self._db.execute("SELECT * FROM collections WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                return None
+            old = _row_to_collection(row)
+            body = rated(old, paper_id, up)
+            self._db.execute(
+                "UPDATE collections SET positive = ?, negative = ?, seen = ?, updated_at = ? "
+                "WHERE name = ?",
+                (
+                    json.dumps(body.positive),
+                    json.dumps(body.negative),
+                    json.dumps(body.seen),
+                    now,
+                    name,
+                ),
+            )
+            self._db.execute(
+                "INSERT OR REPLACE INTO collection_ratings VALUES (?, ?, ?, ?)",
+                (name, paper_id, "up" if up else "down", now),
+            )
+        return Collection(name=name, created_at=old.created_at, updated_at=now, **body.model_dump())
+
+    @_translated
+    def ratings(self, name: str) -> dict[str, str]:
+        """Collection ``name``'s ratings: paper id -> "up" or "down", oldest first."""
+        rows = self._db.execute(
+            "SELECT paper_id, rating FROM collection_ratings WHERE collection = ? "
+            "ORDER BY rated_at, rowid",
+            (name,),
+        )
+        return {row[0]: row[1] for row in rows}
+
+
+def rated(old: CollectionIn, paper_id: str, up: bool) -> CollectionIn:
+    """The collection's lists after a rating: the paper moves to the end of the positive (up) or
+    negative (down) list, leaves the other, and joins the seen list. Checked against the lists'
+    limits (InvalidInput)."""
+    positive = [i for i in old.positive if i != paper_id] + ([paper_id] if up else [])
+    negative = [i for i in old.negative if i != paper_id] + ([] if up else [paper_id])
+    seen = old.seen if paper_id in old.seen else [*old.seen, paper_id]
+    if not positive:
+        raise InvalidInput("a collection keeps at least one positive paper")
+    try:
+        return CollectionIn(positive=positive, negative=negative, seen=seen, note=old.note)
+    except ValueError:
+        raise InvalidInput(
+            "the collection is full (500 positive, 500 negative, 10,000 seen papers at most)"
+        ) from None
 
 
 def _row_to_collection(row: sqlite3.Row) -> Collection:

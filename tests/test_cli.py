@@ -68,6 +68,9 @@ def test_collection_add_list_and_feed(built_copy: Path) -> None:
     ids = [r["id"] for r in feed["results"]]
     assert len(ids) == 20 and not {first, second, third} & set(ids)
     assert feed["results"][0]["reason"]["closest_seed"] in (first, second)
+    assert feed["ranking"] == "seeds"  # 2 positive, 1 negative: too few for a classifier
+    lines = run("collection", "feed", "kd", "--limit", "2", data_dir=built_copy)
+    assert "ranked by seeds: similarity" in lines.stderr and "2 more thumbs down" in lines.stderr
     atom = run("collection", "feed", "kd", "--atom", "--limit", "3", data_dir=built_copy)
     assert atom.stdout.count("<entry>") == 3
     unknown = run("collection", "feed", "nope", data_dir=built_copy)

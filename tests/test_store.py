@@ -148,6 +148,30 @@ def test_a_database_from_before_collections_gains_them_and_keeps_its_papers(
         assert store.delete_collection("mine") and store.collection("mine") is None
 
 
+def test_ratings_move_papers_between_lists_and_survive_an_older_database(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "papers.db"
+    with Store(path) as store:
+        store.put_collection("mine", CollectionIn(positive=["a"], seen=["s"]), "t0")
+    old = sqlite3.connect(path)  # as a release before ratings left it
+    old.execute("DROP TABLE collection_ratings")
+    old.close()
+    with Store(path) as store:
+        assert store.rate("nobody", "b", True, "t1") is None
+        store.rate("mine", "b", True, "t1")
+        store.rate("mine", "c", False, "t2")
+        moved = store.rate("mine", "b", False, "t3")  # rated again: moves to the negatives
+        assert moved is not None
+        assert (moved.positive, moved.negative, moved.seen) == (["a"], ["c", "b"], ["s", "b", "c"])
+        assert moved.updated_at == "t3" and moved.created_at == "t0"
+        assert store.ratings("mine") == {"c": "down", "b": "down"}
+        with pytest.raises(InvalidInput, match="at least one positive"):
+            store.rate("mine", "a", False, "t4")  # the last positive paper stays
+        assert store.collection("mine") == moved
+        assert store.delete_collection("mine") and store.ratings("mine") == {}
+
+
 def test_backup_database_copies_a_consistent_self_contained_file(tmp_path: Path) -> None:
     db = tmp_path / "p.sqlite"
     with Store(db) as store:

@@ -457,6 +457,36 @@ def bench_topic_stability(
     measure(data_dir, share, only_added)
 
 
+@bench_app.command("feedback")
+def bench_feedback(
+    data_dir: DataDirArg,
+    today: Annotated[
+        str | None, typer.Option(help="Today, YYYY-MM-DD (default: the 90th percentile date).")
+    ] = None,
+    days: Annotated[int, typer.Option(min=1, help="Days of upcoming papers scored.")] = 7,
+    window: Annotated[int, typer.Option(min=1, help="Days up to today the reader rates.")] = 30,
+    seeds: Annotated[int, typer.Option(min=1, help="Readers (start papers) per interest.")] = 3,
+    background: Annotated[
+        int, typer.Option(min=0, help="Random papers added as negatives (classifier+bg).")
+    ] = 200,
+    batch: Annotated[int, typer.Option(min=1, help="Papers rated per look at the feed.")] = 5,
+    tfidf: Annotated[
+        bool, typer.Option("--tfidf", help="Also the classifier with TF-IDF features (slower).")
+    ] = False,
+) -> None:
+    """Simulated readers: precision@10 of the upcoming papers after 0-80 thumbs up/down.
+
+    Each category and topic with 10+ papers in the DAYS after TODAY is an interest; SEEDS
+    readers each start from one paper of it, rate today's feed (up if of their interest) and
+    are scored on the upcoming papers by seed similarity and by the classifier. One markdown
+    table per kind of interest. Reads the build's stored vectors; embeds nothing.
+    """
+    _prepare()
+    from service.bench.feedback import measure
+
+    measure(data_dir, today, days, window, seeds, background, batch, tfidf)
+
+
 @bench_app.command("topic-sweep")
 def bench_topic_sweep(
     labels: Annotated[bool, typer.Option("--labels", help="Print every topic's label.")] = False,

@@ -19,11 +19,13 @@ import numpy as np
 from feedgen.feed import FeedGenerator
 
 from service.errors import InvalidInput, NotFound
+from service.query import classifier
 from service.query.engine import Engine
 from service.query.recommend import recommend
 from service.sanitize import xml_text
 from service.schemas import (
     MAX_K,
+    MAX_SEEDS,
     Collection,
     CollectionIn,
     CollectionOut,
@@ -129,21 +131,44 @@ def feed(
     positive = [i for i in collection.positive if i not in missing]
     negative = [i for i in collection.negative if i not in missing]
     if not positive:  # every positive seed deleted: nothing to rank by
-        return Feed(collection=name, since=since, missing=collection.missing, results=[])
+        return Feed(
+            collection=name,
+            since=since,
+            missing=collection.missing,
+            ranking_note="every positive paper was deleted since: nothing to rank by",
+            results=[],
+        )
     view = engine.view
     among = None
     if since is not None:
         dated = view.filter_rows(since=since)
         assert dated is not None
         among = np.union1d(dated, np.asarray(view.added_since(since), dtype=np.int64))
-    request = RecommendRequest(
-        positive=[PaperSeed(id=i) for i in positive],
-        negative=[PaperSeed(id=i) for i in negative],
+    seen = view.rows_of([*collection.seen, *exclude])
+    learned = classifier.learned_feed(view, positive, negative, among, seen, limit)
+    if learned is not None:
+        results, note = learned
+        return Feed(
+            collection=name,
+            since=since,
+            missing=collection.missing,
+            ranking="classifier",
+            ranking_note=note,
+            results=results,
+        )
+    request = RecommendRequest(  # the latest seeds, as many as a recommend takes
+        positive=[PaperSeed(id=i) for i in positive[-MAX_SEEDS:]],
+        negative=[PaperSeed(id=i) for i in negative[-MAX_SEEDS:]],
         limit=limit,
     )
-    seen = view.rows_of([*collection.seen, *exclude])
     results = recommend(view, request, among=among, exclude=seen)
-    return Feed(collection=name, since=since, missing=collection.missing, results=results)
+    return Feed(
+        collection=name,
+        since=since,
+        missing=collection.missing,
+        ranking_note=classifier.seeds_note(len(positive), len(negative)),
+        results=results,
+    )
 
 
 def atom(result: Feed, base_url: str, note: str = "") -> bytes:

@@ -22,7 +22,8 @@ SCRIPT_TAGS = (
     '<script src="static/app.js"></script>'
 )
 SERVED_ONLY = re.compile(r'\n?<script src="static/[\w.-]+\.js"></script>')
-"""The page's other scripts (digest.js): they talk to a server, which an exported file has not."""
+"""The page's other scripts (digest.js, feedback.js): they talk to a server, which an exported
+file has not."""
 ABSTRACTS_UP_TO = 20_000
 """Abstracts are inlined for corpora up to this size (beyond it the file grows past ~30 MB)."""
 

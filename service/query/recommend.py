@@ -86,6 +86,16 @@ def recommend(
     return _with_reasons(view, hits, positive)
 
 
+def explained(
+    view: BuildView, rows: list[int], scores: list[float], positive: list[str]
+) -> list[Recommendation]:
+    """These rows as recommendations with their scores and the reasons they share with the
+    ``positive`` papers (served ids): a ranking made elsewhere (a collection's classifier)."""
+    hits = view.hits(np.asarray(scores), np.asarray(rows), skip=-1, k=len(rows))
+    seeds = _resolve(view, [PaperSeed(id=i) for i in positive], "positive")
+    return _with_reasons(view, hits, seeds)
+
+
 def _resolve(view: BuildView, seeds: list[Seed], kind: str) -> _Seeds:
     names, rows, texts, vectors = [], [], [], []
     pasted = [s.text for s in seeds if isinstance(s, TextSeed)]

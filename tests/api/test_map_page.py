@@ -336,7 +336,8 @@ def test_exported_map_works_offline(browser: Any, built_dir: Path, tmp_path: Pat
     assert not page.page.locator("#views").is_visible()  # the views need the server
     assert page.page.locator("#collection-name").count() == 0
     page.page.locator('#topic-list [data-topic="0"]').click()  # its timeline from the file
-    page.page.locator("#timeline-empty").wait_for(timeout=5_000)
+    page.page.locator("#timeline-chart rect.bar").first.wait_for(timeout=5_000)
+    assert page.page.locator("#thumbs, .thumbs").count() == 0  # no thumbs without a server
     assert not page.errors, page.errors
     context.close()
 
@@ -526,13 +527,16 @@ def _topic_panel_opens(page: MapPage, topic_id: int) -> None:
     page.page.locator("#timeline").wait_for(timeout=10_000)
 
 
-def test_a_topic_without_dated_papers_says_so(map_page: MapPage) -> None:
+def test_a_bundled_topic_shows_the_day_its_page_listed_its_papers(map_page: MapPage) -> None:
     topic = max(map_page.data("topics"), key=lambda t: t["size"])
     _topic_panel_opens(map_page, topic["id"])
-    assert map_page.page.locator("#timeline-empty").inner_text() == "no dated papers"
-    assert map_page.page.locator("#timeline-chart").count() == 0
-    undated = map_page.page.locator("#timeline").inner_text()
-    assert f"{topic['size']} papers without a date" in undated
+    map_page.page.locator("#timeline-chart").wait_for(timeout=10_000)
+    bars = map_page.page.evaluate(
+        "[...document.querySelectorAll('#timeline-chart rect.bar')].map((b) => "
+        "[b.dataset.month, Number(b.dataset.papers)])"
+    )
+    assert bars == [["2025-03", topic["size"]]]  # every bundled paper: listed 2025-03-14
+    assert map_page.page.locator("#timeline-empty").count() == 0
     assert map_page.page.locator("#topic-papers .hit").count() == min(topic["size"], 50)
 
 
@@ -691,3 +695,39 @@ def test_a_feed_offers_its_email_digest(
         assert status == "ada@example.org will get the new papers of by-mail by email."
     listed = dated_api.get("/collections/by-mail/subscribers", headers={"X-API-Key": KEY}).json()
     assert [s["email"] for s in listed] == ["ada@example.org"]
+
+
+def test_thumbs_rate_feed_papers_and_help_me_decide_lists_the_unsure_ones(
+    browser: Any, dated_server: str, dated_api: httpx.Client
+) -> None:
+    ids = dated_api.get("/map").json()["ids"]
+    body = {"positive": ids[:3], "negative": ids[3:5]}
+    saved = dated_api.put("/collections/thumbs", json=body, headers={"X-API-Key": KEY})
+    assert saved.status_code == 201, saved.text
+    with opened(browser, dated_server) as page:
+        page.page.fill("#api-key", KEY)
+        page.page.locator('#views [data-view="collections"]').click()
+        page.page.locator('#collections [data-collection="thumbs"]').click()
+        ranking = page.page.locator("#feed-ranking")
+        page.page.wait_for_function("document.getElementById('feed-ranking')?.textContent")
+        assert (
+            "seed similarity" in ranking.inner_text()
+            and "1 more thumbs down" in ranking.inner_text()
+        )
+        first = page.page.locator("#feed .hit").first
+        rated = first.get_attribute("data-id")
+        first.locator('[data-rate="down"]').click()
+        page.page.wait_for_function(
+            "document.getElementById('feed-ranking').textContent.includes('its classifier')",
+            timeout=10_000,
+        )
+        assert page.page.locator("#paper-title").count() == 0  # a thumb does not open the paper
+        page.page.locator("#help-decide").click()
+        unsure = page.page.locator("#uncertain-list .hit")
+        unsure.first.wait_for(timeout=10_000)
+        assert "least sure" in page.page.locator("#uncertain").inner_text()
+        assert rated not in [h.get_attribute("data-id") for h in unsure.all()]
+    collection = dated_api.get("/collections/thumbs").json()
+    assert collection["negative"] == [*ids[3:5], rated] and rated in collection["seen"]
+    feed = dated_api.get("/collections/thumbs/feed", params={"limit": 100}).json()
+    assert feed["ranking"] == "classifier" and rated not in {r["id"] for r in feed["results"]}

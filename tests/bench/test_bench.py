@@ -24,6 +24,7 @@ COMMANDS = {
     "all",
     "embed",
     "embed-path",
+    "feedback",
     "full-build",
     "exact-search",
     "map",

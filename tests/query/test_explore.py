@@ -18,6 +18,18 @@ from service.schemas import NOISE_TOPIC, Paper
 from service.store import Store
 from tests.helpers import TREND_DATES, make_settings
 
+BUNDLED_MONTH = "2025-03"
+"""The month of the day the bundled corpus's seed page listed its papers (2025-03-14)."""
+
+
+def _months(first: str, last: str) -> list[str]:
+    """Every month from ``first`` to ``last`` (YYYY-MM), as timelines list them."""
+    out, (year, month) = [], map(int, first.split("-"))
+    while f"{year:04d}-{month:02d}" <= last:
+        out.append(f"{year:04d}-{month:02d}")
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return out
+
 
 def test_coarse_level_covers_every_clustered_topic_once(engine: Engine) -> None:
     fine = {t.id: t.size for t in engine.topics() if t.id != NOISE_TOPIC}
@@ -58,15 +70,10 @@ def test_timeline_counts_papers_per_month(built_copy: Path, embedder: Embedder) 
     months = {m.month: m.papers for m in engine.timeline(topic_id).months}
     same_topic = [p for p, a in zip(dated, placed, strict=True) if a.topic_id == topic_id]
     expected = Counter(p.date[:7] for p in same_topic if p.date)
-    every_month = ["2025-11", "2025-12", "2026-01"]
-    assert (
-        list(months)
-        == every_month[every_month.index(min(expected)) : every_month.index(max(expected)) + 1]
-    )
+    expected[BUNDLED_MONTH] += len(engine.view.topic(topic_id).members)  # the page's one day
+    assert list(months) == _months(BUNDLED_MONTH, max(expected))
     assert all(months[m] == expected.get(m, 0) for m in months)
-    assert engine.timeline(topic_id).undated == len(
-        engine.view.members(engine.view.topic(topic_id))
-    ) - len(same_topic)
+    assert engine.timeline(topic_id).undated == 0  # every bundled paper carries its day
     with pytest.raises(NotFound):
         engine.timeline(9999)
 
@@ -88,18 +95,24 @@ def test_timelines_are_bounded_by_valid_dates(built_copy: Path, embedder: Embedd
         timeline = engine.timeline(topic_id)
         here = [d for d, p in zip(days, placed, strict=True) if p.topic_id == topic_id]
         valid = {d[:7] for d in here if d in days[4:]}
+        if engine.view.topic(topic_id).members:  # bundled papers: the page's one day
+            valid.add(BUNDLED_MONTH)
         assert [m.month for m in timeline.months if m.papers] == sorted(valid)
-        assert all("2025-11" <= m.month <= "2026-01" for m in timeline.months)
-        assert timeline.undated >= sum(1 for d in here if d in days[:4])
+        assert all(BUNDLED_MONTH <= m.month <= "2026-01" for m in timeline.months)
+        assert timeline.undated == sum(1 for d in here if d in days[:4])
     trends = engine.trending(120)
-    assert sum(t.recent + t.earlier for t in trends) <= 2
+    clustered = sum(1 for t in engine.topics() if t.id != NOISE_TOPIC for _ in range(t.size))
+    assert sum(t.recent + t.earlier for t in trends) <= clustered  # bad dates never count
 
 
 def test_trending_ranks_topics_by_recent_against_earlier_rate(
     built_copy: Path, embedder: Embedder
 ) -> None:
     engine = Engine(sorted((built_copy / "builds").glob("2*"))[-1], embedder)
-    assert engine.trending(6) == []  # the bundled corpus has no dates
+    bundled = engine.trending(6)  # every bundled paper carries the one day its page listed it
+    assert bundled and all(t.growth is None and t.earlier == 0 for t in bundled)
+    clustered = [t for t in engine.topics() if t.id != NOISE_TOPIC]
+    assert sum(t.recent for t in bundled) == sum(t.size for t in clustered)
     topics = [t for t in engine.topics() if t.id != NOISE_TOPIC][:3]
     view = engine.view
     dated, topic_of = [], {}
@@ -114,6 +127,8 @@ def test_trending_ranks_topics_by_recent_against_earlier_rate(
     settings = make_settings(built_copy)  # papers embedded as the build and the server do
     live = LiveAdditions(settings.db_path, embedder, load_windowing(settings))
     placed = live.add(engine, dated)
+    kept = {p.id for p in dated}  # the dated papers alone: the other bundled ones leave
+    engine.hide([i for i in engine.paper_ids if i not in kept])
     # papers close to their topic's centre are placed back into it
     assert [p.topic_id for p in placed.papers] == [
         topic_of[kind] for kind, days in TREND_DATES.items() for _ in days

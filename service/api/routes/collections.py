@@ -10,7 +10,14 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from service.api.errors import ERROR_RESPONSES
 from service.api.routes.deps import WRITE_RESPONSES, AppDep, EngineDep, require_api_key
 from service.api.urls import public_base_url
-from service.schemas import COLLECTION_NAME_PATTERN, MAX_K, CollectionIn, CollectionOut, Feed
+from service.schemas import (
+    COLLECTION_NAME_PATTERN,
+    MAX_K,
+    CollectionIn,
+    CollectionOut,
+    Feed,
+    FeedbackIn,
+)
 
 router = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES)
 
@@ -70,6 +77,34 @@ def delete_collection(name: CollectionName, app: AppDep) -> Response:
     """Delete a collection (needs the key); 204."""
     app.delete_collection(name)
     return Response(status_code=204)
+
+
+@router.post(
+    "/collections/{name}/feedback",
+    response_model=CollectionOut,
+    tags=["collections"],
+    dependencies=[Depends(require_api_key)],
+    responses=WRITE_RESPONSES,
+)
+def collection_feedback(
+    engine: EngineDep, name: CollectionName, body: FeedbackIn, app: AppDep
+) -> CollectionOut:
+    """A thumbs up or down on a served paper (needs the key): up adds it to the collection's
+    positive papers, down to its negative ones, both to its seen papers (it leaves the feed).
+    With at least 3 of each kind (seeds count) the feed ranks by a classifier."""
+    return app.rate(engine, name, body)
+
+
+@router.get("/collections/{name}/uncertain", response_model=Feed, tags=["collections"])
+def collection_uncertain(
+    engine: EngineDep,
+    name: CollectionName,
+    app: AppDep,
+    k: Annotated[int, Query(ge=1, le=MAX_K, description="Papers to list.")] = 10,
+) -> Feed:
+    """Help me decide: the unseen papers the collection's classifier is least sure about (a
+    rating there teaches it most); the feed's top papers while it has too few ratings."""
+    return app.uncertain(engine, name, k)
 
 
 FeedSince = Annotated[
