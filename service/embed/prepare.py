@@ -142,7 +142,7 @@ def _measure_speed(
         {backend: loader(backend) for backend in SPEED_CANDIDATES},
         texts,
         token_counts(weights, texts, entry.max_seq_length),
-        on_skip=lambda name, error: skipped.append(f"{name} ({str(error).splitlines()[0]})"),
+        on_skip=lambda name, error: skipped.append(f"{name} ({_last_line(error)})"),
     )
     chosen, why = choose(timings)
     if skipped:
@@ -162,3 +162,9 @@ def calibration_texts() -> list[str]:
     """Real abstracts to calibrate static int8 on: the bundled corpus, as a build embeds it."""
     rows = [json.loads(line) for line in BUNDLED_CORPUS.read_text(encoding="utf-8").splitlines()]
     return [embedding_text(row["title"], row["abstract"]) for row in rows if row.get("abstract")]
+
+
+def _last_line(error: Exception) -> str:
+    """The line of a runtime's error that says what failed (OpenVINO's first lines are where)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[-1] if lines else type(error).__name__
