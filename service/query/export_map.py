@@ -20,6 +20,8 @@ SCRIPT_TAGS = (
     '<script src="static/vendor/scatterplot.bundle.js"></script>\n'
     '<script src="static/app.js"></script>'
 )
+SERVED_ONLY = ('<script src="static/curation.js"></script>\n',)
+"""Scripts of the served page only (writes through the API): left out of the exported file."""
 ABSTRACTS_UP_TO = 20_000
 """Abstracts are inlined for corpora up to this size (beyond it the file grows past ~30 MB)."""
 
@@ -79,4 +81,6 @@ def page_html(embedded: dict[str, object]) -> str:
         f"<script>window.PAPERSCOPE_EMBEDDED = {_inline_json(embedded)};</script>\n"
         f"<script>{script}</script>"
     )
+    for tag in SERVED_ONLY:
+        page = page.replace(tag, "")
     return page.replace(STYLE_TAG, f"<style>\n{style}</style>").replace(SCRIPT_TAGS, scripts)
