@@ -207,6 +207,10 @@ def listing(engine: Engine, db_path: Path) -> list[TopicEdit]:
     with Store(db_path) as store:
         edits, lineage = store.edits(), store.edit_lineage()
     now = {r.edit: r for r in engine.view.curation.resolutions}
+    if any(e.id not in now for e in edits):  # made by another process since: apply them first
+        now = {r.edit: r for r in apply(engine, db_path).resolutions}
+        with Store(db_path) as store:
+            edits, lineage = store.edits(), store.edit_lineage()
     out = []
     for edit in edits:
         resolution = now.get(edit.id)
@@ -223,7 +227,7 @@ def listing(engine: Engine, db_path: Path) -> list[TopicEdit]:
                 created_at=edit.created_at,
                 applied_to=applied,
                 status="orphaned" if applied is None else "applied",
-                note=resolution.note if resolution is not None else "not applied yet",
+                note=resolution.note if resolution is not None else "made since this listing",
                 lineage=[
                     EditLineageOut(build_id=e.build_id, topic=e.topic, note=e.note)
                     for e in lineage

@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.api.app import create_app
+from service.app import Paperscope
 from service.embed.backends import Embedder
 from service.pipeline.pipeline import run_build
 from service.schemas import Paper
@@ -160,6 +161,21 @@ def test_a_later_rename_wins_and_live_papers_follow_a_merge(
         added = client.post(f"{API}/papers", json={"papers": [posted]}, headers=HEADERS)
         assert added.status_code in (200, 201), added.text
         assert _topic_of(client, "live-copy") != gone
+
+
+def test_a_server_follows_edits_made_by_another_process(
+    built_copy: Path, embedder: Embedder
+) -> None:
+    with _client(built_copy, embedder) as client:
+        topic = next(t for t in client.get(f"{API}/topics").json() if t["id"] != -1)["id"]
+        other = Paperscope(make_settings(built_copy))  # as the CLI or another worker does
+        other.rename_topic(other.open_engine(with_model=False), topic, "From elsewhere")
+        app: Paperscope = client.app.state.paperscope  # type: ignore[attr-defined]
+        assert app.watcher is not None
+        app.watcher.refresh()  # what its reload loop does every PAPERSCOPE_RELOAD_SECONDS
+        assert _topics(client)[topic]["name"] == "From elsewhere"
+        (edit,) = client.get(f"{API}/topics/edits").json()
+        assert edit["status"] == "applied" and len(edit["lineage"]) == 1
 
 
 def test_curation_needs_the_key_and_checks_its_input(built_copy: Path, embedder: Embedder) -> None:
