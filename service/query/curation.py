@@ -46,10 +46,13 @@ def fitted_papers(view: BuildView) -> dict[int, set[str]]:
 
 def apply(engine: Engine, db_path: Path) -> Curation:
     """Resolve the stored edits against the served build and serve the topics as curated;
-    records where each edit applied in this build (once per build)."""
+    records where each edit applied in this build (once per build). Papers added live later
+    follow the edits as they are added (:meth:`BuildView.add_live`)."""
     view = engine.view
     with Store(db_path) as store:
         edits = store.edits()
+    if [r.edit for r in view.curation.resolutions] == [e.id for e in edits]:
+        return view.curation  # the same edits (a live addition changed the store): kept as is
     with view.changed:
         curation = resolve(edits, engine.manifest.build_id, fitted_papers(view))
         if curation != view.curation:
