@@ -109,7 +109,9 @@ def merge_topics(engine: EngineDep, body: TopicMergeIn, app: AppDep) -> TopicEdi
     responses=WRITE_RESPONSES,
 )
 def undo_topic_edit(
-    engine: EngineDep, app: AppDep, edit_id: Annotated[int, Path(description="Edit id.")]
+    engine: EngineDep,
+    app: AppDep,
+    edit_id: Annotated[int, Path(ge=1, le=2**62, description="Edit id (GET /topics/edits).")],
 ) -> Response:
     """Undo a curation edit (needs the key): the topics are served as if it was never made."""
     app.undo_topic_edit(engine, edit_id)
