@@ -28,7 +28,7 @@ from service.errors import MailError, NotReady, SyncRunning, WritesDisabled
 from service.ingest import oai_sync
 from service.mail import Mailer, RecipientRefused
 from service.pipeline.schedule import Every
-from service.query import collections, digest, export, feedback, subtopics
+from service.query import collections, curation, digest, export, feedback, subtopics
 from service.query.engine import Engine
 from service.query.export import Format
 from service.query.live import LiveAdditions, emerging
@@ -49,6 +49,7 @@ from service.schemas import (
     SubscriberOut,
     SyncReport,
     TopicDetail,
+    TopicEdit,
 )
 from service.search.fusion import Mode, fusion_params, parse_mode, parse_modes
 from service.store import Store
@@ -85,8 +86,9 @@ class Paperscope:
         build = require_build(self.settings)
         embedder = load_embedder(self.settings) if with_model else None
         engine = Engine(build, embedder)
-        if self.db_path.exists():  # papers added to the server since the build
+        if self.db_path.exists():  # papers added to the server since the build, topic edits
             LiveAdditions(self.db_path, embedder).restore(engine)
+            curation.apply(engine, self.db_path)
         return engine
 
     def serve(self, embedder: Embedder) -> BuildWatcher:
@@ -283,6 +285,23 @@ class Paperscope:
 
     def split_topic(self, engine: Engine, topic_id: int, limit: int) -> TopicDetail:
         return subtopics.split_topic(engine, self.db_path, topic_id, limit)
+
+    # -- curation: topics renamed, merged, papers moved (kept across builds) --------------------
+
+    def topic_edits(self, engine: Engine) -> list[TopicEdit]:
+        return curation.listing(engine, self.db_path)
+
+    def rename_topic(self, engine: Engine, topic_id: int, name: str) -> TopicEdit:
+        return curation.rename(engine, self.db_path, topic_id, name)
+
+    def merge_topics(self, engine: Engine, into: int, topics: list[int]) -> TopicEdit:
+        return curation.merge(engine, self.db_path, into, topics)
+
+    def move_papers(self, engine: Engine, topic_id: int, paper_ids: list[str]) -> TopicEdit:
+        return curation.move(engine, self.db_path, topic_id, paper_ids)
+
+    def undo_topic_edit(self, engine: Engine, edit_id: int) -> None:
+        curation.undo(engine, self.db_path, edit_id)
 
     # -- collections and their feeds -----------------------------------------------------------
 

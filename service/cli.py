@@ -26,7 +26,7 @@ from service.bench.commands import bench_app
 from service.config import Settings, load_settings, runtime_settings
 from service.errors import IngestError, PaperscopeError, storage_error
 from service.ingest import FORMATS
-from service.schemas import BuildManifest, Hit, PaperFilter
+from service.schemas import BuildManifest, Hit, PaperFilter, TopicEdit
 
 if TYPE_CHECKING:
     from service.app import Paperscope
@@ -48,6 +48,10 @@ collection_app = typer.Typer(
 app.add_typer(collection_app, name="collection")
 digest_app = typer.Typer(help="Email digests of collections' feeds.", no_args_is_help=True)
 app.add_typer(digest_app, name="digest")
+topics_app = typer.Typer(
+    help="Curate topics: rename, merge, move papers; kept across builds.", no_args_is_help=True
+)
+app.add_typer(topics_app, name="topics")
 export_app = typer.Typer(
     help="Export papers with their topics and map positions.", no_args_is_help=True
 )
@@ -572,6 +576,78 @@ def export_papers(
     paperscope.export_format(out)  # refuse an unknown suffix before loading anything
     count = paperscope.export_file(paperscope.open_engine(with_model=False), out)
     typer.echo(f"{count} papers -> {out}")
+
+
+def _print_edit(edit: TopicEdit, as_json: bool) -> None:
+    if as_json:
+        _echo_json(edit.model_dump())
+        return
+    what = {"rename": f"name {edit.name!r}", "merge": f"merged {edit.topics}"}.get(
+        edit.kind, f"{len(edit.paper_ids)} papers moved"
+    )
+    typer.echo(f"edit {edit.id}: {edit.kind} topic {edit.topic}, {what}; {edit.note}")
+
+
+@topics_app.command("rename")
+def topics_rename(
+    topic: Annotated[int, typer.Argument(help="Topic id.")],
+    name: Annotated[str, typer.Argument(help="Its new name (1-100 characters).")],
+    as_json: JsonOpt = False,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Give a topic a name (a local write to the papers database: no API key)."""
+    paperscope = _app(data_dir=data_dir)
+    engine = paperscope.open_engine(with_model=False)
+    _print_edit(paperscope.rename_topic(engine, topic, name), as_json)
+
+
+@topics_app.command("merge")
+def topics_merge(
+    into: Annotated[int, typer.Argument(help="The topic that stays.")],
+    topics: Annotated[list[int], typer.Argument(help="Topics merged into it.")],
+    as_json: JsonOpt = False,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Merge topics into one: their papers join INTO, they disappear."""
+    paperscope = _app(data_dir=data_dir)
+    engine = paperscope.open_engine(with_model=False)
+    _print_edit(paperscope.merge_topics(engine, into, topics), as_json)
+
+
+@topics_app.command("move")
+def topics_move(
+    topic: Annotated[int, typer.Argument(help="The topic they go to.")],
+    paper_ids: Annotated[list[str], typer.Argument(help="Papers to move.")],
+    as_json: JsonOpt = False,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Move papers into a topic; they stay there in later builds."""
+    paperscope = _app(data_dir=data_dir)
+    engine = paperscope.open_engine(with_model=False)
+    _print_edit(paperscope.move_papers(engine, topic, paper_ids), as_json)
+
+
+@topics_app.command("edits")
+def topics_edits(as_json: JsonOpt = False, data_dir: DataDirOpt = None) -> None:
+    """Every topic edit, with where it applies in the current build (or orphaned)."""
+    paperscope = _app(data_dir=data_dir)
+    found = paperscope.topic_edits(paperscope.open_engine(with_model=False))
+    if as_json:
+        _echo_json([e.model_dump() for e in found])
+        return
+    for edit in found:
+        _print_edit(edit, as_json=False)
+
+
+@topics_app.command("undo")
+def topics_undo(
+    edit: Annotated[int, typer.Argument(help="Edit id (see: paperscope topics edits).")],
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Undo a topic edit."""
+    paperscope = _app(data_dir=data_dir)
+    paperscope.undo_topic_edit(paperscope.open_engine(with_model=False), edit)
+    typer.echo(f"edit {edit} undone")
 
 
 @collection_app.command("add")

@@ -439,6 +439,70 @@ class TopicSummary(BaseModel):
     keywords: list[str]
     size: int
     representative: list[PaperRef]
+    user_named: bool = Field(
+        default=False, description="The name was given by a user (PUT /topics/{id}/name)."
+    )
+
+
+MAX_TOPIC_NAME = 100
+"""The longest name a user may give a topic, in characters."""
+
+
+class TopicNameIn(BaseModel):
+    """A topic's new name: cleaned like titles (control characters out, one line)."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=MAX_TOPIC_NAME)
+
+    @field_validator("name")
+    @classmethod
+    def _clean(cls, value: str) -> str:
+        cleaned = " ".join(clean_text(value).split())
+        if not cleaned:
+            raise ValueError("must hold text, not only control characters or spaces")
+        return cleaned
+
+
+class TopicMergeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    into: int = Field(description="The topic that stays (keeps its id and name).")
+    topics: list[int] = Field(
+        min_length=1, max_length=100, description="Topics merged into it (they disappear)."
+    )
+
+
+class TopicPapersIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    paper_ids: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(
+        min_length=1, max_length=1000, description="Papers moved into the topic."
+    )
+
+
+class EditLineageOut(BaseModel):
+    build_id: str
+    topic: int | None = Field(description="The topic it applied to there; null: orphaned.")
+    note: str
+
+
+class TopicEdit(BaseModel):
+    """A curation edit: a topic renamed, topics merged or papers moved, kept across builds."""
+
+    id: int = Field(description="Its id: DELETE /topics/edits/{id} undoes it.")
+    kind: Literal["rename", "merge", "move"]
+    topic: int = Field(description="The topic renamed, merged into or moved to (ids then).")
+    build_id: str = Field(description="The build it was made in.")
+    name: str | None = Field(description="rename: the name given.")
+    topics: list[int] = Field(description="merge: the topics merged into ``topic``.")
+    paper_ids: list[str] = Field(description="move: the papers moved to ``topic``.")
+    created_at: str
+    applied_to: int | None = Field(
+        description="The topic it applies to in the build served now; null when orphaned."
+    )
+    status: Literal["applied", "orphaned"]
+    note: str = Field(description="How it applies now (ids changed, topics or papers gone).")
+    lineage: list[EditLineageOut] = Field(
+        description="Where it applied in each build served since it was made."
+    )
 
 
 class TopicGroupSummary(TopicSummary):
@@ -548,6 +612,7 @@ class MapTopic(MapLabel):
     """A topic, labelled when zoomed in."""
 
     group: int | None = Field(description="Id of the coarse group this topic belongs to.")
+    user_named: bool = Field(default=False, description="Its name was given by a user.")
 
 
 class MapGroup(MapLabel):

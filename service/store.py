@@ -135,6 +135,30 @@ CREATE TABLE IF NOT EXISTS collection_ratings (
     rated_at     TEXT NOT NULL,
     PRIMARY KEY (collection, paper_id)
 );
+-- Curation (service.query.curation): topics renamed, merged and papers moved by hand. Each edit
+-- names topics as numbered in the build it was made in, with those topics' papers then, so it
+-- is found again in every later build; its lineage says where it applied in each build served.
+CREATE TABLE IF NOT EXISTS topic_edits (
+    id           INTEGER PRIMARY KEY,
+    kind         TEXT NOT NULL,      -- rename, merge or move
+    topic        INTEGER NOT NULL,   -- the topic renamed, merged into or moved to
+    build_id     TEXT NOT NULL,      -- the build whose topic ids it names
+    name         TEXT NOT NULL,      -- rename: the name given (else empty)
+    sources      TEXT NOT NULL,      -- JSON list: merge: topic ids merged; move: paper ids
+    anchors      TEXT NOT NULL,      -- JSON {topic id: [paper ids]}: the named topics' papers
+    created_at   TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS topic_edit_lineage (
+    edit         INTEGER NOT NULL REFERENCES topic_edits(id) ON DELETE CASCADE,
+    build_id     TEXT NOT NULL,
+    topic        INTEGER,            -- the topic it applied to in that build; NULL: orphaned
+    note         TEXT NOT NULL,
+    PRIMARY KEY (edit, build_id)
+);
+CREATE TRIGGER IF NOT EXISTS bump_on_edit AFTER INSERT ON topic_edits
+    BEGIN UPDATE serving_version SET version = version + 1; END;
+CREATE TRIGGER IF NOT EXISTS bump_on_undo AFTER DELETE ON topic_edits
+    BEGIN UPDATE serving_version SET version = version + 1; END;
 """
 NEWEST_SCHEMA_OBJECTS = (
     "subtopic_papers",
@@ -143,6 +167,7 @@ NEWEST_SCHEMA_OBJECTS = (
     "subscribers",
     "digest_sent",
     "collection_ratings",
+    "bump_on_undo",
 )
 """The objects added last to :data:`SCHEMA`: a database lacking one gets the missing objects
 (every statement is ``IF NOT EXISTS``), so older databases are migrated on open."""
@@ -309,6 +334,30 @@ class Subscriber(NamedTuple):
     email: str
     token: str
     created_at: str
+
+
+class StoredEdit(NamedTuple):
+    """A curation edit (see :mod:`service.query.curation`): ``topic`` and the topic ids in
+    ``sources`` (merge) are numbered as in build ``build_id``; ``anchors`` holds each named
+    topic's paper ids then, so the edit can be found again in later builds."""
+
+    id: int
+    kind: str
+    topic: int
+    build_id: str
+    name: str
+    sources: list[int | str]
+    anchors: dict[int, list[str]]
+    created_at: str
+
+
+class EditLineage(NamedTuple):
+    """Where an edit applied in one build: ``topic`` None when it found no topic (orphaned)."""
+
+    edit: int
+    build_id: str
+    topic: int | None
+    note: str
 
 
 class LiveRow(NamedTuple):
@@ -711,6 +760,67 @@ class Store:
                 )
             )
         return out
+
+    # -- curation edits ---------------------------------------------------------------------
+
+    @_translated
+    def save_edit(self, edit: StoredEdit) -> int:
+        """Store a curation edit (its ``id`` is ignored); returns its id."""
+        anchors = {str(t): papers for t, papers in edit.anchors.items()}
+        cursor = self._db.execute(
+            "INSERT INTO topic_edits (kind, topic, build_id, name, sources, anchors, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                edit.kind,
+                edit.topic,
+                edit.build_id,
+                edit.name,
+                json.dumps(edit.sources),
+                json.dumps(anchors),
+                edit.created_at,
+            ),
+        )
+        return int(cursor.lastrowid or 0)
+
+    @_translated
+    def edits(self) -> list[StoredEdit]:
+        """Every curation edit, oldest first (the order they are applied in)."""
+        rows = self._db.execute("SELECT * FROM topic_edits ORDER BY id")
+        return [
+            StoredEdit(
+                int(r["id"]),
+                str(r["kind"]),
+                int(r["topic"]),
+                str(r["build_id"]),
+                str(r["name"]),
+                list(json.loads(r["sources"])),
+                {int(t): list(p) for t, p in json.loads(r["anchors"]).items()},
+                str(r["created_at"]),
+            )
+            for r in rows
+        ]
+
+    @_translated
+    def delete_edit(self, edit_id: int) -> bool:
+        """Undo a curation edit (its lineage goes with it); True if it existed."""
+        cursor = self._db.execute("DELETE FROM topic_edits WHERE id = ?", (edit_id,))
+        return cursor.rowcount > 0
+
+    @_translated
+    def record_lineage(self, entries: list[EditLineage]) -> None:
+        """Record where edits applied in a build; an edit's first record per build is kept."""
+        with self._write():
+            self._db.executemany(
+                "INSERT OR IGNORE INTO topic_edit_lineage VALUES (?, ?, ?, ?)", entries
+            )
+
+    @_translated
+    def edit_lineage(self) -> list[EditLineage]:
+        """Every lineage record, per edit in the order the builds were served."""
+        rows = self._db.execute(
+            "SELECT edit, build_id, topic, note FROM topic_edit_lineage ORDER BY edit, rowid"
+        )
+        return [EditLineage(int(r[0]), str(r[1]), r[2], str(r[3])) for r in rows]
 
     # -- collections ------------------------------------------------------------------------
 

@@ -38,9 +38,9 @@ DUPLICATE_DEPTH = NEIGHBOURS * 4
 """Neighbours searched for a paper's likely duplicates."""
 
 _lock = threading.Lock()
-_centroids: weakref.WeakKeyDictionary[BuildView, tuple[list[int], npt.NDArray[np.float32]]] = (
-    weakref.WeakKeyDictionary()
-)
+_centroids: weakref.WeakKeyDictionary[
+    BuildView, tuple[dict[int, TopicEntry], list[int], npt.NDArray[np.float32]]
+] = weakref.WeakKeyDictionary()
 
 
 def _summary(view: BuildView, topic: TopicEntry) -> TopicSummary:
@@ -52,6 +52,7 @@ def _summary(view: BuildView, topic: TopicEntry) -> TopicSummary:
         keywords=topic.keywords,
         size=len(members),
         representative=view.refs(members[:REPRESENTATIVES]),
+        user_named=topic.id in view.user_named,
     )
 
 
@@ -172,9 +173,9 @@ def trending(view: BuildView, months: int) -> list[TopicTrend]:
 
 
 def _topic_centroids(view: BuildView) -> tuple[list[int], npt.NDArray[np.float32]]:
-    """Unit centroids of the build's topics (as fitted), computed once per view."""
+    """Unit centroids of the served topics, computed once per view and curation."""
     with _lock:
-        if view not in _centroids:
+        if view not in _centroids or _centroids[view][0] is not view.topics:  # curated since
             ids, rows = [], []
             for topic in view.topics.values():
                 if topic.id != NOISE_TOPIC and topic.members:
@@ -182,8 +183,8 @@ def _topic_centroids(view: BuildView) -> tuple[list[int], npt.NDArray[np.float32
                     rows.append(view.vectors_at(topic.members).mean(axis=0))
             matrix = np.vstack(rows) if rows else np.zeros((0, view.manifest.model.dim))
             matrix /= np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
-            _centroids[view] = (ids, matrix.astype(np.float32))
-        return _centroids[view]
+            _centroids[view] = (view.topics, ids, matrix.astype(np.float32))
+        return _centroids[view][1:]
 
 
 def find_topics(view: BuildView, text: str, k: int = 10) -> list[TopicMatch]:

@@ -61,6 +61,7 @@ def map_points(view: BuildView) -> MapPoints:
                 x=x,
                 y=y,
                 group=group_of.get(topic.id),
+                user_named=topic.id in view.user_named,
             )
         )
     groups = []

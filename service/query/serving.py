@@ -6,7 +6,8 @@ first and then swapped in with one assignment, so every request is answered by o
 old or new (requests already running keep their engine; it is freed when they finish).
 If the published build is damaged (a missing file, or one that fails its checksum), the newest
 older build that loads is served instead, with a ``note``. Papers deleted from the store since
-the build are hidden, and papers added live are served again; the same check, on every look at
+the build are hidden, papers added live are served again and topic edits
+(:mod:`service.query.curation`) applied; the same check, on every look at
 the pointer, keeps several server processes in step. While the papers database is damaged or
 unreadable nothing is served (503, naming it): deleted papers would come back.
 """
@@ -22,6 +23,7 @@ from service.artifacts import CURRENT, current_build_dir
 from service.embed.backends import Embedder
 from service.embed.passages import NO_WINDOWS, Windowing
 from service.errors import BuildDamaged, DatabaseDamaged, PaperscopeError, StorageError
+from service.query import curation
 from service.query.engine import Engine
 from service.query.live import LiveAdditions
 from service.store import Store
@@ -159,6 +161,7 @@ class BuildWatcher:
                 raise
             except (PaperscopeError, OSError, ValueError) as err:
                 log.error("could not restore papers added live: %s", err)
+        curation.apply(engine, self.db_path)  # topic edits, made here or by another process
         self._store_version = version
 
     def _newest_loadable(self, exclude: Path) -> Engine | None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +23,7 @@ from service.embed.backends import Embedder
 from service.errors import ArtifactMismatch, BuildDamaged, NotFound
 from service.schemas import BuildManifest, Hit, Paper, PaperFilter, PaperRef
 from service.search.index import reranks, search
+from service.topics.curation import NO_CURATION, Curation
 from service.topics.model import NOISE_LABEL, confidence_or_sure, outliers_or_noise
 
 _DAMAGED: tuple[type[Exception], ...] = (*UNREADABLE, RuntimeError)
@@ -64,6 +65,9 @@ class LiveOverlay:
     confidence: npt.NDArray[np.float32] = field(
         default_factory=lambda: np.zeros(0, dtype=np.float32)
     )
+    placed: npt.NDArray[np.int32] = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
+    """Each paper's topic as placed; ``topics`` is the one served (curated, see
+    :mod:`service.query.curation`)."""
 
     @classmethod
     def empty(cls, dim: int) -> LiveOverlay:
@@ -76,20 +80,43 @@ class LiveOverlay:
             {},
         )
 
-    def extend(self, batch: LiveBatch) -> LiveOverlay:
+    def extend(self, batch: LiveBatch, served: npt.NDArray[np.int32] | None = None) -> LiveOverlay:
+        """With ``batch`` added; ``served``: their topics as served (default: as placed)."""
         start = len(self.papers)
         outliers = outliers_or_noise(batch.topics, batch.outliers)
         confidence = confidence_or_sure(batch.topics, batch.confidence)
         return LiveOverlay(
             (*self.papers, *batch.papers),
             np.vstack([self.vectors, batch.vectors]).astype(np.float32),
-            np.concatenate([self.topics, batch.topics]).astype(np.int32),
+            np.concatenate([self.topics, batch.topics if served is None else served]).astype(
+                np.int32
+            ),
             np.vstack([self.coords, batch.coords]).astype(np.float32),
             (*self.added_at, *batch.added_at),
             {**self.row_of, **{p.id: start + j for j, p in enumerate(batch.papers)}},
             np.concatenate([self.outliers, outliers]).astype(np.bool_),
             np.concatenate([self.confidence, confidence]).astype(np.float32),
+            np.concatenate([self.placed, batch.topics]).astype(np.int32),
         )
+
+
+@dataclass(frozen=True)
+class FittedTopics:
+    """Topic state of a view: as the build made it, or as served after curation."""
+
+    assignments: npt.NDArray[np.int32]
+    outliers: npt.NDArray[np.bool_]
+    confidence: npt.NDArray[np.float32]
+    topics: dict[int, TopicEntry]
+    groups: list[GroupEntry]
+
+
+@dataclass(frozen=True)
+class Curated(FittedTopics):
+    """Topic state after curation, with the live additions' topics and the edits it applies."""
+
+    live_topics: npt.NDArray[np.int32] = field(default_factory=lambda: np.zeros(0, np.int32))
+    curation: Curation = NO_CURATION
 
 
 class BuildView:
@@ -143,6 +170,13 @@ class BuildView:
         self.groups: list[GroupEntry] = topics.groups
         self.previous_build = topics.previous_build
         self.topics: dict[int, TopicEntry] = {t.id: t for t in topics.topics}
+        self.fitted = FittedTopics(
+            self.assignments, self.outliers, self.confidence, self.topics, self.groups
+        )
+        """The topics as the build made them; the attributes above are as served (curated)."""
+        self.curation: Curation = NO_CURATION
+        self.user_named: frozenset[int] = frozenset()
+        """Topics whose name a user gave."""
         self.duplicate_pairs = folder.duplicates()
         self.papers = folder.papers()
         self.hidden: frozenset[int] = frozenset()
@@ -214,9 +248,30 @@ class BuildView:
             return
         with self.changed:
             replaced = self.rows_of(p.id for p in batch.papers)
-            self.live = self.live.extend(batch)
+            served = [
+                self.curation.topic_for(p.id, int(t))
+                for p, t in zip(batch.papers, batch.topics, strict=True)
+            ]
+            self.live = self.live.extend(batch, np.array(served, dtype=np.int32))
             self.hidden = frozenset(self.hidden | replaced)
             self.version += 1
+
+    def set_curated(self, curated: Curated) -> None:
+        """Serve topics as curated (:mod:`service.query.curation`); call holding ``changed``."""
+        self.curation = curated.curation
+        self.assignments, self.outliers = curated.assignments, curated.outliers
+        self.confidence, self.topics, self.groups = (
+            curated.confidence,
+            curated.topics,
+            curated.groups,
+        )
+        self.live = replace(self.live, topics=curated.live_topics)
+        self.user_named = frozenset(curated.curation.names)
+        self.version += 1
+
+    def build_row(self, paper_id: str) -> int | None:
+        """The build's own row of this paper, hidden or not (None if the build lacks it)."""
+        return self._row_of.get(paper_id)
 
     def all_dates(self) -> list[str | None]:
         """Dates of every row, build and live."""

@@ -731,3 +731,49 @@ def test_thumbs_rate_feed_papers_and_help_me_decide_lists_the_unsure_ones(
     assert collection["negative"] == [*ids[3:5], rated] and rated in collection["seen"]
     feed = dated_api.get("/collections/thumbs/feed", params={"limit": 100}).json()
     assert feed["ranking"] == "classifier" and rated not in {r["id"] for r in feed["results"]}
+
+
+# -- curation: rename, merge, move from the panels --------------------------------------------
+
+
+def _curate_in_page(page: MapPage, submit: str) -> None:
+    """Press a curation button; the page saves, reloads its data and is ready again."""
+    with page.page.expect_navigation(timeout=60_000):
+        page.page.locator(submit).click()
+    page.page.wait_for_function("window.paperscope && window.paperscope.ready", timeout=60_000)
+    page.page.wait_for_timeout(300)
+
+
+def test_topics_are_renamed_merged_and_given_papers_from_the_page(
+    browser: Any, built_copy: Path, embedder: Embedder
+) -> None:
+    hostile = '<img src=x onerror="window.pwned=1">'
+    with (
+        serving(make_settings(built_copy, api_key=KEY), embedder) as url,
+        opened(browser, url) as page,
+    ):
+        page.page.fill("#api-key", KEY)
+        fine = sorted(page.data("topics"), key=lambda t: -t["size"])
+        big, gone = fine[0]["id"], fine[1]["id"]
+        _topic_panel_opens(page, big)
+        page.page.fill("#topic-name", hostile)
+        _curate_in_page(page, "#rename-topic")
+        named = {t["id"]: t for t in page.data("topics")}[big]
+        assert named["name"] == hostile and named["user_named"]
+        assert page.page.evaluate("window.pwned || null") is None  # shown as text, never run
+
+        page.page.locator("#curation-topic").wait_for(timeout=10_000)  # reopened from the URL
+        assert page.page.evaluate("window.paperscope.state.topic") == big
+        assert page.page.locator("#topic-title").inner_text() == hostile
+        page.page.select_option("#merge-topic", str(gone))
+        _curate_in_page(page, "#merge-topics")
+        assert gone not in {t["id"] for t in page.data("topics")}
+        assert gone not in set(page.data("topic"))
+
+        ids, topics = page.data("ids"), page.data("topic")
+        row = next(i for i, t in enumerate(topics) if t not in (big, -1))
+        page.open(f"{url}#paper={ids[row]}")
+        page.page.locator("#move-topic").wait_for(timeout=10_000)
+        page.page.select_option("#move-topic", str(big))
+        _curate_in_page(page, "#move-paper")
+        assert page.data("topic")[page.data("ids").index(ids[row])] == big

@@ -1,10 +1,11 @@
-"""Routes tagged "topics": the topic list, topics by query, trends, one topic, splitting."""
+"""Routes tagged "topics": the topic list, topics by query, trends, one topic, splitting, and
+curation (rename, merge, move papers, list and undo edits)."""
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query, Response
 
 from service.api.errors import ERROR_RESPONSES
 from service.api.routes.deps import (
@@ -19,8 +20,12 @@ from service.schemas import (
     MAX_TREND_MONTHS,
     Emerging,
     TopicDetail,
+    TopicEdit,
     TopicGroupSummary,
     TopicMatch,
+    TopicMergeIn,
+    TopicNameIn,
+    TopicPapersIn,
     TopicSummary,
     TopicTimeline,
     TopicTrend,
@@ -76,6 +81,43 @@ def trending_topics(
     return engine.trending(months)
 
 
+@router.get("/topics/edits", response_model=list[TopicEdit], tags=["topics"])
+def topic_edits(engine: EngineDep, app: AppDep) -> list[TopicEdit]:
+    """Every curation edit (renames, merges, moves), oldest first: where it applies in the
+    build served now (``status`` orphaned when its topic is gone) and in each build since."""
+    return app.topic_edits(engine)
+
+
+@router.post(
+    "/topics/merge",
+    response_model=TopicEdit,
+    tags=["topics"],
+    dependencies=[Depends(require_api_key)],
+    responses=WRITE_RESPONSES,
+)
+def merge_topics(engine: EngineDep, body: TopicMergeIn, app: AppDep) -> TopicEdit:
+    """Merge ``topics`` into ``into`` (needs the key): their papers join it and they leave every
+    listing, now and in every later build."""
+    return app.merge_topics(engine, body.into, body.topics)
+
+
+@router.delete(
+    "/topics/edits/{edit_id}",
+    status_code=204,
+    tags=["topics"],
+    dependencies=[Depends(require_api_key)],
+    responses=WRITE_RESPONSES,
+)
+def undo_topic_edit(
+    engine: EngineDep,
+    app: AppDep,
+    edit_id: Annotated[int, Path(ge=1, le=2**62, description="Edit id (GET /topics/edits).")],
+) -> Response:
+    """Undo a curation edit (needs the key): the topics are served as if it was never made."""
+    app.undo_topic_edit(engine, edit_id)
+    return Response(status_code=204)
+
+
 @router.get("/topics/{topic_id}", response_model=TopicDetail, tags=["topics"])
 def topic(
     engine: EngineDep,
@@ -111,3 +153,28 @@ def split_topic(
 def topic_timeline(engine: EngineDep, topic_id: int) -> TopicTimeline:
     """Papers of a topic per month (YYYY-MM, every month in range), plus how many lack a date."""
     return engine.timeline(topic_id)
+
+
+@router.put(
+    "/topics/{topic_id}/name",
+    response_model=TopicEdit,
+    tags=["topics"],
+    dependencies=[Depends(require_api_key)],
+    responses=WRITE_RESPONSES,
+)
+def rename_topic(engine: EngineDep, topic_id: int, body: TopicNameIn, app: AppDep) -> TopicEdit:
+    """Give a topic a name (needs the key; 1-100 characters, control characters removed). It is
+    shown in every listing and on the map (``user_named``), now and in every later build."""
+    return app.rename_topic(engine, topic_id, body.name)
+
+
+@router.post(
+    "/topics/{topic_id}/papers",
+    response_model=TopicEdit,
+    tags=["topics"],
+    dependencies=[Depends(require_api_key)],
+    responses=WRITE_RESPONSES,
+)
+def move_papers(engine: EngineDep, topic_id: int, body: TopicPapersIn, app: AppDep) -> TopicEdit:
+    """Move papers into a topic (needs the key); they stay there in every later build."""
+    return app.move_papers(engine, topic_id, body.paper_ids)
