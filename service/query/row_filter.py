@@ -9,7 +9,9 @@ over one boolean array of the rows. Live additions (few) are tested one by one a
 
 from __future__ import annotations
 
+import hashlib
 import threading
+from collections import OrderedDict
 from collections.abc import Collection, Sequence
 
 import numpy as np
@@ -103,3 +105,40 @@ class LazyRowIndex:
                     self._index = RowIndex(*self._args)
                 index = self._index
         return index
+
+
+GATHERED_BYTES = 128 * 1024 * 1024
+"""Memory the gathered vectors of recent filters may hold (per server process)."""
+
+
+class GatheredVectors:
+    """The build's vectors of a filter's rows, copied together once (a sub-index made on
+    demand): a repeated filter (a category, a date range) scores them in one product without
+    gathering them from the whole matrix again. Keyed by the rows themselves, so hidden papers
+    or live additions make a new entry; least recently used entries go past ``budget`` bytes."""
+
+    def __init__(self, budget: int = GATHERED_BYTES) -> None:
+        self.budget = budget
+        self._entries: OrderedDict[bytes, npt.NDArray[np.float32]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, rows: Rows, vectors: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """``vectors[rows]`` as one contiguous matrix, from the cache when it holds it."""
+        key = hashlib.blake2b(rows.tobytes(), digest_size=16).digest()
+        with self._lock:
+            found = self._entries.get(key)
+            if found is not None:
+                self._entries.move_to_end(key)
+                return found
+        matrix = np.ascontiguousarray(vectors[rows], dtype=np.float32)
+        if matrix.nbytes > self.budget:
+            return matrix
+        with self._lock:
+            if key not in self._entries:
+                self._entries[key] = matrix
+                self._bytes += matrix.nbytes
+            while self._bytes > self.budget:
+                _, dropped = self._entries.popitem(last=False)
+                self._bytes -= dropped.nbytes
+        return matrix

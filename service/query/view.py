@@ -21,7 +21,7 @@ import numpy.typing as npt
 from service.artifacts import UNREADABLE, BuildFolder, GroupEntry, TopicEntry
 from service.embed.backends import Embedder
 from service.errors import ArtifactMismatch, BuildDamaged, NotFound
-from service.query.row_filter import LazyRowIndex, matches
+from service.query.row_filter import GatheredVectors, LazyRowIndex, matches
 from service.schemas import BuildManifest, Hit, Paper, PaperFilter, PaperRef
 from service.search.index import reranks, search
 from service.topics.model import NOISE_LABEL, confidence_or_sure, outliers_or_noise
@@ -154,6 +154,7 @@ class BuildView:
         self.dates, self.categories = shown.dates, shown.categories
         self._row_of = {paper_id: row for row, paper_id in enumerate(self.ids)}
         self.row_index = LazyRowIndex(self.dates, self.categories, self.assignments)
+        self.gathered = GatheredVectors()
         counts = {
             len(self.ids),
             len(self.vectors),
@@ -386,7 +387,7 @@ class BuildView:
         if len(head) > self.size // 3:
             out[:, built] = (queries @ np.asarray(self.vectors).T)[:, head]
         else:
-            out[:, built] = queries @ np.asarray(self.vectors[head]).T
+            out[:, built] = queries @ self.gathered.get(head, self.vectors).T
         if not built.all():
             out[:, ~built] = queries @ self.live.vectors[rows[~built] - self.size].T
         return out

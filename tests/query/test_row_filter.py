@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from service.query.engine import Engine
-from service.query.row_filter import RowIndex, matches
+from service.query.row_filter import GatheredVectors, RowIndex, matches
 from service.schemas import PaperFilter, RecommendRequest
 
 DAYS = st.one_of(st.none(), st.sampled_from(["2024-01-05", "2024-06-30", "2025-02-01", "2025"]))
@@ -88,3 +88,15 @@ def test_nearest_among_rows_matches_a_full_sort(dated_engine: Engine) -> None:
 
 def _id(engine: Engine, row: int) -> str:
     return engine.view.hits(np.asarray([1.0]), np.asarray([row]), skip=-1, k=1)[0].id
+
+
+def test_gathered_vectors_are_the_rows_and_stay_within_budget() -> None:
+    vectors = np.arange(40 * 4, dtype=np.float32).reshape(40, 4)
+    one_entry = 10 * 4 * 4
+    cache = GatheredVectors(budget=2 * one_entry)
+    first, second, third = (np.arange(k, 40, 4, dtype=np.int64) for k in range(3))
+    for rows in (first, second, first, third, first):
+        assert np.array_equal(cache.get(rows, vectors), vectors[rows])
+    assert cache.get(first, vectors) is cache.get(first, vectors)  # kept: used most recently
+    assert sum(m.nbytes for m in cache._entries.values()) <= cache.budget
+    assert len(cache._entries) == 2
