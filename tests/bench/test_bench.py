@@ -31,6 +31,7 @@ COMMANDS = {
     "eval-quality",
     "incremental-cost",
     "index-scale",
+    "filtered-scale",
     "load-test",
     "load-table",
     "answers",
