@@ -244,6 +244,11 @@ class Settings(BaseSettings):
     access_log: bool = Field(
         default=False, description="Log every request (costs about a fifth of the throughput)."
     )
+    metrics: bool = Field(
+        default=True,
+        description="Count every request and serve the counts at GET /metrics (Prometheus); "
+        "off: neither (a few per cent of like-this throughput).",
+    )
     log_format: Literal["text", "json"] = Field(
         default="text",
         description="text: readable lines; json: one JSON object per log line (time, level, "

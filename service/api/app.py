@@ -15,11 +15,11 @@ from fastapi.staticfiles import StaticFiles
 
 from service import __version__
 from service.api.docs import install_docs
+from service.api.edge import Edge
 from service.api.errors import install_error_handlers
-from service.api.failures import RequestIds
-from service.api.headers import PAGE_CSP, HeadAsGet, SecurityHeaders
+from service.api.headers import PAGE_CSP, HeadAsGet
 from service.api.limits import BodySizeLimit
-from service.api.metrics import RequestMetrics, metrics
+from service.api.metrics import metrics
 from service.api.routes import ROUTERS
 from service.app import Paperscope
 from service.config import Settings, runtime_settings
@@ -67,11 +67,12 @@ def create_app(settings: Settings, embedder: Embedder | None = None) -> FastAPI:
         api_key=settings.api_key,
     )
     app.add_middleware(HeadAsGet)
-    app.add_middleware(RequestIds)  # ids every answer, turns an exception into one 500 line
-    app.add_middleware(SecurityHeaders)  # on every answer, refusals and 500s included
-    app.add_middleware(RequestMetrics)  # outermost: every answer counted, refusals included
+    # outermost: ids, security headers and metrics on every answer (refusals and 500s
+    # included), an exception turned into one 500 line
+    app.add_middleware(Edge, metrics=settings.metrics)
     install_error_handlers(app)
-    app.add_route("/metrics", metrics, include_in_schema=False)
+    if settings.metrics:
+        app.add_route("/metrics", metrics, include_in_schema=False)
 
     for router in ROUTERS:  # in order: a path is matched against them in this order
         app.include_router(router)

@@ -24,7 +24,7 @@ from service.errors import PaperscopeError, storage_error
 log = logging.getLogger(__name__)
 
 CURRENT_REQUEST_ID: ContextVar[str | None] = ContextVar("paperscope_request_id", default=None)
-"""The id of the request being answered (set by :class:`service.api.failures.RequestIds`)."""
+"""The id of the request being answered (set by :class:`service.api.edge.Edge`)."""
 
 HTTP_CODES = {
     400: "bad_request",

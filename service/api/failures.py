@@ -22,9 +22,9 @@ import time
 import traceback
 from dataclasses import dataclass
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Send
 
-from service.api.errors import CURRENT_REQUEST_ID, error_response
+from service.api.errors import error_response
 
 log = logging.getLogger(__name__)
 
@@ -96,40 +96,8 @@ class ErrorLog:
 ERRORS = ErrorLog()
 
 
-class RequestIds:
-    """Gives each request an id (context variable and response header) and answers an
-    unexpected exception with the 500 envelope, logged by :data:`ERRORS`."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        request_id = request_id_from(scope.get("headers", []))
-        token = CURRENT_REQUEST_ID.set(request_id)
-        started = False
-
-        async def send_with_id(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-                headers = [*message.get("headers", ()), (_HEADER_NAME, request_id.encode())]
-                message = {**message, "headers": headers}
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_id)
-        except Exception as error:  # noqa: BLE001 -- answered and logged here, once
-            ERRORS.failed(request_id, f"{scope.get('method', '')} {scope.get('path', '')}", error)
-            if not started:  # else the client sees the connection end mid-answer
-                await _internal_error(send_with_id, request_id)
-        finally:
-            CURRENT_REQUEST_ID.reset(token)
-
-
-async def _internal_error(send: Send, request_id: str) -> None:
+async def internal_error(send: Send, request_id: str) -> None:
+    """Answer the 500 envelope naming the request (see :class:`service.api.edge.Edge`)."""
     response = error_response(
         500, "internal_error", f"internal error; the server log has request {request_id}"
     )

@@ -1,5 +1,5 @@
-"""HTTP-level behaviour every route shares, as plain ASGI middleware: security headers on every
-answer, and HEAD answered wherever GET is."""
+"""HTTP-level behaviour every route shares: the security headers every answer gets (added by
+:class:`service.api.edge.Edge`), and HEAD answered wherever GET is (plain ASGI middleware)."""
 
 from __future__ import annotations
 
@@ -35,36 +35,6 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "same-origin",
 }
-
-
-_DEFAULT_HEADERS = [
-    (name.lower().encode(), value.encode())
-    for name, value in {**SECURITY_HEADERS, "Content-Security-Policy": API_CSP}.items()
-]
-"""As raw ASGI headers, made once: this runs on every answer."""
-
-
-class SecurityHeaders:
-    """Adds :data:`SECURITY_HEADERS` to every answer, and :data:`API_CSP` to those that set no
-    Content-Security-Policy of their own (the map page and the docs do)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                present = {name.lower() for name, _ in headers}
-                headers += [h for h in _DEFAULT_HEADERS if h[0] not in present]
-                message = {**message, "headers": headers}
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
 
 
 class HeadAsGet:

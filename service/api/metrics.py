@@ -2,7 +2,8 @@
 
 - ``paperscope_http_requests_total`` and ``paperscope_http_request_seconds``: per route template
   (``/api/v1/papers/{paper_id:path}``, not the raw path, so ids do not explode the label set),
-  method and status, counted by a plain ASGI middleware;
+  method and status, counted by :class:`service.api.edge.Edge` (``PAPERSCOPE_METRICS=false``:
+  neither counted nor served);
 - the served state, read from the answering process's engine at scrape time:
   ``paperscope_build_info`` (build id and model as labels), ``paperscope_papers`` (answered now),
   ``paperscope_build_papers``, ``paperscope_topics``, ``paperscope_live_additions`` and
@@ -16,7 +17,6 @@ answers the scrape (prometheus-client's multiprocess mode).
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -33,7 +33,7 @@ from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from service.app import Paperscope
 from service.query.engine import Engine
@@ -52,39 +52,24 @@ LATENCY = Histogram(
 )
 
 
-class RequestMetrics:
-    """Counts every HTTP request by the route it matched (``unmatched`` when none did)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        start = time.perf_counter()
-        status = 500
-
-        async def send_and_time(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-                _observe(scope, status, time.perf_counter() - start)
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_and_time)
-        except BaseException:
-            _observe(scope, 500, time.perf_counter() - start)
-            raise
+_Children = tuple[Any, Any]
+_children: dict[tuple[str, str, int], _Children] = {}
+"""(route template, method, status) -> its counter and histogram children: ``labels()``
+checks and converts its arguments on every call, a dictionary lookup does not."""
 
 
-def _observe(scope: Scope, status: int, seconds: float) -> None:
+def observe(scope: Scope, status: int, seconds: float) -> None:
+    """Count one answered request by the route it matched (``unmatched`` when none did)."""
     route: Any = scope.get("route")
     template = getattr(route, "path", None) or "unmatched"
     method = str(scope.get("method", ""))
-    REQUESTS.labels(template, method, str(status)).inc()
-    LATENCY.labels(template, method).observe(seconds)
+    key = (template, method, status)
+    children = _children.get(key)
+    if children is None:
+        children = REQUESTS.labels(template, method, str(status)), LATENCY.labels(template, method)
+        _children[key] = children
+    children[0].inc()
+    children[1].observe(seconds)
 
 
 class ServedState(Collector):

@@ -256,6 +256,31 @@ def bench_index_scale(
     measure(n, chosen, results)
 
 
+@bench_app.command("filtered-scale")
+def bench_filtered_scale(
+    n: Annotated[int, typer.Argument(min=1000, help="Synthetic 384-d vectors.")],
+    selectivities: Annotated[
+        str, typer.Argument(help="Comma-separated shares of the rows a filter keeps.")
+    ] = "0.01,0.1,0.5",
+) -> None:
+    """Filtered search at scale: exact scan of the allowed rows, per-filter sub-index, and IVF
+    with a FAISS IDSelector, each at each selectivity.
+
+    One markdown row per strategy and selectivity: ms/query (p50, p99) on one thread and
+    recall@10 against the exact filtered answer. N = 1,000,000 needs about 4 GB of memory.
+    """
+    _prepare()
+    from service.bench.filtered_scale import measure
+
+    try:
+        shares = tuple(float(s) for s in selectivities.split(",") if s.strip())
+    except ValueError:
+        shares = ()
+    if not shares or not all(0 < s <= 1 for s in shares):
+        raise typer.BadParameter("comma-separated shares in (0, 1]", param_hint="SELECTIVITIES")
+    measure(n, shares)
+
+
 @bench_app.command("load-test")
 def bench_load_test(
     data_dir: Annotated[Path, typer.Argument(help="A data folder holding a build.")] = Path(
@@ -319,12 +344,25 @@ def bench_load_table(
     connections: Annotated[
         str, typer.Option(help="Comma-separated numbers of concurrent connections.")
     ] = "1,16,64",
+    filter_query: Annotated[
+        str,
+        typer.Option(
+            "--filter",
+            help="Also run like-this, search and recommend with this filter, as query "
+            "parameters (e.g. categories=cs.LG or since=2025-06-01).",
+        ),
+    ] = "",
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, help="Server processes (default: PAPERSCOPE_WORKERS, else 1)."),
+    ] = None,
 ) -> None:
     """HTTP load per route: text search, topic search, like-this and recommend (an id and a
-    text seed), each alone at 1, 16 and 64 connections against one server.
+    text seed), each alone at 1, 16 and 64 connections against one server; with --filter,
+    like-this, search and recommend again with that filter.
 
-    Prints a markdown table (req/s, p50, p99, errors); exits 1 if any request failed. The
-    server runs PAPERSCOPE_WORKERS processes (default 1). Needs wrk (apt-get install wrk).
+    Prints the machine and a markdown table (req/s, p50, p99, errors); exits 1 if any request
+    failed. Needs wrk (apt-get install wrk).
     """
     _prepare()
     from service.bench.load_test import route_table
@@ -332,7 +370,9 @@ def bench_load_table(
     counts = [n.strip() for n in connections.split(",") if n.strip()]
     if not counts or not all(n.isdigit() and int(n) >= 1 for n in counts):
         raise typer.BadParameter("comma-separated whole numbers", param_hint="--connections")
-    _under_load(lambda: route_table(data_dir, seconds, [int(n) for n in counts]))
+    env = {"PAPERSCOPE_WORKERS": str(workers)} if workers else None
+    counted = [int(n) for n in counts]
+    _under_load(lambda: route_table(data_dir, seconds, counted, env, filter_query=filter_query))
 
 
 @bench_app.command("answers")

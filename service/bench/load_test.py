@@ -14,14 +14,18 @@ response. With ``--swap``, a third of the way in a new build is published (``pap
 --force``, log /tmp/paperscope-load-build.log) and the server must switch to it with no failed
 request. PAPERSCOPE_WORKERS sets the server's processes.
 
-``paperscope bench load-table [DATA_DIR] [SECONDS]`` runs each of the four routes alone at 1, 16
-and 64 connections against one server and prints a markdown table (:func:`route_table`).
+``paperscope bench load-table [DATA_DIR] [SECONDS] [--filter Q] [--workers N]`` runs each of
+the four routes alone at 1, 16 and 64 connections against one server (N processes), then
+like-this, search and recommend with the filter Q (``categories=cs.LG``), and prints the
+machine and a markdown table (:func:`route_table`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
+import platform
 import random
 import re
 import shutil
@@ -32,6 +36,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import parse_qsl
 
 from service.artifacts import read_pointer
 from service.bench.common import (
@@ -52,6 +57,8 @@ ROUTES = {
     "recommend": "/api/v1/recommend",
 }
 """The mixes that ask one route each, for :func:`route_table`."""
+FILTERED = ("similar", "search", "recommend")
+"""The routes :func:`route_table` also runs with ``--filter``."""
 TABLE_CONNECTIONS = (1, 16, 64)
 SERVER_LOG = Path("/tmp/paperscope-load-server.log")  # noqa: S108 (a known place to look)
 BUILD_LOG = Path("/tmp/paperscope-load-build.log")  # noqa: S108
@@ -69,15 +76,17 @@ request = function()
   counter = counter + 1
   local query = queries[counter % #queries + 1]
   if mix == "similar" or (mix == "both" and counter % 2 == 0) then
-    return wrk.format("GET", "/api/v1/papers/" .. ids[math.random(#ids)] .. "/similar?k=10")
+    return wrk.format("GET", "/api/v1/papers/" .. ids[math.random(#ids)] .. "/similar?k=10"
+                      .. filter_query)
   elseif mix == "topics" then
     return wrk.format("GET", "/api/v1/topics/search?k=10&q=" .. query)
   elseif mix == "recommend" then
     local body = '{"positive": [{"id": ' .. ids_json[math.random(#ids_json)] ..
-                 '}, {"text": "' .. query:gsub("%%20", " ") .. '"}], "limit": 10}'
+                 '}, {"text": "' .. query:gsub("%%20", " ") .. '"}], "limit": 10' ..
+                 filter_json .. '}'
     return wrk.format("POST", "/api/v1/recommend", {["Content-Type"] = "application/json"}, body)
   end
-  return wrk.format("GET", "/api/v1/search?k=10&q=" .. query)
+  return wrk.format("GET", "/api/v1/search?k=10&q=" .. query .. filter_query)
 end
 done = function(summary, latency, requests)
   local errors = summary.errors.connect + summary.errors.read + summary.errors.write
@@ -108,15 +117,31 @@ class LoadSummary:
     """wrk's own output, the summary at its end."""
 
 
-def lua_script(ids: list[str], mix: str) -> str:
-    """The wrk script: the paper ids asked about, the queries, the mix, then the requests."""
+def lua_script(ids: list[str], mix: str, filter_query: str = "") -> str:
+    """The wrk script: the paper ids asked about, the queries, the mix, the filter (query
+    parameters such as ``categories=cs.LG&since=2025-06-01``; empty: none), then the requests."""
     lines = ["ids = {", *(f"  {json.dumps(pid, ensure_ascii=False)}," for pid in ids), "}"]
     # the same ids as JSON string literals, for request bodies
     quoted = (json.dumps(json.dumps(pid)) for pid in ids)
     lines += ["ids_json = {", *(f"  {q}," for q in quoted), "}"]
     lines.append("queries = {" + ", ".join(json.dumps(q) for q in QUERIES) + "}")
     lines.append(f"mix = {json.dumps(mix)}")
+    lines.append(f"filter_query = {json.dumps('&' + filter_query if filter_query else '')}")
+    lines.append(f"filter_json = {json.dumps(filter_body(filter_query))}")
     return "\n".join(lines) + REQUESTS_LUA
+
+
+def filter_body(filter_query: str) -> str:
+    """The filter's fields for a JSON request body, each after a comma (empty: no filter)."""
+    fields: dict[str, list[str] | list[int] | str] = {}
+    for name, value in parse_qsl(filter_query):
+        if name in ("categories", "topics"):
+            values = fields.setdefault(name, [])
+            assert isinstance(values, list)
+            values.append(int(value) if name == "topics" else value)  # type: ignore[arg-type]
+        else:
+            fields[name] = value
+    return "".join(f", {json.dumps(k)}: {json.dumps(v)}" for k, v in fields.items())
 
 
 def parse_summary(output: str) -> LoadSummary:
@@ -157,7 +182,9 @@ def served(
         yield Served(base, random.Random(0).sample(all_ids, min(len(all_ids), n_ids)))
 
 
-def run_wrk(target: Served, mix: str, connections: int, seconds: int) -> LoadSummary:
+def run_wrk(
+    target: Served, mix: str, connections: int, seconds: int, filter_query: str = ""
+) -> LoadSummary:
     """wrk against a served build: ``connections`` connections for ``seconds`` seconds."""
     wrk = shutil.which("wrk")
     if wrk is None:
@@ -165,7 +192,7 @@ def run_wrk(target: Served, mix: str, connections: int, seconds: int) -> LoadSum
     if mix not in MIXES:
         raise ValueError(f"mix must be one of {', '.join(MIXES)}, got {mix!r}")
     with tempfile.NamedTemporaryFile("w", suffix=".lua", encoding="utf-8") as lua:
-        lua.write(lua_script(target.ids, mix))
+        lua.write(lua_script(target.ids, mix, filter_query))
         lua.flush()
         command = [wrk, f"-t{min(connections, 2)}", f"-c{connections}", f"-d{seconds}s"]
         command += ["--timeout", "10s", "-s", lua.name, f"{target.base}/"]
@@ -213,28 +240,50 @@ def measure(
     return summary
 
 
+def machine() -> str:
+    """The CPU model, its logical cores and memory, for the table's heading."""
+    model = platform.processor() or platform.machine()
+    info = Path("/proc/cpuinfo")
+    if info.exists():
+        names = re.findall(r"^model name\s*:\s*(.+)$", info.read_text(), re.MULTILINE)
+        model = names[0] if names else model
+    memory = Path("/proc/meminfo")
+    total = re.search(r"MemTotal:\s+(\d+)", memory.read_text()) if memory.exists() else None
+    gib = f", {int(total[1]) / 1024**2:.0f} GiB" if total else ""
+    return f"{model}, {os.cpu_count()} logical cores{gib}"
+
+
 def route_table(
     data_dir: Path,
     seconds: int,
     connections: Sequence[int] = TABLE_CONNECTIONS,
     extra_env: Mapping[str, str] | None = None,
     echo: Callable[[str], None] = print,
+    filter_query: str = "",
 ) -> dict[tuple[str, int], LoadSummary]:
-    """Each route of :data:`ROUTES` alone at each number of connections, against one server;
-    echoes a markdown table row by row. Raises :class:`LoadTestFailed` after the table when
-    any run had an error."""
+    """Each route of :data:`ROUTES` alone at each number of connections, against one server,
+    then (given ``filter_query``) the routes of :data:`FILTERED` with that filter; echoes a
+    markdown table row by row. Raises :class:`LoadTestFailed` after the table when any run
+    had an error."""
     results: dict[tuple[str, int], LoadSummary] = {}
-    echo("| route | connections | req/s | p50 ms | p99 ms | errors |")
-    echo("|---|---:|---:|---:|---:|---:|")
+    workers = (extra_env or {}).get("PAPERSCOPE_WORKERS", os.environ.get("PAPERSCOPE_WORKERS", "1"))
+    echo(f"machine: {machine()}; server workers: {workers}; wrk on the same machine")
+    echo("")
+    echo("| route | filter | connections | req/s | p50 ms | p99 ms | errors |")
+    echo("|---|---|---:|---:|---:|---:|---:|")
+    runs = [(mix, "") for mix in ROUTES]
+    runs += [(mix, filter_query) for mix in FILTERED if filter_query]
     with served(data_dir, extra_env) as target:
-        for mix, route in ROUTES.items():
+        for mix, chosen in runs:
             for n in connections:
-                got = results[mix, n] = run_wrk(target, mix, n, seconds)
-                echo(
-                    f"| `{route}` | {n} | {got.rate:,.0f} | {got.latency_ms['50']:.1f} | "
-                    f"{got.latency_ms['99']:.1f} | {got.errors} |"
+                got = results[mix + ("?" + chosen if chosen else ""), n] = run_wrk(
+                    target, mix, n, seconds, chosen
                 )
-    failed = [f"{ROUTES[mix]} at {n}" for (mix, n), got in results.items() if got.errors]
+                echo(
+                    f"| `{ROUTES[mix]}` | {chosen or '-'} | {n} | {got.rate:,.0f} | "
+                    f"{got.latency_ms['50']:.1f} | {got.latency_ms['99']:.1f} | {got.errors} |"
+                )
+    failed = [f"{mix} at {n}" for (mix, n), got in results.items() if got.errors]
     if failed:
         raise LoadTestFailed(f"errors under load: {', '.join(failed)}; see {SERVER_LOG}")
     return results

@@ -21,6 +21,7 @@ import numpy.typing as npt
 from service.artifacts import UNREADABLE, BuildFolder, GroupEntry, TopicEntry
 from service.embed.backends import Embedder
 from service.errors import ArtifactMismatch, BuildDamaged, NotFound
+from service.query.row_filter import GatheredVectors, LazyRowIndex, matches
 from service.schemas import BuildManifest, Hit, Paper, PaperFilter, PaperRef
 from service.search.index import reranks, search
 from service.topics.curation import NO_CURATION, Curation
@@ -186,6 +187,8 @@ class BuildView:
         self.ids, self.titles = shown.ids, shown.titles
         self.dates, self.categories = shown.dates, shown.categories
         self._row_of = {paper_id: row for row, paper_id in enumerate(self.ids)}
+        self.row_index = LazyRowIndex(self.dates, self.categories, self.assignments)
+        self.gathered = GatheredVectors()
         counts = {
             len(self.ids),
             len(self.vectors),
@@ -296,26 +299,22 @@ class BuildView:
         wanted_categories, wanted_topics = set(categories), set(topics)
         if since is None and until is None and not wanted_categories and not wanted_topics:
             return None
-        dates, paper_categories, hidden = self.all_dates(), self.all_categories(), self.hidden
-
-        def matches(row: int) -> bool:
-            if row in hidden:
-                return False
-            day = dates[row]
-            if (since or until) and day is None:
-                return False
-            if since and day is not None and day < since:
-                return False
-            if until and day is not None and day > until:
-                return False
-            if wanted_topics and self.topic_of(row) not in wanted_topics:
-                return False
-            return not wanted_categories or any(
-                c in wanted_categories or c.split(".")[0] in wanted_categories
-                for c in paper_categories[row]
-            )
-
-        return np.array([r for r in range(len(dates)) if matches(r)], dtype=np.int64)
+        condition = (since, until, wanted_categories, wanted_topics)
+        keep = self.row_index.get().mask(*condition)
+        if self.hidden:
+            hidden = np.fromiter(self.hidden, dtype=np.int64)
+            keep[hidden[hidden < self.size]] = False
+        rows = np.flatnonzero(keep)
+        live = self.live
+        if not live.papers:
+            return rows
+        extra = [
+            self.size + j
+            for j, paper in enumerate(live.papers)
+            if self.size + j not in self.hidden
+            and matches(paper.date, paper.categories, int(live.topics[j]), *condition)
+        ]
+        return np.concatenate([rows, np.asarray(extra, dtype=np.int64)])
 
     def allowed(self, filters: PaperFilter) -> npt.NDArray[np.int64] | None:
         """Visible rows that ``filters`` lets through (None when it sets no condition)."""
@@ -427,12 +426,26 @@ class BuildView:
         if not len(rows):
             empty = np.zeros((len(queries), 0))
             return empty.astype(np.float32), empty.astype(np.int64)
-        scores = np.empty((len(queries), len(rows)), dtype=np.float32)
-        for start in range(0, len(rows), 8192):
-            block = rows[start : start + 8192].tolist()
-            scores[:, start : start + len(block)] = queries @ self.vectors_at(block).T
-        order = np.argsort(-scores, axis=1, kind="stable")[:, :n]
-        return np.take_along_axis(scores, order, axis=1), rows[order]
+        scores = self._scores_of(np.ascontiguousarray(queries, dtype=np.float32), rows)
+        best = [_top(line, rows, n) for line in scores]
+        return np.vstack([s for s, _ in best]), np.vstack([r for _, r in best])
+
+    def _scores_of(
+        self, queries: npt.NDArray[np.float32], rows: npt.NDArray[np.int64]
+    ) -> npt.NDArray[np.float32]:
+        """Cosine of each query to each of ``rows``, in one matrix product per part: the
+        build's rows gathered (or, when they are most of the build, all of it scored and the
+        rows picked: reading every vector beats gathering most of them), and live ones."""
+        built = rows < self.size
+        out = np.empty((len(queries), len(rows)), dtype=np.float32)
+        head = rows[built]
+        if len(head) > self.size // 3:
+            out[:, built] = (queries @ np.asarray(self.vectors).T)[:, head]
+        else:
+            out[:, built] = queries @ self.gathered.get(head, self.vectors).T
+        if not built.all():
+            out[:, ~built] = queries @ self.live.vectors[rows[~built] - self.size].T
+        return out
 
     def listed_neighbours(
         self, row: int, k: int
@@ -535,6 +548,20 @@ class BuildView:
 
     def close(self) -> None:
         self.papers.close()
+
+
+def _top(
+    scores: npt.NDArray[np.float32], rows: npt.NDArray[np.int64], n: int
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
+    """The n best (score, row) pairs, best first, ties in ``rows`` order: the n best found by
+    partitioning (no full sort), plus any tied with the n-th, then ordered."""
+    if n < len(scores):
+        nth = np.partition(scores, len(scores) - n)[len(scores) - n]
+        at = np.flatnonzero(scores >= nth)
+    else:
+        at = np.arange(len(scores))
+    order = at[np.argsort(-scores[at], kind="stable")][:n]
+    return scores[order], rows[order]
 
 
 def _check_model(manifest: BuildManifest, embedder: Embedder) -> None:

@@ -77,6 +77,37 @@ def test_metrics_count_routes_by_template_and_show_the_served_build(
     assert stages == set(manifest["stage_seconds"])
 
 
+SIMILAR_ROUTE = "/api/v1/papers/{paper_id:path}/similar"
+
+
+@pytest.mark.parametrize("on", [True, False])
+def test_metrics_can_be_switched_off(built_dir: Path, embedder: Embedder, on: bool) -> None:
+    """Off: nothing counted, no /metrics; answers keep their id and security headers."""
+    with TestClient(create_app(make_settings(built_dir, metrics=on), embedder)) as client:
+        before = client.get("/metrics")
+        paper_id = client.get("/api/v1/topics").json()[0]["representative"][0]["id"]
+        answer = client.get(f"/api/v1/papers/{paper_id}/similar?k=3")
+        assert answer.status_code == 200 and len(answer.json()["results"]) == 3
+        assert answer.headers["x-request-id"] and answer.headers["x-frame-options"] == "DENY"
+        after = client.get("/metrics")
+    if not on:
+        assert before.status_code == after.status_code == 404
+        return
+    counted = _value(
+        _samples(after.text), "paperscope_http_requests_total", route=SIMILAR_ROUTE, status="200"
+    )
+    assert (
+        counted
+        - _value(
+            _samples(before.text),
+            "paperscope_http_requests_total",
+            route=SIMILAR_ROUTE,
+            status="200",
+        )
+        == 1
+    )
+
+
 def test_json_log_lines_are_json_objects() -> None:
     try:
         raise ValueError("boom")

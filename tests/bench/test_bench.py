@@ -15,7 +15,7 @@ from typer.testing import CliRunner, Result
 
 from service.bench.commands import bench_app
 from service.bench.common import REPO, child_env, paperscope_command
-from service.bench.load_test import lua_script, parse_summary
+from service.bench.load_test import filter_body, lua_script, parse_summary
 from service.bench.suite import index_cells
 from service.cli import app
 from tests.helpers import FIXTURES, graph
@@ -32,6 +32,7 @@ COMMANDS = {
     "eval-quality",
     "incremental-cost",
     "index-scale",
+    "filtered-scale",
     "load-test",
     "load-table",
     "answers",
@@ -120,7 +121,7 @@ def test_embed_runs_two_backends_on_four_texts() -> None:
     rows = {
         m[1]: m
         for m in re.finditer(
-            r"^(\S+)\s+([\d.]+) abstracts/s\s+x([\d.]+) vs onnx\s+([\d.]+) GFLOP/s\s+"
+            r"^(\S+)\s+([\d.]+) abstracts/s\s+[\d.]+ tokens/s\s+x([\d.]+) vs onnx\s+([\d.]+) GFLOP/s\s+"
             r"cosine to onnx mean ([\d.]+) min ([\d.]+)$",
             result.output,
             re.MULTILINE,
@@ -183,12 +184,12 @@ def test_eval_quality_on_a_tiny_dataset(tmp_path: Path) -> None:
     assert (tmp_path / "data" / "eval-cache" / "embeddings.sqlite").is_file()
 
 
-def test_make_default_corpus_writes_id_title_abstract(tmp_path: Path) -> None:
+def test_make_default_corpus_writes_id_title_abstract_date(tmp_path: Path) -> None:
     out = tmp_path / "corpus.jsonl"
     result = bench("make-default-corpus", str(FIXTURES / "papers-page.txt"), "--out", str(out))
     assert result.exit_code == 0, result.output
     records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
-    assert records and all(set(r) == {"id", "title", "abstract"} for r in records)
+    assert records and all(set(r) == {"id", "title", "abstract", "date"} for r in records)
     assert f"wrote {len(records)} papers to {out}" in result.output
 
 
@@ -224,17 +225,27 @@ def test_load_script_names_the_papers_and_the_mix() -> None:
     assert '"\\"odd\\\\\\"id\\"",' in script  # as a JSON string inside a request body
 
 
+def test_load_script_carries_the_filter_to_queries_and_bodies() -> None:
+    script = lua_script(["a"], "recommend", "categories=cs.LG&categories=cs&since=2025-06-01")
+    assert 'filter_query = "&categories=cs.LG&categories=cs&since=2025-06-01"' in script
+    body = json.loads("{" + filter_body("categories=cs.LG&topics=3&since=2025-06-01")[2:] + "}")
+    assert body == {"categories": ["cs.LG"], "topics": [3], "since": "2025-06-01"}
+    assert 'filter_query = ""' in lua_script(["a"], "similar") and filter_body("") == ""
+
+
 @pytest.mark.slow  # a real server under wrk's load on every route
 def test_the_route_table_loads_every_route_with_no_error(built_copy: Path) -> None:
-    from service.bench.load_test import ROUTES, route_table
+    from service.bench.load_test import FILTERED, ROUTES, route_table
 
     if shutil.which("wrk") is None:
         pytest.skip("wrk is missing (apt-get install wrk; .ci/run installs it)")
     lines: list[str] = []
-    results = route_table(built_copy, 1, (1, 16), echo=lines.append)
-    assert set(results) == {(mix, n) for mix in ROUTES for n in (1, 16)}
+    results = route_table(built_copy, 1, (1, 16), echo=lines.append, filter_query="topics=0")
+    filtered = {(f"{mix}?topics=0", n) for mix in FILTERED for n in (1, 16)}
+    assert set(results) == {(mix, n) for mix in ROUTES for n in (1, 16)} | filtered
     assert all(got.errors == 0 and got.rate > 0 for got in results.values())
-    assert len(lines) == 2 + len(results) and lines[0].startswith("| route |")
+    assert lines[0].startswith("machine: ") and lines[2].startswith("| route |")
+    assert len(lines) == 4 + len(results)
 
 
 @pytest.mark.slow  # two child processes: an ingest and a whole build with the real model

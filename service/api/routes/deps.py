@@ -31,10 +31,12 @@ async def get_app(request: Request) -> Paperscope:
     return app
 
 
-async def get_engine(app: Annotated[Paperscope, Depends(get_app)]) -> Engine:
+async def get_engine(request: Request) -> Engine:
     """The engine of the build being served, read once: this request uses one build from start
     to end. ``async`` (like the routes that answer from memory in well under a millisecond): it
-    runs on the event loop, without a hop to a thread."""
+    runs on the event loop, without a hop to a thread; and it reads the application itself
+    rather than through :func:`get_app`: each dependency costs every request its solving."""
+    app: Paperscope = request.app.state.paperscope
     return app.engine()
 
 
@@ -55,7 +57,7 @@ PaperId = Annotated[str, Path(min_length=1, max_length=200, description="Paper i
 Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Results to skip (paging).")]
 
 
-def paper_filter(
+async def paper_filter(
     since: Annotated[date | None, Query(description="Papers dated on/after YYYY-MM-DD.")] = None,
     until: Annotated[date | None, Query(description="Papers dated on/before YYYY-MM-DD.")] = None,
     categories: Annotated[
@@ -74,7 +76,8 @@ def paper_filter(
         ),
     ] = None,
 ) -> PaperFilter:
-    """The query parameters of :class:`PaperFilter`, shared by every route that lists papers."""
+    """The query parameters of :class:`PaperFilter`, shared by every route that lists papers.
+    ``async``: plain parsing, on the event loop rather than a hop to a worker thread."""
     try:
         return PaperFilter(
             since=since.isoformat() if since else None,

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
 
 from service.api.errors import ERROR_RESPONSES
 from service.api.routes.deps import AppDep, EngineDep, FilterDep, K, Offset, PaperId, QueryText
@@ -51,12 +52,18 @@ def search(
 
 
 @router.get("/papers/{paper_id:path}/similar", response_model=SimilarResults, tags=["search"])
-def similar(
+async def similar(
     engine: EngineDep, paper_id: PaperId, filters: FilterDep, k: K = 10, offset: Offset = 0
 ) -> SimilarResults:
     """Papers like this one (the paper itself is never among the results), among those the
     filters let through."""
-    return SimilarResults(paper_id=paper_id, results=engine.similar(paper_id, k, filters, offset))
+    # Unfiltered: a lookup of precomputed neighbours, answered on the event loop (a hop to a
+    # worker thread cost more than the answer). Filtered: a scan, in a worker thread.
+    if filters.given:
+        found = await run_in_threadpool(engine.similar, paper_id, k, filters, offset)
+    else:
+        found = engine.similar(paper_id, k, filters, offset)
+    return SimilarResults(paper_id=paper_id, results=found)
 
 
 @router.post("/recommend", response_model=RecommendResults, tags=["search"])
