@@ -53,7 +53,9 @@
 
   // Items (with x, y, size) next to each other on the map get colours far apart: each joined to
   // its `near` closest centres, coloured largest first with the palette colour farthest from its
-  // coloured neighbours' (ties: the least used).
+  // coloured neighbours' (beyond FAR_ENOUGH all count as far, and the least used wins, so a
+  // small map uses every colour once).
+  const FAR_ENOUGH = 35;
   function spread(items, near = 6) {
     const links = new Map(items.map((t) => [t.id, new Set()]));
     for (const t of items) {
@@ -66,7 +68,7 @@
       const taken = [...links.get(t.id)].filter((o) => index.has(o)).map((o) => PALETTE[index.get(o)].lab);
       let best = 0, bestScore = -1;
       PALETTE.forEach((p, k) => {
-        const score = taken.length ? Math.min(...taken.map((lab) => distance(lab, p.lab))) : 1000;
+        const score = Math.min(FAR_ENOUGH, ...taken.map((lab) => distance(lab, p.lab)));
         if (score > bestScore + 1e-9 || (Math.abs(score - bestScore) < 1e-9 && used[k] < used[best])) { best = k; bestScore = score; }
       });
       index.set(t.id, best); used[best]++;
