@@ -1,16 +1,18 @@
-// Writes the licences of every npm package that ends up in the bundle next to it.
+// Writes the licences of every npm package that ends up in the bundles (one metafile each) next to them.
 import fs from "node:fs";
 import path from "node:path";
-const meta = JSON.parse(fs.readFileSync(process.argv[2], "utf8"));
 const packages = new Set();
-for (const input of Object.keys(meta.inputs)) {
-  const m = input.match(/node_modules\/((?:@[^/]+\/)?[^/]+)/);
-  if (m) packages.add(m[1]);
+for (const file of process.argv.slice(2)) {
+  const meta = JSON.parse(fs.readFileSync(file, "utf8"));
+  for (const input of Object.keys(meta.inputs)) {
+    const m = input.match(/node_modules\/((?:@[^/]+\/)?[^/]+)/);
+    if (m) packages.add(m[1]);
+  }
 }
 // regl-scatterplot ships a pre-bundled dist that already contains its own dependencies.
 const inner = JSON.parse(fs.readFileSync("node_modules/regl-scatterplot/package.json", "utf8"));
 for (const name of Object.keys(inner.dependencies || {})) packages.add(name);
-let out = "Third-party code bundled in scatterplot.bundle.js (built by web/, see web/package.json)\n";
+let out = "Third-party code bundled in scatterplot.bundle.js and katex/ (built by web/, see web/package.json)\n";
 for (const name of [...packages].sort()) {
   const dir = path.join("node_modules", name);
   const pkg = JSON.parse(fs.readFileSync(path.join(dir, "package.json"), "utf8"));

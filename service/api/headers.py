@@ -23,12 +23,13 @@ CSSOM (the lasso's animation), which CSP otherwise refuses."""
 
 PAGE_CSP = (
     "default-src 'none'; script-src 'self' 'unsafe-eval'; "
-    f"style-src 'self' {EMPTY_STYLE}; img-src 'self' data:; connect-src 'self'; "
+    f"style-src 'self' {EMPTY_STYLE}; img-src 'self' data:; font-src 'self'; connect-src 'self'; "
     "worker-src blob:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
 """The map page: its own script, style sheet and API only; inline scripts, event-handler
 attributes and inline styles are refused. The WebGL library (regl) compiles its draw calls
-with ``Function``, hence ``'unsafe-eval'``, and starts its workers from blob: URLs."""
+with ``Function``, hence ``'unsafe-eval'``, and starts its workers from blob: URLs. KaTeX (TeX in
+titles) loads its own fonts, and styles its output through the CSSOM, which CSP allows."""
 
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",

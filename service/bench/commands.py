@@ -475,6 +475,29 @@ def bench_topic_sample(
     measure(data_dir, configs, json_out)
 
 
+@bench_app.command("map-quality")
+def bench_map_quality(
+    data_dir: DataDirArg,
+    sample: Annotated[
+        int, typer.Option(min=100, help="Papers in the evaluation sample (trustworthiness).")
+    ] = 5000,
+    k: Annotated[int, typer.Option(min=1, help="Map neighbours each paper is scored by.")] = 10,
+    plain_all: Annotated[
+        bool, typer.Option("--plain-all", help="Fit the plain UMAP on every paper (slow).")
+    ] = False,
+) -> None:
+    """Does each paper sit among its own topic on the map, and among its embedding neighbours?
+
+    One markdown row per layout (as built; for a sampled fit, its placed papers placed again by
+    all neighbours and within their topic; a plain UMAP): the share of each paper's K nearest
+    map neighbours in its topic, and trustworthiness on a seeded SAMPLE. Reads DATA_DIR only.
+    """
+    _prepare()
+    from service.bench.map_quality import measure
+
+    measure(data_dir, sample, k, plain_all)
+
+
 @bench_app.command("topic-stability")
 def bench_topic_stability(
     data_dir: DataDirArg,

@@ -7,6 +7,7 @@ its search box matches title words instead of meaning.
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from pathlib import Path
@@ -22,8 +23,11 @@ SCRIPT_TAGS = (
     '<script src="static/app.js"></script>'
 )
 SERVED_ONLY = re.compile(r'\n?<script src="static/[\w.-]+\.js"></script>')
-"""The page's other scripts (digest.js, feedback.js): they talk to a server, which an exported
-file has not."""
+"""The page's other scripts (digest.js, feedback.js, curation.js): they talk to a server, which
+an exported file has not (removed after PAGE_SCRIPTS are inlined)."""
+KATEX_STYLE = "vendor/katex/katex.min.css"
+PAGE_SCRIPTS = ("vendor/katex/katex.bundle.js", "colours.js", "canvas2d.js")
+"""Loaded by the page before SCRIPT_TAGS, each by its own tag; inlined the same way."""
 ABSTRACTS_UP_TO = 20_000
 """Abstracts are inlined for corpora up to this size (beyond it the file grows past ~30 MB)."""
 
@@ -72,7 +76,8 @@ def offline_payload(
 def page_html(embedded: dict[str, object]) -> str:
     """The map page with its library and ``embedded`` inlined."""
     page = (STATIC / "index.html").read_text(encoding="utf-8")
-    if STYLE_TAG not in page or SCRIPT_TAGS not in page:
+    tags = [STYLE_TAG, SCRIPT_TAGS, _style_tag(KATEX_STYLE), *map(_script_tag, PAGE_SCRIPTS)]
+    if any(tag not in page for tag in tags):
         raise RuntimeError("the map page no longer loads its files the way export expects")
     style, bundle, script = (
         (STATIC / name).read_text(encoding="utf-8")
@@ -84,4 +89,29 @@ def page_html(embedded: dict[str, object]) -> str:
         f"<script>{script}</script>"
     )
     page = page.replace(STYLE_TAG, f"<style>\n{style}</style>").replace(SCRIPT_TAGS, scripts)
+    page = page.replace(_style_tag(KATEX_STYLE), f"<style>\n{_katex_style()}</style>")
+    for name in PAGE_SCRIPTS:
+        inline = (STATIC / name).read_text(encoding="utf-8")
+        page = page.replace(_script_tag(name), f"<script>{inline}</script>")
     return SERVED_ONLY.sub("", page)
+
+
+def _style_tag(name: str) -> str:
+    return f'<link rel="stylesheet" href="static/{name}">'
+
+
+def _script_tag(name: str) -> str:
+    return f'<script src="static/{name}"></script>'
+
+
+def _katex_style() -> str:
+    """KaTeX's style sheet with its woff2 fonts inlined (browsers pick woff2 first and never fetch
+    the woff and ttf it also lists)."""
+    folder = (STATIC / KATEX_STYLE).parent
+    css = (folder / "katex.min.css").read_text(encoding="utf-8")
+
+    def inline(match: re.Match[str]) -> str:
+        data = base64.b64encode((folder / "fonts" / match.group(1)).read_bytes()).decode()
+        return f"url(data:font/woff2;base64,{data})"
+
+    return re.sub(r"url\(fonts/([\w-]+\.woff2)\)", inline, css)

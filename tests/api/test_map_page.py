@@ -101,12 +101,17 @@ def dated_server(
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
+def playwright() -> Iterator[Any]:
     assert Path(CHROMIUM).exists(), "install Debian's chromium (apt-get install chromium)"
-    with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    with sync_playwright() as instance:
         yield instance
-        instance.close()
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: Any) -> Iterator[Any]:
+    instance = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    yield instance
+    instance.close()
 
 
 CSP_WATCH = """
@@ -160,7 +165,10 @@ class MapPage:
 
     def map_colours(self) -> dict[tuple[int, int, int], int]:
         # Hide the text layers: anti-aliased text has greys like the unclustered points' colour.
-        toggle = "for (const id of ['labels', 'hint']) document.getElementById(id).style.visibility"
+        toggle = (
+            "for (const id of ['labels', 'hint', 'legend', 'no-webgl']) "
+            "(document.getElementById(id) || {style: {}}).style.visibility"
+        )
         self.page.evaluate(f"{toggle} = 'hidden'")
         png = self.page.locator("#map").screenshot()
         self.page.evaluate(f"{toggle} = 'visible'")
@@ -777,3 +785,106 @@ def test_topics_are_renamed_merged_and_given_papers_from_the_page(
         page.page.select_option("#move-topic", str(big))
         _curate_in_page(page, "#move-paper")
         assert page.data("topic")[page.data("ids").index(ids[row])] == big
+
+
+# -- colour by a field, no WebGL, TeX ---------------------------------------------------------
+
+
+def _points_painted(page: MapPage) -> dict[tuple[int, int, int], int]:
+    """The map's colours drawn by at least 20 pixels (points, not anti-aliased edges)."""
+    return {rgb: n for rgb, n in page.map_colours().items() if n >= 20 and rgb != BACKGROUND}
+
+
+def test_colour_by_a_field_recolours_the_points_and_shows_a_legend(dated_page: MapPage) -> None:
+    page = dated_page.page
+    by_topic = _points_painted(dated_page)
+    assert page.locator("#legend div").count() == 0  # by topic, the topic list is the legend
+    for mode, names in (
+        ("group", [g["name"] for g in dated_page.data("groups")]),
+        ("year", ["2024"]),
+    ):
+        page.select_option("#colour-by", mode)
+        page.wait_for_function(f"window.paperscope.state.colourBy === {mode!r}")
+        page.wait_for_timeout(300)
+        shown = page.locator("#legend div").all_inner_texts()
+        assert set(names) <= set(shown), (names, shown)
+        painted = _points_painted(dated_page)
+        assert painted != by_topic
+        legend = page.eval_on_selector_all(
+            "#legend [data-colour]", "(s) => s.map((e) => e.dataset.colour)"
+        )
+        assert sum(_palette_pixels(painted, _hex(c)) for c in legend) > 50
+    assert "colour=year" in page.url
+    page.select_option("#colour-by", "topic")
+    page.wait_for_timeout(300)
+    assert _palette_pixels(dated_page.map_colours(), _hex(page.evaluate("colour(0)"))) > 50
+
+
+def test_neighbouring_topics_get_colours_far_apart(map_page: MapPage) -> None:
+    """Not merely different: the palette's colours differ visibly (CIELAB distance)."""
+    closest = map_page.page.evaluate(
+        "(() => { const c = window.paperscopeColours, lab = (t) => c.rgbToLab(c.rgbOf(colour(t)));"
+        "return Math.min(...[...window.paperscope.state.nearTopics].flatMap(([t, near]) => "
+        "[...near].map((o) => c.distance(lab(t), lab(o))))); })()"
+    )
+    assert closest > 20
+
+
+@pytest.fixture(scope="module")
+def browser_without_webgl(playwright: Any) -> Iterator[Any]:
+    """Chromium with WebGL off (no GPU and no software fallback), as some locked-down browsers."""
+    args = [*ARGS, "--disable-webgl", "--disable-3d-apis"]
+    instance = playwright.chromium.launch(executable_path=CHROMIUM, args=args)
+    yield instance
+    instance.close()
+
+
+def test_without_webgl_the_page_says_so_and_still_works(
+    browser_without_webgl: Any, server: str
+) -> None:
+    with opened(browser_without_webgl, server) as map_page:
+        page = map_page.page
+        assert page.evaluate("window.paperscope.webgl") is False
+        assert "WebGL is off" in page.locator("#no-webgl").inner_text()
+        assert page.locator("#topic-list .topic").count() == len(map_page.data("topics"))
+        # the points, drawn on a 2-D canvas, in their topics' colours
+        assert _palette_pixels(map_page.map_colours(), _hex(page.evaluate("colour(0)"))) > 50
+        row = next(r for r in range(50) if map_page.uncovered(r))
+        page.mouse.click(*map_page.point_xy(row))
+        page.locator("#similar .hit").first.wait_for(timeout=10_000)
+        assert page.locator("#paper-title").inner_text() == map_page.data(f"title[{row}]")
+        page.fill("#q", "transformer language models")
+        page.press("#q", "Enter")
+        page.locator("#results .hit").first.wait_for(timeout=30_000)
+        assert page.locator("#results .hit").count() > 5
+
+
+TEX_PAPER = {
+    "id": "tex-title",
+    "title": r"Critical exponents of $\varphi^{4}$ theory <img src=x data-pwned=1>",
+    "abstract": (
+        r"We compute $\frac{a}{b}$ to three loops. $\href{javascript:alert(1)}{click}$ "
+        r"and $\htmlId{pwned}{x}$ stay text, as does <script>window.pwned = 1</script>."
+    ),
+}
+
+
+def test_tex_in_a_title_is_typeset_and_hostile_markup_stays_text(
+    browser: Any, built_copy: Path, embedder: Embedder
+) -> None:
+    with serving(make_settings(built_copy, api_key=KEY), embedder) as url:
+        posted = httpx.post(
+            url + "api/v1/papers",
+            json={"papers": [TEX_PAPER]},
+            headers={"X-API-Key": KEY},
+            timeout=120,
+        )
+        assert posted.status_code == 200, posted.text
+        with opened(browser, f"{url}#paper={TEX_PAPER['id']}") as map_page:
+            page = map_page.page
+            title = page.locator("#paper-title")
+            title.locator(".katex").first.wait_for(timeout=10_000)
+            assert "<img" in title.inner_text()  # the markup is shown as text
+            assert page.locator("#panel img, #panel script, #panel a, #pwned").count() == 0
+            assert page.locator("p.abstract .katex").count() >= 2
+            assert page.evaluate("window.pwned") is None

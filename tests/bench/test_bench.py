@@ -28,6 +28,7 @@ COMMANDS = {
     "full-build",
     "exact-search",
     "map",
+    "map-quality",
     "cold-start",
     "eval-quality",
     "incremental-cost",
@@ -121,7 +122,8 @@ def test_embed_runs_two_backends_on_four_texts() -> None:
     rows = {
         m[1]: m
         for m in re.finditer(
-            r"^(\S+)\s+([\d.]+) abstracts/s\s+[\d.]+ tokens/s\s+x([\d.]+) vs onnx\s+([\d.]+) GFLOP/s\s+"
+            r"^(\S+)\s+([\d.]+) abstracts/s\s+[\d.]+ tokens/s\s+x([\d.]+) vs onnx\s+"
+            r"([\d.]+) GFLOP/s\s+"
             r"cosine to onnx mean ([\d.]+) min ([\d.]+)$",
             result.output,
             re.MULTILINE,
@@ -315,3 +317,12 @@ def test_answers_are_recorded_alike_from_two_servers_over_one_folder(
     assert first["/api/v1/papers/no-such-paper"]["error"]["code"] == "not_found"
     assert "request_id" not in first["/api/v1/papers/no-such-paper"]["error"]
     assert first["POST /api/v1/recommend"]["results"]
+
+
+def test_map_quality_scores_the_built_map_beside_a_plain_umap(built_dir: Path) -> None:
+    result = bench("map-quality", str(built_dir), "--sample", "100")
+    assert result.exit_code == 0, result.output
+    rows = {line.split("|")[1].strip(): line for line in result.output.splitlines() if "|" in line}
+    assert {"as built", "plain UMAP of the sample"} <= set(rows)
+    share, trust = (float(v) for v in rows["as built"].split("|")[4:6])
+    assert 0.5 < share <= 1 and 0.5 < trust <= 1  # a small corpus's own fit: topics are regions

@@ -13,7 +13,14 @@ from hypothesis.extra.numpy import arrays
 
 from service.artifacts import BuildFolder, current_build_dir
 from service.schemas import NOISE_TOPIC
-from service.topics.placement import Placer, assign_all, assign_batch, assign_outliers, vote
+from service.topics.placement import (
+    Placer,
+    assign_all,
+    assign_batch,
+    assign_outliers,
+    topic_coords,
+    vote,
+)
 from tests.helpers import make_settings
 
 
@@ -151,3 +158,32 @@ def test_papers_near_their_previous_topic_keep_it_and_papers_clearly_elsewhere_m
     assert not len(
         keep_previous_topics(vectors, assignments, outliers, confidence, none_before, 5).moved
     )
+
+
+def test_a_placed_paper_lands_among_its_own_topic_not_between_topics() -> None:
+    """Its neighbours sit in two topics far apart on the map: averaging all of them put it in the
+    empty space between; placed within its topic, it lands beside that topic's neighbours."""
+    rng = np.random.default_rng(0)
+    coords = np.vstack([rng.normal(0.2, 0.01, (10, 2)), rng.normal(0.8, 0.01, (10, 2))])
+    topics = np.repeat(np.array([0, 1], dtype=np.int32), 10)
+    rows = np.array([[0, 1, 2, 10, 11, 12, 13], [10, 11, 12, 13, 14, 0, 1]], dtype=np.int64)
+    weights = np.full((2, 7), 1 / 7, dtype=np.float32)
+    placed = topic_coords(
+        coords.astype(np.float32), topics, rows, weights, np.array([0, 1], np.int32)
+    )
+    assert np.linalg.norm(placed[0] - coords[:3].mean(axis=0)) < 0.03
+    assert np.linalg.norm(placed[1] - coords[10:15].mean(axis=0)) < 0.03
+    again = topic_coords(
+        coords.astype(np.float32), topics, rows, weights, np.array([0, 1], np.int32)
+    )
+    assert np.array_equal(placed, again)  # the jitter is seeded
+
+
+def test_a_paper_with_no_neighbour_in_its_topic_goes_to_the_topics_middle() -> None:
+    coords = np.array([[0.1, 0.1], [0.2, 0.1], [0.9, 0.9], [0.8, 0.9]], dtype=np.float32)
+    topics = np.array([0, 0, 1, 1], dtype=np.int32)
+    rows = np.array([[2, 3], [0, 2]], dtype=np.int64)
+    weights = np.full((2, 2), 0.5, dtype=np.float32)
+    placed = topic_coords(coords, topics, rows, weights, np.array([0, NOISE_TOPIC], np.int32))
+    assert np.allclose(placed[0], [0.15, 0.1], atol=0.05)
+    assert np.allclose(placed[1], coords[[0, 2]].mean(axis=0), atol=0.2)  # noise: all neighbours

@@ -5,28 +5,11 @@ const EMBEDDED = window.PAPERSCOPE_EMBEDDED || null;
 const { createScatterplot, scaleLinear } = window.paperscopeVendor;
 const $ = (id) => document.getElementById(id);
 const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => ({"&":"&amp;","<":"&lt;",">":"&gt;",'"':"&quot;","'":"&#39;"}[c]));
-const palette = ["#3559e0","#e04f35","#1f9d55","#d69e2e","#805ad5","#d53f8c","#0987a0","#975a16",
-  "#2f855a","#dd6b20","#6b46c1","#2b6cb0","#c53030","#38a169","#b7791f","#553c9a","#319795","#e53e3e"];
-const NOISE_COLOUR = "#c3c8d1";
-const colour = (t) => t < 0 ? NOISE_COLOUR : palette[(state.colourOf.get(t) ?? t) % palette.length];
-// Topics next to each other on the map get different colours: a greedy colouring (largest topic
-// first) of the graph joining each topic to the NEAR topics whose centres are closest to its own.
-const NEAR = 6;
-function colourTopics(topics) {
-  const fine = topics.filter((t) => t.id >= 0), near = new Map(fine.map((t) => [t.id, new Set()]));
-  for (const t of fine) {
-    const closest = fine.filter((o) => o.id !== t.id)
-      .map((o) => [o.id, (o.x - t.x) ** 2 + (o.y - t.y) ** 2]).sort((a, b) => a[1] - b[1]).slice(0, NEAR);
-    for (const [o] of closest) { near.get(t.id).add(o); near.get(o).add(t.id); }
-  }
-  const colourOf = new Map();
-  for (const t of fine.slice().sort((a, b) => b.size - a.size || a.id - b.id)) {
-    const used = new Set([...near.get(t.id)].map((o) => colourOf.get(o)));
-    let c = 0; while (used.has(c) && c < palette.length - 1) c++;
-    colourOf.set(t.id, c);
-  }
-  return { colourOf, near };
-}
+// Topics next to each other on the map get colours far apart, from a large generated palette
+// (static/colours.js, which also makes the "colour by" schemes).
+const { NOISE: NOISE_COLOUR, PALETTE: palette, spread: colourTopics, scheme: colourScheme } = window.paperscopeColours;
+const colour = (t) => t < 0 ? NOISE_COLOUR : state.colourOf.get(t) ?? palette[t % palette.length];
+const COLOUR_BY = ["topic", "group", "category", "year"];
 const nameOf = (t) => t ? (t.name || t.label) : "unclustered";
 // A paper HDBSCAN called noise, or one its neighbours place less surely, is drawn faded.
 const FADED_BELOW = 0.5;
@@ -50,7 +33,7 @@ const api = async (path, { method = "GET", body } = {}) => {
 };
 
 const state = { data: null, rowOf: new Map(), topicOf: new Map(), colourOf: new Map(), paper: null, q: "", topic: null,
-                from: "", to: "", cat: "", selection: [], hits: [], trendMonths: 6 };
+                from: "", to: "", cat: "", selection: [], hits: [], trendMonths: 6, colourBy: "topic" };
 let scatterplot, xScale, yScale;
 
 // ---------- data access (API or embedded) ----------
@@ -115,6 +98,7 @@ function writeUrl() {
   if (state.q) p.set("q", state.q);
   if (state.topic !== null) p.set("topic", state.topic);
   for (const k of ["from", "to", "cat"]) if (state[k]) p.set(k, state[k]);
+  if (state.colourBy !== "topic") p.set("colour", state.colourBy);
   if (xScale) {
     const [x0, x1] = xScale.domain(), [y0, y1] = yScale.domain();
     p.set("view", [(x0 + x1) / 2, (y0 + y1) / 2, 1 / (x1 - x0)].map((v) => v.toFixed(4)).join(","));
@@ -126,6 +110,7 @@ function readUrl() {
   const topic = p.get("topic") ? Number(p.get("topic")) : NaN;
   return { paper: p.get("paper"), q: p.get("q") || "", topic: state.topicOf.has(topic) ? topic : null,
            from: p.get("from") || "", to: p.get("to") || "", cat: p.get("cat") || "",
+           colourBy: COLOUR_BY.includes(p.get("colour")) ? p.get("colour") : "topic",
            view: p.get("view") ? p.get("view").split(",").map(Number) : null };
 }
 
@@ -162,6 +147,14 @@ function claimPanel() {
 function setHtml(element, html) {
   element.innerHTML = html;
   for (const swatch of element.querySelectorAll("[data-swatch]")) swatch.style.background = colour(Number(swatch.dataset.swatch));
+  renderTex(element);
+}
+// TeX between $…$, $$…$$ or \(…\) in titles and abstracts, typeset by the bundled KaTeX. It reads
+// only the text nodes of HTML already escaped, and trusts no command (no links, classes, styles).
+const TEX = { delimiters: [{ left: "$$", right: "$$", display: false }, { left: "$", right: "$", display: false },
+  { left: "\\(", right: "\\)", display: false }], throwOnError: false, trust: false, strict: "ignore", ignoredClasses: ["no-tex"] };
+function renderTex(element) {
+  if (window.paperscopeKatex) window.paperscopeKatex.renderMathInElement(element, TEX);
 }
 function renderTopics() {
   setHtml($("topic-list"), state.data.topics.slice().sort((a, b) => (a.id < 0) - (b.id < 0) || b.size - a.size).map((t) => `
@@ -390,6 +383,37 @@ function drawLabels() {
   state.placedLabels = placed.length; state.labelLevel = coarse ? "coarse" : "fine"; state.labelBoxes = shown;
 }
 
+// ---------- the plot: WebGL, else a 2-D canvas; colours by topic, group, category or year ----------
+function hasWebgl() {
+  try { const c = document.createElement("canvas"); return Boolean(c.getContext("webgl2") || c.getContext("webgl")); } catch (_) { return false; }
+}
+function makePlot(options) {
+  if (hasWebgl()) {
+    try { return createScatterplot(options); } catch (err) { console.warn("WebGL map failed:", err); }
+  }
+  $("map-wrap").insertAdjacentHTML("beforeend", `<div id="no-webgl">This browser cannot draw the map: WebGL is off.
+    Topics, search and papers still work; the points are drawn below without zoom.</div>`);
+  return window.paperscopeCanvas2d(options);
+}
+// Draws the points in the colours of state.colourBy (redrawing resets the plot's filter and
+// selection: the caller applies them again) and fills the legend.
+async function paint() {
+  const d = state.data, scheme = colourScheme(state.colourBy, d, colour), k = scheme.colours.length;
+  // Outliers and low-confidence papers: their topic's colour, faded (a second set of colours).
+  scatterplot.set({ colorBy: "valueA", pointColor: scheme.fades ? [...scheme.colours, ...scheme.colours.map((c) => fade(c))] : scheme.colours });
+  for (let i = 0; i < d.ids.length; i++) state.points.valueA[i] = scheme.value(i) + (scheme.fades && faded(d, i) ? k : 0);
+  // by topic, the topic list is the legend
+  $("legend").innerHTML = (scheme.legend || []).map(([name, c]) => `<div><span class="swatch" data-colour="${esc(c)}"></span>${esc(name)}</div>`).join("");
+  for (const swatch of $("legend").querySelectorAll("[data-colour]")) swatch.style.background = swatch.dataset.colour;
+  await scatterplot.draw(state.points, { zDataType: "categorical" });
+}
+async function recolour(mode) {
+  state.colourBy = mode; await paint(); applyFilters();
+  const rows = state.hits.map((h) => state.rowOf.get(h.id)).filter((r) => r !== undefined);
+  if (state.paper && state.rowOf.has(state.paper)) rows.splice(0, rows.length, state.rowOf.get(state.paper));
+  if (rows.length) scatterplot.select(rows, { preventEvent: true });
+}
+
 // ---------- set-up ----------
 async function load() {
   const data = EMBEDDED ? EMBEDDED.map : await api("/map");
@@ -397,7 +421,7 @@ async function load() {
   state.data = data;
   data.ids.forEach((id, i) => state.rowOf.set(id, i));
   data.topics.forEach((t) => state.topicOf.set(t.id, t));
-  const coloured = colourTopics(data.topics);
+  const coloured = colourTopics(data.topics.filter((t) => t.id >= 0));
   state.colourOf = coloured.colourOf; state.nearTopics = coloured.near;
   $("meta").textContent = `${meta.papers} papers · ${meta.topics} topics · build ${meta.build_id} · ${meta.model}`
     + (meta.last_synced ? ` · synced ${meta.last_synced.slice(0, 16).replace("T", " ")} UTC` : "");
@@ -405,28 +429,23 @@ async function load() {
 
   const canvas = $("map"), n = data.ids.length;
   xScale = scaleLinear().domain(GL_DOMAIN); yScale = scaleLinear().domain(GL_DOMAIN);
-  scatterplot = createScatterplot({
+  scatterplot = makePlot({
     canvas, width: canvas.clientWidth, height: canvas.clientHeight, xScale, yScale,
     pointSize: n > 20000 ? 2.5 : n > 2000 ? 4 : 7, pointSizeSelected: 2, pointOutlineWidth: 2,
     backgroundColor: [0.984, 0.984, 0.992, 1], lassoColor: [0.2, 0.35, 0.88, 1],
     pointColorActive: [0.1, 0.1, 0.1, 1], opacity: n > 20000 ? 0.7 : 0.9, deselectOnEscape: true,
   });
-  const maxTopic = data.topic.reduce((a, b) => Math.max(a, b), 0);
-  // Outliers and low-confidence papers: their topic's colour, faded (a second set of colours).
-  const sure = [NOISE_COLOUR, ...Array.from({ length: maxTopic + 1 }, (_, t) => colour(t))];
-  scatterplot.set({ colorBy: "valueA", pointColor: [...sure, ...sure.map((c) => fade(c))] });
-  const points = { x: new Float32Array(n), y: new Float32Array(n), valueA: new Float32Array(n) };
-  for (let i = 0; i < n; i++) {
-    points.x[i] = toGl(data.x[i]); points.y[i] = toGl(data.y[i]);
-    points.valueA[i] = data.topic[i] + 1 + (faded(data, i) ? sure.length : 0);
-  }
-  await scatterplot.draw(points, { zDataType: "categorical" });
+  state.points = { x: new Float32Array(n), y: new Float32Array(n), valueA: new Float32Array(n) };
+  for (let i = 0; i < n; i++) { state.points.x[i] = toGl(data.x[i]); state.points.y[i] = toGl(data.y[i]); }
+  state.colourBy = readUrl().colourBy; $("colour-by").value = state.colourBy;
+  await paint();
   state.firstRenderMs = performance.now();
 
   const card = $("card");
   scatterplot.subscribe("pointOver", (i) => {
     const t = state.topicOf.get(data.topic[i]), [sx, sy] = scatterplot.getScreenPosition(i);
     card.innerHTML = `<b>${esc(data.title[i])}</b><br>${esc(nameOf(t))}${data.date[i] ? " · " + esc(data.date[i]) : ""}`;
+    renderTex(card);
     card.style.left = Math.min(sx + 12, canvas.clientWidth - 390) + "px"; card.style.top = (sy + 12) + "px"; card.style.display = "block";
     state.hovered = data.ids[i];
   });
@@ -468,6 +487,7 @@ async function load() {
   });
   $("search-form").addEventListener("submit", (e) => { e.preventDefault(); runSearch($("q").value.trim()); });
   for (const k of ["from", "to", "cat"]) $(k).addEventListener("change", () => { state[k] = $(k).value; applyFilters(); });
+  $("colour-by").addEventListener("change", () => recolour($("colour-by").value));
   $("clear").addEventListener("click", () => { Object.assign(state, { topic: null, from: "", to: "", cat: "" });
     for (const k of ["from", "to", "cat"]) $(k).value = ""; applyFilters(); });
   window.addEventListener("resize", () => { scatterplot.set({ width: canvas.clientWidth, height: canvas.clientHeight }); drawLabels(); });
@@ -483,6 +503,6 @@ async function load() {
   if (saved.q) { $("q").value = saved.q; await runSearch(saved.q); }
   if (saved.paper) await showPaper(saved.paper);
   drawLabels();
-  window.paperscope = { state, scatterplot, ready: true };
+  window.paperscope = { state, scatterplot, webgl: scatterplot.webgl !== false, ready: true };
 }
 load().catch((err) => { $("meta").textContent = err.message; window.paperscope = { error: err.message, ready: true }; });
