@@ -465,6 +465,7 @@ class Paperscope:
         cache_dir: Path | None,
         limit: int | None,
         bertopic: bool,
+        peers: bool = True,
     ) -> ClusterReport:
         """The topics against known labels, with the configured clustering."""
         from service.eval.clustering import evaluate_clustering
@@ -478,4 +479,5 @@ class Paperscope:
             self.settings,
             limit,
             bertopic,
+            peers,
         )

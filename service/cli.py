@@ -822,6 +822,13 @@ def eval_clustering(
     bertopic: Annotated[
         bool, typer.Option("--bertopic/--no-bertopic", help="Also fit BERTopic (if installed).")
     ] = True,
+    peers: Annotated[
+        bool,
+        typer.Option(
+            "--peers/--no-peers",
+            help="Also fit EVoC, Turftopic Topeax (if installed) and k-means at our topic counts.",
+        ),
+    ] = True,
     json_out: JsonOutOpt = None,
     cache_dir: CacheDirOpt = None,
     data_dir: DataDirOpt = None,
@@ -829,12 +836,14 @@ def eval_clustering(
 ) -> None:
     """NMI, ARI and V-measure of the topics against known labels, ours beside BERTopic's."""
     paperscope = _app(data_dir=data_dir, model=model)
-    report = paperscope.eval_clustering(corpus, label_field, cache_dir, limit, bertopic)
+    report = paperscope.eval_clustering(corpus, label_field, cache_dir, limit, bertopic, peers)
     typer.echo(
         f"{report.file}: {report.papers} papers, {report.labels} labels ({report.label_field}); "
         f"{report.model}; embedding {report.embed_seconds:.0f} s"
     )
     typer.echo(report.table())
+    for note in report.notes:
+        typer.echo(f"note: {note}")
     if json_out is not None:
         json_out.write_text(json.dumps(dataclasses.asdict(report), indent=2), encoding="utf-8")
 

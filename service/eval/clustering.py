@@ -40,11 +40,13 @@ from service.embed.backends import Embedder
 from service.embed.passages import Windowing, embed_papers
 from service.errors import InvalidInput
 from service.eval.labels import npmi_coherence, topic_diversity
+from service.eval.peers import peer_rows
 from service.pipeline.pipeline import StageClock, topic_params
 from service.schemas import NOISE_TOPIC, embedding_text
 from service.store import Store, content_hash
 from service.topics.cluster import fit_topics
 from service.topics.labels import clean_for_labels
+from service.topics.model import TopicModel
 from service.topics.sampling import fit_on_sample, sample_rows
 
 
@@ -70,6 +72,8 @@ class MethodReport:
     """Share of distinct keywords among the topics' top-10."""
     outlier_share: float | None = None
     """Papers the clustering itself called noise (whether or not they were assigned after)."""
+    duplicate_names: int | None = None
+    """Topics whose name another topic of the same row already has (None: not named)."""
 
 
 @dataclass
@@ -81,12 +85,14 @@ class ClusterReport:
     model: str
     methods: list[MethodReport] = field(default_factory=list)
     embed_seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+    """Peers skipped (not installed) and the like."""
 
     def table(self) -> str:
         lines = [
             "| method | topics | unclustered | outliers | fit s | NMI all | ARI all | V all "
-            "| NMI clustered | NMI reassigned | ARI reassigned | NPMI | diversity |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| NMI clustered | NMI reassigned | ARI reassigned | NPMI | diversity | dup. names |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for m in self.methods:
             outliers = "" if m.outlier_share is None else f"{m.outlier_share:.1%}"
@@ -95,7 +101,8 @@ class ClusterReport:
                 f"| {m.fit_seconds:.0f} "
                 f"| {m.all.nmi:.3f} | {m.all.ari:.3f} | {m.all.v_measure:.3f} "
                 f"| {m.clustered.nmi:.3f} | {m.reassigned.nmi:.3f} | {m.reassigned.ari:.3f} "
-                f"| {_optional(m.npmi)} | {_optional(m.diversity)} |"
+                f"| {_optional(m.npmi)} | {_optional(m.diversity)} "
+                f"| {'-' if m.duplicate_names is None else m.duplicate_names} |"
             )
         return "\n".join(lines)
 
@@ -105,11 +112,18 @@ def _optional(value: float | None) -> str:
 
 
 def label_quality(
-    report: MethodReport, keywords: list[list[str]], corpus: list[str]
+    report: MethodReport,
+    keywords: list[list[str]],
+    corpus: list[str],
+    names: list[str] | None = None,
 ) -> MethodReport:
-    """``report`` with the NPMI coherence and diversity of these topics' keywords."""
+    """``report`` with the NPMI coherence and diversity of these topics' keywords and its
+    duplicate names (``names``, else each topic's first three keywords, as peers label)."""
     report.npmi = npmi_coherence(keywords, corpus)
     report.diversity = topic_diversity(keywords)
+    shown = names if names is not None else [" ".join(words[:3]) for words in keywords]
+    normal = [name.strip().lower() for name in shown]
+    report.duplicate_names = len(normal) - len(set(normal))
     return report
 
 
@@ -194,6 +208,7 @@ def evaluate_clustering(
     settings: Settings,
     limit: int | None = None,
     with_bertopic: bool = True,
+    with_peers: bool = True,
 ) -> ClusterReport:
     papers, labels = read_labelled(path, label_field, limit)
     start = time.perf_counter()
@@ -210,47 +225,84 @@ def evaluate_clustering(
         embed_seconds=round(time.perf_counter() - start, 1),
     )
     texts = [clean_for_labels(embedding_text(title, abstract)) for title, abstract in papers]
+    model, name, seconds = fit_ours(vectors, texts, settings, embedder)
+    report.methods.extend(our_rows(model, name, seconds, labels, vectors, texts))
+    if with_peers:
+        fine = len([t for t in model.topics if t.id != NOISE_TOPIC])
+        counts = {"ours": fine, "our coarse level": len(model.groups)}
+        peers = peer_rows(vectors, texts, settings.seed, counts, report.notes, embedder.encode)
+        for peer in peers:
+            row = score_method(peer.method, labels, vectors, peer.topics, peer.seconds, peer.noise)
+            report.methods.append(label_quality(row, peer.words, texts))
+    if with_bertopic:
+        fitted = _bertopic(texts, vectors)
+        if fitted is None:
+            report.notes.append("BERTopic skipped: pip install bertopic (the dev extra has it)")
+        for method, topics, seconds, noise, words in fitted or []:
+            row = score_method(method, labels, vectors, topics, seconds, noise)
+            report.methods.append(label_quality(row, words, texts))
+    return report
+
+
+def fit_ours(
+    vectors: npt.NDArray[np.float32], texts: list[str], settings: Settings, embedder: Embedder
+) -> tuple[TopicModel, str, float]:
+    """Our topics as a build fits them: (model, row name, fit seconds without the 2-D map)."""
     start = time.perf_counter()
-    params = topic_params(settings, len(papers))
+    params = topic_params(settings, len(vectors))
     name = f"paperscope ({params.cluster_selection}, min_cluster_size {params.min_cluster_size})"
     sample = sample_rows(
-        len(papers), settings.topic_sample_above, settings.topic_sample_size, settings.seed
+        len(vectors), settings.topic_sample_above, settings.topic_sample_size, settings.seed
     )
     if sample is None:
         model = fit_topics(vectors, texts, params, settings.label_terms, encode=embedder.encode)
-        seconds = time.perf_counter() - start
-    else:  # as a build does it; the 2-D map it fits on the way is not part of the topic fit
-        clock = StageClock({})
-        fit = fit_on_sample(
-            vectors,
-            texts,
-            params,
-            settings.label_terms,
-            sample,
-            stage=clock.stage,
-            progress=False,
-            encode=embedder.encode,
-        )
-        model = fit.model
-        seconds = time.perf_counter() - start - clock.seconds["map"]
-        name = f"paperscope (fitted on {len(sample):,} papers, the rest assigned)"
+        return model, name, time.perf_counter() - start
+    # as a build does it; the 2-D map it fits on the way is not part of the topic fit
+    clock = StageClock({})
+    fit = fit_on_sample(
+        vectors,
+        texts,
+        params,
+        settings.label_terms,
+        sample,
+        stage=clock.stage,
+        progress=False,
+        encode=embedder.encode,
+    )
+    seconds = time.perf_counter() - start - clock.seconds["map"]
+    return fit.model, f"paperscope (fitted on {len(sample):,} papers, the rest assigned)", seconds
+
+
+def our_rows(
+    model: TopicModel,
+    name: str,
+    seconds: float,
+    labels: list[str],
+    vectors: npt.NDArray[np.float32],
+    texts: list[str],
+) -> list[MethodReport]:
+    """Our fine topics as served and as HDBSCAN left them, and our coarse groups."""
     served = model.assignments.astype(np.int64)
     outliers = model.outliers if model.outliers is not None else served == NOISE_TOPIC
-    fine = [t.keywords for t in model.topics if t.id != NOISE_TOPIC]
-    ours = score_method(name, labels, vectors, served, seconds, outliers)
-    report.methods.append(label_quality(ours, fine, texts))
+    fine = [t for t in model.topics if t.id != NOISE_TOPIC]
+    keywords = [t.keywords for t in fine]
+    names = [t.name or t.label for t in fine]
+    ours = score_method(name + " fine", labels, vectors, served, seconds, outliers)
+    rows = [label_quality(ours, keywords, texts, names)]
     raw = np.where(outliers, NOISE_TOPIC, served)
     as_fitted = score_method(
         "paperscope raw HDBSCAN (same fit)", labels, vectors, raw, seconds, outliers
     )
-    report.methods.append(label_quality(as_fitted, fine, texts))
-    if with_bertopic:
-        fitted = _bertopic(texts, vectors)
-        if fitted is not None:
-            for method, topics, seconds, noise, words in fitted:
-                row = score_method(method, labels, vectors, topics, seconds, noise)
-                report.methods.append(label_quality(row, words, texts))
-    return report
+    rows.append(label_quality(as_fitted, keywords, texts, names))
+    if model.groups:
+        group_of = {child: g.id for g in model.groups for child in g.children}
+        coarse = np.array([group_of.get(int(t), NOISE_TOPIC) for t in served], dtype=np.int64)
+        row = score_method("paperscope coarse groups", labels, vectors, coarse, seconds, outliers)
+        group_words = [g.keywords for g in model.groups]
+        rows.append(
+            label_quality(row, group_words, texts, [g.name or g.label for g in model.groups])
+        )
+    return rows
 
 
 BertopicRow = tuple[str, npt.NDArray[np.int64], float, npt.NDArray[np.bool_], list[list[str]]]

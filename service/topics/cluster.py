@@ -25,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from service.schemas import NOISE_TOPIC, TopicParams
+from service.topics.groups import balanced_groups
 from service.topics.labels import PhraseEncoder, TermCounts, count_terms, label_of, topic_labels
 from service.topics.model import NOISE_LABEL, Topic, TopicGroup, TopicModel
 from service.topics.placement import assign_outliers
@@ -230,13 +231,6 @@ def describe(
     )
 
 
-def group_count(topics: int) -> int:
-    """How many coarse groups k fine topics fall into: k/5 or sqrt(k), whichever is more (20 for
-    100 topics, 3 for 12), at least 2 and at most 30, so a 75k-paper map shows 8-30 group names
-    zoomed out and a small corpus still gets a few."""
-    return int(min(30, max(2, round(max(topics / 5, np.sqrt(topics))))))
-
-
 def group_topics(
     vectors: npt.NDArray[np.float32],
     terms: TermCounts | None,
@@ -245,38 +239,29 @@ def group_topics(
     label_terms: int,
     encode: PhraseEncoder | None = None,
 ) -> list[TopicGroup]:
-    """Merge topics into :func:`group_count` coarse groups (average-linkage on centroid cosine).
+    """Merge topics into balanced coarse groups (:func:`service.topics.groups.balanced_groups`).
 
     Each group gets its own name and keywords, computed over its papers against the other groups.
     """
-    from scipy.cluster.hierarchy import fcluster, linkage
-
     fine = [t for t in topics if t.id != NOISE_TOPIC]
     if len(fine) < 4:
         return []
     centroids = np.stack([vectors[t.members].mean(axis=0) for t in fine])
-    centroids /= np.linalg.norm(centroids, axis=1, keepdims=True)
-    tree = linkage(centroids, method="average", metric="cosine")
-    n_groups = group_count(len(fine))
-    cut = fcluster(tree, t=n_groups, criterion="maxclust")
-    group_of_topic = {t.id: int(g) for t, g in zip(fine, cut, strict=True)}
-    # number groups by size, largest first, like topics
-    sizes: dict[int, int] = {}
-    for topic in fine:
-        sizes[group_of_topic[topic.id]] = sizes.get(group_of_topic[topic.id], 0) + topic.size
-    order = {g: i for i, g in enumerate(sorted(sizes, key=lambda g: (-sizes[g], g)))}
+    sizes = np.array([t.size for t in fine], dtype=np.int64)
+    group_of_topic = dict(zip((t.id for t in fine), balanced_groups(centroids, sizes), strict=True))
+    n_groups = max(group_of_topic.values()) + 1
     group_assignments = np.array(
-        [order[group_of_topic[int(a)]] if a != NOISE_TOPIC else NOISE_TOPIC for a in assignments],
+        [group_of_topic[int(a)] if a != NOISE_TOPIC else NOISE_TOPIC for a in assignments],
         dtype=np.int32,
     )
-    names = topic_labels(terms, group_assignments, list(range(len(order))), vectors, encode)
+    names = topic_labels(terms, group_assignments, list(range(n_groups)), vectors, encode)
     return [
         TopicGroup(
             id=g,
             label=label_of(names[g].keywords[:label_terms], f"group {g}"),
             keywords=names[g].keywords,
-            children=sorted(t.id for t in fine if order[group_of_topic[t.id]] == g),
+            children=sorted(t.id for t in fine if group_of_topic[t.id] == g),
             name=names[g].name,
         )
-        for g in range(len(order))
+        for g in range(n_groups)
     ]

@@ -66,18 +66,25 @@ def test_topics_recover_the_categories_beside_bertopic(tmp_path: Path, embedder:
     assert raw.method.startswith("paperscope raw HDBSCAN")
     assert raw.noise_share == ours.outlier_share  # the same fit, outliers left unclustered
     assert ours.noise_share <= 0.1  # served: outliers assigned
-    methods = [m.method for m in report.methods][2:]
-    assert methods[:1] == ["BERTopic defaults"]  # the dev extra installs BERTopic
-    assert methods[1:] in ([], ['BERTopic + reduce_outliers("embeddings")'])
-    if methods[1:]:
-        assert report.methods[3].noise_share == 0.0
-        assert report.methods[3].fit_seconds >= report.methods[2].fit_seconds
+    by_name = {m.method: m for m in report.methods}
+    # the dev extra installs every peer: each is a row, with its own fit time
+    evoc = by_name["EVoC defaults, noise to 10-NN majority"]
+    assert evoc.noise_share == 0.0 and evoc.topics >= 1
+    assert by_name["Turftopic Topeax defaults"].topics >= 1
+    assert by_name[f"k-means, k = {ours.topics} (ours)"].topics == ours.topics
+    assert not report.notes
+    assert "BERTopic defaults" in by_name
+    bertopic = [m for m in report.methods if m.method.startswith("BERTopic")]
+    if len(bertopic) == 2:
+        assert bertopic[1].noise_share == 0.0
+        assert bertopic[1].fit_seconds >= bertopic[0].fit_seconds
     table = report.table()
     assert "| paperscope" in table and "| BERTopic defaults |" in table
-    assert "| NPMI | diversity |" in table
-    for method in report.methods:  # label quality is scored for ours and BERTopic's
+    assert "| NPMI | diversity | dup. names |" in table
+    for method in report.methods:  # label quality is scored for ours and every peer's
         assert method.npmi is not None and -1 <= method.npmi <= 1
         assert method.diversity is not None and 0 < method.diversity <= 1
+        assert method.duplicate_names is not None and method.duplicate_names >= 0
     json.dumps([m.__dict__ for m in report.methods], default=lambda o: o.__dict__)
 
 
@@ -93,8 +100,10 @@ def test_large_corpora_are_evaluated_as_a_build_fits_them(
         load_windowing(settings),
         settings,
         with_bertopic=False,
+        with_peers=False,
     )
-    ours, raw = report.methods
+    ours, raw = report.methods[:2]
+    assert all(m.method.startswith("paperscope coarse") for m in report.methods[2:])
     assert "fitted on 40 papers" in ours.method
     assert ours.noise_share <= raw.noise_share
     assert ours.outlier_share == raw.noise_share

@@ -32,6 +32,7 @@ from tests.helpers import (
 )
 
 BUNDLED = Path(__file__).parents[2] / "service" / "data" / "trending-papers.jsonl"
+LABELLED = Path(__file__).parents[1] / "fixtures" / "labelled-arxiv.jsonl"
 
 
 @pytest.fixture(scope="module")
@@ -135,3 +136,38 @@ def test_papers_left_out_of_a_sampled_fit_are_placed_alike_on_ray(
     on_ray = fit_on_sample(vectors, texts, params, 4, sample, map_fn=map_on_ray, progress=False)
     assert np.array_equal(on_ray.model.assignments, local.model.assignments)
     assert np.allclose(on_ray.coords, local.coords)
+
+
+@pytest.mark.slow
+def test_ray_and_local_embedding_give_the_same_topics(
+    ray: ModuleType, tmp_path: Path, embedder: Embedder
+) -> None:
+    from sklearn.metrics import adjusted_rand_score
+
+    from service.pipeline.pipeline import topic_params
+    from service.topics.cluster import fit_topics
+
+    settings = make_settings(tmp_path)
+    papers, _ = _bundled(115)
+    extra = [json.loads(line) for line in LABELLED.read_text(encoding="utf-8").splitlines()]
+    papers += [(r["title"], r["abstract"]) for r in extra]  # 175 papers
+    hashes = [f"paper-{i}" for i in range(len(papers))]
+    windowing = load_windowing(settings)
+    with Store(tmp_path / "local.sqlite") as store:
+        local, _ = embed_papers(store, embedder, papers, hashes, windowing, progress=False)
+    with Store(tmp_path / "ray.sqlite") as store:
+        on_ray, _ = embed_papers(
+            store,
+            embedder,
+            papers,
+            hashes,
+            windowing,
+            progress=False,
+            encode=ray_encoder(settings, embedder),
+        )
+    # Ray's actors batch each chunk as the local engine does: the same kernels, the same vectors
+    assert float(np.sum(on_ray * local, axis=1).min()) >= 0.99999
+    texts = [f"{title}. {abstract}" for title, abstract in papers]
+    params = topic_params(settings, len(papers))
+    topics = [fit_topics(v, texts, params, 4).assignments for v in (local, on_ray)]
+    assert adjusted_rand_score(*topics) >= 0.95

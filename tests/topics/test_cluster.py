@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from service.schemas import TopicParams
-from service.topics.cluster import default_sizes, fit_topics, group_count
+from service.topics.cluster import default_sizes, fit_topics
 
 
 def _blobs(sizes: list[int], dim: int = 48, seed: int = 1) -> npt.NDArray[np.float32]:
@@ -68,14 +68,6 @@ def test_default_sizes_stay_in_bounds(n: int) -> None:
 def test_default_sizes_grow_with_corpus(a: int, b: int) -> None:
     small, large = sorted((a, b))
     assert default_sizes(small)[1] <= default_sizes(large)[1]
-
-
-@given(st.integers(min_value=4, max_value=2_000))
-def test_group_count_is_a_map_sized_coarse_level(topics: int) -> None:
-    groups = group_count(topics)
-    assert 2 <= groups <= 30 and groups < topics
-    if 40 <= topics <= 150:  # a 75k-paper corpus has about 100 topics: 8-30 named groups
-        assert 8 <= groups <= 30
 
 
 def test_topics_and_groups_get_phrase_names_without_an_embedder() -> None:
