@@ -307,6 +307,9 @@ class _Proposal:
 
     terms: list[str]
     scores: dict[str, float]
+    keywords: list[str]
+    """The keyword candidates: c-TF-IDF against every class alone (no sibling contrast: the
+    keywords describe the topic, the name tells it apart)."""
     wider: list[str]
     share: dict[str, float]
     own_share: float
@@ -351,13 +354,16 @@ def _propose(
     for topic_id in topic_ids:
         row = class_of[topic_id]
         scores = frequency.getrow(row).toarray().ravel() / row_totals[row] * idf
+        size = int(np.sum(assignments == topic_id))
+        held = holders.getrow(row).toarray().ravel()
+        plain = [
+            str(terms.vocabulary[i]) for i in _candidates(scores, held, size, terms.vocabulary)
+        ]
         group = tuple(sorted(siblings.get(topic_id, ()))) if siblings is not None else ()
         if len(group) > 1:
             if group not in local:
                 local[group] = _sibling_idf(frequency, [class_of[s] for s in group])
             scores = scores * local[group]
-        size = int(np.sum(assignments == topic_id))
-        held = holders.getrow(row).toarray().ravel()
         wider = _candidates(scores, held, size, terms.vocabulary, WIDER)
         top = float(scores[wider[0]]) if wider else 1.0
         names = [str(terms.vocabulary[i]) for i in wider]
@@ -367,6 +373,7 @@ def _propose(
         proposals[topic_id] = _Proposal(
             names[:CANDIDATES] + phrases[:PHRASE_CANDIDATES],
             {n: float(scores[i]) / top for n, i in zip(names, wider, strict=True)},
+            plain,
             names,
             {n: float(share[i]) for n, i in zip(names, wider, strict=True)},
             size / max(len(assignments), 1),
@@ -473,7 +480,7 @@ def topic_labels(
     proposals = _propose(terms, assignments, topic_ids, siblings)
     phrase_vectors: dict[str, npt.NDArray[np.float32]] = {}
     if encode is not None:
-        unique = sorted({term for p in proposals.values() for term in p.terms})
+        unique = sorted({term for p in proposals.values() for term in p.terms + p.keywords})
         if unique:
             encoded = encode(unique)
             phrase_vectors = {term: encoded[i] for i, term in enumerate(unique)}
@@ -484,11 +491,11 @@ def topic_labels(
         if not proposal.terms:
             labels[topic_id] = TopicLabel(_take(numbered(topic_id, taken, parents), taken), [])
             continue
-        ranked, relevance = proposal.terms, proposal.scores
-        keyword_order = ranked
+        ranked, relevance, keyword_order = proposal.terms, proposal.scores, proposal.keywords
         if phrase_vectors:
             others = [s for s in (siblings or {}).get(topic_id, topic_ids) if s != topic_id]
-            keyword_order, closeness = _embedded_ranking(
+            keyword_order = _keyword_order(proposal.keywords, phrase_vectors, centres[topic_id])
+            closeness = _name_closeness(
                 proposal.terms, phrase_vectors, centres[topic_id], [centres[s] for s in others]
             )
             relevance = {t: c + TERM_WEIGHT * proposal.scores[t] for t, c in closeness.items()}
@@ -500,23 +507,31 @@ def topic_labels(
     return labels
 
 
-def _embedded_ranking(
+def _keyword_order(
+    candidates: list[str],
+    phrase_vectors: dict[str, npt.NDArray[np.float32]],
+    centre: npt.NDArray[np.float32],
+) -> list[str]:
+    """The keywords: maximal marginal relevance over each candidate's cosine to the centre."""
+    if not candidates:
+        return []
+    matrix = np.stack([phrase_vectors[t] for t in candidates])
+    return [candidates[i] for i in mmr(matrix @ centre, matrix @ matrix.T, len(candidates))]
+
+
+def _name_closeness(
     candidates: list[str],
     phrase_vectors: dict[str, npt.NDArray[np.float32]],
     centre: npt.NDArray[np.float32],
     others: list[npt.NDArray[np.float32]],
-) -> tuple[list[str], dict[str, float]]:
-    """The keywords' order (MMR over cosine to the centre) and each candidate's name relevance:
-    its cosine to the centre less :data:`CONTRAST` times its best cosine to a sibling's."""
+) -> dict[str, float]:
+    """Each candidate's cosine to the centre less :data:`CONTRAST` times its best cosine to a
+    sibling's centre."""
     matrix = np.stack([phrase_vectors[t] for t in candidates])
-    relevance = matrix @ centre
-    order = mmr(relevance, matrix @ matrix.T, len(candidates))
-    contrasted = relevance.astype(np.float64)
+    closeness = (matrix @ centre).astype(np.float64)
     if others:
-        contrasted = contrasted - CONTRAST * (matrix @ np.stack(others).T).max(axis=1)
-    return [candidates[i] for i in order], {
-        t: float(r) for t, r in zip(candidates, contrasted, strict=True)
-    }
+        closeness = closeness - CONTRAST * (matrix @ np.stack(others).T).max(axis=1)
+    return {t: float(c) for t, c in zip(candidates, closeness, strict=True)}
 
 
 def _dedupe(ranked: list[str]) -> list[str]:
