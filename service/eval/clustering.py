@@ -19,7 +19,9 @@ rows, each with its fit time (the second's includes the first's fit).
 
 Label quality (:mod:`service.eval.labels`): NPMI coherence of each topic's top-10 keywords over
 the corpus (document co-occurrence) and topic diversity (share of distinct keywords), for our
-keywords (phrases) and BERTopic's (its default words).
+keywords (phrases) and BERTopic's (its default words). Name quality (ours; BERTopic names no
+topic): duplicate and near-duplicate topic names, topics named like their group, one-word names
+(:func:`name_counts`).
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from service.store import Store, content_hash
 from service.topics.cluster import fit_topics
 from service.topics.labels import clean_for_labels
 from service.topics.model import TopicModel
+from service.topics.naming import duplicate_counts, named_like_parent
 from service.topics.sampling import fit_on_sample, sample_rows
 
 
@@ -72,8 +75,35 @@ class MethodReport:
     """Share of distinct keywords among the topics' top-10."""
     outlier_share: float | None = None
     """Papers the clustering itself called noise (whether or not they were assigned after)."""
-    duplicate_names: int | None = None
-    """Topics whose name another topic of the same row already has (None: not named)."""
+    names: NameCounts | None = None
+    """How distinct the topics' names are (None: the method gives no names)."""
+
+
+@dataclass
+class NameCounts:
+    """Topic names a reader cannot tell apart (:mod:`service.topics.naming`; goal 0 for the
+    first three), and names of a single word."""
+
+    duplicates: int
+    near_duplicates: int
+    like_group: int
+    single_word: int
+
+
+def name_counts(topics: list[str], groups: list[tuple[str, list[str]]]) -> NameCounts:
+    """Counts over the topics' names and the (group name, its topics' names) pairs."""
+    exact, near, single = duplicate_counts(topics)
+    pairs = [(child, group) for group, children in groups for child in children]
+    return NameCounts(exact, near, named_like_parent(pairs), single)
+
+
+def _names_cell(counts: NameCounts | None) -> str:
+    if counts is None:
+        return "- | - | - | -"
+    return (
+        f"{counts.duplicates} | {counts.near_duplicates} | {counts.like_group} "
+        f"| {counts.single_word}"
+    )
 
 
 @dataclass
@@ -91,8 +121,9 @@ class ClusterReport:
     def table(self) -> str:
         lines = [
             "| method | topics | unclustered | outliers | fit s | NMI all | ARI all | V all "
-            "| NMI clustered | NMI reassigned | ARI reassigned | NPMI | diversity | dup. names |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| NMI clustered | NMI reassigned | ARI reassigned | NPMI | diversity "
+            "| duplicate names | near-duplicate names | named like group | one-word names |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for m in self.methods:
             outliers = "" if m.outlier_share is None else f"{m.outlier_share:.1%}"
@@ -101,8 +132,7 @@ class ClusterReport:
                 f"| {m.fit_seconds:.0f} "
                 f"| {m.all.nmi:.3f} | {m.all.ari:.3f} | {m.all.v_measure:.3f} "
                 f"| {m.clustered.nmi:.3f} | {m.reassigned.nmi:.3f} | {m.reassigned.ari:.3f} "
-                f"| {_optional(m.npmi)} | {_optional(m.diversity)} "
-                f"| {'-' if m.duplicate_names is None else m.duplicate_names} |"
+                f"| {_optional(m.npmi)} | {_optional(m.diversity)} | {_names_cell(m.names)} |"
             )
         return "\n".join(lines)
 
@@ -117,13 +147,14 @@ def label_quality(
     corpus: list[str],
     names: list[str] | None = None,
 ) -> MethodReport:
-    """``report`` with the NPMI coherence and diversity of these topics' keywords and its
-    duplicate names (``names``, else each topic's first three keywords, as peers label)."""
+    """``report`` with the NPMI coherence and diversity of these topics' keywords and, unless
+    counted already (ours, with groups), how distinct its names are (``names``, else each
+    topic's first three keywords, as peers label)."""
     report.npmi = npmi_coherence(keywords, corpus)
     report.diversity = topic_diversity(keywords)
-    shown = names if names is not None else [" ".join(words[:3]) for words in keywords]
-    normal = [name.strip().lower() for name in shown]
-    report.duplicate_names = len(normal) - len(set(normal))
+    if report.names is None:
+        shown = names if names is not None else [" ".join(words[:3]) for words in keywords]
+        report.names = name_counts(shown, [])
     return report
 
 
@@ -288,6 +319,9 @@ def our_rows(
     keywords = [t.keywords for t in fine]
     names = [t.name or t.label for t in fine]
     ours = score_method(name + " fine", labels, vectors, served, seconds, outliers)
+    named = {t.id: t.name or t.label for t in fine}
+    groups = [(g.name, [named[c] for c in g.children if c in named]) for g in model.groups]
+    ours.names = name_counts(names, groups)
     rows = [label_quality(ours, keywords, texts, names)]
     raw = np.where(outliers, NOISE_TOPIC, served)
     as_fitted = score_method(

@@ -70,6 +70,7 @@ def split_topic(engine: Engine, db_path: Path, topic_id: int, limit: int = 100) 
         ids,
         vectors,
         view.embedder.encode if view.embedder is not None else None,
+        parents=[topic.name] if topic.name else (),
     )
     papers = {_paper_id(view, r): int(s) for r, s in zip(rows, labels, strict=True)}
     with Store(db_path) as store:

@@ -189,15 +189,8 @@ def describe(
 
     topic_ids = list(range(len(by_size)))
     terms = counted() if counted is not None else count_terms(texts, params.seed)
-    names = topic_labels(terms, assignments, topic_ids, vectors, encode)
     topics = [
-        Topic(
-            id=t,
-            label=label_of(names[t].keywords[:label_terms], f"topic {t}"),
-            keywords=names[t].keywords,
-            members=ordered_members(np.flatnonzero(assignments == t), vectors),
-            name=names[t].name,
-        )
+        Topic(t, "", [], ordered_members(np.flatnonzero(assignments == t), vectors))
         for t in topic_ids
     ]
     noise_rows = np.flatnonzero(assignments == NOISE_TOPIC)
@@ -217,6 +210,7 @@ def describe(
         len(noise_rows),
     )
     groups = group_topics(vectors, terms, assignments, topics, label_terms, encode)
+    name_topics(topics, groups, vectors, terms, assignments, label_terms, encode)
     return TopicModel(
         assignments,
         clustering.probabilities,
@@ -229,6 +223,35 @@ def describe(
         outliers,
         confidence,
     )
+
+
+def name_topics(
+    topics: list[Topic],
+    groups: list[TopicGroup],
+    vectors: npt.NDArray[np.float32],
+    terms: TermCounts | None,
+    assignments: npt.NDArray[np.int32],
+    label_terms: int,
+    encode: PhraseEncoder | None = None,
+) -> None:
+    """Name and label the fine topics once their groups (already named) exist: each topic
+    against its siblings in its group, and never like a group (:func:`topic_labels`)."""
+    siblings = {c: g.children for g in groups for c in g.children} if groups else None
+    ids = [t.id for t in topics if t.id != NOISE_TOPIC]
+    names = topic_labels(
+        terms,
+        assignments,
+        ids,
+        vectors,
+        encode,
+        siblings=siblings,
+        parents=[g.name for g in groups],
+    )
+    for topic in topics:
+        if topic.id in names:
+            topic.keywords = names[topic.id].keywords
+            topic.label = label_of(topic.keywords[:label_terms], f"topic {topic.id}")
+            topic.name = names[topic.id].name
 
 
 def group_topics(

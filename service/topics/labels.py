@@ -11,13 +11,15 @@ their coarse groups both read the counts.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, CountVectorizer
+
+from service.topics.naming import clashes, is_noun_phrase
 
 #: Words every abstract uses; they say nothing about a topic.
 ACADEMIC_STOP_WORDS = frozenset(
@@ -90,6 +92,23 @@ DIVERSITY = 0.3
 NAME_WORDS = 4
 GENERIC = 0.2
 """A term in more than this share of all papers (``learning`` in an ML corpus) names no topic."""
+SINGLE_WORD_SHARE = 0.05
+"""A single word names a topic on its own only if at most this share of all papers use it
+(``ai``, ``modeling``, ``astronomy`` are in more, in the corpora they are common in)."""
+WIDER = 200
+"""c-TF-IDF terms per topic looked at when none of the :data:`CANDIDATES` may be its name."""
+PHRASE_CANDIDATES = 10
+"""Phrases added to the candidates from the wider pool: c-TF-IDF favours single words in large
+classes (groups), whose names read better as phrases."""
+FRAGMENT = 0.7
+"""A term is a fragment when a longer term holding it is used at least this often as it."""
+NAME_SHORTLIST = 8
+"""The candidates (best first) a name is chosen among before the others are considered."""
+CONTRAST = 0.5
+"""How much a name's closeness to a sibling topic's centroid counts against it."""
+TERM_WEIGHT = 0.1
+"""With an embedder, a name's c-TF-IDF score (relative to the topic's best) weighs in this much
+beside its cosines, so a phrase the topic's papers use often wins a near tie."""
 KEYWORDS = 10
 """Keywords kept per topic (the label shows ``label_terms`` of them; quality is scored on 10)."""
 
@@ -249,21 +268,23 @@ def _candidates(
     holders: npt.NDArray[np.float64],
     size: int,
     vocabulary: npt.NDArray[Any],
+    count: int = CANDIDATES,
 ) -> list[int]:
     """Indexes of the best c-TF-IDF terms that several of the topic's papers use (a phrase from
     one paper is no name for a topic); plural forms of a chosen term are skipped."""
     support = max(2, int(np.ceil(0.03 * size))) if size >= 2 else 1
     scores = np.where(holders >= support, scores, 0.0)
-    return _top_indexes(scores, vocabulary, CANDIDATES, dedupe=False)
+    return _top_indexes(scores, vocabulary, count, dedupe=False)
 
 
 def _pick_name(
-    ranked: list[str], relevance: dict[str, float], taken: set[str], slack: float
-) -> str:
-    """The most relevant short term not already a name; a phrase is preferred over a single
-    word, and a longer phrase over one it contains, when within ``slack`` of its relevance."""
-    fitting = [t for t in ranked if len(t.split()) <= NAME_WORDS] or ranked
-    free = [t for t in fitting if _singular(t) not in taken] or fitting
+    ranked: list[str], relevance: dict[str, float], fits: Callable[[str], bool], slack: float
+) -> str | None:
+    """The most relevant term that ``fits``; a phrase is preferred over a single word, and a
+    longer phrase over one it contains, when within ``slack`` of its relevance. None: none fits."""
+    free = [t for t in ranked if fits(t)]
+    if not free:
+        return None
     best = max(free, key=lambda t: relevance[t])
     phrases = [t for t in free if len(t.split()) > 1]
     if phrases and len(best.split()) == 1:
@@ -278,6 +299,161 @@ def _pick_name(
     return max(longer, key=lambda t: relevance[t]) if longer else best
 
 
+@dataclass(frozen=True)
+class _Proposal:
+    """A topic's candidate terms by c-TF-IDF (best first), their scores relative to the best,
+    a wider pool for when none of them may be its name, each term's share of the corpus's
+    papers, the topic's own share, and the terms that are fragments of a longer one."""
+
+    terms: list[str]
+    scores: dict[str, float]
+    keywords: list[str]
+    """The keyword candidates: c-TF-IDF against every class alone (no sibling contrast: the
+    keywords describe the topic, the name tells it apart)."""
+    wider: list[str]
+    share: dict[str, float]
+    own_share: float
+    fragments: frozenset[str]
+
+
+def _fragments(counts: dict[str, float]) -> frozenset[str]:
+    """Terms the topic's papers mostly use inside a longer term (``deep reinforcement`` in
+    ``deep reinforcement learning``): no names of their own."""
+    out = set()
+    for term, count in counts.items():
+        words = term.split()
+        for size in range(1, len(words)):
+            for start in range(len(words) - size + 1):
+                part = " ".join(words[start : start + size])
+                if part in counts and count >= FRAGMENT * counts[part]:
+                    out.add(part)
+    return frozenset(out)
+
+
+def _sibling_idf(frequency: Any, rows: list[int]) -> npt.NDArray[np.float64]:
+    """c-TF-IDF's idf computed over these classes only: terms the siblings share sink."""
+    within = np.asarray(frequency[rows].sum(axis=0)).ravel()
+    mean_words = float(within.sum()) / len(rows)
+    return np.asarray(np.log1p(mean_words / np.maximum(within, 1.0)), dtype=np.float64)
+
+
+def _propose(
+    terms: TermCounts,
+    assignments: npt.NDArray[np.int32],
+    topic_ids: list[int],
+    siblings: Mapping[int, Sequence[int]] | None,
+) -> dict[int, _Proposal]:
+    """Each topic's candidates: c-TF-IDF against every class, times (with ``siblings``) the idf
+    over the topic's siblings, so a name is what sets the topic apart within its group."""
+    frequency, holders, idf, class_of = _class_frequencies(terms, assignments)
+    row_totals = np.maximum(np.asarray(frequency.sum(axis=1)).ravel(), 1.0)
+    papers_with = np.asarray((terms.per_paper > 0).sum(axis=0)).ravel()
+    share = papers_with / max(len(assignments), 1)
+    local: dict[tuple[int, ...], npt.NDArray[np.float64]] = {}
+    proposals: dict[int, _Proposal] = {}
+    for topic_id in topic_ids:
+        row = class_of[topic_id]
+        scores = frequency.getrow(row).toarray().ravel() / row_totals[row] * idf
+        size = int(np.sum(assignments == topic_id))
+        held = holders.getrow(row).toarray().ravel()
+        plain = [
+            str(terms.vocabulary[i]) for i in _candidates(scores, held, size, terms.vocabulary)
+        ]
+        group = tuple(sorted(siblings.get(topic_id, ()))) if siblings is not None else ()
+        if len(group) > 1:
+            if group not in local:
+                local[group] = _sibling_idf(frequency, [class_of[s] for s in group])
+            scores = scores * local[group]
+        wider = _candidates(scores, held, size, terms.vocabulary, WIDER)
+        top = float(scores[wider[0]]) if wider else 1.0
+        names = [str(terms.vocabulary[i]) for i in wider]
+        counts = frequency.getrow(row).toarray().ravel()
+        fragments = _fragments({n: float(counts[i]) for n, i in zip(names, wider, strict=True)})
+        phrases = [n for n in names[CANDIDATES:] if " " in n and n not in fragments]
+        proposals[topic_id] = _Proposal(
+            names[:CANDIDATES] + phrases[:PHRASE_CANDIDATES],
+            {n: float(scores[i]) / top for n, i in zip(names, wider, strict=True)},
+            plain,
+            names,
+            {n: float(share[i]) for n, i in zip(names, wider, strict=True)},
+            size / max(len(assignments), 1),
+            fragments,
+        )
+    return proposals
+
+
+def _centres(
+    vectors: npt.NDArray[np.float32], assignments: npt.NDArray[np.int32], topic_ids: list[int]
+) -> dict[int, npt.NDArray[np.float32]]:
+    centres = {}
+    for topic_id in topic_ids:
+        centre = np.asarray(vectors[assignments == topic_id], dtype=np.float32).mean(axis=0)
+        centres[topic_id] = centre / max(float(np.linalg.norm(centre)), 1e-12)
+    return centres
+
+
+def _fits(
+    proposal: _Proposal, taken: list[str], parents: Sequence[str], strict: bool
+) -> Callable[[str], bool]:
+    """Whether a term may be a name: at most :data:`NAME_WORDS` words, no near-duplicate of a
+    name already given nor a repeat of a parent's (:func:`service.topics.naming.clashes`) and,
+    when ``strict``, a noun phrase, no fragment of a longer term, and not in a large share of
+    the corpus's papers: a single word in at most :data:`SINGLE_WORD_SHARE`, a phrase in at most
+    :data:`GENERIC` or twice the topic's own share (``large language models`` may name the
+    group that holds a fifth of a cs corpus)."""
+
+    def fits(term: str) -> bool:
+        words = len(term.split())
+        if words > NAME_WORDS or clashes(term, taken, parents):
+            return False
+        if not strict:
+            return True
+        limit = max(GENERIC, 2 * proposal.own_share) if words > 1 else SINGLE_WORD_SHARE
+        fragment = term in proposal.fragments
+        return not fragment and is_noun_phrase(term) and proposal.share[term] <= limit
+
+    return fits
+
+
+def _choose(
+    topic_id: int,
+    proposal: _Proposal,
+    ranked: list[str],
+    relevance: dict[str, float],
+    taken: list[str],
+    parents: Sequence[str],
+    slack: float,
+) -> str:
+    """The name: the best fitting term of the shortlist, else of all candidates, else of the
+    wider pool (by c-TF-IDF), else one that is merely distinct, else ``topic N``."""
+    pool = proposal.wider
+    attempts = [
+        (ranked[:NAME_SHORTLIST], relevance, True),
+        (ranked, relevance, True),
+        (pool, proposal.scores, True),
+        (pool, proposal.scores, False),
+    ]
+    for terms, scores, strict in attempts:
+        name = _pick_name(terms, scores, _fits(proposal, taken, parents, strict), slack)
+        if name is not None:
+            return name
+    return numbered(topic_id, taken, parents)
+
+
+def numbered(topic_id: int, taken: list[str], parents: Sequence[str] = ()) -> str:
+    """``topic N``, or a name made unique by a counter when even that clashes."""
+    name, extra = f"topic {topic_id}", 0
+    while clashes(name, taken, parents):
+        extra += 1
+        name = f"t{topic_id}x{extra}"
+    return name
+
+
+def _take(name: str, taken: list[str]) -> str:
+    taken.append(name)
+    return name
+
+
 def topic_labels(
     terms: TermCounts | None,
     assignments: npt.NDArray[np.int32],
@@ -285,65 +461,77 @@ def topic_labels(
     vectors: npt.NDArray[np.float32],
     encode: PhraseEncoder | None = None,
     keywords: int = KEYWORDS,
+    siblings: Mapping[int, Sequence[int]] | None = None,
+    parents: Sequence[str] = (),
 ) -> dict[int, TopicLabel]:
     """Names and keywords of the topics ``topic_ids`` (ids in ``assignments``, largest first).
 
-    c-TF-IDF over 1-3-grams proposes :data:`CANDIDATES` terms per topic. With ``encode`` (the
+    c-TF-IDF over 1-3-grams proposes :data:`CANDIDATES` terms per topic (with ``siblings``, each
+    topic's ids under the same parent, scored against those siblings too). With ``encode`` (the
     build's embedder; KeyBERT-inspired) the candidates are embedded and ranked by cosine to the
-    topic's centroid, then diversified by maximal marginal relevance; without it the c-TF-IDF
-    order stands. The name is the best phrase of at most four words not already a name."""
+    topic's centroid, then diversified by maximal marginal relevance for the keywords; the name
+    is ranked by that cosine less :data:`CONTRAST` times its cosine to the nearest sibling's
+        centroid, plus :data:`TERM_WEIGHT` times its c-TF-IDF score. Without it the c-TF-IDF order
+    stands. No name is a near-duplicate of another, nor says no more than one of ``parents``
+    (the level above's names), see :func:`_fits`."""
+    taken: list[str] = []
     if terms is None:
-        return {t: TopicLabel(f"topic {t}", []) for t in topic_ids}
-    frequency, holders, idf, class_of = _class_frequencies(terms, assignments)
-    row_totals = np.maximum(np.asarray(frequency.sum(axis=1)).ravel(), 1.0)
-    proposed: dict[int, list[str]] = {}
-    cttfidf: dict[int, dict[str, float]] = {}
-    for topic_id in topic_ids:
-        row = class_of[topic_id]
-        scores = frequency.getrow(row).toarray().ravel() / row_totals[row] * idf
-        size = int(np.sum(assignments == topic_id))
-        held = holders.getrow(row).toarray().ravel()
-        chosen = _candidates(scores, held, size, terms.vocabulary)
-        top = float(scores[chosen[0]]) if chosen else 1.0
-        proposed[topic_id] = [str(terms.vocabulary[i]) for i in chosen]
-        cttfidf[topic_id] = {str(terms.vocabulary[i]): float(scores[i]) / top for i in chosen}
+        return {t: TopicLabel(_take(numbered(t, taken, parents), taken), []) for t in topic_ids}
+    proposals = _propose(terms, assignments, topic_ids, siblings)
     phrase_vectors: dict[str, npt.NDArray[np.float32]] = {}
     if encode is not None:
-        unique = sorted({term for terms_ in proposed.values() for term in terms_})
+        unique = sorted({term for p in proposals.values() for term in p.terms + p.keywords})
         if unique:
             encoded = encode(unique)
             phrase_vectors = {term: encoded[i] for i, term in enumerate(unique)}
-    papers_with = np.asarray((terms.per_paper > 0).sum(axis=0)).ravel()
-    generic = {
-        str(terms.vocabulary[i]) for i in np.flatnonzero(papers_with > GENERIC * len(assignments))
-    }
+    centres = _centres(vectors, assignments, topic_ids) if phrase_vectors else {}
     labels: dict[int, TopicLabel] = {}
-    taken: set[str] = set()
     for topic_id in topic_ids:  # largest first: the largest topic gets first pick of names
-        candidates = proposed[topic_id]
-        if not candidates:
-            labels[topic_id] = TopicLabel(f"topic {topic_id}", [])
+        proposal = proposals[topic_id]
+        if not proposal.terms:
+            labels[topic_id] = TopicLabel(_take(numbered(topic_id, taken, parents), taken), [])
             continue
+        ranked, relevance, keyword_order = proposal.terms, proposal.scores, proposal.keywords
         if phrase_vectors:
-            rows = np.flatnonzero(assignments == topic_id)
-            centre = np.asarray(vectors[rows], dtype=np.float32).mean(axis=0)
-            centre /= max(float(np.linalg.norm(centre)), 1e-12)
-            matrix = np.stack([phrase_vectors[t] for t in candidates])
-            relevance = matrix @ centre
-            order = mmr(relevance, matrix @ matrix.T, len(candidates))
-            ranked = [candidates[i] for i in order]
-            scored = {t: float(r) for t, r in zip(candidates, relevance, strict=True)}
-        else:
-            ranked = candidates
-            scored = cttfidf[topic_id]
+            others = [s for s in (siblings or {}).get(topic_id, topic_ids) if s != topic_id]
+            keyword_order = _keyword_order(proposal.keywords, phrase_vectors, centres[topic_id])
+            closeness = _name_closeness(
+                proposal.terms, phrase_vectors, centres[topic_id], [centres[s] for s in others]
+            )
+            relevance = {t: c + TERM_WEIGHT * proposal.scores[t] for t, c in closeness.items()}
+            ranked = sorted(proposal.terms, key=lambda t: -relevance[t])
         slack = 0.08 if phrase_vectors else 0.6
-        shortlist = ranked[:6] if phrase_vectors else ranked[:10]
-        name = _pick_name(
-            [t for t in shortlist if t not in generic] or shortlist, scored, taken, slack
-        )
-        taken.add(_singular(name))
-        labels[topic_id] = TopicLabel(name, _dedupe([name, *ranked])[:keywords])
+        chosen = _choose(topic_id, proposal, ranked, relevance, taken, parents, slack)
+        name = _take(chosen, taken)
+        labels[topic_id] = TopicLabel(name, _dedupe([name, *keyword_order])[:keywords])
     return labels
+
+
+def _keyword_order(
+    candidates: list[str],
+    phrase_vectors: dict[str, npt.NDArray[np.float32]],
+    centre: npt.NDArray[np.float32],
+) -> list[str]:
+    """The keywords: maximal marginal relevance over each candidate's cosine to the centre."""
+    if not candidates:
+        return []
+    matrix = np.stack([phrase_vectors[t] for t in candidates])
+    return [candidates[i] for i in mmr(matrix @ centre, matrix @ matrix.T, len(candidates))]
+
+
+def _name_closeness(
+    candidates: list[str],
+    phrase_vectors: dict[str, npt.NDArray[np.float32]],
+    centre: npt.NDArray[np.float32],
+    others: list[npt.NDArray[np.float32]],
+) -> dict[str, float]:
+    """Each candidate's cosine to the centre less :data:`CONTRAST` times its best cosine to a
+    sibling's centre."""
+    matrix = np.stack([phrase_vectors[t] for t in candidates])
+    closeness = (matrix @ centre).astype(np.float64)
+    if others:
+        closeness = closeness - CONTRAST * (matrix @ np.stack(others).T).max(axis=1)
+    return {t: float(c) for t, c in zip(candidates, closeness, strict=True)}
 
 
 def _dedupe(ranked: list[str]) -> list[str]:

@@ -11,7 +11,14 @@ import pytest
 from service.embed.backends import Embedder
 from service.embed.passages import load_windowing
 from service.errors import InvalidInput
-from service.eval.clustering import evaluate_clustering, read_labelled, reassign_noise, score_method
+from service.eval.clustering import (
+    ClusterReport,
+    evaluate_clustering,
+    name_counts,
+    read_labelled,
+    reassign_noise,
+    score_method,
+)
 from tests.helpers import FIXTURES, make_settings
 
 LABELLED = FIXTURES / "labelled-arxiv.jsonl"
@@ -80,11 +87,13 @@ def test_topics_recover_the_categories_beside_bertopic(tmp_path: Path, embedder:
         assert bertopic[1].fit_seconds >= bertopic[0].fit_seconds
     table = report.table()
     assert "| paperscope" in table and "| BERTopic defaults |" in table
-    assert "| NPMI | diversity | dup. names |" in table
+    assert "| NPMI | diversity |" in table
+    assert ours.names is not None and (ours.names.duplicates, ours.names.near_duplicates) == (0, 0)
+    assert ours.names.like_group == 0
     for method in report.methods:  # label quality is scored for ours and every peer's
         assert method.npmi is not None and -1 <= method.npmi <= 1
         assert method.diversity is not None and 0 < method.diversity <= 1
-        assert method.duplicate_names is not None and method.duplicate_names >= 0
+        assert method.names is not None and method.names.duplicates >= 0
     json.dumps([m.__dict__ for m in report.methods], default=lambda o: o.__dict__)
 
 
@@ -109,3 +118,15 @@ def test_large_corpora_are_evaluated_as_a_build_fits_them(
     assert ours.outlier_share == raw.noise_share
     assert ours.all.nmi > 0.3  # the 20 assigned papers land with their own kind
     assert ours.npmi is not None and ours.diversity is not None
+
+
+def test_name_counts_find_repeats_near_repeats_and_names_like_the_group() -> None:
+    topics = ["dark matter", "dark matter", "cosmology", "cosmological", "galaxy clusters"]
+    groups = [("cosmology", ["cosmological", "galaxy clusters"]), ("dark matter", ["dark matter"])]
+    counts = name_counts(topics, groups)
+    assert (counts.duplicates, counts.near_duplicates) == (1, 1)
+    assert (counts.like_group, counts.single_word) == (2, 2)
+    report = score_method("x", ["a", "b"], np.eye(2, dtype=np.float32), np.array([0, 1]), 1.0)
+    report.names = counts
+    table = ClusterReport("f", "label", 2, 2, "m", [report]).table()
+    assert "| named like group |" in table and "| 1 | 1 | 2 | 2 |" in table

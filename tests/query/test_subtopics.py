@@ -15,6 +15,7 @@ from service.pipeline.pipeline import run_build
 from service.query.subtopics import cluster_within
 from service.schemas import Paper
 from service.store import Store
+from service.topics.naming import covered
 from tests.helpers import assert_error, make_settings
 
 KEY = "correct horse battery staple"
@@ -53,6 +54,7 @@ def test_split_is_stored_and_survives_a_restart_and_an_incremental_build(
         assert len(split) >= 2
         assert sum(s["size"] for s in split) == topic["size"]  # every member in one sub-topic
         assert all(s["name"] and s["keywords"] for s in split)
+        assert not any(covered(s["name"], topic["name"]) for s in split)  # never the topic's name
         assert [s["size"] for s in split] == sorted((s["size"] for s in split), reverse=True)
         assert client.get(f"/api/v1/topics/{topic['id']}").json()["subtopics"] == split
     with _client(built_copy, embedder) as restarted:

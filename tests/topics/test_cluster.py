@@ -86,10 +86,14 @@ def test_topics_and_groups_get_phrase_names_without_an_embedder() -> None:
         for i in range(n)
     ]
     model = fit_topics(vectors, texts, _params(len(texts), "eom"), label_terms=3)
-    names = {t.name for t in model.topics if t.id >= 0}
-    assert names == set(phrases)
-    assert all(t.name in t.keywords for t in model.topics if t.id >= 0)
-    assert model.groups and all(g.name for g in model.groups)
+    topics = [t for t in model.topics if t.id >= 0]
+    assert len(topics) == len(phrases) and model.groups and all(g.name for g in model.groups)
+    groups = {g.name for g in model.groups}
+    assert groups <= set(phrases)  # each group is named by a phrase of its topics ...
+    for topic in topics:  # ... and each topic by a phrase of its own, never its group's name
+        own = phrases[next(g for g, end in enumerate(np.cumsum(sizes)) if topic.members[0] < end)]
+        assert topic.name not in groups and set(topic.name.split()) & set(own.split()), topic.name
+        assert topic.name == topic.keywords[0]
 
 
 def _blobs_and_strays() -> tuple[npt.NDArray[np.float32], list[str]]:

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from service.embed.backends import Embedder
+from service.schemas import TopicParams
 from service.topics import labels as labels_module
+from service.topics.cluster import default_sizes, fit_topics
 from service.topics.labels import (
     clean_for_labels,
     count_terms,
@@ -15,6 +19,7 @@ from service.topics.labels import (
     terms_of,
     topic_labels,
 )
+from service.topics.naming import covered, duplicate_counts, is_noun_phrase, near_duplicate
 
 
 def test_keyword_labels_skip_stop_words_and_repeats() -> None:
@@ -88,3 +93,88 @@ def test_large_corpora_count_terms_against_a_sampled_vocabulary(
     for row in range(60):  # each paper's counts are in its own row
         assert sampled.per_paper[row, vocabulary.index(kinds[row % 4])] == 1
         assert sampled.per_paper[row].sum() == sampled.per_paper[row % 4].sum()
+
+
+CLOSE_TOPICS = {
+    "detectors": "Gravitational wave detectors: interferometer noise and mirror coatings in run",
+    "sources": "Gravitational wave sources: binary black hole mergers and neutron stars in event",
+    "proteins": "Protein folding with attention over amino acid sequences for enzyme",
+    "compilers": "Compiler optimisation of loop nests and register allocation for kernel",
+    "speech": "Speech recognition of accented speakers with acoustic models for corpus",
+}
+
+
+def test_two_close_topics_get_names_that_tell_them_apart(embedder: Embedder) -> None:
+    sizes = [24, 22, 20, 18, 16]
+    texts = [
+        f"{text} {i}."
+        for text, n in zip(CLOSE_TOPICS.values(), sizes, strict=True)
+        for i in range(n)
+    ]
+    vectors = embedder.encode(texts)
+    neighbours, size, samples = default_sizes(len(texts))
+    params = TopicParams(
+        umap_components=5,
+        umap_neighbors=neighbours,
+        min_cluster_size=size,
+        min_samples=samples,
+        cluster_selection="eom",
+        seed=7,
+    )
+    model = fit_topics(vectors, texts, params, label_terms=3, encode=embedder.encode)
+    topics = [t for t in model.topics if t.id >= 0]
+    assert len(topics) == 5 and model.groups
+    close = [t.name for t in topics if t.members[0] < sum(sizes[:2])]
+    assert len(close) == 2 and not near_duplicate(*close), close
+    names = [t.name for t in topics]
+    assert duplicate_counts(names)[:2] == (0, 0), names
+    groups = [g.name for g in model.groups]
+    assert duplicate_counts(groups)[:2] == (0, 0), groups
+    assert not any(covered(name, group) for name in names for group in groups), (names, groups)
+    assert all(is_noun_phrase(name) for name in names + groups), (names, groups)
+
+
+WORDS = [
+    "wave",
+    "waves",
+    "gravitational",
+    "gravitational-wave",
+    "cosmology",
+    "cosmological",
+    "dark",
+    "matter",
+    "deep",
+    "learning",
+    "neural",
+    "networks",
+    "detector",
+    "detectors",
+    "ai",
+]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 4), st.lists(st.sampled_from(WORDS), min_size=1, max_size=6)),
+        min_size=2,
+        max_size=40,
+    ),
+    st.lists(st.lists(st.sampled_from(WORDS), min_size=1, max_size=3).map(" ".join), max_size=3),
+    st.booleans(),
+)
+def test_names_never_repeat_or_nearly_repeat(
+    papers: list[tuple[int, list[str]]], parents: list[str], grouped: bool
+) -> None:
+    ids = sorted({topic for topic, _ in papers})
+    assignments = np.array([topic for topic, _ in papers], dtype=np.int32)
+    texts = [" ".join(words) for _, words in papers]
+    vectors = np.ones((len(papers), 4), dtype=np.float32)
+    siblings = {t: [s for s in ids if s % 2 == t % 2] for t in ids} if grouped else None
+    labels = topic_labels(
+        count_terms(texts), assignments, ids, vectors, None, 10, siblings, parents
+    )
+    names = [labels[t].name for t in ids]
+    for i, name in enumerate(names):
+        assert not any(near_duplicate(name, other) for other in names[:i]), names
+        assert not any(covered(name, parent) for parent in parents), (name, parents)
