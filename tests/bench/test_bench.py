@@ -254,13 +254,15 @@ def test_the_route_table_loads_every_route_with_no_error(built_copy: Path) -> No
 def test_full_build_reports_every_stage_from_an_empty_folder(tmp_path: Path) -> None:
     from service.bench.full_build import measure
 
-    result = measure(FIXTURES / "papers.jsonl", tmp_path / "data", echo=False)
-    assert 0 < result.papers <= len((FIXTURES / "papers.jsonl").read_text().splitlines())
+    result = measure(FIXTURES / "labelled-arxiv.jsonl", tmp_path / "data", echo=False)
+    assert 0 < result.papers <= len((FIXTURES / "labelled-arxiv.jsonl").read_text().splitlines())
     assert f"{result.papers:,} papers" in result.lines()[0]
     assert {"embed", "index", "lexical"} <= set(result.stage_seconds)
     assert result.build_seconds >= sum(result.stage_seconds.values())
     assert 0.05 < result.peak_rss_gb["build"] < 24
     assert "papers/s" in "\n".join(result.lines())
+    assert result.nmi is not None and 0 <= result.nmi <= 1  # the fixture has primary categories
+    assert f"NMI {result.nmi:.4f}" in "\n".join(result.lines())
 
 
 def test_full_build_refuses_a_folder_that_is_not_empty(tmp_path: Path) -> None:
