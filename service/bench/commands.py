@@ -152,6 +152,23 @@ def bench_full_build(
     measure(corpus, data_dir)
 
 
+@bench_app.command("clustering-corpora")
+def bench_clustering_corpora(
+    source: Annotated[Path, typer.Argument(help="The arXiv JSON Lines file (.gz too).")] = Path(
+        "../shared/data/arxiv-cs-2025-2026.jsonl.gz"
+    ),
+    out_dir: Annotated[Path, typer.Argument(help="Where the corpora go.")] = Path(
+        "paperscope-data/eval-corpora"
+    ),
+) -> None:
+    """Cut three labelled corpora for eval clustering: early and late time slices and the
+    smaller fields (minor); each labelled by primary_category."""
+    from service.bench.clustering_corpora import cut
+
+    for name, papers in cut(source, out_dir).items():
+        typer.echo(f"{out_dir / name}.jsonl.gz: {papers} papers")
+
+
 @bench_app.command("exact-search")
 def bench_exact_search(
     rows: Annotated[int, typer.Argument(min=16, help="Vectors searched.")] = 20_000,

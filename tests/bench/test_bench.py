@@ -26,6 +26,7 @@ COMMANDS = {
     "embed-path",
     "feedback",
     "full-build",
+    "clustering-corpora",
     "exact-search",
     "map",
     "map-quality",
@@ -328,3 +329,18 @@ def test_map_quality_scores_the_built_map_beside_a_plain_umap(built_dir: Path) -
     assert {"as built", "plain UMAP of the sample"} <= set(rows)
     share, trust = (float(v) for v in rows["as built"].split("|")[4:6])
     assert 0.5 < share <= 1 and 0.5 < trust <= 1  # a small corpus's own fit: topics are regions
+
+
+def test_clustering_corpora_are_cut_by_date_and_field(tmp_path: Path) -> None:
+    import gzip
+
+    result = bench(
+        "clustering-corpora", str(FIXTURES / "labelled-arxiv.jsonl"), str(tmp_path / "corpora")
+    )
+    assert result.exit_code == 0, result.output
+    with gzip.open(tmp_path / "corpora" / "minor.jsonl.gz", "rt", encoding="utf-8") as lines:
+        minor = [json.loads(line) for line in lines]
+    assert all(r["primary_category"] not in {"cs.CV", "cs.CL", "cs.AI"} for r in minor)
+    assert f"minor.jsonl.gz: {len(minor)} papers" in result.output
+    for name in ("early", "late"):
+        assert (tmp_path / "corpora" / f"{name}.jsonl.gz").is_file()
