@@ -24,7 +24,7 @@ from service.artifacts import require_build, sync_lock
 from service.config import Settings
 from service.embed.backends import Embedder, explain_choice, load_embedder
 from service.embed.passages import load_windowing
-from service.errors import MailError, NotReady, SyncRunning, WritesDisabled
+from service.errors import MailError, NotReady, StorageError, SyncRunning, WritesDisabled
 from service.ingest import oai_sync
 from service.mail import Mailer, RecipientRefused
 from service.pipeline.schedule import Every
@@ -138,8 +138,16 @@ class Paperscope:
             topics=engine.manifest.n_topics,
             model=engine.manifest.model.name,
             added_live=emerging(engine).added_since_build,
-            last_synced=self.last_synced(),
+            last_synced=self._last_synced_if_readable(),
         )
+
+    def _last_synced_if_readable(self) -> str | None:
+        """``last_synced`` for /ready, which must answer from memory while the disk is full or
+        failing (the build is served all the same): None when the database cannot be opened."""
+        try:
+            return self.last_synced()
+        except StorageError:
+            return None
 
     def backend_choice(self) -> tuple[str, str]:
         """The embedding backend these settings give, and why (``auto``: measured here)."""

@@ -80,9 +80,11 @@ def _curate(client: TestClient) -> dict[str, Any]:
     }
 
 
-def _assert_curated(client: TestClient, done: dict[str, Any]) -> None:
-    """The edits hold: name shown and marked, merged topic absent and its papers in the kept
-    one, moved paper in its chosen topic; in the list, the detail and the map."""
+def _assert_curated(client: TestClient, done: dict[str, Any], merged_share: float = 1.0) -> None:
+    """The edits hold: name shown and marked, merged topic absent and (at least
+    ``merged_share`` of) its papers in the kept one, moved paper in its chosen topic; in the
+    list, the detail and the map. A full rebuild re-clusters: the merge follows the new topic
+    holding most of the merged papers, so some may land in other topics then."""
     topics, drawn = _topics(client), _map_topics(client)
     big, keep, gone = done["big"], done["keep"], done["gone"]
     assert topics[big]["name"] == "My field" and topics[big]["user_named"] is True
@@ -90,7 +92,9 @@ def _assert_curated(client: TestClient, done: dict[str, Any]) -> None:
     assert not any(t["user_named"] for i, t in topics.items() if i != big)
     assert gone not in topics and gone not in drawn
     assert_error(client.get(f"{API}/topics/{gone}"), 404, "not_found")
-    assert all(_topic_of(client, p) == keep for p in list(done["gone_papers"])[:5])
+    merged = list(done["gone_papers"])
+    with_keep = sum(_topic_of(client, p) == keep for p in merged)
+    assert with_keep >= merged_share * len(merged), (with_keep, len(merged))
     assert _topic_of(client, done["moved"]) == big
     detail = client.get(f"{API}/topics/{big}?limit=1000").json()
     assert detail["name"] == "My field" and done["moved"] in {p["id"] for p in detail["papers"]}
@@ -297,7 +301,7 @@ def test_edits_hold_after_an_incremental_and_a_full_build(
     _, manifest, made = run_build(settings, lambda: embedder, force=True, progress=False)
     assert made and manifest.fit is not None and manifest.fit.mode != "incremental"
     with _client(built_copy, embedder) as client:
-        _assert_curated(client, done)
+        _assert_curated(client, done, merged_share=0.5)
         edits = client.get(f"{API}/topics/edits").json()
         assert all(e["status"] == "applied" for e in edits), edits
         assert all(len(e["lineage"]) == 3 for e in edits)
