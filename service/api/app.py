@@ -18,6 +18,7 @@ from service.api.docs import install_docs
 from service.api.edge import Edge
 from service.api.errors import install_error_handlers
 from service.api.headers import PAGE_CSP, HeadAsGet
+from service.api.like_this import LikeThisFastPath
 from service.api.limits import BodySizeLimit
 from service.api.metrics import metrics
 from service.api.routes import ROUTERS
@@ -52,6 +53,7 @@ def create_app(settings: Settings, embedder: Embedder | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.paperscope = paperscope
+    app.add_middleware(LikeThisFastPath)  # innermost: every other middleware applies to it
     app.add_middleware(GZipMiddleware, minimum_size=2048)
     if settings.cors_origins:  # closed unless origins are configured
         app.add_middleware(
