@@ -8,11 +8,12 @@ for six fixed queries, or both alternating (LOAD_MIX), over 64 connections (LOAD
 the mixes ``topics`` (topic search) and ``recommend`` (POST, an id seed and a text seed) ask one
 route each.
 
-It prints wrk's summary: ``requests R in S s: X req/s``, ``latency pP V ms`` for P = 50, 90, 99,
-99.9, and ``errors E (non-2xx N, timeouts T)``, then ``OK``. It exits 1 on any error or non-2xx
-response. With ``--swap``, a third of the way in a new build is published (``paperscope build
---force``, log /tmp/paperscope-load-build.log) and the server must switch to it with no failed
-request. PAPERSCOPE_WORKERS sets the server's processes.
+Each connection's first request waits :data:`WARM_UP_MS` (not counted), so the load starts with
+every connection open. It prints wrk's summary: ``requests R in S s: X req/s``, ``latency pP V ms``
+for P = 50, 90, 99, 99.9, and ``errors E (non-2xx N, timeouts T)``, then ``OK``. It exits 1 on any
+error or non-2xx response. With ``--swap``, a third of the way in a new build is published
+(``paperscope build --force``, log /tmp/paperscope-load-build.log) and the server must switch to it
+with no failed request. PAPERSCOPE_WORKERS sets the server's processes.
 
 ``paperscope bench load-table [DATA_DIR] [SECONDS] [--filter Q] [--workers N]`` runs each of
 the four routes alone at 1, 16 and 64 connections against one server (N processes), then
@@ -60,6 +61,13 @@ ROUTES = {
 FILTERED = ("similar", "search", "recommend")
 """The routes :func:`route_table` also runs with ``--filter``."""
 TABLE_CONNECTIONS = (1, 16, 64)
+WARM_UP_MS = 2000
+"""How long each connection's first request waits, so that the load starts once every
+connection is open. wrk opens its connections at once and times each first request from when
+it is written; connections the server accepts while the first ones already load it wait up to
+seconds for their first answer, and wrk's correction for coordinated omission multiplies those
+samples: at 64 connections that start-up alone put like-this's p99 at 0.1-1 s on a server
+whose steady-state p99 was 22 ms (docs/benchmarks.md). The warm-up is not counted in req/s."""
 SERVER_LOG = Path("/tmp/paperscope-load-server.log")  # noqa: S108 (a known place to look)
 BUILD_LOG = Path("/tmp/paperscope-load-build.log")  # noqa: S108
 QUERIES = (
@@ -88,11 +96,21 @@ request = function()
   end
   return wrk.format("GET", "/api/v1/search?k=10&q=" .. query .. filter_query)
 end
+started = 0
+delay = function()
+  -- each connection's first request waits until every connection is open (see WARM_UP_MS)
+  if started < opened_per_thread then
+    started = started + 1
+    return warm_up_ms
+  end
+  return 0
+end
 done = function(summary, latency, requests)
   local errors = summary.errors.connect + summary.errors.read + summary.errors.write
                + summary.errors.status + summary.errors.timeout
-  io.write(string.format("requests %d in %.1f s: %.0f req/s\\n", summary.requests,
-           summary.duration / 1e6, summary.requests / (summary.duration / 1e6)))
+  local seconds = summary.duration / 1e6 - warm_up_ms / 1000
+  io.write(string.format("requests %d in %.1f s: %.0f req/s\\n", summary.requests, seconds,
+           summary.requests / seconds))
   for _, p in ipairs({50, 90, 99, 99.9}) do
     io.write(string.format("latency p%s %.1f ms\\n", p, latency:percentile(p) / 1000))
   end
@@ -117,9 +135,11 @@ class LoadSummary:
     """wrk's own output, the summary at its end."""
 
 
-def lua_script(ids: list[str], mix: str, filter_query: str = "") -> str:
+def lua_script(ids: list[str], mix: str, filter_query: str = "", opened_per_thread: int = 1) -> str:
     """The wrk script: the paper ids asked about, the queries, the mix, the filter (query
-    parameters such as ``categories=cs.LG&since=2025-06-01``; empty: none), then the requests."""
+    parameters such as ``categories=cs.LG&since=2025-06-01``; empty: none), each wrk thread's
+    connections (held back for :data:`WARM_UP_MS` before their first request), then the
+    requests."""
     lines = ["ids = {", *(f"  {json.dumps(pid, ensure_ascii=False)}," for pid in ids), "}"]
     # the same ids as JSON string literals, for request bodies
     quoted = (json.dumps(json.dumps(pid)) for pid in ids)
@@ -128,6 +148,8 @@ def lua_script(ids: list[str], mix: str, filter_query: str = "") -> str:
     lines.append(f"mix = {json.dumps(mix)}")
     lines.append(f"filter_query = {json.dumps('&' + filter_query if filter_query else '')}")
     lines.append(f"filter_json = {json.dumps(filter_body(filter_query))}")
+    lines.append(f"opened_per_thread = {opened_per_thread}")
+    lines.append(f"warm_up_ms = {WARM_UP_MS}")
     return "\n".join(lines) + REQUESTS_LUA
 
 
@@ -192,9 +214,11 @@ def run_wrk(
     if mix not in MIXES:
         raise ValueError(f"mix must be one of {', '.join(MIXES)}, got {mix!r}")
     with tempfile.NamedTemporaryFile("w", suffix=".lua", encoding="utf-8") as lua:
-        lua.write(lua_script(target.ids, mix, filter_query))
+        threads = min(connections, 2)
+        lua.write(lua_script(target.ids, mix, filter_query, -(-connections // threads)))
         lua.flush()
-        command = [wrk, f"-t{min(connections, 2)}", f"-c{connections}", f"-d{seconds}s"]
+        duration = seconds + WARM_UP_MS // 1000
+        command = [wrk, f"-t{threads}", f"-c{connections}", f"-d{duration}s"]
         command += ["--timeout", "10s", "-s", lua.name, f"{target.base}/"]
         done = subprocess.run(command, check=True, capture_output=True, text=True)
     return parse_summary(done.stdout.rstrip("\n"))
