@@ -10,7 +10,8 @@ instructions, the oneDNN ISA cap, cores, runtime version). ``auto`` follows that
 
 The quality guard: mean cosine to torch >= :data:`MIN_COSINE`, and, for every backend whose
 vectors differ from torch's at all, a retrieval check: each abstract's ten nearest neighbours
-among the others must mostly be torch's (:data:`MIN_NEIGHBOUR_OVERLAP`).
+among the others must mostly be torch's (:data:`MIN_NEIGHBOUR_OVERLAP`); and a text's vector
+must not depend on its batch (:data:`BATCH_DEPENDENT`).
 
 ``ONEDNN_MAX_CPU_ISA`` (oneDNN's own control, honoured by OpenVINO and torch) hides instruction
 sets from the runtimes: ``AVX512_CORE_BF16`` hides AMX, ``AVX512_CORE`` hides VNNI and BF16 too.
@@ -34,6 +35,11 @@ import numpy.typing as npt
 LAYERS, HIDDEN, FFN = 6, 384, 1536
 """MiniLM-L6's shape, for the arithmetic count (other models: the figure is indicative)."""
 MIN_COSINE = 0.99
+BATCH_DEPENDENT = frozenset({"onnx-int8"})
+"""Backends whose vector for a text depends on the texts batched with it, never chosen:
+ONNX Runtime's dynamic int8 quantises a batch's activations with that batch's own scale (a text
+alone and in a batch of others: cosine 0.975-0.99 on an AVX2 EPYC), so two builds of one corpus
+would not agree and cached vectors would not match fresh ones. Still timed and listed."""
 MIN_NEIGHBOUR_OVERLAP = 0.9
 NEIGHBOURS = 10
 ISA_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
@@ -81,6 +87,8 @@ class Timing:
     @property
     def passes(self) -> bool:
         identical = self.min_cosine >= 0.9999
+        if self.backend in BATCH_DEPENDENT:
+            return False
         return self.mean_cosine >= MIN_COSINE and (
             identical or self.neighbour_overlap >= MIN_NEIGHBOUR_OVERLAP
         )
@@ -244,6 +252,9 @@ def choose(timings: Sequence[Timing]) -> tuple[str, str]:
         why += f"; then {others}"
     if dropped:
         why += f"; failed the quality guard: {', '.join(dropped)}"
+        batched = sorted(BATCH_DEPENDENT & set(dropped))
+        if batched:
+            why += f" ({', '.join(batched)}: its vectors depend on the batch)"
     return best.backend, why
 
 

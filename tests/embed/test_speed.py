@@ -37,6 +37,14 @@ def test_the_fastest_backend_within_the_guard_is_chosen() -> None:
     assert "onnx-int8" in why and "fast-but-reordered" in why and "quality guard" in why
 
 
+def test_a_backend_whose_vectors_depend_on_the_batch_is_never_chosen() -> None:
+    """onnx-int8 (dynamic activation scales) within the guard and fastest: still not chosen."""
+    timings = [timing("openvino", 17), timing("onnx-int8", 22, cosine=0.993, overlap=0.93)]
+    chosen, why = choose(timings)
+    assert chosen == "openvino"
+    assert "onnx-int8: its vectors depend on the batch" in why
+
+
 def test_with_amx_bf16_wins_when_it_measures_faster() -> None:
     chosen, _ = choose([timing("torch", 20), timing("openvino", 90), timing("openvino-int8", 83)])
     assert chosen == "openvino"
