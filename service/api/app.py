@@ -37,7 +37,7 @@ def create_app(settings: Settings, embedder: Embedder | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        model = embedder or load_embedder(settings)
+        model = embedder or load_embedder(settings, serving=True)
         model.encode(["warm up"])  # first call pays tokenizer / graph set-up, not the first user
         paperscope.serve(model)
         yield
