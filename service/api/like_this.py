@@ -5,7 +5,7 @@ lookup of precomputed neighbours, yet through FastAPI it cost about 700 µs of C
 half of it solving the route's parameters and dependencies, a fifth building the hits. This
 middleware answers exactly that request from the served engine, with the encoded answers of
 recent requests kept per build (and per state of the papers added or deleted since, the
-engine view's ``version``), and hands everything else to the route unchanged: filters, values
+engine's ``version``), and hands everything else to the route unchanged: filters, values
 it does not read as plain in-range integers, unknown ids, a server not ready. The route stays
 the documented one (OpenAPI, errors); the answer is the same JSON (``tests/api``).
 
@@ -69,7 +69,7 @@ class LikeThisFastPath:
         self.app = app
         self._answers: dict[tuple[str, int, int], bytes] = {}
         self._answers_of: tuple[Engine, int] | None = None
-        """The engine and its view's version the kept answers belong to."""
+        """The engine and its version the kept answers belong to."""
         self._route: Any = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -90,7 +90,7 @@ class LikeThisFastPath:
 
     def _answer(self, engine: Engine, paper_id: str, k: int, offset: int) -> bytes:
         kept_for = self._answers_of
-        version = engine.view.version
+        version = engine.version
         if kept_for is None or kept_for[0] is not engine or kept_for[1] != version:
             self._answers, self._answers_of = {}, (engine, version)
         key = (paper_id, k, offset)

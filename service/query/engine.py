@@ -89,6 +89,12 @@ class Engine:
         return self.view.live
 
     @property
+    def version(self) -> int:
+        """Moves whenever an answer of this engine may change: papers added or deleted live,
+        topics curated. Answers kept with one version are stale at the next."""
+        return self.view.version
+
+    @property
     def visible_count(self) -> int:
         """Papers answered now: the build's and live additions, minus hidden ones."""
         return self.view.visible_count
