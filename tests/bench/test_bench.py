@@ -234,6 +234,8 @@ def test_load_script_carries_the_filter_to_queries_and_bodies() -> None:
     body = json.loads("{" + filter_body("categories=cs.LG&topics=3&since=2025-06-01")[2:] + "}")
     assert body == {"categories": ["cs.LG"], "topics": [3], "since": "2025-06-01"}
     assert 'filter_query = ""' in lua_script(["a"], "similar") and filter_body("") == ""
+    warmed = lua_script(["a"], "similar", "", opened_per_thread=32)
+    assert "opened_per_thread = 32" in warmed and "warm_up_ms = 2000" in warmed
 
 
 @pytest.mark.slow  # a real server under wrk's load on every route
