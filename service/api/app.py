@@ -22,6 +22,7 @@ from service.api.like_this import LikeThisFastPath
 from service.api.limits import BodySizeLimit
 from service.api.metrics import metrics
 from service.api.routes import ROUTERS
+from service.api.slots import ComputeSlots
 from service.app import Paperscope
 from service.config import Settings, runtime_settings
 from service.embed.backends import Embedder, load_embedder
@@ -52,6 +53,7 @@ def create_app(settings: Settings, embedder: Embedder | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
+    app.state.compute_slots = ComputeSlots()
     app.state.paperscope = paperscope
     app.add_middleware(LikeThisFastPath)  # innermost: every other middleware applies to it
     app.add_middleware(GZipMiddleware, minimum_size=2048)

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from service.api.auth import check_api_key
 from service.api.errors import ErrorResponse
+from service.api.slots import ComputeSlots
 from service.app import Paperscope
 from service.errors import InvalidInput
 from service.query.engine import Engine
@@ -40,7 +41,14 @@ async def get_engine(request: Request) -> Engine:
     return app.engine()
 
 
+async def get_slots(request: Request) -> ComputeSlots:
+    """The process's slots for routes that embed a text (:mod:`service.api.slots`)."""
+    slots: ComputeSlots = request.app.state.compute_slots
+    return slots
+
+
 AppDep = Annotated[Paperscope, Depends(get_app)]
+SlotsDep = Annotated[ComputeSlots, Depends(get_slots)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
 API_KEY_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False)
 K = Annotated[int, Query(ge=1, le=MAX_K, description="Number of results.")]

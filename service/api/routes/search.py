@@ -9,7 +9,16 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from service.api.errors import ERROR_RESPONSES
-from service.api.routes.deps import AppDep, EngineDep, FilterDep, K, Offset, PaperId, QueryText
+from service.api.routes.deps import (
+    AppDep,
+    EngineDep,
+    FilterDep,
+    K,
+    Offset,
+    PaperId,
+    QueryText,
+    SlotsDep,
+)
 from service.schemas import Hit, Recommendation, RecommendRequest
 from service.search.fusion import Mode
 
@@ -31,11 +40,12 @@ class RecommendResults(BaseModel):
 
 
 @router.get("/search", response_model=SearchResults, tags=["search"])
-def search(
+async def search(
     engine: EngineDep,
     q: QueryText,
     app: AppDep,
     filters: FilterDep,
+    slots: SlotsDep,
     k: K = 10,
     offset: Offset = 0,
     mode: Annotated[
@@ -48,7 +58,8 @@ def search(
 ) -> SearchResults:
     """Papers matching free text (a question, a title, or a pasted abstract); filters choose the
     papers before ranking, so ``k`` results come back whenever that many match."""
-    return SearchResults(query=q, results=app.search(engine, q, k, mode, filters, offset))
+    found = await slots.run(app.search, engine, q, k, mode, filters, offset)
+    return SearchResults(query=q, results=found)
 
 
 @router.get("/papers/{paper_id:path}/similar", response_model=SimilarResults, tags=["search"])
@@ -67,8 +78,10 @@ async def similar(
 
 
 @router.post("/recommend", response_model=RecommendResults, tags=["search"])
-def recommend_papers(engine: EngineDep, body: RecommendRequest) -> RecommendResults:
+async def recommend_papers(
+    engine: EngineDep, body: RecommendRequest, slots: SlotsDep
+) -> RecommendResults:
     """Papers like these: positive (and optional negative) seeds, each a paper id or pasted
     text; filters apply before ranking; seeds never come back; each result carries its reason
     (closest seed, shared topic, shared key terms). A read: no key needed."""
-    return RecommendResults(results=engine.recommend(body))
+    return RecommendResults(results=await slots.run(engine.recommend, body))

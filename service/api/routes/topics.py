@@ -14,6 +14,7 @@ from service.api.routes.deps import (
     EngineDep,
     K,
     QueryText,
+    SlotsDep,
     require_api_key,
 )
 from service.schemas import (
@@ -48,13 +49,14 @@ def topics(
 
 
 @router.get("/topics/search", response_model=list[TopicMatch], tags=["topics"])
-def search_topics(
+async def search_topics(
     engine: EngineDep,
     q: QueryText,
+    slots: SlotsDep,
     k: K = 10,
 ) -> list[TopicMatch]:
     """Topics closest in meaning to free text (query against each topic's centroid)."""
-    return engine.find_topics(q, k)
+    return await slots.run(engine.find_topics, q, k)
 
 
 @router.get("/topics/emerging", response_model=Emerging, tags=["topics"])
