@@ -31,6 +31,8 @@ DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
 MAX_OFFSET = 10_000
 """Upper bound for ``offset`` (results skipped, for paging) everywhere."""
 MAX_FILTER_VALUES = 100
+TOPIC_ID_LIMIT = 2**31
+"""Topic ids in a filter lie within 32 bits: a larger one is refused (422), not overflowed."""
 """Upper bound for the categories or topics one filter names."""
 
 
@@ -259,7 +261,7 @@ class PaperFilter(BaseModel):
         max_length=MAX_FILTER_VALUES,
         description="Papers in any of these categories; cs.CL, or cs for every cs.*",
     )
-    topics: list[int] = Field(
+    topics: list[Annotated[int, Field(ge=-TOPIC_ID_LIMIT, lt=TOPIC_ID_LIMIT)]] = Field(
         default_factory=list,
         max_length=MAX_FILTER_VALUES,
         description="Papers in any of these topics (-1: unclustered).",

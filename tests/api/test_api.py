@@ -115,6 +115,8 @@ def test_build_manifest(client: TestClient) -> None:
         ("/api/v1/search", {"q": "x", "k": "many"}, 422, "invalid_input"),
         ("/api/v1/search", {"q": "x" * 10_001}, 422, "invalid_input"),
         ("/api/v1/search", {"q": "x", "mode": "fuzzy"}, 422, "invalid_input"),
+        ("/api/v1/search", {"q": "x", "topics": -(2**70)}, 422, "invalid_input"),  # was a 500
+        ("/api/v1/papers/x/similar", {"topics": 2**31}, 422, "invalid_input"),
         ("/api/v1/no-such-route", {}, 404, "not_found"),
     ],
 )
