@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Path, Query, Request, Security
 from fastapi.security import APIKeyHeader
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
 
 from service.api.auth import check_api_key
 from service.api.errors import ErrorResponse
@@ -22,6 +22,7 @@ from service.schemas import (
     MAX_OFFSET,
     MAX_QUERY_CHARS,
     NOT_BLANK_PATTERN,
+    TOPIC_ID_LIMIT,
     PaperFilter,
 )
 
@@ -77,7 +78,7 @@ async def paper_filter(
         ),
     ] = None,
     topics: Annotated[
-        list[int] | None,
+        list[Annotated[int, Field(ge=-TOPIC_ID_LIMIT, lt=TOPIC_ID_LIMIT)]] | None,
         Query(
             max_length=MAX_FILTER_VALUES,
             description="Papers in any of these topics (repeat the parameter).",
