@@ -31,6 +31,8 @@ DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
 MAX_OFFSET = 10_000
 """Upper bound for ``offset`` (results skipped, for paging) everywhere."""
 MAX_FILTER_VALUES = 100
+MAX_PAPER_ID_CHARS = 200
+"""The longest paper id a request may name."""
 TOPIC_ID_LIMIT = 2**31
 """Topic ids in a filter lie within 32 bits: a larger one is refused (422), not overflowed."""
 """Upper bound for the categories or topics one filter names."""

@@ -25,13 +25,11 @@ from service.api.routes import search
 from service.api.routes.search import SimilarResults
 from service.errors import PaperscopeError
 from service.query.engine import Engine
-from service.schemas import MAX_K, MAX_OFFSET
+from service.schemas import MAX_K, MAX_OFFSET, MAX_PAPER_ID_CHARS
 
 PATH = re.compile(r"^/api/v1/papers/(?P<paper_id>.+)/similar$")
 """The route's path (``{paper_id:path}``: an id may hold slashes)."""
 ROUTE_PATH = "/api/v1/papers/{paper_id:path}/similar"
-MAX_ID_CHARS = 200
-"""As the route's path parameter allows."""
 CACHED_ANSWERS = 4096
 """Encoded answers kept (about 3.5 KB each at k = 10)."""
 _HEADERS = [(b"content-type", b"application/json")]
@@ -42,7 +40,7 @@ def plain_request(scope: Scope) -> tuple[str, int, int] | None:
     if scope["method"] != "GET":
         return None
     matched = PATH.match(scope["path"])
-    if matched is None or len(matched["paper_id"]) > MAX_ID_CHARS:
+    if matched is None or len(matched["paper_id"]) > MAX_PAPER_ID_CHARS:
         return None
     k, offset = 10, 0
     raw: bytes = scope.get("query_string", b"")

@@ -25,7 +25,7 @@ class ComputeSlots:
     def __init__(self, slots: int | None = None) -> None:
         self.slots = slots or max(1, os.cpu_count() or 1)
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._free = asyncio.Semaphore(self.slots)
+        self._free: asyncio.Semaphore | None = None
 
     async def run(self, work: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         async with self._semaphore():
@@ -34,6 +34,6 @@ class ComputeSlots:
     def _semaphore(self) -> asyncio.Semaphore:
         """The semaphore of the running loop (a server has one; tests may start several)."""
         loop = asyncio.get_running_loop()
-        if self._loop is not loop:
+        if self._free is None or self._loop is not loop:
             self._loop, self._free = loop, asyncio.Semaphore(self.slots)
         return self._free

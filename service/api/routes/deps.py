@@ -20,6 +20,7 @@ from service.schemas import (
     MAX_FILTER_VALUES,
     MAX_K,
     MAX_OFFSET,
+    MAX_PAPER_ID_CHARS,
     MAX_QUERY_CHARS,
     NOT_BLANK_PATTERN,
     TOPIC_ID_LIMIT,
@@ -62,7 +63,7 @@ QueryText = Annotated[
         description="Free text (not only blanks).",
     ),
 ]
-PaperId = Annotated[str, Path(min_length=1, max_length=200, description="Paper id.")]
+PaperId = Annotated[str, Path(min_length=1, max_length=MAX_PAPER_ID_CHARS, description="Paper id.")]
 Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Results to skip (paging).")]
 
 
