@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import weakref
 from collections import OrderedDict
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 
 import numpy as np
 import numpy.typing as npt
+
+from service.search.shortlist import HalfPrecisionRows
 
 Rows = npt.NDArray[np.int64]
 
@@ -110,35 +113,69 @@ class LazyRowIndex:
 GATHERED_BYTES = 128 * 1024 * 1024
 """Memory the gathered vectors of recent filters may hold (per server process)."""
 
+DIGESTS_KEPT = 256
+"""Read-only row arrays whose hash is remembered."""
+
+Gathered = npt.NDArray[np.float32] | HalfPrecisionRows
+
 
 class GatheredVectors:
     """The build's vectors of a filter's rows, copied together once (a sub-index made on
     demand): a repeated filter (a category, a date range) scores them in one product without
-    gathering them from the whole matrix again. Keyed by the rows themselves, so hidden papers
-    or live additions make a new entry; least recently used entries go past ``budget`` bytes."""
+    gathering them from the whole matrix again, in float32 (:meth:`get`) or as float16 for
+    shortlists (:meth:`half`). Keyed by the rows themselves, so hidden papers or live additions
+    make a new entry; least recently used entries go past ``budget`` bytes."""
 
     def __init__(self, budget: int = GATHERED_BYTES) -> None:
         self.budget = budget
-        self._entries: OrderedDict[bytes, npt.NDArray[np.float32]] = OrderedDict()
+        self._entries: OrderedDict[bytes, Gathered] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
+        self._digests: dict[int, tuple[weakref.ref[Rows], bytes]] = {}
 
     def get(self, rows: Rows, vectors: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         """``vectors[rows]`` as one contiguous matrix, from the cache when it holds it."""
-        key = hashlib.blake2b(rows.tobytes(), digest_size=16).digest()
+        found = self._kept(b"f32", rows, lambda: np.ascontiguousarray(vectors[rows], np.float32))
+        assert isinstance(found, np.ndarray)
+        return found
+
+    def half(self, rows: Rows, vectors: npt.NDArray[np.float32]) -> HalfPrecisionRows:
+        """``vectors[rows]`` in float16, from the cache when it holds it."""
+        found = self._kept(b"f16", rows, lambda: HalfPrecisionRows(vectors[rows]))
+        assert isinstance(found, HalfPrecisionRows)
+        return found
+
+    def _kept(self, kind: bytes, rows: Rows, make: Callable[[], Gathered]) -> Gathered:
+        key = kind + self._digest(rows)
         with self._lock:
             found = self._entries.get(key)
             if found is not None:
                 self._entries.move_to_end(key)
                 return found
-        matrix = np.ascontiguousarray(vectors[rows], dtype=np.float32)
-        if matrix.nbytes > self.budget:
-            return matrix
+        made = make()
+        if made.nbytes > self.budget:
+            return made
         with self._lock:
             if key not in self._entries:
-                self._entries[key] = matrix
-                self._bytes += matrix.nbytes
+                self._entries[key] = made
+                self._bytes += made.nbytes
             while self._bytes > self.budget:
                 _, dropped = self._entries.popitem(last=False)
                 self._bytes -= dropped.nbytes
-        return matrix
+        return made
+
+    def _digest(self, rows: Rows) -> bytes:
+        """The rows' hash; remembered for a read-only array (the rows of a filter, kept by the
+        view and asked again and again), whose content cannot change under it."""
+        if rows.flags.writeable:
+            return hashlib.blake2b(rows.tobytes(), digest_size=16).digest()
+        with self._lock:
+            known = self._digests.get(id(rows))
+        if known is not None and known[0]() is rows:
+            return known[1]
+        digest = hashlib.blake2b(rows.tobytes(), digest_size=16).digest()
+        with self._lock:
+            if len(self._digests) >= DIGESTS_KEPT:
+                self._digests.clear()
+            self._digests[id(rows)] = (weakref.ref(rows), digest)
+        return digest

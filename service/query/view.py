@@ -189,6 +189,9 @@ class BuildView:
         self._row_of = {paper_id: row for row, paper_id in enumerate(self.ids)}
         self.row_index = LazyRowIndex(self.dates, self.categories, self.assignments)
         self.gathered = GatheredVectors()
+        self._allowed: dict[AllowedKey, npt.NDArray[np.int64]] = {}
+        """Rows of recent filters (and the papers' state, ``version``, they were made in)."""
+        self._allowed_lock = threading.Lock()
         counts = {
             len(self.ids),
             len(self.vectors),
@@ -296,10 +299,29 @@ class BuildView:
         A category matches itself and, given without a dot (``cs``), every ``cs.*``; papers
         without a date never match a date range.
         """
-        wanted_categories, wanted_topics = set(categories), set(topics)
+        wanted_categories, wanted_topics = frozenset(categories), frozenset(topics)
         if since is None and until is None and not wanted_categories and not wanted_topics:
             return None
-        condition = (since, until, wanted_categories, wanted_topics)
+        key = (since, until, wanted_categories, wanted_topics, self.version)
+        with self._allowed_lock:
+            found = self._allowed.get(key)
+        if found is None:
+            found = self._filtered(since, until, wanted_categories, wanted_topics)
+            found.setflags(write=False)  # shared by the requests that ask the same
+            with self._allowed_lock:
+                self._allowed[key] = found
+                if len(self._allowed) > ALLOWED_KEPT:
+                    del self._allowed[next(iter(self._allowed))]  # the oldest
+        return found
+
+    def _filtered(
+        self,
+        since: str | None,
+        until: str | None,
+        wanted_categories: frozenset[str],
+        wanted_topics: frozenset[int],
+    ) -> npt.NDArray[np.int64]:
+        condition = (since, until, wanted_categories, set(wanted_topics))
         keep = self.row_index.get().mask(*condition)
         if self.hidden:
             hidden = np.fromiter(self.hidden, dtype=np.int64)
@@ -426,9 +448,27 @@ class BuildView:
         if not len(rows):
             empty = np.zeros((len(queries), 0))
             return empty.astype(np.float32), empty.astype(np.int64)
-        scores = self._scores_of(np.ascontiguousarray(queries, dtype=np.float32), rows)
-        best = [_top(line, rows, n) for line in scores]
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        best = [self._top_among(query, rows, n) for query in queries]
         return np.vstack([s for s, _ in best]), np.vstack([r for _, r in best])
+
+    def _top_among(
+        self, query: npt.NDArray[np.float32], rows: npt.NDArray[np.int64], n: int
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
+        """The n best of ``rows`` for one query, exactly: from a float16 shortlist of the
+        build's rows rescored (many rows), else from every row scored."""
+        built = np.flatnonzero(rows < self.size)
+        if len(built) >= SHORTLIST_MIN_ROWS:
+            # the same (read-only) rows object as last time: the gathered copy is found at once
+            head = rows if len(built) == len(rows) else rows[built]
+            half = self.gathered.half(head, self.vectors)
+            short = half.shortlist(query, n)
+            if short is not None:
+                live = np.flatnonzero(rows >= self.size)
+                picked = np.sort(np.concatenate([built[short], live]))
+                scores = self.vectors_at(rows[picked].tolist()) @ query
+                return _top(scores.astype(np.float32), rows[picked], n)
+        return _top(self._scores_of(query[None, :], rows)[0], rows, n)
 
     def _scores_of(
         self, queries: npt.NDArray[np.float32], rows: npt.NDArray[np.int64]
@@ -548,6 +588,13 @@ class BuildView:
 
     def close(self) -> None:
         self.papers.close()
+
+
+ALLOWED_KEPT = 64
+"""Filters whose rows are kept (a few KB to 600 KB each at 75k papers)."""
+AllowedKey = tuple[str | None, str | None, frozenset[str], frozenset[int], int]
+SHORTLIST_MIN_ROWS = 4096
+"""Below this many allowed rows an exact product is already cheap: no float16 shortlist."""
 
 
 def _top(

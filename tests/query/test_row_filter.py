@@ -4,12 +4,15 @@ filtered answers are the exact scan's: the same rows, in the same order."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from service.query import view as view_module
 from service.query.engine import Engine
 from service.query.row_filter import GatheredVectors, RowIndex, matches
 from service.schemas import PaperFilter, RecommendRequest
+from service.search.shortlist import HalfPrecisionRows
 
 DAYS = st.one_of(st.none(), st.sampled_from(["2024-01-05", "2024-06-30", "2025-02-01", "2025"]))
 CATEGORIES = st.lists(st.sampled_from(["cs.CL", "cs.LG", "stat.ML", "cs", "math-ph"]), max_size=3)
@@ -100,3 +103,31 @@ def test_gathered_vectors_are_the_rows_and_stay_within_budget() -> None:
     assert cache.get(first, vectors) is cache.get(first, vectors)  # kept: used most recently
     assert sum(m.nbytes for m in cache._entries.values()) <= cache.budget
     assert len(cache._entries) == 2
+
+
+def test_many_allowed_rows_are_answered_from_a_shortlist_exactly(
+    dated_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past SHORTLIST_MIN_ROWS allowed rows a float16 shortlist is rescored: the answer is
+    still the exact scan's, live rows included."""
+    view = dated_engine.view
+    rows = np.arange(view.size + len(view.live.papers), dtype=np.int64)
+    queries = view.vectors_at([1, 2])
+    monkeypatch.setattr(view_module, "SHORTLIST_MIN_ROWS", 8)
+    shortlisted = 0
+    real_shortlist = HalfPrecisionRows.shortlist
+
+    def counted(self: HalfPrecisionRows, query: np.ndarray, n: int) -> np.ndarray | None:
+        nonlocal shortlisted
+        found = real_shortlist(self, query, n)
+        shortlisted += found is not None
+        return found
+
+    monkeypatch.setattr(HalfPrecisionRows, "shortlist", counted)
+    for n in (1, 2, 3):
+        scores, found = view.nearest(queries, n, rows)
+        full = queries @ view.vectors_at(rows.tolist()).T
+        order = np.argsort(-full, axis=1, kind="stable")[:, :n]
+        assert found.tolist() == rows[order].tolist()
+        assert np.allclose(scores, np.take_along_axis(full, order, axis=1), atol=1e-5)
+    assert shortlisted == 6  # every query went through a shortlist
