@@ -1,13 +1,16 @@
-"""Unfiltered like-this by id, answered before FastAPI's routing.
+"""Like-this by id, answered before FastAPI's routing.
 
-``GET /api/v1/papers/{id}/similar`` with at most ``k`` and ``offset`` is the busiest route and a
-lookup of precomputed neighbours, yet through FastAPI it cost about 700 µs of CPU here: more than
-half of it solving the route's parameters and dependencies, a fifth building the hits. This
-middleware answers exactly that request from the served engine, with the encoded answers of
-recent requests kept per build (and per state of the papers added or deleted since, the
-engine's ``version``), and hands everything else to the route unchanged: filters, values
-it does not read as plain in-range integers, unknown ids, a server not ready. The route stays
-the documented one (OpenAPI, errors); the answer is the same JSON (``tests/api``).
+``GET /api/v1/papers/{id}/similar`` is the busiest route. Unfiltered it is a lookup of
+precomputed neighbours, yet through FastAPI it cost about 700 µs of CPU here: more than half of
+it solving the route's parameters and dependencies, a fifth building the hits; filtered (a
+float16 shortlist of the allowed rows) FastAPI's share was still about 40%. This middleware
+answers the request from the served engine when every parameter is plainly valid (``k`` and
+``offset`` as in-range integers, ``since``/``until`` as YYYY-MM-DD dates, ``categories``,
+``topics`` as in-range integers), keeps the encoded answers of recent unfiltered requests per
+build (and per state of the papers added or deleted since, the engine's ``version``), and
+hands everything else to the route unchanged: values to validate, repeats, unknown parameters
+and ids, a server not ready. The route stays the documented one (OpenAPI, errors); the answer
+is the same JSON (``tests/api``).
 
 It sits innermost among the middlewares, so compression, CORS, the body limit and the request
 id, security headers and metrics (under the route's own template) apply as to any answer.
@@ -16,7 +19,8 @@ id, security headers and metrics (under the route's own template) apply as to an
 from __future__ import annotations
 
 import re
-from typing import Any
+from datetime import date
+from typing import Any, NamedTuple
 from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -25,7 +29,14 @@ from service.api.routes import search
 from service.api.routes.search import SimilarResults
 from service.errors import PaperscopeError
 from service.query.engine import Engine
-from service.schemas import MAX_K, MAX_OFFSET, MAX_PAPER_ID_CHARS
+from service.schemas import (
+    MAX_K,
+    MAX_OFFSET,
+    MAX_PAPER_ID_CHARS,
+    NO_FILTER,
+    TOPIC_ID_LIMIT,
+    PaperFilter,
+)
 
 PATH = re.compile(r"^/api/v1/papers/(?P<paper_id>.+)/similar$")
 """The route's path (``{paper_id:path}``: an id may hold slashes)."""
@@ -35,29 +46,68 @@ CACHED_ANSWERS = 4096
 _HEADERS = [(b"content-type", b"application/json")]
 
 
-def plain_request(scope: Scope) -> tuple[str, int, int] | None:
-    """(paper id, k, offset) when the request is one this path answers, else None."""
+class LikeThis(NamedTuple):
+    """A like-this request this path answers."""
+
+    paper_id: str
+    k: int = 10
+    offset: int = 0
+    filters: PaperFilter = NO_FILTER
+
+
+def plain_request(scope: Scope) -> LikeThis | None:
+    """The request when it is one this path answers, else None."""
     if scope["method"] != "GET":
         return None
     matched = PATH.match(scope["path"])
     if matched is None or len(matched["paper_id"]) > MAX_PAPER_ID_CHARS:
         return None
-    k, offset = 10, 0
     raw: bytes = scope.get("query_string", b"")
-    if raw:
-        seen: set[str] = set()
-        for name, value in parse_qsl(raw.decode("latin-1"), keep_blank_values=True):
-            plain = value.isascii() and value.isdigit() and len(value) <= 6
-            if name in seen or name not in ("k", "offset") or not plain:
-                return None  # filters, repeats and anything to validate: the route's job
-            seen.add(name)
-            if name == "k":
-                k = int(value)
-            else:
-                offset = int(value)
-        if not (1 <= k <= MAX_K and offset <= MAX_OFFSET):
-            return None
-    return matched["paper_id"], k, offset
+    if not raw:
+        return LikeThis(matched["paper_id"])
+    read = _read_parameters(parse_qsl(raw.decode("latin-1"), keep_blank_values=True))
+    if read is None:
+        return None
+    k, offset, filters = read
+    return LikeThis(matched["paper_id"], k, offset, filters)
+
+
+def _read_parameters(pairs: list[tuple[str, str]]) -> tuple[int, int, PaperFilter] | None:
+    """k, offset and the filter when each value is plainly valid, else None (the route's)."""
+    single: dict[str, str] = {}
+    lists: dict[str, list[str]] = {"categories": [], "topics": []}
+    for name, value in pairs:
+        if name in lists:
+            lists[name].append(value)
+        elif name in _SINGLE and name not in single and _SINGLE[name].fullmatch(value):
+            single[name] = value
+        else:
+            return None  # unknown, repeated or to validate
+    k, offset = int(single.get("k", 10)), int(single.get("offset", 0))
+    if not (1 <= k <= MAX_K and offset <= MAX_OFFSET):
+        return None
+    topics = lists["topics"]
+    if not all(_TOPIC.fullmatch(t) and -TOPIC_ID_LIMIT <= int(t) < TOPIC_ID_LIMIT for t in topics):
+        return None
+    try:
+        for day in ("since", "until"):
+            if day in single:
+                date.fromisoformat(single[day])
+        filters = PaperFilter(
+            since=single.get("since"),
+            until=single.get("until"),
+            categories=lists["categories"],
+            topics=[int(t) for t in topics],
+        )
+    except ValueError:  # an impossible date, too many values (ValidationError is one)
+        return None
+    return k, offset, filters
+
+
+_NUMBER = re.compile(r"[0-9]{1,6}")  # ASCII only: "²" is a digit to str.isdigit
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_TOPIC = re.compile(r"-?[0-9]{1,10}")
+_SINGLE = {"k": _NUMBER, "offset": _NUMBER, "since": _DAY, "until": _DAY}
 
 
 class LikeThisFastPath:
@@ -77,7 +127,7 @@ class LikeThisFastPath:
             await self.app(scope, receive, send)
             return
         try:
-            body = self._answer(engine, *wanted)
+            body = self._answer(engine, wanted)
         except PaperscopeError:  # an unknown id: the route answers it (404, the error shape)
             await self.app(scope, receive, send)
             return
@@ -86,20 +136,27 @@ class LikeThisFastPath:
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
-    def _answer(self, engine: Engine, paper_id: str, k: int, offset: int) -> bytes:
+    def _answer(self, engine: Engine, wanted: LikeThis) -> bytes:
+        if wanted.filters.given:  # a scan: not kept (every filter would be a new entry)
+            return self._encoded(engine, wanted)
         kept_for = self._answers_of
         version = engine.version
         if kept_for is None or kept_for[0] is not engine or kept_for[1] != version:
             self._answers, self._answers_of = {}, (engine, version)
-        key = (paper_id, k, offset)
+        key = (wanted.paper_id, wanted.k, wanted.offset)
         body = self._answers.get(key)
         if body is None:
-            hits = engine.similar(paper_id, k, offset=offset)
-            body = SimilarResults(paper_id=paper_id, results=hits).model_dump_json().encode()
+            body = self._encoded(engine, wanted)
             if len(self._answers) >= CACHED_ANSWERS:
                 del self._answers[next(iter(self._answers))]  # the oldest
             self._answers[key] = body
         return body
+
+    @staticmethod
+    def _encoded(engine: Engine, wanted: LikeThis) -> bytes:
+        paper_id, k, offset, filters = wanted
+        hits = engine.similar(paper_id, k, filters, offset)
+        return SimilarResults(paper_id=paper_id, results=hits).model_dump_json().encode()
 
     def _similar_route(self) -> Any:
         if self._route is None:

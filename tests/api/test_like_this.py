@@ -12,8 +12,9 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from service.api.app import create_app
-from service.api.like_this import LikeThisFastPath, plain_request
+from service.api.like_this import LikeThis, LikeThisFastPath, plain_request
 from service.embed.backends import Embedder
+from service.schemas import PaperFilter
 from tests.helpers import assert_error, make_settings
 
 KEY = "correct horse battery staple"
@@ -23,28 +24,52 @@ def _scope(path: str, query: str = "", method: str = "GET") -> dict[str, object]
     return {"type": "http", "method": method, "path": path, "query_string": query.encode()}
 
 
+SIMILAR = "/api/v1/papers/p1/similar"
+
+
 @pytest.mark.parametrize(
     ("path", "query", "wanted"),
     [
-        ("/api/v1/papers/p1/similar", "", ("p1", 10, 0)),
-        ("/api/v1/papers/p1/similar", "k=5&offset=20", ("p1", 5, 20)),
-        ("/api/v1/papers/hep-th/9901001/similar", "k=100", ("hep-th/9901001", 100, 0)),
-        ("/api/v1/papers/p1/similar", "k=0", None),  # out of range: the route's 422
-        ("/api/v1/papers/p1/similar", "k=101", None),
-        ("/api/v1/papers/p1/similar", "offset=10001", None),
-        ("/api/v1/papers/p1/similar", "k=-1", None),
-        ("/api/v1/papers/p1/similar", "k=five", None),
-        ("/api/v1/papers/p1/similar", "k=", None),
-        ("/api/v1/papers/p1/similar", "k=5&k=6", None),
-        ("/api/v1/papers/p1/similar", "categories=cs.LG", None),  # a filter: a scan
-        ("/api/v1/papers/p1/similar", "k=%C2%B2", None),  # "²" is a digit to str.isdigit
+        (SIMILAR, "", LikeThis("p1")),
+        (SIMILAR, "k=5&offset=20", LikeThis("p1", 5, 20)),
+        ("/api/v1/papers/hep-th/9901001/similar", "k=100", LikeThis("hep-th/9901001", 100)),
+        (SIMILAR, "categories=cs.LG", LikeThis("p1", filters=PaperFilter(categories=["cs.LG"]))),
+        (
+            SIMILAR,
+            "k=3&categories=cs&categories=stat.ML&topics=-1&topics=12&since=2024-02-29",
+            LikeThis(
+                "p1",
+                3,
+                filters=PaperFilter(
+                    categories=["cs", "stat.ML"], topics=[-1, 12], since="2024-02-29"
+                ),
+            ),
+        ),
+        (SIMILAR, "until=2025-12-31", LikeThis("p1", filters=PaperFilter(until="2025-12-31"))),
+        (SIMILAR, "k=0", None),  # out of range: the route's 422
+        (SIMILAR, "k=101", None),
+        (SIMILAR, "offset=10001", None),
+        (SIMILAR, "k=-1", None),
+        (SIMILAR, "k=five", None),
+        (SIMILAR, "k=", None),
+        (SIMILAR, "k=5&k=6", None),
+        (SIMILAR, "since=2024-01-01&since=2024-02-01", None),
+        (SIMILAR, "since=2023-02-29", None),  # no such day
+        (SIMILAR, "since=2024-1-05", None),
+        (SIMILAR, "until=", None),
+        (SIMILAR, "topics=", None),
+        (SIMILAR, "topics=2147483648", None),  # past 32 bits
+        (SIMILAR, "topics=1.5", None),
+        (SIMILAR, "categories=" + "&categories=".join(["cs"] * 101), None),  # too many
+        (SIMILAR, "mode=dense", None),  # not a parameter of this route
+        (SIMILAR, "k=%C2%B2", None),  # "²" is a digit to str.isdigit
         ("/api/v1/papers//similar", "", None),
         ("/api/v1/papers/p1/duplicates", "", None),
         ("/api/v1/papers/" + "x" * 201 + "/similar", "", None),
     ],
 )
-def test_only_plain_unfiltered_requests_take_the_fast_path(
-    path: str, query: str, wanted: tuple[str, int, int] | None
+def test_only_plainly_valid_requests_take_the_fast_path(
+    path: str, query: str, wanted: LikeThis | None
 ) -> None:
     assert plain_request(_scope(path, query)) == wanted
 
@@ -82,6 +107,33 @@ def test_its_answers_are_the_routes_byte_for_byte(
             assert answer.content == expected.content
             assert answer.headers["content-type"] == expected.headers["content-type"]
             assert answer.headers["x-request-id"] and answer.headers["x-content-type-options"]
+
+
+FILTERS: list[dict[str, object]] = [
+    {"topics": [0, 1]},
+    {"topics": [2], "k": 3, "offset": 1},
+    {"topics": ["007"]},
+    {"categories": ["cs.LG", ""]},
+    {"since": "2024-01-01", "until": "2025-12-31"},
+    {"categories": "cs", "topics": [-1, 0, 3, 5]},
+]
+
+
+def test_its_filtered_answers_are_the_routes_byte_for_byte(
+    clients: tuple[TestClient, TestClient],
+) -> None:
+    fast, routed = clients
+    topics = {str(t["id"]) for t in fast.get("/api/v1/topics").json()}
+    assert {"0", "1", "2"} <= topics  # the filters below keep papers
+    ids = fast.get("/api/v1/map").json()["ids"][:6]
+    for paper_id in ids:
+        for params in FILTERS:
+            url = f"/api/v1/papers/{paper_id}/similar"
+            answer, expected = fast.get(url, params=params), routed.get(url, params=params)
+            assert answer.status_code == expected.status_code == 200
+            assert answer.content == expected.content
+    some = routed.get(f"/api/v1/papers/{ids[0]}/similar", params={"topics": [0, 1]}).json()
+    assert some["results"]
 
 
 def test_what_it_hands_on_is_answered_by_the_route(
