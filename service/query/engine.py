@@ -194,9 +194,9 @@ class Engine:
             return [
                 view.hit(r, float(scores[r]), None, float(scores[r])) for r in found if scores[r]
             ][offset:]
-        if view.embedder is None:
+        if view.queries is None:
             raise InvalidInput("this engine was opened without an embedding model")
-        query = view.embedder.encode([text])
+        query = view.queries.encode([text])
         depth = want if mode == "dense" else max(want, fusion.depth)
         if allowed is None:
             scores, rows = view.dense(query, view.candidates(depth))

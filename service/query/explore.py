@@ -192,10 +192,10 @@ def find_topics(view: BuildView, text: str, k: int = 10) -> list[TopicMatch]:
     text = text.strip(BLANK)
     if not text or len(text) > MAX_QUERY_CHARS:
         raise InvalidInput(f"query text must have 1 to {MAX_QUERY_CHARS} characters")
-    if view.embedder is None:
+    if view.queries is None:
         raise InvalidInput("this engine was opened without an embedding model")
     ids, centroids = _topic_centroids(view)
-    scores = centroids @ view.embedder.encode([text])[0]
+    scores = centroids @ view.queries.encode([text])[0]
     sizes = {t.id: t for t in topic_summaries(view)}
     ranked = [i for i in np.argsort(-scores, kind="stable") if ids[i] in sizes][:k]
     return [

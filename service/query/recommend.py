@@ -99,10 +99,10 @@ def explained(
 def _resolve(view: BuildView, seeds: list[Seed], kind: str) -> _Seeds:
     names, rows, texts, vectors = [], [], [], []
     pasted = [s.text for s in seeds if isinstance(s, TextSeed)]
-    if pasted and view.embedder is None:
+    if pasted and view.queries is None:
         raise InvalidInput("pasted seed text needs an embedding model")
     encoded: Iterator[npt.NDArray[np.float32]] = iter(
-        view.embedder.encode(pasted) if pasted and view.embedder else []
+        view.queries.encode(pasted) if pasted and view.queries else []
     )
     for number, seed in enumerate(seeds, start=1):
         if isinstance(seed, PaperSeed):

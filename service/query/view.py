@@ -20,6 +20,7 @@ import numpy.typing as npt
 
 from service.artifacts import UNREADABLE, BuildFolder, GroupEntry, TopicEntry
 from service.embed.backends import Embedder
+from service.embed.recent import RecentTexts
 from service.errors import ArtifactMismatch, BuildDamaged, NotFound
 from service.query.row_filter import GatheredVectors, LazyRowIndex, matches
 from service.schemas import BuildManifest, Hit, Paper, PaperFilter, PaperRef
@@ -148,6 +149,8 @@ class BuildView:
         """Set for a build whose files could not be verified (say so where it is served)."""
         self.build_dir = build_dir
         self.embedder = embedder
+        self.queries = RecentTexts(embedder) if embedder is not None else None
+        """Query texts' vectors, the recent ones kept (:mod:`service.embed.recent`)."""
         self.changed = threading.Lock()
         """Held while hidden rows or live additions change."""
         self.version = 0
