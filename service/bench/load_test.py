@@ -4,7 +4,9 @@
 (default paperscope-data) on a free port (server log: /tmp/paperscope-load-server.log) and runs
 ``wrk`` (an external program: ``apt-get install wrk``) for SECONDS (default 60) with requests
 from a Lua script: like-this for random papers among 5,000 (LOAD_IDS) of the build, text search
-for six fixed queries, or both alternating (LOAD_MIX), over 64 connections (LOAD_CONNECTIONS);
+for distinct queries made from the build's titles (:func:`title_queries`: a server keeps recent
+query vectors, so a few fixed queries would time its memory, not its model), or both
+alternating (LOAD_MIX), over 64 connections (LOAD_CONNECTIONS);
 the mixes ``topics`` (topic search) and ``recommend`` (POST, an id seed and a text seed) ask one
 route each.
 
@@ -37,7 +39,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, quote
 
 from service.artifacts import read_pointer
 from service.bench.common import (
@@ -70,19 +72,21 @@ samples: at 64 connections that start-up alone put like-this's p99 at 0.1-1 s on
 whose steady-state p99 was 22 ms (docs/benchmarks.md). The warm-up is not counted in req/s."""
 SERVER_LOG = Path("/tmp/paperscope-load-server.log")  # noqa: S108 (a known place to look)
 BUILD_LOG = Path("/tmp/paperscope-load-build.log")  # noqa: S108
-QUERIES = (
-    "diffusion%20distillation",
-    "reward%20hacking",
-    "knowledge%20distillation",
-    "speech%20recognition",
-    "multimodal%20reasoning",
-    "graph%20neural%20networks",
-)
+QUERIES_KEPT = 20_000
+"""Distinct queries at most in a script (each wrk thread walks its own share, in order)."""
 REQUESTS_LUA = """
 counter = 0
+thread_index = 0
+threads_started = 0
+setup = function(thread)
+  thread:set("thread_index", threads_started)
+  threads_started = threads_started + 1
+end
 request = function()
   counter = counter + 1
-  local query = queries[counter % #queries + 1]
+  -- the threads take turns along the list from first_query: no query repeats within a run,
+  -- nor in a later run that starts where this one ended, before the list is used up
+  local query = queries[(first_query + (counter - 1) * threads + thread_index) % #queries + 1]
   if mix == "similar" or (mix == "both" and counter % 2 == 0) then
     return wrk.format("GET", "/api/v1/papers/" .. ids[math.random(#ids)] .. "/similar?k=10"
                       .. filter_query)
@@ -128,6 +132,7 @@ class LoadTestFailed(Exception):
 class LoadSummary:
     rate: float
     """Requests per second."""
+    requests: int
     latency_ms: dict[str, float]
     """Percentile ("50", "90", "99", "99.9") -> milliseconds."""
     errors: int
@@ -135,22 +140,48 @@ class LoadSummary:
     """wrk's own output, the summary at its end."""
 
 
-def lua_script(ids: list[str], mix: str, filter_query: str = "", opened_per_thread: int = 1) -> str:
-    """The wrk script: the paper ids asked about, the queries, the mix, the filter (query
-    parameters such as ``categories=cs.LG&since=2025-06-01``; empty: none), each wrk thread's
-    connections (held back for :data:`WARM_UP_MS` before their first request), then the
-    requests."""
+def lua_script(
+    ids: list[str],
+    mix: str,
+    filter_query: str = "",
+    opened_per_thread: int = 1,
+    queries: Sequence[str] = ("graph neural networks",),
+    threads: int = 1,
+    first_query: int = 0,
+) -> str:
+    """The wrk script: the paper ids asked about, the queries (plain text; the ``threads`` wrk
+    threads take them in turn from ``first_query``), the mix, the filter (query parameters such as
+    ``categories=cs.LG&since=2025-06-01``; empty: none), each wrk thread's connections (held
+    back for :data:`WARM_UP_MS` before their first request), then the requests."""
     lines = ["ids = {", *(f"  {json.dumps(pid, ensure_ascii=False)}," for pid in ids), "}"]
     # the same ids as JSON string literals, for request bodies
     quoted = (json.dumps(json.dumps(pid)) for pid in ids)
     lines += ["ids_json = {", *(f"  {q}," for q in quoted), "}"]
-    lines.append("queries = {" + ", ".join(json.dumps(q) for q in QUERIES) + "}")
+    encoded = (json.dumps(quote(q, safe="")) for q in queries)
+    lines += ["queries = {", *(f"  {q}," for q in encoded), "}"]
+    lines.append(f"threads = {threads}")
+    lines.append(f"first_query = {first_query}")
     lines.append(f"mix = {json.dumps(mix)}")
     lines.append(f"filter_query = {json.dumps('&' + filter_query if filter_query else '')}")
     lines.append(f"filter_json = {json.dumps(filter_body(filter_query))}")
     lines.append(f"opened_per_thread = {opened_per_thread}")
     lines.append(f"warm_up_ms = {WARM_UP_MS}")
     return "\n".join(lines) + REQUESTS_LUA
+
+
+def title_queries(titles: Sequence[str], limit: int = QUERIES_KEPT) -> list[str]:
+    """Distinct searches made from paper titles: every run of two and of three words (letters
+    and digits only, lower case), shuffled (seeded), at most ``limit``. 115 titles give about
+    1,800; 75k give ``limit``."""
+    found: dict[str, None] = {}
+    for title in titles:
+        words = re.findall(r"[a-z0-9]+", title.lower())
+        for size in (2, 3):
+            for start in range(len(words) - size + 1):
+                found[" ".join(words[start : start + size])] = None
+    queries = list(found)
+    random.Random(0).shuffle(queries)
+    return queries[:limit] or ["graph neural networks"]
 
 
 def filter_body(filter_query: str) -> str:
@@ -168,24 +199,29 @@ def filter_body(filter_query: str) -> str:
 
 def parse_summary(output: str) -> LoadSummary:
     """The figures of the ``done`` function's lines in wrk's output."""
-    rate = re.search(r"([\d.]+) req/s", output)
+    rate = re.search(r"requests (\d+) in [\d.]+ s: ([\d.]+) req/s", output)
     errors = re.search(r"^errors (\d+)", output, re.MULTILINE)
     if rate is None or errors is None:
         raise LoadTestFailed(f"no summary in wrk's output:\n{output}")
     latency = {p: float(v) for p, v in re.findall(r"latency p([\d.]+) ([\d.]+) ms", output)}
-    return LoadSummary(float(rate[1]), latency, int(errors[1]), output)
+    return LoadSummary(float(rate[2]), int(rate[1]), latency, int(errors[1]), output)
 
 
 def _build_id(base: str) -> str:
     return str(json.loads(fetch(f"{base}/api/v1/ready", timeout=10))["build_id"])
 
 
-@dataclass(frozen=True)
+@dataclass
 class Served:
     """A server started for load, and the papers to ask about."""
 
     base: str
     ids: list[str]
+    queries: list[str]
+    """Distinct query texts (:func:`title_queries`)."""
+    asked: int = 0
+    """Queries asked by the runs so far: the next run starts after them (the server keeps
+    recent query vectors, and an earlier run's queries would find theirs)."""
 
 
 @contextlib.contextmanager
@@ -200,8 +236,10 @@ def served(
     with SERVER_LOG.open("wb") as log, server(data_dir, port, env, log):
         if not wait_ready(base, 120):
             raise LoadTestFailed(f"the server was not ready after 120 s; see {SERVER_LOG}")
-        all_ids = [str(i) for i in json.loads(fetch(f"{base}/api/v1/map"))["ids"]]
-        yield Served(base, random.Random(0).sample(all_ids, min(len(all_ids), n_ids)))
+        points = json.loads(fetch(f"{base}/api/v1/map"))
+        all_ids = [str(i) for i in points["ids"]]
+        picked = random.Random(0).sample(all_ids, min(len(all_ids), n_ids))
+        yield Served(base, picked, title_queries(points["title"]))
 
 
 def run_wrk(
@@ -215,13 +253,18 @@ def run_wrk(
         raise ValueError(f"mix must be one of {', '.join(MIXES)}, got {mix!r}")
     with tempfile.NamedTemporaryFile("w", suffix=".lua", encoding="utf-8") as lua:
         threads = min(connections, 2)
-        lua.write(lua_script(target.ids, mix, filter_query, -(-connections // threads)))
+        opened = -(-connections // threads)
+        lua.write(
+            lua_script(target.ids, mix, filter_query, opened, target.queries, threads, target.asked)
+        )
         lua.flush()
         duration = seconds + WARM_UP_MS // 1000
         command = [wrk, f"-t{threads}", f"-c{connections}", f"-d{duration}s"]
         command += ["--timeout", "10s", "-s", lua.name, f"{target.base}/"]
         done = subprocess.run(command, check=True, capture_output=True, text=True)
-    return parse_summary(done.stdout.rstrip("\n"))
+    summary = parse_summary(done.stdout.rstrip("\n"))
+    target.asked += summary.requests
+    return summary
 
 
 def measure(

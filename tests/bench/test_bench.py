@@ -15,7 +15,7 @@ from typer.testing import CliRunner, Result
 
 from service.bench.commands import bench_app
 from service.bench.common import REPO, child_env, paperscope_command
-from service.bench.load_test import filter_body, lua_script, parse_summary
+from service.bench.load_test import filter_body, lua_script, parse_summary, title_queries
 from service.bench.suite import index_cells
 from service.cli import app
 from tests.helpers import FIXTURES, graph
@@ -215,7 +215,7 @@ errors 3 (non-2xx 3, timeouts 0)"""
 
 def test_load_summary_is_read_from_the_script_output() -> None:
     summary = parse_summary(WRK_OUTPUT)
-    assert summary.rate == 235.0
+    assert summary.rate == 235.0 and summary.requests == 712
     assert summary.latency_ms == {"50": 18.7, "90": 39.7, "99": 59.3, "99.9": 76.0}
     assert summary.errors == 3
 
@@ -236,6 +236,20 @@ def test_load_script_carries_the_filter_to_queries_and_bodies() -> None:
     assert 'filter_query = ""' in lua_script(["a"], "similar") and filter_body("") == ""
     warmed = lua_script(["a"], "similar", "", opened_per_thread=32)
     assert "opened_per_thread = 32" in warmed and "warm_up_ms = 2000" in warmed
+
+
+def test_load_queries_are_distinct_runs_of_title_words_shared_out_by_thread() -> None:
+    titles = ["Graph Neural Networks for Molecules", "Graph neural networks, again!", "Ok"]
+    queries = title_queries(titles)
+    assert len(queries) == len(set(queries))
+    assert {"graph neural", "neural networks for", "networks again"} <= set(queries)
+    assert all(q == " ".join(q.split()) and q.islower() for q in queries)
+    assert title_queries(titles) == queries  # seeded
+    assert len(title_queries(titles, limit=3)) == 3
+    script = lua_script(["a"], "search", queries=["diffusion models", "x&y"], threads=2)
+    assert '"diffusion%20models",' in script and '"x%26y",' in script
+    assert "threads = 2" in script and "first_query = 0" in script
+    assert "first_query = 7" in lua_script(["a"], "search", first_query=7)
 
 
 @pytest.mark.slow  # a real server under wrk's load on every route
