@@ -88,7 +88,8 @@ def matches(
 
 
 class LazyRowIndex:
-    """A :class:`RowIndex` made on first use (serving without filters never pays for it)."""
+    """A :class:`RowIndex` made on first use (a command that never filters never pays for
+    it; a server makes it as it loads a build)."""
 
     def __init__(
         self,
