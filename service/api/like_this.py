@@ -87,6 +87,8 @@ def _read_parameters(pairs: list[tuple[str, str]]) -> tuple[int, int, PaperFilte
     if not (1 <= k <= MAX_K and offset <= MAX_OFFSET):
         return None
     topics = lists["topics"]
+    if not (topics or lists["categories"] or "since" in single or "until" in single):
+        return k, offset, NO_FILTER
     if not all(_TOPIC.fullmatch(t) and -TOPIC_ID_LIMIT <= int(t) < TOPIC_ID_LIMIT for t in topics):
         return None
     try:
