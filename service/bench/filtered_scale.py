@@ -11,6 +11,8 @@ answers them) and measures recall@10 against the exact filtered answer:
   server does today, :meth:`service.query.view.BuildView.nearest`);
 - ``sub-index``: the same product over the allowed rows stored together (a per-category copy
   made in advance: no gather, memory per category);
+- ``float16 shortlist``: the allowed rows stored together in float16, a shortlist rescored
+  exactly (:mod:`service.search.shortlist`, the server's path from 4,096 allowed rows);
 - ``ivf+selector``: the build's IVF layout for N (``IVF…_HNSW32,SQ8`` or ``,Flat``) searched
   with a FAISS ``IDSelectorBitmap`` and the measured unfiltered breadth divided by the
   selectivity (the same expected number of allowed candidates as an unfiltered search).
@@ -41,6 +43,7 @@ from service.search.index import (
     train_and_fill,
     tune_breadth,
 )
+from service.search.shortlist import HalfPrecisionRows
 
 Array = npt.NDArray[np.float32]
 Rows = npt.NDArray[np.int64]
@@ -75,6 +78,21 @@ def _sub_index(vectors: Array, allowed: Rows) -> Callable[[Array], Rows]:
         scores = stored @ query[0]
         top = np.argpartition(-scores, 9)[:10]
         return allowed[top[np.argsort(-scores[top])]]
+
+    return search
+
+
+def _shortlist(vectors: Array, allowed: Rows) -> Callable[[Array], Rows]:
+    half = HalfPrecisionRows(vectors[allowed])
+    exact = _exact(vectors, allowed)
+
+    def search(query: Array) -> Rows:
+        short = half.shortlist(query[0], 10)
+        if short is None:  # near-ties past the shortlist: the exact scan
+            return exact(query)
+        rows = allowed[short]
+        scores = np.asarray(vectors[rows]) @ query[0]
+        return rows[np.argsort(-scores, kind="stable")[:10]]
 
     return search
 
@@ -123,6 +141,7 @@ def measure(n: int, selectivities: tuple[float, ...] = SELECTIVITIES, seed: int 
         strategies = {
             "exact": _exact(vectors, allowed),
             "sub-index": _sub_index(vectors, allowed),
+            "float16 shortlist": _shortlist(vectors, allowed),
             "ivf+selector": _ivf(index, n, allowed, math.ceil(breadth / share)),
         }
         reference: npt.NDArray[np.int64] | None = None
