@@ -15,6 +15,11 @@ from typing import ParamSpec, TypeVar
 
 from starlette.concurrency import run_in_threadpool
 
+ON_LOOP_ROWS = 20_000
+"""A filtered scan of at most this many rows (about 2 ms in float16) is answered on the event
+loop, where a hop to a worker thread would cost as much; a larger one goes to the thread pool
+so that it does not hold up the requests behind it."""
+
 P = ParamSpec("P")
 T = TypeVar("T")
 

@@ -104,6 +104,11 @@ class Engine:
         """Ids of the build's papers in row order (hidden ones included)."""
         return list(self.view.ids)
 
+    def scan_size(self, filters: PaperFilter) -> int:
+        """Rows a query with ``filters`` scores (0 without a filter: the index answers)."""
+        allowed = self.view.allowed(filters)
+        return 0 if allowed is None else len(allowed)
+
     def has_paper(self, paper_id: str) -> bool:
         """Whether this paper is answered now (in the build or added live, and not deleted)."""
         try:

@@ -3,18 +3,22 @@ the route's, and that they follow the papers deleted since they were kept."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from service.api import like_this
 from service.api.app import create_app
 from service.api.like_this import LikeThis, LikeThisFastPath, plain_request
+from service.api.routes import search as search_routes
 from service.embed.backends import Embedder
-from service.schemas import PaperFilter
+from service.query.engine import Engine
+from service.schemas import Hit, PaperFilter
 from tests.helpers import assert_error, make_settings
 
 KEY = "correct horse battery staple"
@@ -109,7 +113,7 @@ def test_its_answers_are_the_routes_byte_for_byte(
             assert answer.headers["x-request-id"] and answer.headers["x-content-type-options"]
 
 
-FILTERS: list[dict[str, object]] = [
+FILTERS: list[dict[str, str | list[str] | list[int] | int]] = [
     {"topics": [0, 1]},
     {"topics": [2], "k": 3, "offset": 1},
     {"topics": ["007"]},
@@ -119,9 +123,21 @@ FILTERS: list[dict[str, object]] = [
 ]
 
 
+@pytest.mark.parametrize("on_loop_rows", [20_000, -1])
 def test_its_filtered_answers_are_the_routes_byte_for_byte(
-    clients: tuple[TestClient, TestClient],
+    clients: tuple[TestClient, TestClient], on_loop_rows: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """On the event loop (small scans), and in worker threads (larger ones: all, here)."""
+    monkeypatch.setattr(like_this, "ON_LOOP_ROWS", on_loop_rows)
+    monkeypatch.setattr(search_routes, "ON_LOOP_ROWS", on_loop_rows)
+    threads: set[str] = set()
+    real_similar = Engine.similar
+
+    def similar(self: Engine, *args: Any, **kwargs: Any) -> list[Hit]:
+        threads.add(threading.current_thread().name)
+        return real_similar(self, *args, **kwargs)
+
+    monkeypatch.setattr(Engine, "similar", similar)
     fast, routed = clients
     topics = {str(t["id"]) for t in fast.get("/api/v1/topics").json()}
     assert {"0", "1", "2"} <= topics  # the filters below keep papers
@@ -134,6 +150,8 @@ def test_its_filtered_answers_are_the_routes_byte_for_byte(
             assert answer.content == expected.content
     some = routed.get(f"/api/v1/papers/{ids[0]}/similar", params={"topics": [0, 1]}).json()
     assert some["results"]
+    in_workers = {name.startswith("AnyIO worker") for name in threads}
+    assert in_workers == {on_loop_rows < 0}, threads
 
 
 def test_what_it_hands_on_is_answered_by_the_route(

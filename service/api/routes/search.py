@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
 
 from service.api.errors import ERROR_RESPONSES
 from service.api.routes.deps import (
@@ -18,6 +19,7 @@ from service.api.routes.deps import (
     QueryText,
     SlotsDep,
 )
+from service.api.slots import ON_LOOP_ROWS
 from service.schemas import Hit, Recommendation, RecommendRequest
 from service.search.fusion import Mode
 
@@ -67,10 +69,12 @@ async def similar(
 ) -> SimilarResults:
     """Papers like this one (the paper itself is never among the results), among those the
     filters let through."""
-    # Answered on the event loop: unfiltered, a lookup of precomputed neighbours; filtered, a
-    # float16 shortlist of the allowed rows (about 1 ms at 10k rows): a hop to a worker
-    # thread cost more than either.
-    found = engine.similar(paper_id, k, filters, offset)
+    # Mostly answered before this route (service/api/like_this.py), by the same rule: on the
+    # event loop when the scan is small, else in a worker thread.
+    if engine.scan_size(filters) > ON_LOOP_ROWS:
+        found = await run_in_threadpool(engine.similar, paper_id, k, filters, offset)
+    else:
+        found = engine.similar(paper_id, k, filters, offset)
     return SimilarResults(paper_id=paper_id, results=found)
 
 
