@@ -24,18 +24,13 @@ Rows = npt.NDArray[np.int64]
 
 
 class RowIndex:
-    """Dates, categories and topics of the build's own rows, for vectorised filtering."""
+    """Dates and categories of the build's own rows, for vectorised filtering (topics are
+    given with each filter: curation changes them while a build is served)."""
 
-    def __init__(
-        self,
-        dates: Sequence[str | None],
-        categories: Sequence[Sequence[str]],
-        topics: npt.NDArray[np.integer],
-    ) -> None:
+    def __init__(self, dates: Sequence[str | None], categories: Sequence[Sequence[str]]) -> None:
         self.size = len(dates)
         self.has_date = np.array([d is not None for d in dates], dtype=np.bool_)
         self.dates = np.array([d or "" for d in dates], dtype=np.str_)
-        self.topics = np.asarray(topics)
         members: dict[str, list[int]] = {}
         for row, names in enumerate(categories):
             for name in set(names) | {n.split(".")[0] for n in names}:
@@ -44,9 +39,15 @@ class RowIndex:
         """A category or prefix -> the rows holding it (rows ascending)."""
 
     def mask(
-        self, since: str | None, until: str | None, categories: Collection[str], topics: set[int]
+        self,
+        since: str | None,
+        until: str | None,
+        categories: Collection[str],
+        topics: set[int],
+        assignments: npt.NDArray[np.integer],
     ) -> npt.NDArray[np.bool_]:
-        """Build rows matching every given condition (hidden rows not removed here)."""
+        """Build rows matching every given condition, topics as in ``assignments`` (the
+        build's rows' topics now); hidden rows not removed here."""
         keep = np.ones(self.size, dtype=np.bool_)
         if since or until:
             keep &= self.has_date
@@ -55,7 +56,7 @@ class RowIndex:
         if until:
             keep &= self.dates <= until
         if topics:
-            keep &= np.isin(self.topics, np.fromiter(topics, dtype=np.int64))
+            keep &= np.isin(assignments, np.fromiter(topics, dtype=np.int64))
         if categories:
             in_any = np.zeros(self.size, dtype=np.bool_)
             for name in categories:
@@ -91,13 +92,8 @@ class LazyRowIndex:
     """A :class:`RowIndex` made on first use (a command that never filters never pays for
     it; a server makes it as it loads a build)."""
 
-    def __init__(
-        self,
-        dates: Sequence[str | None],
-        categories: Sequence[Sequence[str]],
-        topics: npt.NDArray[np.integer],
-    ) -> None:
-        self._args = (dates, categories, topics)
+    def __init__(self, dates: Sequence[str | None], categories: Sequence[Sequence[str]]) -> None:
+        self._args = (dates, categories)
         self._index: RowIndex | None = None
         self._lock = threading.Lock()
 

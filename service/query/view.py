@@ -190,7 +190,7 @@ class BuildView:
         self.ids, self.titles = shown.ids, shown.titles
         self.dates, self.categories = shown.dates, shown.categories
         self._row_of = {paper_id: row for row, paper_id in enumerate(self.ids)}
-        self.row_index = LazyRowIndex(self.dates, self.categories, self.assignments)
+        self.row_index = LazyRowIndex(self.dates, self.categories)
         self.gathered = GatheredVectors()
         self._allowed: dict[AllowedKey, npt.NDArray[np.int64]] = {}
         """Rows of recent filters (and the papers' state, ``version``, they were made in)."""
@@ -325,7 +325,7 @@ class BuildView:
         wanted_topics: frozenset[int],
     ) -> npt.NDArray[np.int64]:
         condition = (since, until, wanted_categories, set(wanted_topics))
-        keep = self.row_index.get().mask(*condition)
+        keep = self.row_index.get().mask(*condition, self.assignments)
         if self.hidden:
             hidden = np.fromiter(self.hidden, dtype=np.int64)
             keep[hidden[hidden < self.size]] = False

@@ -105,6 +105,12 @@ def _assert_curated(client: TestClient, done: dict[str, Any], merged_share: floa
     assert all(gone not in g["children"] for g in points["groups"])
     hits = client.get(f"{API}/search", params={"q": "anything", "k": 100}).json()["results"]
     assert all(h["topic_id"] != gone for h in hits)
+    # a topic filter follows the edits too
+    dense: dict[str, str | int] = {"q": "anything", "k": 100, "mode": "dense"}
+    in_big = client.get(f"{API}/search", params={**dense, "topics": big}).json()["results"]
+    assert done["moved"] in {h["id"] for h in in_big}
+    assert {h["topic_id"] for h in in_big} == {big}
+    assert client.get(f"{API}/search", params={**dense, "topics": gone}).json()["results"] == []
 
 
 def test_rename_merge_move_are_served_at_once_and_after_a_restart(

@@ -34,8 +34,8 @@ def test_mask_is_the_per_row_rule(
     topics: set[int],
 ) -> None:
     days, categories, assigned = zip(*papers, strict=True)
-    index = RowIndex(list(days), list(categories), np.asarray(assigned))
-    mask = index.mask(since, until, wanted, topics)
+    index = RowIndex(list(days), list(categories))
+    mask = index.mask(since, until, wanted, topics, np.asarray(assigned))
     expected = [matches(d, c, t, since, until, wanted, topics) for d, c, t in papers]
     assert mask.tolist() == expected
 
