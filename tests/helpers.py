@@ -14,7 +14,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
 from service.artifacts import current_build_dir
 from service.config import Settings
+from service.embed.backends import Embedder, Vectors
 from service.topics.labels import clean_for_labels
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -211,3 +212,21 @@ def start_server(log: Path, **settings: object) -> tuple[subprocess.Popen[bytes]
             stderr=subprocess.STDOUT,
         )
     return process, f"http://127.0.0.1:{port}"
+
+
+class CountingEmbedder:
+    """Delegates to the real model and counts the texts it is asked to embed."""
+
+    def __init__(self, inner: Embedder) -> None:
+        self.inner = inner
+        self.name, self.revision, self.dim = inner.name, inner.revision, inner.dim
+        self.backend = inner.backend
+        self.seen: list[str] = []
+
+    @property
+    def cache_key(self) -> str:
+        return self.inner.cache_key
+
+    def encode(self, texts: Sequence[str], progress: bool = False) -> Vectors:
+        self.seen.extend(texts)
+        return self.inner.encode(texts, progress)

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -9,28 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from service.embed.backends import Embedder, Vectors, embed_with_cache
+from service.embed.backends import Embedder, embed_with_cache
 from service.embed.pooled import PooledTransformer
 from service.store import Store
-from tests.helpers import settings_without_env
-
-
-class CountingEmbedder:
-    """Delegates to the real model and counts the texts it is asked to embed."""
-
-    def __init__(self, inner: Embedder) -> None:
-        self.inner = inner
-        self.name, self.revision, self.dim = inner.name, inner.revision, inner.dim
-        self.backend = inner.backend
-        self.seen: list[str] = []
-
-    @property
-    def cache_key(self) -> str:
-        return self.inner.cache_key
-
-    def encode(self, texts: Sequence[str], progress: bool = False) -> Vectors:
-        self.seen.extend(texts)
-        return self.inner.encode(texts, progress)
+from tests.helpers import CountingEmbedder, settings_without_env
 
 
 def test_real_model_gives_normalised_384_dim_vectors(embedder: Embedder) -> None:
