@@ -23,12 +23,11 @@ from datetime import date
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl
 
-from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.api.routes import search
 from service.api.routes.search import SimilarResults
-from service.api.slots import ON_LOOP_ROWS
+from service.api.slots import run_scan
 from service.errors import PaperscopeError
 from service.query.engine import Engine
 from service.schemas import (
@@ -131,10 +130,7 @@ class LikeThisFastPath:
             await self.app(scope, receive, send)
             return
         try:
-            if engine.scan_size(wanted.filters) > ON_LOOP_ROWS:
-                body = await run_in_threadpool(self._answer, engine, wanted)
-            else:
-                body = self._answer(engine, wanted)
+            body = await run_scan(engine.scan_size(wanted.filters), self._answer, engine, wanted)
         except PaperscopeError:  # an unknown id: the route answers it (404, the error shape)
             await self.app(scope, receive, send)
             return

@@ -42,3 +42,11 @@ class ComputeSlots:
         if self._free is None or self._loop is not loop:
             self._loop, self._free = loop, asyncio.Semaphore(self.slots)
         return self._free
+
+
+async def run_scan(rows: int, work: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """``work``, a filtered scan of ``rows`` rows: on the event loop up to :data:`ON_LOOP_ROWS`,
+    else in the thread pool."""
+    if rows > ON_LOOP_ROWS:
+        return await run_in_threadpool(work, *args, **kwargs)
+    return work(*args, **kwargs)

@@ -12,10 +12,9 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from service.api import like_this
+from service.api import slots
 from service.api.app import create_app
 from service.api.like_this import LikeThis, LikeThisFastPath, plain_request
-from service.api.routes import search as search_routes
 from service.embed.backends import Embedder
 from service.query.engine import Engine
 from service.schemas import Hit, PaperFilter
@@ -128,8 +127,7 @@ def test_its_filtered_answers_are_the_routes_byte_for_byte(
     clients: tuple[TestClient, TestClient], on_loop_rows: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """On the event loop (small scans), and in worker threads (larger ones: all, here)."""
-    monkeypatch.setattr(like_this, "ON_LOOP_ROWS", on_loop_rows)
-    monkeypatch.setattr(search_routes, "ON_LOOP_ROWS", on_loop_rows)
+    monkeypatch.setattr(slots, "ON_LOOP_ROWS", on_loop_rows)
     threads: set[str] = set()
     real_similar = Engine.similar
 

@@ -6,7 +6,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
-from starlette.concurrency import run_in_threadpool
 
 from service.api.errors import ERROR_RESPONSES
 from service.api.routes.deps import (
@@ -19,7 +18,7 @@ from service.api.routes.deps import (
     QueryText,
     SlotsDep,
 )
-from service.api.slots import ON_LOOP_ROWS
+from service.api.slots import run_scan
 from service.schemas import Hit, Recommendation, RecommendRequest
 from service.search.fusion import Mode
 
@@ -71,10 +70,7 @@ async def similar(
     filters let through."""
     # Mostly answered before this route (service/api/like_this.py), by the same rule: on the
     # event loop when the scan is small, else in a worker thread.
-    if engine.scan_size(filters) > ON_LOOP_ROWS:
-        found = await run_in_threadpool(engine.similar, paper_id, k, filters, offset)
-    else:
-        found = engine.similar(paper_id, k, filters, offset)
+    found = await run_scan(engine.scan_size(filters), engine.similar, paper_id, k, filters, offset)
     return SimilarResults(paper_id=paper_id, results=found)
 
 
