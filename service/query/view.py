@@ -470,7 +470,7 @@ class BuildView:
                 live = np.flatnonzero(rows >= self.size)
                 picked = np.sort(np.concatenate([built[short], live]))
                 scores = self.vectors_at(rows[picked].tolist()) @ query
-                return _top(scores.astype(np.float32), rows[picked], n)
+                return _top(scores, rows[picked], n)
         return _top(self._scores_of(query[None, :], rows)[0], rows, n)
 
     def _scores_of(
