@@ -73,7 +73,7 @@ whose steady-state p99 was 22 ms (docs/benchmarks.md). The warm-up is not counte
 SERVER_LOG = Path("/tmp/paperscope-load-server.log")  # noqa: S108 (a known place to look)
 BUILD_LOG = Path("/tmp/paperscope-load-build.log")  # noqa: S108
 QUERIES_KEPT = 20_000
-"""Distinct queries at most in a script (each wrk thread walks its own share, in order)."""
+"""Distinct queries at most in a script (the wrk threads take them in turn, in order)."""
 REQUESTS_LUA = """
 counter = 0
 thread_index = 0
