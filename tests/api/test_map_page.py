@@ -864,7 +864,8 @@ TEX_PAPER = {
     "title": r"Critical exponents of $\varphi^{4}$ theory <img src=x data-pwned=1>",
     "abstract": (
         r"We compute $\frac{a}{b}$ to three loops. $\href{javascript:alert(1)}{click}$ "
-        r"and $\htmlId{pwned}{x}$ stay text, as does <script>window.pwned = 1</script>."
+        r"and $\htmlId{pwned}{x}$ stay text, as does <script>window.pwned = 1</script>. "
+        r"A run costs $5 and $10 with \$3 more."
     ),
 }
 
@@ -887,4 +888,6 @@ def test_tex_in_a_title_is_typeset_and_hostile_markup_stays_text(
             assert "<img" in title.inner_text()  # the markup is shown as text
             assert page.locator("#panel img, #panel script, #panel a, #pwned").count() == 0
             assert page.locator("p.abstract .katex").count() >= 2
+            # dollars that are prices are not TeX (Pandoc's rule for a single $)
+            assert "A run costs $5 and $10 with" in page.locator("p.abstract").inner_text()
             assert page.evaluate("window.pwned") is None

@@ -151,10 +151,22 @@ function setHtml(element, html) {
 }
 // TeX between $…$, $$…$$ or \(…\) in titles and abstracts, typeset by the bundled KaTeX. It reads
 // only the text nodes of HTML already escaped, and trusts no command (no links, classes, styles).
-const TEX = { delimiters: [{ left: "$$", right: "$$", display: false }, { left: "$", right: "$", display: false },
-  { left: "\\(", right: "\\)", display: false }], throwOnError: false, trust: false, strict: "ignore", ignoredClasses: ["no-tex"] };
+const TEX = { delimiters: [{ left: "$$", right: "$$", display: false }, { left: "\\(", right: "\\)", display: false }],
+  throwOnError: false, trust: false, strict: "ignore", ignoredClasses: ["no-tex"] };
+// A single $ is TeX only by Pandoc's rule: it opens before a non-space, closes after a non-space
+// and not before a digit, and \$ is a dollar; so "$5 and $10" stays text. Such spans become \(…\).
+const INLINE_TEX = /(^|[^\\$])\$(?=[^\s$])((?:\\.|[^$\\])*?[^\s\\])\$(?!\d)/g;
+function markInlineTex(element) {
+  const walker = document.createTreeWalker(element, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    if (!node.nodeValue.includes("$") || node.parentElement.closest(".no-tex")) continue;
+    node.nodeValue = node.nodeValue.replace(INLINE_TEX, (_, before, tex) => `${before}\\(${tex}\\)`);
+  }
+}
 function renderTex(element) {
-  if (window.paperscopeKatex) window.paperscopeKatex.renderMathInElement(element, TEX);
+  if (!window.paperscopeKatex) return;
+  markInlineTex(element);
+  window.paperscopeKatex.renderMathInElement(element, TEX);
 }
 function renderTopics() {
   setHtml($("topic-list"), state.data.topics.slice().sort((a, b) => (a.id < 0) - (b.id < 0) || b.size - a.size).map((t) => `
