@@ -474,6 +474,7 @@ class Paperscope:
         limit: int | None,
         bertopic: bool,
         peers: bool = True,
+        noise_stability: bool = False,
     ) -> ClusterReport:
         """The topics against known labels, with the configured clustering."""
         from service.eval.clustering import evaluate_clustering
@@ -488,4 +489,5 @@ class Paperscope:
             limit,
             bertopic,
             peers,
+            noise_stability,
         )

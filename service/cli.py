@@ -829,6 +829,13 @@ def eval_clustering(
             help="Also fit EVoC, Turftopic Topeax (if installed) and k-means at our topic counts.",
         ),
     ] = True,
+    noise_stability: Annotated[
+        bool,
+        typer.Option(
+            help="Fit every method again on the vectors with bf16-level noise and report the "
+            "ARI between the two (1 = the topics did not move); doubles the fitting time.",
+        ),
+    ] = False,
     json_out: JsonOutOpt = None,
     cache_dir: CacheDirOpt = None,
     data_dir: DataDirOpt = None,
@@ -836,7 +843,9 @@ def eval_clustering(
 ) -> None:
     """NMI, ARI and V-measure of the topics against known labels, ours beside BERTopic's."""
     paperscope = _app(data_dir=data_dir, model=model)
-    report = paperscope.eval_clustering(corpus, label_field, cache_dir, limit, bertopic, peers)
+    report = paperscope.eval_clustering(
+        corpus, label_field, cache_dir, limit, bertopic, peers, noise_stability
+    )
     typer.echo(
         f"{report.file}: {report.papers} papers, {report.labels} labels ({report.label_field}); "
         f"{report.model}; embedding {report.embed_seconds:.0f} s"

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +44,7 @@ from service.embed.passages import Windowing, embed_papers
 from service.errors import InvalidInput
 from service.eval.labels import npmi_coherence, topic_diversity
 from service.eval.peers import peer_rows
+from service.eval.stability import agreement, bf16_noise
 from service.pipeline.pipeline import StageClock, topic_params
 from service.schemas import NOISE_TOPIC, embedding_text
 from service.store import Store, content_hash
@@ -51,6 +53,8 @@ from service.topics.labels import clean_for_labels
 from service.topics.model import TopicModel
 from service.topics.naming import duplicate_counts, named_like_parent
 from service.topics.sampling import fit_on_sample, sample_rows
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -77,6 +81,9 @@ class MethodReport:
     """Papers the clustering itself called noise (whether or not they were assigned after)."""
     names: NameCounts | None = None
     """How distinct the topics' names are (None: the method gives no names)."""
+    noise_ari: float | None = None
+    """ARI between its topics and its topics refitted on the vectors with bf16-level noise
+    (:mod:`service.eval.stability`; None: not measured)."""
 
 
 @dataclass
@@ -122,8 +129,9 @@ class ClusterReport:
         lines = [
             "| method | topics | unclustered | outliers | fit s | NMI all | ARI all | V all "
             "| NMI clustered | NMI reassigned | ARI reassigned | NPMI | diversity "
-            "| duplicate names | near-duplicate names | named like group | one-word names |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| duplicate names | near-duplicate names | named like group | one-word names "
+            "| ARI under bf16 noise |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for m in self.methods:
             outliers = "" if m.outlier_share is None else f"{m.outlier_share:.1%}"
@@ -132,7 +140,8 @@ class ClusterReport:
                 f"| {m.fit_seconds:.0f} "
                 f"| {m.all.nmi:.3f} | {m.all.ari:.3f} | {m.all.v_measure:.3f} "
                 f"| {m.clustered.nmi:.3f} | {m.reassigned.nmi:.3f} | {m.reassigned.ari:.3f} "
-                f"| {_optional(m.npmi)} | {_optional(m.diversity)} | {_names_cell(m.names)} |"
+                f"| {_optional(m.npmi)} | {_optional(m.diversity)} | {_names_cell(m.names)} "
+                f"| {_optional(m.noise_ari)} |"
             )
         return "\n".join(lines)
 
@@ -240,7 +249,10 @@ def evaluate_clustering(
     limit: int | None = None,
     with_bertopic: bool = True,
     with_peers: bool = True,
+    noise_stability: bool = False,
 ) -> ClusterReport:
+    """``noise_stability``: fit every method again on the vectors with bf16-level noise and
+    report how far its topics moved (:mod:`service.eval.stability`)."""
     papers, labels = read_labelled(path, label_field, limit)
     start = time.perf_counter()
     cache.parent.mkdir(parents=True, exist_ok=True)
@@ -256,23 +268,68 @@ def evaluate_clustering(
         embed_seconds=round(time.perf_counter() - start, 1),
     )
     texts = [clean_for_labels(embedding_text(title, abstract)) for title, abstract in papers]
+    fitted = fit_methods(vectors, labels, texts, settings, embedder, with_peers, with_bertopic)
+    report.methods.extend(row for row, _ in fitted.rows)
+    report.notes.extend(fitted.notes)
+    if noise_stability:
+        log.info("eval: every method again, on the vectors with bf16-level noise")
+        noisy = bf16_noise(vectors, settings.seed)
+        again = fit_methods(
+            noisy, labels, texts, settings, embedder, with_peers, with_bertopic, fitted.counts
+        )
+        refitted = {_kind(row.method): topics for row, topics in again.rows}
+        for row, topics in fitted.rows:
+            if _kind(row.method) in refitted:
+                row.noise_ari = agreement(topics, refitted[_kind(row.method)])
+    return report
+
+
+@dataclass
+class FittedRows:
+    """Each method's scored row with its topics, and notes on the methods skipped."""
+
+    rows: list[tuple[MethodReport, npt.NDArray[np.int64]]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+    """The topic counts k-means was given (ours, our coarse level)."""
+
+
+def _kind(method: str) -> str:
+    """A row's method without the figures that may differ between two fits (our parameters
+    and sample size in parentheses)."""
+    return method.split(" (")[0].split(", k = ")[0] + (" (coarse)" if "coarse" in method else "")
+
+
+def fit_methods(
+    vectors: npt.NDArray[np.float32],
+    labels: list[str],
+    texts: list[str],
+    settings: Settings,
+    embedder: Embedder,
+    with_peers: bool,
+    with_bertopic: bool,
+    counts: dict[str, int] | None = None,
+) -> FittedRows:
+    """Ours, the peers' and BERTopic's topics of these vectors, each scored against labels;
+    ``counts``: k-means' topic counts (default: our fine and coarse counts of this fit)."""
+    out = FittedRows()
     model, name, seconds = fit_ours(vectors, texts, settings, embedder)
-    report.methods.extend(our_rows(model, name, seconds, labels, vectors, texts))
+    out.rows.extend(our_rows(model, name, seconds, labels, vectors, texts))
     if with_peers:
         fine = len([t for t in model.topics if t.id != NOISE_TOPIC])
-        counts = {"ours": fine, "our coarse level": len(model.groups)}
-        peers = peer_rows(vectors, texts, settings.seed, counts, report.notes, embedder.encode)
+        out.counts = counts or {"ours": fine, "our coarse level": len(model.groups)}
+        peers = peer_rows(vectors, texts, settings.seed, out.counts, out.notes, embedder.encode)
         for peer in peers:
             row = score_method(peer.method, labels, vectors, peer.topics, peer.seconds, peer.noise)
-            report.methods.append(label_quality(row, peer.words, texts))
+            out.rows.append((label_quality(row, peer.words, texts), peer.topics))
     if with_bertopic:
-        fitted = _bertopic(texts, vectors)
-        if fitted is None:
-            report.notes.append("BERTopic skipped: pip install bertopic (the dev extra has it)")
-        for method, topics, seconds, noise, words in fitted or []:
+        fits = _bertopic(texts, vectors)
+        if fits is None:
+            out.notes.append("BERTopic skipped: pip install bertopic (the dev extra has it)")
+        for method, topics, seconds, noise, words in fits or []:
             row = score_method(method, labels, vectors, topics, seconds, noise)
-            report.methods.append(label_quality(row, words, texts))
-    return report
+            out.rows.append((label_quality(row, words, texts), topics))
+    return out
 
 
 def fit_ours(
@@ -311,8 +368,9 @@ def our_rows(
     labels: list[str],
     vectors: npt.NDArray[np.float32],
     texts: list[str],
-) -> list[MethodReport]:
-    """Our fine topics as served and as HDBSCAN left them, and our coarse groups."""
+) -> list[tuple[MethodReport, npt.NDArray[np.int64]]]:
+    """Our fine topics as served and as HDBSCAN left them, and our coarse groups, each with
+    its topics."""
     served = model.assignments.astype(np.int64)
     outliers = model.outliers if model.outliers is not None else served == NOISE_TOPIC
     fine = [t for t in model.topics if t.id != NOISE_TOPIC]
@@ -322,20 +380,19 @@ def our_rows(
     named = {t.id: t.name or t.label for t in fine}
     groups = [(g.name, [named[c] for c in g.children if c in named]) for g in model.groups]
     ours.names = name_counts(names, groups)
-    rows = [label_quality(ours, keywords, texts, names)]
+    rows = [(label_quality(ours, keywords, texts, names), served)]
     raw = np.where(outliers, NOISE_TOPIC, served)
     as_fitted = score_method(
         "paperscope raw HDBSCAN (same fit)", labels, vectors, raw, seconds, outliers
     )
-    rows.append(label_quality(as_fitted, keywords, texts, names))
+    rows.append((label_quality(as_fitted, keywords, texts, names), raw))
     if model.groups:
         group_of = {child: g.id for g in model.groups for child in g.children}
         coarse = np.array([group_of.get(int(t), NOISE_TOPIC) for t in served], dtype=np.int64)
         row = score_method("paperscope coarse groups", labels, vectors, coarse, seconds, outliers)
         group_words = [g.keywords for g in model.groups]
-        rows.append(
-            label_quality(row, group_words, texts, [g.name or g.label for g in model.groups])
-        )
+        group_names = [g.name or g.label for g in model.groups]
+        rows.append((label_quality(row, group_words, texts, group_names), coarse))
     return rows
 
 

@@ -64,6 +64,7 @@ def test_topics_recover_the_categories_beside_bertopic(tmp_path: Path, embedder:
         tmp_path / "cache.sqlite",
         load_windowing(settings),
         settings,
+        noise_stability=True,
     )
     assert (report.papers, report.labels) == (60, 3)
     ours = report.methods[0]
@@ -94,6 +95,10 @@ def test_topics_recover_the_categories_beside_bertopic(tmp_path: Path, embedder:
         assert method.npmi is not None and -1 <= method.npmi <= 1
         assert method.diversity is not None and 0 < method.diversity <= 1
         assert method.names is not None and method.names.duplicates >= 0
+    # every method was fitted again on the vectors with bf16-level noise, in the same run
+    for method in report.methods:
+        assert method.noise_ari is not None and -1 <= method.noise_ari <= 1, method.method
+    assert "| ARI under bf16 noise |" in table
     json.dumps([m.__dict__ for m in report.methods], default=lambda o: o.__dict__)
 
 
@@ -118,6 +123,30 @@ def test_large_corpora_are_evaluated_as_a_build_fits_them(
     assert ours.outlier_share == raw.noise_share
     assert ours.all.nmi > 0.3  # the 20 assigned papers land with their own kind
     assert ours.npmi is not None and ours.diversity is not None
+
+
+def test_rows_of_two_fits_are_matched_by_their_method() -> None:
+    from service.eval.clustering import _kind
+
+    assert _kind("paperscope (leaf, min_cluster_size 7) fine") == _kind(
+        "paperscope (fitted on 20,000 papers, the rest assigned) fine"
+    )
+    assert _kind("k-means, k = 37 (ours)") == _kind("k-means, k = 39 (ours)")
+    kinds = {
+        _kind(m)
+        for m in (
+            "paperscope (leaf, min_cluster_size 7) fine",
+            "paperscope raw HDBSCAN (same fit)",
+            "paperscope coarse groups",
+            "k-means, k = 37 (ours)",
+            "k-means, k = 8 (our coarse level)",
+            "EVoC defaults, noise to 10-NN majority",
+            "Turftopic Topeax defaults",
+            "BERTopic defaults",
+            'BERTopic + reduce_outliers("embeddings")',
+        )
+    }
+    assert len(kinds) == 9
 
 
 def test_name_counts_find_repeats_near_repeats_and_names_like_the_group() -> None:
