@@ -22,6 +22,9 @@ the corpus (document co-occurrence) and topic diversity (share of distinct keywo
 keywords (phrases) and BERTopic's (its default words). Name quality (ours; BERTopic names no
 topic): duplicate and near-duplicate topic names, topics named like their group, one-word names
 (:func:`name_counts`).
+
+Stability (``noise_stability``): every method fitted again on the same vectors with bf16-level
+noise, and the ARI between its two topic sets (:mod:`service.eval.stability`).
 """
 
 from __future__ import annotations
