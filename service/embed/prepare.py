@@ -152,7 +152,8 @@ def _measure_speed(
     lines = [
         f"{entry.name}: {t.backend:13} {t.abstracts_per_s:6.1f} abstracts/s "
         f"{t.tokens_per_s:7.0f} tokens/s {t.gflops:6.1f} GFLOP/s  cosine {t.mean_cosine:.4f}  "
-        f"neighbours {t.neighbour_overlap:.0%}{'' if t.passes else '  (fails the guard)'}"
+        f"neighbours {t.neighbour_overlap:.0%}  batch {t.batch_cosine:.4f}"
+        f"{'' if t.passes else '  (fails the guard)'}"
         for t in timings
     ]
     return [*lines, f"{entry.name}: auto = {chosen} on this machine ({why})"]

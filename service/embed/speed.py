@@ -11,7 +11,8 @@ instructions, the oneDNN ISA cap, cores, runtime version). ``auto`` follows that
 The quality guard: mean cosine to torch >= :data:`MIN_COSINE`, and, for every backend whose
 vectors differ from torch's at all, a retrieval check: each abstract's ten nearest neighbours
 among the others must mostly be torch's (:data:`MIN_NEIGHBOUR_OVERLAP`); and a text's vector
-must not depend on its batch (:data:`BATCH_DEPENDENT`).
+must not depend on its batch: known for ONNX's dynamic int8 (:data:`BATCH_DEPENDENT`), measured
+for every backend (:func:`batch_agreement`).
 
 ``ONEDNN_MAX_CPU_ISA`` (oneDNN's own control, honoured by OpenVINO and torch) hides instruction
 sets from the runtimes: ``AVX512_CORE_BF16`` hides AMX, ``AVX512_CORE`` hides VNNI and BF16 too.
@@ -41,6 +42,9 @@ ONNX Runtime's dynamic int8 quantises a batch's activations with that batch's ow
 alone and in a batch of others: cosine 0.975-0.99 on an AVX2 EPYC), so two builds of one corpus
 would not agree and cached vectors would not match fresh ones. Still timed and listed."""
 MIN_NEIGHBOUR_OVERLAP = 0.9
+MIN_BATCH_COSINE = 0.999
+"""A text's vector in another batch (or batch shape) must agree with it to this cosine: bf16
+and int8 kernels of other shapes round differently by less (0.9996 at worst, measured)."""
 NEIGHBOURS = 10
 ISA_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
 """The /proc/cpuinfo flags that decide which kernels the runtimes can use."""
@@ -83,11 +87,13 @@ class Timing:
     neighbour_overlap: float
     runtime: str = ""
     """What the backend computed with (``openvino/int8-static``, ``onnxruntime/fp32``, ...)."""
+    batch_cosine: float = 1.0
+    """The least cosine between a text's vectors from two batchings (:func:`batch_agreement`)."""
 
     @property
     def passes(self) -> bool:
         identical = self.min_cosine >= 0.9999
-        if self.backend in BATCH_DEPENDENT:
+        if self.backend in BATCH_DEPENDENT or self.batch_cosine < MIN_BATCH_COSINE:
             return False
         return self.mean_cosine >= MIN_COSINE and (
             identical or self.neighbour_overlap >= MIN_NEIGHBOUR_OVERLAP
@@ -188,6 +194,30 @@ def neighbour_overlap(reference: npt.NDArray[np.float32], other: npt.NDArray[np.
     return float(np.mean(shared))
 
 
+def probe_texts() -> list[str]:
+    """Texts that show a batch dependence real abstracts hide, longest first: repetitive ones,
+    40 at the model's full width (a full fixed-shape batch) and 60 of varied lengths. With
+    OpenVINO left to run int8's other operations in bf16 on an AMX Xeon, these got vectors 0.88
+    apart from one batch shape to another, where real abstracts agreed to 0.9995."""
+    words = ["graph", "protein", "speech", "galaxy", "policy", "kernel", "sensor", "matrix"]
+    long = [f"{words[i % 8]} paper {i}: " + f"{words[i * 3 % 8]} results " * 200 for i in range(40)]
+    texts = long + [f"{words[i % 8]} paper {i}: " + "shorter findings " * i for i in range(60)]
+    return sorted(texts, key=len, reverse=True)
+
+
+def batch_agreement(encoder: Encoder, texts: Sequence[str]) -> float:
+    """The least cosine between each text's vector in one run of ``texts`` and in another:
+    in fixed-shape batches where the runtime has them (as a long build embeds), otherwise
+    reversed, so each text falls among other texts and paddings."""
+    together = encoder.encode(list(texts))
+    stream = getattr(encoder, "encode_stream", None)
+    if getattr(encoder, "fixed_shapes", False) and stream is not None:
+        other = np.vstack(list(stream(iter([list(texts)]), fixed=True)))
+    else:
+        other = encoder.encode(list(texts)[::-1])[::-1]
+    return float(np.sum(together * other, axis=1).min())
+
+
 def time_backends(
     loaders: dict[str, Callable[[], Encoder]],
     texts: Sequence[str],
@@ -217,6 +247,7 @@ def time_backends(
             seconds[name].append(time.perf_counter() - start)
     flops, tokens = model_flops(token_counts), float(sum(token_counts))
     reference = next(iter(vectors.values()))
+    probes = probe_texts()
     timings = []
     for name, encoder in encoders.items():
         median = statistics.median(seconds[name])
@@ -231,6 +262,7 @@ def time_backends(
                 round(float(cosine.min()), 6),
                 round(neighbour_overlap(reference, vectors[name]), 4),
                 getattr(encoder, "backend", name),
+                round(batch_agreement(encoder, probes), 6),
             )
         )
     return timings
@@ -252,7 +284,11 @@ def choose(timings: Sequence[Timing]) -> tuple[str, str]:
         why += f"; then {others}"
     if dropped:
         why += f"; failed the quality guard: {', '.join(dropped)}"
-        batched = sorted(BATCH_DEPENDENT & set(dropped))
+        batched = sorted(
+            t.backend
+            for t in timings
+            if t.backend in BATCH_DEPENDENT or t.batch_cosine < MIN_BATCH_COSINE
+        )
         if batched:
             why += f" ({', '.join(batched)}: its vectors depend on the batch)"
     return best.backend, why

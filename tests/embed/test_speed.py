@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -12,10 +13,12 @@ import pytest
 
 from service.embed.speed import (
     Timing,
+    batch_agreement,
     choose,
     isa_allows,
     machine_key,
     neighbour_overlap,
+    probe_texts,
     time_backends,
 )
 
@@ -73,16 +76,23 @@ def test_neighbour_overlap_sees_reordered_neighbours() -> None:
 
 
 class Scaled:
-    """A real computation standing in for a runtime: the reference vectors, perturbed."""
+    """A real computation standing in for a runtime: each text's reference vector (seeded by the
+    text), perturbed; with ``batch_noise`` also by its batch (as dynamic int8 scales would)."""
 
-    def __init__(self, backend: str, noise: float) -> None:
-        self.backend, self.noise = backend, noise
+    def __init__(self, backend: str, noise: float, batch_noise: float = 0.0) -> None:
+        self.backend, self.noise, self.batch_noise = backend, noise, batch_noise
 
     def encode(self, texts: Sequence[str], progress: bool = False) -> npt.NDArray[np.float32]:
-        rng = np.random.default_rng(len(texts))
-        base = rng.normal(size=(len(texts), 16)).astype(np.float32)
-        base += self.noise * rng.normal(size=base.shape).astype(np.float32)
-        normalised: npt.NDArray[np.float32] = base / np.linalg.norm(base, axis=1, keepdims=True)
+        rows = []
+        for text in texts:
+            rng = np.random.default_rng(zlib.crc32(text.encode()))
+            base = rng.normal(size=16) + self.noise * rng.normal(size=16)
+            rows.append(base)
+        batch = np.random.default_rng(zlib.crc32("".join(texts).encode()))
+        vectors = np.asarray(rows) + self.batch_noise * batch.normal(size=(len(texts), 16))
+        normalised: npt.NDArray[np.float32] = (
+            vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+        ).astype(np.float32)
         return normalised
 
 
@@ -101,6 +111,41 @@ def test_a_backend_that_cannot_run_is_skipped_and_reported() -> None:
     assert skipped == ["bf16"]
     assert [t.backend for t in timings] == ["torch", "noisy"]
     assert timings[0].passes and not timings[1].passes
+
+
+def test_a_backend_measured_to_depend_on_its_batch_fails_the_guard() -> None:
+    """Close to torch on the timed texts, but a text's vector moves with its batch: not chosen,
+    and the reason is given."""
+    timings = time_backends(
+        {
+            "torch": lambda: Scaled("torch", 0.0),
+            "steady": lambda: Scaled("steady", 0.02),
+            "batchy": lambda: Scaled("batchy", 0.0, batch_noise=0.1),
+        },
+        [f"text {i}" for i in range(30)],
+        [100] * 30,
+        rounds=1,
+    )
+    steady, batchy = timings[1], timings[2]
+    assert steady.batch_cosine == pytest.approx(1.0) and steady.passes
+    assert batchy.batch_cosine < 0.999 and not batchy.passes
+    chosen, why = choose(timings)
+    assert chosen != "batchy" and "batchy: its vectors depend on the batch" in why
+
+
+@pytest.mark.parametrize("backend", ["openvino", "openvino-int8"])
+def test_each_openvino_backend_gives_a_text_one_vector_in_any_batch_shape(backend: str) -> None:
+    """The real runtimes on :func:`probe_texts`, fixed shapes against dynamic batches: what
+    ``models prepare`` checks before ``auto`` may choose a backend."""
+    from service.embed.backends import load_embedder
+    from tests.helpers import settings_without_env
+
+    try:
+        embedder = load_embedder(settings_without_env(backend=backend))
+        embedder.encode(["a warm-up text"])
+    except Exception as error:  # noqa: BLE001 -- a backend this CPU cannot run (int8 on AVX2)
+        pytest.skip(f"{backend} does not run here: {error}")
+    assert batch_agreement(embedder, probe_texts()) >= 0.999
 
 
 @pytest.mark.slow
