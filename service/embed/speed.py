@@ -91,9 +91,14 @@ class Timing:
     """The least cosine between a text's vectors from two batchings (:func:`batch_agreement`)."""
 
     @property
+    def depends_on_batch(self) -> bool:
+        """Known to (:data:`BATCH_DEPENDENT`) or measured to (:data:`MIN_BATCH_COSINE`)."""
+        return self.backend in BATCH_DEPENDENT or self.batch_cosine < MIN_BATCH_COSINE
+
+    @property
     def passes(self) -> bool:
         identical = self.min_cosine >= 0.9999
-        if self.backend in BATCH_DEPENDENT or self.batch_cosine < MIN_BATCH_COSINE:
+        if self.depends_on_batch:
             return False
         return self.mean_cosine >= MIN_COSINE and (
             identical or self.neighbour_overlap >= MIN_NEIGHBOUR_OVERLAP
@@ -284,11 +289,7 @@ def choose(timings: Sequence[Timing]) -> tuple[str, str]:
         why += f"; then {others}"
     if dropped:
         why += f"; failed the quality guard: {', '.join(dropped)}"
-        batched = sorted(
-            t.backend
-            for t in timings
-            if t.backend in BATCH_DEPENDENT or t.batch_cosine < MIN_BATCH_COSINE
-        )
+        batched = sorted(t.backend for t in timings if t.depends_on_batch)
         if batched:
             why += f" ({', '.join(batched)}: its vectors depend on the batch)"
     return best.backend, why
