@@ -128,7 +128,8 @@ def load_embedder(
     ``serving``: for a server's queries, where concurrent requests are the parallelism: ONNX
     Runtime then runs each inference on one thread (a short query on two threads took 4.5 ms
     and 8.8 ms of CPU here, on one 5.1 ms and 5.1 ms: under load, a third fewer queries a
-    second). OpenVINO already runs one stream per core, one thread each."""
+    second). OpenVINO then compiles one copy of the model per core, each running a query on
+    one thread in the thread that asks (:data:`service.embed.openvino_backend.SERVING_CONFIG`)."""
     resolved = resolve_model(settings.model, settings.models_dir)
     backend = choose_backend(settings.backend, resolved)
     if backend == "torch":
@@ -185,6 +186,7 @@ def load_embedder(
             backend=f"openvino/{'int8-static' if int8 else precision}",
             batch_size=settings.embed_batch_size,
             threads=threads,
+            serving=serving,
         )
     embedder.agreement = agreement or None
     return embedder

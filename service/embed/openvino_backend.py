@@ -9,7 +9,7 @@ import logging
 import os
 import queue
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,20 @@ from service.embed.pooled import (
 from service.embed.speed import cpu_flags, isa_allows
 
 log = logging.getLogger(__name__)
+
+
+SERVING_CONFIG: dict[str, Any] = {
+    "PERFORMANCE_HINT": "LATENCY",
+    "INFERENCE_NUM_THREADS": 1,
+    "ENABLE_CPU_PINNING": False,
+}
+"""A server's copies of the model: each runs a query on one thread, in the thread that asks.
+With the build's one-stream-per-core setting, a lone query was handed to the runtime's stream
+thread and spent about half its time waiting for it (13.8 ms for 5.9 ms of CPU here); pinned,
+two copies shared one core."""
+
+MOST_SERVING_COPIES = 8
+"""Copies of the model a server compiles at most (one per core up to this)."""
 
 
 class RequestPool:
@@ -60,7 +74,13 @@ class OpenVinoEmbedder(PooledTransformer):
     13% more tokens a second here (3,000 arXiv papers' windows: 34,200 against 30,200). Each
     shape is compiled when its first full batch comes (about half a second); texts sorted by
     length ask for each shape once, and as a compiled shape holds about 200 MB, only the last
-    two are kept."""
+    two are kept.
+
+    Other batches pad to a multiple of 16 tokens too: a query whose token count differs from the
+    last one's took 7.4-8.3 ms of CPU here, one of the same count 5.0-5.2 ms (the runtime
+    prepares its kernels again for each new shape), and 16 tokens cost about what 8 do."""
+
+    pads_to_step = True
 
     def __init__(
         self,
@@ -73,12 +93,19 @@ class OpenVinoEmbedder(PooledTransformer):
         batch_size: int = 32,
         model: Any = None,
         config: dict[str, Any] | None = None,
+        copies: Sequence[Any] = (),
     ) -> None:
         """``model`` and ``config``: the model ``compiled`` was compiled from, and how, to
-        compile it again for fixed shapes (without them, every batch runs on ``compiled``)."""
+        compile it again for fixed shapes (without them, every batch runs on ``compiled``).
+        ``copies``: more compilations of it, each lending one infer request (a server's)."""
         self._compiled = compiled
-        self._parallel = max(1, int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
-        self._requests = RequestPool(compiled.create_infer_request, self._parallel)
+        if copies:
+            self._parallel = 1 + len(copies)
+            made = iter([c.create_infer_request() for c in (compiled, *copies)])
+            self._requests = RequestPool(lambda: next(made), self._parallel)
+        else:
+            self._parallel = max(1, int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
+            self._requests = RequestPool(compiled.create_infer_request, self._parallel)
         self._model, self._config = model, config or {}
         dim = int(compiled.outputs[0].get_partial_shape()[-1].get_length())
         super().__init__(
@@ -100,22 +127,29 @@ class OpenVinoEmbedder(PooledTransformer):
         backend: str = "openvino",
         batch_size: int = 32,
         threads: int | None = None,
+        serving: bool = False,
     ) -> OpenVinoEmbedder:
-        """``precision``: the inference precision hint (``bf16``, ``f32``); None = the model's."""
+        """``precision``: the inference precision hint (``bf16``, ``f32``); None = the model's.
+        ``serving``: for a server's queries (:data:`SERVING_CONFIG`, one copy per core)."""
         import openvino
 
+        cores = threads or max(1, os.cpu_count() or 1)
         config: dict[str, Any] = {
             # one stream per core, each batch on its own core: 1.3-1.8x the throughput of one
             # batch over all cores here (small GEMMs do not scale across cores)
             "PERFORMANCE_HINT": "THROUGHPUT",
-            "INFERENCE_NUM_THREADS": threads or max(1, os.cpu_count() or 1),
+            "INFERENCE_NUM_THREADS": cores,
         }
+        if serving:
+            config = SERVING_CONFIG.copy()
         if precision is not None:
             config["INFERENCE_PRECISION_HINT"] = precision
         core = openvino.Core()
         model = core.read_model(str(model_file))
+        lanes = min(cores, MOST_SERVING_COPIES) if serving else 1
+        compiled = [core.compile_model(model, "CPU", config) for _ in range(lanes)]
         return cls(
-            core.compile_model(model, "CPU", config),
+            compiled[0],
             _tokenizer(weights, max_tokens),
             name=name or weights.name,
             revision=revision,
@@ -123,6 +157,7 @@ class OpenVinoEmbedder(PooledTransformer):
             batch_size=batch_size,
             model=model,
             config=config,
+            copies=compiled[1:],
         )
 
     def forward(
@@ -131,7 +166,7 @@ class OpenVinoEmbedder(PooledTransformer):
         with self._requests.borrow() as request:
             result = request.infer(self.feeds(ids, mask))
             # a copy: the output tensor is the request's, reused by the next thread to borrow it
-            return np.array(result[self._compiled.outputs[0]], dtype=np.float32)
+            return np.array(result[0], dtype=np.float32)
 
     def run(
         self,

@@ -62,6 +62,9 @@ class PooledTransformer:
     ``fixed``), worth it for long runs (:func:`encode_in_chunks`)."""
     compile_seconds = 0.0
     """Time spent compiling fixed shapes, all runs together."""
+    pads_to_step = False
+    """Whether every batch pads to a multiple of :data:`FIXED_WIDTH_STEP` tokens (as fixed
+    shapes do), for a runtime that prepares its kernels again for each new input shape."""
 
     def __init__(
         self, tokenizer: Any, *, name: str, revision: str, backend: str, dim: int, batch_size: int
@@ -169,7 +172,8 @@ class PooledTransformer:
         lengths = [len(i) for i in ids]
         for batch in self.batches(lengths, fixed):
             longest = lengths[batch[0]]
-            width = fixed_width(longest, self.max_length) if fixed else longest
+            stepped = fixed or self.pads_to_step
+            width = fixed_width(longest, self.max_length) if stepped else longest
             padded_ids = np.zeros((len(batch), width), dtype=np.int64)
             mask = np.zeros((len(batch), width), dtype=np.int64)
             for row, i in enumerate(batch):

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from service.embed.backends import Embedder, embed_with_cache
-from service.embed.pooled import PooledTransformer
+from service.embed.pooled import FIXED_WIDTH_STEP, PooledTransformer
 from service.store import Store
 from tests.helpers import CountingEmbedder, settings_without_env
 
@@ -366,6 +366,37 @@ def _encode_from_threads(embedder: Embedder, threads: int = 16, calls: int = 96)
     with ThreadPoolExecutor(threads) as pool:
         vectors = list(pool.map(lambda i: embedder.encode([texts[i % len(texts)]]), range(calls)))
     return min(float(v[0] @ alone[i % len(texts)]) for i, v in enumerate(vectors))
+
+
+def test_a_servers_copies_of_the_model_give_the_builds_vectors_from_many_threads(
+    exported: PooledTransformer,
+) -> None:
+    """A server compiles the model once per core, each run on one thread: its vectors are the
+    build's, and every concurrent caller gets its own."""
+    from service.embed.backends import load_embedder
+
+    backend = "openvino-int8" if "int8" in exported.backend else "openvino"
+    serving = load_embedder(settings_without_env(backend=backend), serving=True)
+    texts = [f"query {i} about {('graphs', 'proteins', 'speech')[i % 3]}" for i in range(6)]
+    texts.append("a pasted abstract " + "about learning on graphs " * 30)
+    cosine = np.sum(serving.encode(texts) * exported.encode(texts), axis=1)
+    assert float(cosine.min()) >= 0.9999
+    assert _encode_from_threads(serving) >= 0.9999
+
+
+def test_openvino_pads_every_batch_to_a_step_of_tokens(
+    exported: PooledTransformer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Queries of any length run in a few input shapes (each new one costs the runtime a
+    preparation), with the vectors they get unpadded."""
+    texts = ["graphs", "speech recognition in noisy rooms", "proteins " * 20, "x " * 300]
+    ids = exported.token_ids(texts)
+    widths = {padded.shape[1] for _, padded, _ in exported.padded(ids)}
+    assert all(w % FIXED_WIDTH_STEP == 0 or w == exported.max_length for w in widths)
+    stepped = np.vstack([exported.encode([t]) for t in texts])
+    monkeypatch.setattr(exported, "pads_to_step", False)
+    exact = np.vstack([exported.encode([t]) for t in texts])
+    assert float(np.sum(stepped * exact, axis=1).min()) >= 0.9999
 
 
 def test_the_default_backend_encodes_from_many_threads_at_once(embedder: Embedder) -> None:
