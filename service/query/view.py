@@ -619,7 +619,17 @@ def _check_model(manifest: BuildManifest, embedder: Embedder) -> None:
     if built.dim != embedder.dim or built.revision != embedder.revision:
         raise ArtifactMismatch(
             f"build {manifest.build_id} was made with model {built.name} (dim {built.dim}, "
-            f"revision {built.revision[:12]}) but the configured model is {embedder.name} "
-            f"(dim {embedder.dim}, revision {embedder.revision[:12]}); "
-            "rebuild with: paperscope build --force, or set PAPERSCOPE_MODEL to the build's model"
+            f"revision {short_revision(built.revision)}) but the configured model is "
+            f"{embedder.name} (dim {embedder.dim}, revision {short_revision(embedder.revision)}); "
+            "rebuild with: paperscope build --force, or set PAPERSCOPE_MODEL, PAPERSCOPE_BACKEND "
+            "and PAPERSCOPE_EMBED_MAX_TOKENS to what the build used"
         )
+
+
+def short_revision(revision: str) -> str:
+    """A revision as a reader can compare two: the weights' hash cut to 12 characters, and what
+    follows it kept (``+openvino-int8``: a backend's own vectors; ``@64tok``: fewer tokens read),
+    which once made two different revisions read the same in this message."""
+    marks = [at for at in (revision.find("+"), revision.find("@")) if at >= 0]
+    cut = min(marks, default=len(revision))
+    return revision[: min(cut, 12)] + revision[cut:]

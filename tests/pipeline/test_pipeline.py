@@ -12,6 +12,7 @@ from service.embed.backends import Embedder
 from service.errors import ArtifactMismatch, DiskFull, InvalidInput
 from service.pipeline.pipeline import run_build
 from service.query.engine import Engine
+from service.query.view import short_revision
 from tests.helpers import make_settings
 
 
@@ -85,6 +86,38 @@ def test_engine_refuses_a_build_of_another_model(built_copy: Path, embedder: Emb
     manifest_path.write_text(json.dumps(manifest))
     with pytest.raises(ArtifactMismatch, match="configured model"):
         Engine(build, embedder)
+
+
+def test_a_build_read_by_another_backend_or_token_count_says_which(
+    built_copy: Path, embedder: Embedder
+) -> None:
+    build = current_build_dir(built_copy / "builds")
+    assert build is not None
+    manifest_path = build / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    weights = embedder.revision.split("+")[0].split("@")[0]  # auto's backend may add its own
+    manifest["model"]["revision"] = f"{weights}+onnx-int8@64tok"
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactMismatch) as refused:
+        Engine(build, embedder)
+    message = str(refused.value)
+    assert f"{weights[:12]}+onnx-int8@64tok)" in message
+    assert f"revision {short_revision(embedder.revision)})" in message
+    assert "PAPERSCOPE_BACKEND" in message
+
+
+@pytest.mark.parametrize(
+    ("revision", "shown"),
+    [
+        ("a" * 64, "a" * 12),
+        ("a" * 64 + "+openvino-int8", "a" * 12 + "+openvino-int8"),
+        ("a" * 64 + "@64tok", "a" * 12 + "@64tok"),
+        ("abc+onnx-int8@128tok", "abc+onnx-int8@128tok"),
+        ("all-MiniLM-L6-v2", "all-MiniLM-L"),
+    ],
+)
+def test_short_revisions_keep_what_follows_the_hash(revision: str, shown: str) -> None:
+    assert short_revision(revision) == shown
 
 
 def test_incomplete_build_is_refused(built_copy: Path, embedder: Embedder) -> None:
