@@ -9,7 +9,7 @@ import logging
 import os
 import queue
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,14 +46,14 @@ class RequestPool:
     """Infer requests lent to one thread at a time.
 
     An OpenVINO infer request holds its own input and output tensors and runs one inference at
-    a time ("Infer Request is busy" otherwise), so a server's threads each borrow one. As many
-    as the runtime has streams (one per core): a thread that finds none free waits for the
-    next, as it would for a core."""
+    a time ("Infer Request is busy" otherwise), so a server's threads each borrow one. One per
+    stream of the runtime, or per copy of the model (one per core): a thread that finds none
+    free waits for the next, as it would for a core."""
 
-    def __init__(self, create: Callable[[], Any], size: int) -> None:
+    def __init__(self, requests: Iterable[Any]) -> None:
         self._free: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        for _ in range(max(1, size)):
-            self._free.put(create())
+        for request in requests:
+            self._free.put(request)
 
     @contextlib.contextmanager
     def borrow(self) -> Iterator[Any]:
@@ -100,12 +100,12 @@ class OpenVinoEmbedder(PooledTransformer):
         ``copies``: more compilations of it, each lending one infer request (a server's)."""
         self._compiled = compiled
         if copies:
-            self._parallel = 1 + len(copies)
-            made = iter([c.create_infer_request() for c in (compiled, *copies)])
-            self._requests = RequestPool(lambda: next(made), self._parallel)
+            requests = [c.create_infer_request() for c in (compiled, *copies)]
         else:
-            self._parallel = max(1, int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
-            self._requests = RequestPool(compiled.create_infer_request, self._parallel)
+            streams = max(1, int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
+            requests = [compiled.create_infer_request() for _ in range(streams)]
+        self._parallel = len(requests)
+        self._requests = RequestPool(requests)
         self._model, self._config = model, config or {}
         dim = int(compiled.outputs[0].get_partial_shape()[-1].get_length())
         super().__init__(
@@ -134,14 +134,10 @@ class OpenVinoEmbedder(PooledTransformer):
         import openvino
 
         cores = threads or max(1, os.cpu_count() or 1)
-        config: dict[str, Any] = {
-            # one stream per core, each batch on its own core: 1.3-1.8x the throughput of one
-            # batch over all cores here (small GEMMs do not scale across cores)
-            "PERFORMANCE_HINT": "THROUGHPUT",
-            "INFERENCE_NUM_THREADS": cores,
-        }
-        if serving:
-            config = SERVING_CONFIG.copy()
+        # a build's: one stream per core, each batch on its own core: 1.3-1.8x the throughput
+        # of one batch over all cores here (small GEMMs do not scale across cores)
+        built = {"PERFORMANCE_HINT": "THROUGHPUT", "INFERENCE_NUM_THREADS": cores}
+        config: dict[str, Any] = SERVING_CONFIG.copy() if serving else built
         if precision is not None:
             config["INFERENCE_PRECISION_HINT"] = precision
         core = openvino.Core()

@@ -170,9 +170,9 @@ class PooledTransformer:
     ) -> Iterator[tuple[list[int], TokenArray, TokenArray]]:
         """``(positions, ids, mask)`` for each batch of :meth:`batches`."""
         lengths = [len(i) for i in ids]
+        stepped = fixed or self.pads_to_step
         for batch in self.batches(lengths, fixed):
             longest = lengths[batch[0]]
-            stepped = fixed or self.pads_to_step
             width = fixed_width(longest, self.max_length) if stepped else longest
             padded_ids = np.zeros((len(batch), width), dtype=np.int64)
             mask = np.zeros((len(batch), width), dtype=np.int64)
