@@ -473,7 +473,13 @@ def _labels(map_page: MapPage) -> list[dict[str, Any]]:
 
 
 def _zoom(map_page: MapPage, distance: float) -> None:
-    map_page.page.evaluate(f"window.paperscope.scatterplot.zoomToLocation([0, 0], {distance})")
+    """Zoom onto the largest topic's centre, so its name is on screen at any zoom whatever the
+    layout (the middle of the map may hold no topic centre: CI's build had none there)."""
+    map_page.page.evaluate(
+        "(() => { const [t] = window.paperscope.state.data.topics.filter((t) => t.id >= 0)"
+        ".sort((a, b) => b.size - a.size);"
+        f" window.paperscope.scatterplot.zoomToLocation([toGl(t.x), toGl(t.y)], {distance}); }})()"
+    )
     map_page.page.wait_for_timeout(1200)  # the zoom's transition, then the labels redraw
 
 
