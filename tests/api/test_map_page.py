@@ -510,6 +510,65 @@ def test_label_boxes_never_overlap(map_page: MapPage) -> None:
                 assert not overlap, (a, b)
 
 
+def _zoom_onto(map_page: MapPage, x: float, y: float, distance: float) -> None:
+    map_page.page.evaluate(
+        f"window.paperscope.scatterplot.zoomToLocation([toGl({x}), toGl({y})], {distance})"
+    )
+    map_page.page.wait_for_timeout(1200)
+
+
+def _window(map_page: MapPage) -> tuple[float, float, float, float]:
+    """The map coordinates on screen: x0, x1, y0, y1."""
+    x0, x1, y0, y1 = map_page.page.evaluate("[...xScale.domain(), ...yScale.domain()]")
+    return min(x0, x1), max(x0, x1), min(y0, y1), max(y0, y1)
+
+
+def _off_centre_view(map_page: MapPage, distance: float) -> tuple[int, float, float] | None:
+    """A topic and a paper of it such that, zoomed onto the paper, three or more of the topic's
+    papers are on screen but not the topic's centre; None if this zoom has no such view."""
+    data = map_page.page.evaluate(
+        "(() => { const d = window.paperscope.state.data; return {x: Array.from(d.x), "
+        "y: Array.from(d.y), topic: Array.from(d.topic), topics: d.topics}; })()"
+    )
+    _zoom(map_page, distance)
+    x0, x1, y0, y1 = _window(map_page)
+    half_x, half_y = 0.45 * (x1 - x0), 0.45 * (y1 - y0)  # a margin inside the screen's edges
+    points = list(zip(data["x"], data["y"], data["topic"], strict=True))
+    for topic in sorted(data["topics"], key=lambda t: -t["size"]):
+        mine = [(x, y) for x, y, t in points if t == topic["id"] >= 0]
+        for x, y in mine:
+            if abs(topic["x"] - x) < 1.2 * half_x and abs(topic["y"] - y) < 1.2 * half_y:
+                continue  # its centre would be on screen
+            near = sum(abs(a - x) < half_x and abs(b - y) < half_y for a, b in mine)
+            if near >= 3:
+                return topic["id"], x, y
+    return None
+
+
+def test_a_topic_is_named_where_its_papers_are_when_its_centre_is_off_screen(
+    map_page: MapPage,
+) -> None:
+    for distance in (0.3, 0.2, 0.12):
+        found = _off_centre_view(map_page, distance)
+        if found:
+            break
+    assert found, "no zoom shows three papers of a topic without its centre"
+    topic_id, x, y = found
+    _zoom_onto(map_page, x, y, distance)
+    topic = next(t for t in map_page.data("topics") if t["id"] == topic_id)
+    x0, x1, y0, y1 = _window(map_page)
+    assert not (x0 <= topic["x"] <= x1 and y0 <= topic["y"] <= y1)  # the centre is off screen
+    shown = {b["id"] for b in _labels(map_page) if b["kind"] == "topic"}
+    crowded = map_page.page.evaluate(
+        "(window.paperscope.state.labelsCrowded || []).map((c) => c.id)"
+    )
+    assert topic_id in shown or topic_id in crowded  # named, unless another name is in its place
+    assert shown  # the view is never left without names
+    width, height = map_page.page.evaluate("[$('labels').clientWidth, $('labels').clientHeight]")
+    for box in (b["box"] for b in _labels(map_page)):
+        assert 0 <= box[0] <= box[2] <= width and 0 <= box[1] <= box[3] <= height
+
+
 def test_neighbouring_topics_get_different_colours(map_page: MapPage) -> None:
     pairs = map_page.page.evaluate(
         "[...window.paperscope.state.nearTopics].flatMap(([t, near]) => [...near].map((o) => "

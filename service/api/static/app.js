@@ -364,7 +364,31 @@ function placeQueryMarker() {
 // ---------- labels: group names when zoomed out, topic names where they fit; no overlaps ----------
 // Zoomed out, the coarse groups' names are placed first (largest group first), then the names of
 // as many topics as fit between them; zoomed in, topic names only. A label is skipped when its
-// box would overlap one already placed (state.labelBoxes keeps the boxes for tests).
+// box would overlap one already placed (state.labelBoxes and state.labelsCrowded keep what was
+// shown and what was not, for tests). A topic whose centre is off screen is named at the middle
+// of its papers that are on screen, so a view zoomed in between topic centres still says what
+// it shows.
+const MIN_VISIBLE_PAPERS = 3;
+function visibleCentres() {
+  const d = state.data, sums = new Map();
+  const [x0, x1] = xScale.domain().slice().sort((a, b) => a - b), [y0, y1] = yScale.domain().slice().sort((a, b) => a - b);
+  for (let i = 0; i < d.ids.length; i++) {
+    const t = d.topic[i], x = d.x[i], y = d.y[i];
+    if (t < 0 || x < x0 || x > x1 || y < y0 || y > y1) continue;
+    const s = sums.get(t) || [0, 0, 0];
+    s[0] += x; s[1] += y; s[2] += 1; sums.set(t, s);
+  }
+  const centres = new Map();
+  for (const [t, [sx, sy, n]] of sums) if (n >= MIN_VISIBLE_PAPERS) centres.set(t, [sx / n, sy / n]);
+  return centres;
+}
+function labelAnchor(item, kind, w, h, onScreen) {
+  const at = [xScale(item.x), yScale(item.y)];
+  if (at[0] >= 0 && at[0] <= w && at[1] >= 0 && at[1] <= h) return at;
+  if (kind !== "topic") return null;
+  const centre = onScreen().get(item.id);
+  return centre ? [xScale(centre[0]), yScale(centre[1])] : null;
+}
 function drawLabels() {
   const canvas = $("labels"), ctx = canvas.getContext("2d"), ratio = window.devicePixelRatio || 1;
   const w = canvas.clientWidth, h = canvas.clientHeight;
@@ -376,23 +400,26 @@ function drawLabels() {
   const topics = state.data.topics.filter((t) => t.id >= 0 && (state.topic === null || t.id === state.topic)).sort(bySize);
   const items = [...(coarse ? state.data.groups.slice().sort(bySize).map((g) => [g, "group"]) : []),
                  ...topics.map((t) => [t, "topic"])];
-  const placed = [], shown = [];
+  const placed = [], shown = [], crowded = [];
+  let centres = null;
+  const onScreen = () => centres || (centres = visibleCentres());  // one pass, only when needed
   ctx.textAlign = "center"; ctx.textBaseline = "middle";
   for (const [item, kind] of items) {
     const text = item.name || item.label, group = kind === "group";
     ctx.font = group ? "700 15px system-ui" : "600 12px system-ui";
     const tw = ctx.measureText(text).width + 8, th = group ? 22 : 16;
-    const cx = xScale(item.x), y = yScale(item.y);
-    if (cx < 0 || cx > w || y < 0 || y > h) continue;  // centre off screen: no label
+    const anchor = labelAnchor(item, kind, w, h, onScreen);
+    if (!anchor) continue;  // nothing of it on screen: no label
+    const [cx, y] = anchor;
     const x = Math.min(Math.max(cx, tw / 2), w - tw / 2), top = Math.min(Math.max(y - th / 2, 0), h - th);
     const box = [x - tw / 2, top, x + tw / 2, top + th];
-    if (placed.some((b) => box[0] < b[2] && box[2] > b[0] && box[1] < b[3] && box[3] > b[1])) continue;
+    if (placed.some((b) => box[0] < b[2] && box[2] > b[0] && box[1] < b[3] && box[3] > b[1])) { crowded.push({ kind, id: item.id }); continue; }
     placed.push(box); shown.push({ kind, id: item.id, text, box });
     const cy = top + th / 2;
     ctx.lineWidth = 4; ctx.strokeStyle = "rgba(255,255,255,.9)"; ctx.strokeText(text, x, cy);
     ctx.fillStyle = group ? "#111" : "#1d2330"; ctx.fillText(text, x, cy);
   }
-  state.placedLabels = placed.length; state.labelLevel = coarse ? "coarse" : "fine"; state.labelBoxes = shown;
+  state.placedLabels = placed.length; state.labelLevel = coarse ? "coarse" : "fine"; state.labelBoxes = shown; state.labelsCrowded = crowded;
 }
 
 // ---------- the plot: WebGL, else a 2-D canvas; colours by topic, group, category or year ----------
