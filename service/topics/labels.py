@@ -278,10 +278,15 @@ def _candidates(
 
 
 def _pick_name(
-    ranked: list[str], relevance: dict[str, float], fits: Callable[[str], bool], slack: float
+    ranked: list[str],
+    relevance: dict[str, float],
+    fits: Callable[[str], bool],
+    slack: float,
+    shown: Mapping[str, str],
 ) -> str | None:
     """The most relevant term that ``fits``; a phrase is preferred over a single word, and a
-    longer phrase over one it contains, when within ``slack`` of its relevance. None: none fits."""
+    longer phrase over one it contains (as ``shown``: terms cut short, completed), when within
+    ``slack`` of its relevance. None: none fits."""
     free = [t for t in ranked if fits(t)]
     if not free:
         return None
@@ -291,10 +296,13 @@ def _pick_name(
         phrase = max(phrases, key=lambda t: relevance[t])
         if relevance[phrase] >= relevance[best] - slack:
             best = phrase
+    inside = f" {shown.get(best, best)} "
     longer = [
         t
         for t in free
-        if f" {best} " in f" {t} " and t != best and relevance[t] >= relevance[best] - slack / 4
+        if inside in f" {shown.get(t, t)} "
+        and t != best
+        and relevance[t] >= relevance[best] - slack / 4
     ]
     return max(longer, key=lambda t: relevance[t]) if longer else best
 
@@ -314,6 +322,9 @@ class _Proposal:
     share: dict[str, float]
     own_share: float
     fragments: frozenset[str]
+    completions: dict[str, str]
+    """Candidates cut short by the 3-word limit -> the phrase a name shows
+    (:meth:`_Continuations.completions`)."""
 
 
 def _fragments(counts: dict[str, float]) -> frozenset[str]:
@@ -328,6 +339,56 @@ def _fragments(counts: dict[str, float]) -> frozenset[str]:
                 if part in counts and count >= FRAGMENT * counts[part]:
                     out.add(part)
     return frozenset(out)
+
+
+@dataclass(frozen=True)
+class _Continuations:
+    """Where each 2-word term goes on: its vocabulary index and those of the 3-word terms it
+    starts (``large language`` -> ``large language models``, ``large language agents``)."""
+
+    vocabulary: npt.NDArray[Any]
+    index: dict[str, int]
+    after: dict[str, npt.NDArray[np.intp]]
+
+    @classmethod
+    def of(cls, vocabulary: npt.NDArray[Any]) -> _Continuations:
+        index = {str(term): i for i, term in enumerate(vocabulary)}
+        after: dict[str, list[int]] = {}
+        for term, i in index.items():
+            words = term.split(" ")
+            if len(words) == 3:
+                after.setdefault(f"{words[0]} {words[1]}", []).append(i)
+        nexts = {tail: np.asarray(rows, dtype=np.intp) for tail, rows in after.items()}
+        return cls(vocabulary, index, nexts)
+
+    def completions(self, names: Sequence[str], counts: npt.NDArray[Any]) -> dict[str, str]:
+        """Names that end in a 2-word term the topic's papers mostly continue, each with its
+        continuation: ``multimodal large language`` ends in ``large language``, which they
+        nearly always follow with ``models``, so it reads ``multimodal large language models``
+        (``counts``: the topic's count of each vocabulary term). Phrases of 1-3 words are
+        counted; this gives a name its fourth word back."""
+        out = {}
+        for name in names:
+            words = name.split(" ")
+            tail = " ".join(words[-2:])
+            row, nexts = self.index.get(tail), self.after.get(tail)
+            if len(words) < 2 or row is None or nexts is None:
+                continue
+            best = int(nexts[np.argmax(counts[nexts])])
+            if counts[best] >= FRAGMENT * counts[row] > 0:
+                out[name] = " ".join([*words[:-2], str(self.vocabulary[best])])
+        return out
+
+
+def _fragments_and_completions(
+    names: list[str], rows: list[int], counts: npt.NDArray[Any], continuations: _Continuations
+) -> tuple[frozenset[str], dict[str, str]]:
+    """The candidates that are fragments (:func:`_fragments`, and those cut short whose
+    completion is a candidate itself), and the completions of the others cut short."""
+    fragments = set(_fragments({n: float(counts[i]) for n, i in zip(names, rows, strict=True)}))
+    completed = continuations.completions(names, counts)
+    fragments |= {name for name, full in completed.items() if full in names}
+    return frozenset(fragments), {n: full for n, full in completed.items() if full not in names}
 
 
 def _sibling_idf(frequency: Any, rows: list[int]) -> npt.NDArray[np.float64]:
@@ -350,6 +411,7 @@ def _propose(
     papers_with = np.asarray((terms.per_paper > 0).sum(axis=0)).ravel()
     share = papers_with / max(len(assignments), 1)
     local: dict[tuple[int, ...], npt.NDArray[np.float64]] = {}
+    continuations = _Continuations.of(terms.vocabulary)
     proposals: dict[int, _Proposal] = {}
     for topic_id in topic_ids:
         row = class_of[topic_id]
@@ -366,9 +428,9 @@ def _propose(
             scores = scores * local[group]
         wider = _candidates(scores, held, size, terms.vocabulary, WIDER)
         top = float(scores[wider[0]]) if wider else 1.0
-        names = [str(terms.vocabulary[i]) for i in wider]
         counts = frequency.getrow(row).toarray().ravel()
-        fragments = _fragments({n: float(counts[i]) for n, i in zip(names, wider, strict=True)})
+        names = [str(terms.vocabulary[i]) for i in wider]
+        fragments, completions = _fragments_and_completions(names, wider, counts, continuations)
         phrases = [n for n in names[CANDIDATES:] if " " in n and n not in fragments]
         proposals[topic_id] = _Proposal(
             names[:CANDIDATES] + phrases[:PHRASE_CANDIDATES],
@@ -378,6 +440,7 @@ def _propose(
             {n: float(share[i]) for n, i in zip(names, wider, strict=True)},
             size / max(len(assignments), 1),
             fragments,
+            completions,
         )
     return proposals
 
@@ -400,17 +463,19 @@ def _fits(
     when ``strict``, a noun phrase, no fragment of a longer term, and not in a large share of
     the corpus's papers: a single word in at most :data:`SINGLE_WORD_SHARE`, a phrase in at most
     :data:`GENERIC` or twice the topic's own share (``large language models`` may name the
-    group that holds a fifth of a cs corpus)."""
+    group that holds a fifth of a cs corpus). A term cut short is judged as the name it shows
+    (its completion)."""
 
     def fits(term: str) -> bool:
-        words = len(term.split())
-        if words > NAME_WORDS or clashes(term, taken, parents):
+        shown = proposal.completions.get(term, term)
+        words = len(shown.split())
+        if words > NAME_WORDS or clashes(shown, taken, parents):
             return False
         if not strict:
             return True
         limit = max(GENERIC, 2 * proposal.own_share) if words > 1 else SINGLE_WORD_SHARE
         fragment = term in proposal.fragments
-        return not fragment and is_noun_phrase(term) and proposal.share[term] <= limit
+        return not fragment and is_noun_phrase(shown) and proposal.share[term] <= limit
 
     return fits
 
@@ -425,7 +490,8 @@ def _choose(
     slack: float,
 ) -> str:
     """The name: the best fitting term of the shortlist, else of all candidates, else of the
-    wider pool (by c-TF-IDF), else one that is merely distinct, else ``topic N``."""
+    wider pool (by c-TF-IDF), else one that is merely distinct, else ``topic N``. A term cut
+    short by the 3-word limit is ranked as counted and named as completed."""
     pool = proposal.wider
     attempts = [
         (ranked[:NAME_SHORTLIST], relevance, True),
@@ -434,9 +500,10 @@ def _choose(
         (pool, proposal.scores, False),
     ]
     for terms, scores, strict in attempts:
-        name = _pick_name(terms, scores, _fits(proposal, taken, parents, strict), slack)
+        fits = _fits(proposal, taken, parents, strict)
+        name = _pick_name(terms, scores, fits, slack, proposal.completions)
         if name is not None:
-            return name
+            return proposal.completions.get(name, name)
     return numbered(topic_id, taken, parents)
 
 

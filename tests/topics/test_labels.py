@@ -178,3 +178,21 @@ def test_names_never_repeat_or_nearly_repeat(
     for i, name in enumerate(names):
         assert not any(near_duplicate(name, other) for other in names[:i]), names
         assert not any(covered(name, parent) for parent in parents), (name, parents)
+
+
+def test_a_phrase_cut_short_by_the_three_word_limit_gets_its_last_word_back() -> None:
+    # topic 0's papers all say "multimodal large language models": terms are counted up to 3
+    # words, so its best term is "multimodal large language", which ends in "large language",
+    # always followed by "models" there
+    images = ["charts", "scans", "satellite photos", "documents", "street scenes", "menus"]
+    code = ["python", "rust", "sql", "java", "shell", "haskell"]
+    texts = [
+        f"Multimodal large language models for {thing}. We test multimodal large language "
+        f"models on {thing}."
+        for thing in images
+    ] + [f"Code generation in {language}, and code generation tools." for language in code]
+    assignments = np.array([0] * len(images) + [1] * len(code), dtype=np.int32)
+    vectors = np.ones((len(texts), 4), dtype=np.float32)
+    labels = topic_labels(count_terms(texts), assignments, [0, 1], vectors, None, 10)
+    assert labels[0].name == "multimodal large language models", labels[0].name
+    assert not labels[1].name.startswith("topic"), labels[1].name  # the other keeps a name
