@@ -515,6 +515,22 @@ def bench_map_quality(
     measure(data_dir, sample, k, plain_all)
 
 
+@bench_app.command("names")
+def bench_names(data_dir: DataDirArg) -> None:
+    """The names this code gives the build's topics and groups, beside those it was built with.
+
+    Same clusters and groups, terms counted from the build's papers: each changed name, then
+    per level duplicates, near-duplicates, one-word names, names that are not noun phrases and
+    numbered names, as built and now. Reads DATA_DIR only; set PAPERSCOPE_BACKEND (and the
+    embedding settings) as the build was made.
+    """
+    _prepare()
+    from service.bench.names import measure
+    from service.config import Settings
+
+    measure(data_dir, Settings())
+
+
 @bench_app.command("topic-stability")
 def bench_topic_stability(
     data_dir: DataDirArg,

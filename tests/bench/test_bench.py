@@ -30,6 +30,7 @@ COMMANDS = {
     "exact-search",
     "map",
     "map-quality",
+    "names",
     "cold-start",
     "eval-quality",
     "incremental-cost",
@@ -345,6 +346,19 @@ def test_map_quality_scores_the_built_map_beside_a_plain_umap(built_dir: Path) -
     assert {"as built", "plain UMAP of the sample"} <= set(rows)
     share, trust = (float(v) for v in rows["as built"].split("|")[4:6])
     assert 0.5 < share <= 1 and 0.5 < trust <= 1  # a small corpus's own fit: topics are regions
+
+
+def test_names_of_a_build_made_with_this_code_come_back_unchanged(built_dir: Path) -> None:
+    result = bench("names", str(built_dir))
+    assert result.exit_code == 0, result.output
+    assert "->" not in result.output  # the build's naming, reproduced name for name
+    counts = dict(
+        line.split(": ", 1)
+        for line in result.output.splitlines()
+        if line.startswith(("topics", "groups"))
+    )
+    assert counts["topics, as built"] == counts["topics, this code"]
+    assert counts["topics, this code"].endswith("0 numbered"), counts
 
 
 def test_clustering_corpora_are_cut_by_date_and_field(tmp_path: Path) -> None:

@@ -1,0 +1,93 @@
+"""The names this code gives a build's topics and groups, beside those the build was made with.
+
+``paperscope bench names DATA_DIR`` reads the published build (nothing is written), counts the
+terms of its papers and names its groups, then its topics, as a build does
+(:func:`service.topics.labels.topic_labels`: groups against each other, each topic against
+its siblings and never like a group), on the same clusters and groups. It prints each name that
+changed and, per level and for both sets of names, the duplicates, near-duplicates, one-word
+names, names that are not noun phrases and numbered names (:mod:`service.topics.naming`). So a
+change to naming is judged on a real build in a minute or two, not after a full rebuild. Set
+``PAPERSCOPE_BACKEND`` and the embedding settings as the build was made (names are ranked with
+the build's embedder).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from service.artifacts import BuildFolder, TopicsFile, current_build_dir
+from service.config import BUILDS, Settings
+from service.embed.backends import load_embedder
+from service.schemas import embedding_text
+from service.topics.labels import PhraseEncoder, TermCounts, clean_for_labels, count_terms
+from service.topics.labels import topic_labels as name_classes
+from service.topics.naming import duplicate_counts, is_noun_phrase
+
+
+def renamed(
+    stored: TopicsFile,
+    terms: TermCounts | None,
+    assignments: npt.NDArray[np.int32],
+    vectors: npt.NDArray[np.float32],
+    encode: PhraseEncoder | None,
+) -> tuple[dict[int, str], dict[int, str]]:
+    """(group id -> name, topic id -> name) as this code names the stored clusters and groups,
+    each level largest first as a build names it."""
+    group_of = {child: g.id for g in stored.groups for child in g.children}
+    by_group = np.array([group_of.get(int(a), -1) for a in assignments], dtype=np.int32)
+    group_ids = sorted((g.id for g in stored.groups), key=lambda g: -int(np.sum(by_group == g)))
+    topic_ids = sorted(
+        (t.id for t in stored.topics if t.id >= 0), key=lambda t: -int(np.sum(assignments == t))
+    )
+    groups = name_classes(terms, by_group, group_ids, vectors, encode) if group_ids else {}
+    siblings = {child: g.children for g in stored.groups for child in g.children} or None
+    parents = [groups[g].name for g in group_ids]
+    topics = name_classes(
+        terms, assignments, topic_ids, vectors, encode, siblings=siblings, parents=parents
+    )
+    return {g: label.name for g, label in groups.items()}, {
+        t: label.name for t, label in topics.items()
+    }
+
+
+def report(names: list[str]) -> str:
+    """Counts of one level's names (see the module docstring)."""
+    exact, near, single = duplicate_counts(names)
+    not_nouns = sum(not is_noun_phrase(name) for name in names)
+    numbered = sum(name.startswith("topic ") or name.startswith("group ") for name in names)
+    return (
+        f"{len(names)} names: {exact} duplicate, {near} near-duplicate, {single} one-word, "
+        f"{not_nouns} not noun phrases, {numbered} numbered"
+    )
+
+
+def measure(data_dir: Path, settings: Settings) -> None:
+    build_dir = current_build_dir(data_dir / BUILDS)
+    if build_dir is None:
+        raise FileNotFoundError(f"no published build in {data_dir}")
+    build = BuildFolder(build_dir)
+    papers = build.papers()
+    texts = [
+        clean_for_labels(embedding_text(title or "", abstract or ""))
+        for title, abstract in zip(papers.summaries().titles, papers.abstracts(), strict=True)
+    ]
+    papers.close()
+    stored = build.topics()
+    vectors = np.asarray(build.embeddings(), dtype=np.float32)
+    embedder = load_embedder(settings)
+    terms = count_terms(texts, build.manifest().topics.seed)  # the build's vocabulary sample
+    groups, topics = renamed(stored, terms, build.assignments(), vectors, embedder.encode)
+    print(f"build {build.name}: {len(texts)} papers")
+    levels = (
+        ("groups", {g.id: g.name or g.label for g in stored.groups}, groups),
+        ("topics", {t.id: t.name or t.label for t in stored.topics if t.id >= 0}, topics),
+    )
+    for level, before, after in levels:
+        for key in sorted(before):
+            if before[key] != after.get(key):
+                print(f"{level[:-1]} {key}: {before[key]!r} -> {after.get(key)!r}")
+        print(f"{level}, as built: {report(list(before.values()))}")
+        print(f"{level}, this code: {report(list(after.values()))}")
