@@ -163,6 +163,26 @@ class MapPage:
             )
         )
 
+    def clear_row(self, start: int = 0) -> int:
+        """The first row from ``start`` whose point no name covers and no other point is near
+        (within :data:`CLEAR_PX`): hovering or clicking there reaches that paper whatever the
+        layout (a build's layout moves with the backend ``auto`` picks)."""
+        screen: list[tuple[float, float]] = self.page.evaluate(
+            "window.paperscope.state.data.ids.map((_, i) => "
+            "window.paperscope.scatterplot.getScreenPosition(i))"
+        )
+        n = len(screen)
+        for row in [*range(start, n), *range(start)]:
+            x, y = screen[row]
+            near = any(
+                (x - a) ** 2 + (y - b) ** 2 < CLEAR_PX**2
+                for other, (a, b) in enumerate(screen)
+                if other != row
+            )
+            if not near and self.uncovered(row):
+                return int(row)
+        raise AssertionError("every point is covered or crowded")
+
     def map_colours(self) -> dict[tuple[int, int, int], int]:
         # Hide the text layers: anti-aliased text has greys like the unclustered points' colour.
         toggle = (
@@ -210,6 +230,8 @@ def dated_api(dated_server: str) -> Iterator[httpx.Client]:
         yield client
 
 
+CLEAR_PX = 10
+"""No other point within this many pixels of one hovered or clicked."""
 BACKGROUND = (251, 251, 253)
 OPACITY = 0.9  # the page draws points of small corpora at this opacity over the background
 
@@ -239,7 +261,7 @@ def test_page_loads_and_draws_points(map_page: MapPage) -> None:
 
 
 def test_hover_shows_the_right_paper(map_page: MapPage) -> None:
-    row = 17
+    row = map_page.clear_row(17)
     map_page.page.mouse.move(*map_page.point_xy(row))
     card = map_page.page.locator("#card")
     card.wait_for(state="visible", timeout=5_000)
@@ -247,7 +269,7 @@ def test_hover_shows_the_right_paper(map_page: MapPage) -> None:
 
 
 def test_click_opens_paper_and_like_this_moves_to_it(map_page: MapPage) -> None:
-    row = 42
+    row = map_page.clear_row(42)
     map_page.page.mouse.click(*map_page.point_xy(row))
     title = map_page.page.locator("#paper-title")
     title.wait_for(timeout=10_000)
@@ -336,7 +358,7 @@ def test_exported_map_works_offline(browser: Any, built_dir: Path, tmp_path: Pat
     assert page.page.locator("#meta").inner_text().startswith("115 papers")
     assert _palette_pixels(page.map_colours(), _hex(page.page.evaluate("colour(0)"))) > 50
     # a point no topic name is drawn over (a click on a name is not a click on the point)
-    row = next(r for r in range(50) if page.uncovered(r))
+    row = page.clear_row()
     page.page.mouse.click(*page.point_xy(row))
     page.page.locator("#similar .hit").first.wait_for(timeout=5_000)
     assert page.page.locator("#similar .hit").count() == 5
@@ -914,7 +936,7 @@ def test_without_webgl_the_page_says_so_and_still_works(
         assert page.locator("#topic-list .topic").count() == len(map_page.data("topics"))
         # the points, drawn on a 2-D canvas, in their topics' colours
         assert _palette_pixels(map_page.map_colours(), _hex(page.evaluate("colour(0)"))) > 50
-        row = next(r for r in range(50) if map_page.uncovered(r))
+        row = map_page.clear_row()
         page.mouse.click(*map_page.point_xy(row))
         page.locator("#similar .hit").first.wait_for(timeout=10_000)
         assert page.locator("#paper-title").inner_text() == map_page.data(f"title[{row}]")
