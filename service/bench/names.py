@@ -22,8 +22,13 @@ from service.artifacts import BuildFolder, TopicsFile, current_build_dir
 from service.config import BUILDS, Settings
 from service.embed.backends import load_embedder
 from service.schemas import embedding_text
-from service.topics.labels import PhraseEncoder, TermCounts, clean_for_labels, count_terms
-from service.topics.labels import topic_labels as name_classes
+from service.topics.labels import (
+    PhraseEncoder,
+    TermCounts,
+    clean_for_labels,
+    count_terms,
+    topic_labels,
+)
 from service.topics.naming import duplicate_counts, is_noun_phrase
 
 
@@ -42,10 +47,10 @@ def renamed(
     topic_ids = sorted(
         (t.id for t in stored.topics if t.id >= 0), key=lambda t: -int(np.sum(assignments == t))
     )
-    groups = name_classes(terms, by_group, group_ids, vectors, encode) if group_ids else {}
+    groups = topic_labels(terms, by_group, group_ids, vectors, encode) if group_ids else {}
     siblings = {child: g.children for g in stored.groups for child in g.children} or None
     parents = [groups[g].name for g in group_ids]
-    topics = name_classes(
+    topics = topic_labels(
         terms, assignments, topic_ids, vectors, encode, siblings=siblings, parents=parents
     )
     return {g: label.name for g, label in groups.items()}, {
