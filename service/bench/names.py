@@ -1,14 +1,18 @@
 """The names this code gives a build's topics and groups, beside those the build was made with.
 
 ``paperscope bench names DATA_DIR`` reads the published build (nothing is written), counts the
-terms of its papers and names its groups, then its topics, as a build does
-(:func:`service.topics.labels.topic_labels`: groups against each other, each topic against
-its siblings and never like a group), on the same clusters and groups. It prints each name that
-changed and, per level and for both sets of names, the duplicates, near-duplicates, one-word
-names, names that are not noun phrases and numbered names (:mod:`service.topics.naming`). So a
-change to naming is judged on a real build in a minute or two, not after a full rebuild. Set
-``PAPERSCOPE_BACKEND`` and the embedding settings as the build was made (names are ranked with
-the build's embedder).
+terms of its papers and names its groups, then its topics, with the build's own steps
+(:func:`service.topics.cluster.name_groups`, :func:`service.topics.cluster.name_topics`:
+groups against each other, each topic against its siblings and never like a group), on the
+same clusters and groups. It prints each name that changed and, per level and for both sets
+of names, the duplicates, near-duplicates, one-word names, names that are not noun phrases and
+numbered names (:mod:`service.topics.naming`). So a change to naming is judged on a real build
+in a minute or two, not after a full rebuild. Set ``PAPERSCOPE_BACKEND`` and the embedding
+settings as the build was made (names are ranked with the build's embedder). A build that
+carried topics over from an earlier one moved some papers after naming (an outlier keeps its
+previous topic when nearly as close, :mod:`service.topics.lineage`), so its names are not
+reproduced exactly even by the code that made it: compare such a build's names from two
+versions of the code, not against its stored ones.
 """
 
 from __future__ import annotations
@@ -22,13 +26,9 @@ from service.artifacts import BuildFolder, TopicsFile, current_build_dir
 from service.config import BUILDS, Settings
 from service.embed.backends import load_embedder
 from service.schemas import embedding_text
-from service.topics.labels import (
-    PhraseEncoder,
-    TermCounts,
-    clean_for_labels,
-    count_terms,
-    topic_labels,
-)
+from service.topics.cluster import name_groups, name_topics
+from service.topics.labels import PhraseEncoder, TermCounts, clean_for_labels, count_terms
+from service.topics.model import Topic, TopicGroup
 from service.topics.naming import duplicate_counts, is_noun_phrase
 
 
@@ -38,24 +38,20 @@ def renamed(
     assignments: npt.NDArray[np.int32],
     vectors: npt.NDArray[np.float32],
     encode: PhraseEncoder | None,
+    label_terms: int,
 ) -> tuple[dict[int, str], dict[int, str]]:
-    """(group id -> name, topic id -> name) as this code names the stored clusters and groups,
-    each level largest first as a build names it."""
-    group_of = {child: g.id for g in stored.groups for child in g.children}
-    by_group = np.array([group_of.get(int(a), -1) for a in assignments], dtype=np.int32)
-    group_ids = sorted((g.id for g in stored.groups), key=lambda g: -int(np.sum(by_group == g)))
-    topic_ids = sorted(
-        (t.id for t in stored.topics if t.id >= 0), key=lambda t: -int(np.sum(assignments == t))
+    """(group id -> name, topic id -> name) as this code names the stored clusters and groups:
+    the build's own naming steps, the groups first, the topics largest first as a fit lists
+    them."""
+    groups = [TopicGroup(g.id, g.label, g.keywords, g.children) for g in stored.groups]
+    topics = sorted(
+        (Topic(t.id, t.label, t.keywords, t.members) for t in stored.topics if t.id >= 0),
+        key=lambda t: -t.size,
     )
-    groups = topic_labels(terms, by_group, group_ids, vectors, encode) if group_ids else {}
-    siblings = {child: g.children for g in stored.groups for child in g.children} or None
-    parents = [groups[g].name for g in group_ids]
-    topics = topic_labels(
-        terms, assignments, topic_ids, vectors, encode, siblings=siblings, parents=parents
-    )
-    return {g: label.name for g, label in groups.items()}, {
-        t: label.name for t, label in topics.items()
-    }
+    if groups:
+        name_groups(groups, vectors, terms, assignments, label_terms, encode)
+    name_topics(topics, groups, vectors, terms, assignments, label_terms, encode)
+    return {g.id: g.name for g in groups}, {t.id: t.name for t in topics}
 
 
 def report(names: list[str]) -> str:
@@ -84,7 +80,9 @@ def measure(data_dir: Path, settings: Settings) -> None:
     vectors = np.asarray(build.embeddings(), dtype=np.float32)
     embedder = load_embedder(settings)
     terms = count_terms(texts, build.manifest().topics.seed)  # the build's vocabulary sample
-    groups, topics = renamed(stored, terms, build.assignments(), vectors, embedder.encode)
+    groups, topics = renamed(
+        stored, terms, build.assignments(), vectors, embedder.encode, settings.label_terms
+    )
     print(f"build {build.name}: {len(texts)} papers")
     levels = (
         ("groups", {g.id: g.name or g.label for g in stored.groups}, groups),

@@ -273,18 +273,35 @@ def group_topics(
     sizes = np.array([t.size for t in fine], dtype=np.int64)
     group_of_topic = dict(zip((t.id for t in fine), balanced_groups(centroids, sizes), strict=True))
     n_groups = max(group_of_topic.values()) + 1
+    groups = [
+        TopicGroup(
+            id=g,
+            label="",
+            keywords=[],
+            children=sorted(t.id for t in fine if group_of_topic[t.id] == g),
+        )
+        for g in range(n_groups)
+    ]
+    name_groups(groups, vectors, terms, assignments, label_terms, encode)
+    return groups
+
+
+def name_groups(
+    groups: list[TopicGroup],
+    vectors: npt.NDArray[np.float32],
+    terms: TermCounts | None,
+    assignments: npt.NDArray[np.int32],
+    label_terms: int,
+    encode: PhraseEncoder | None = None,
+) -> None:
+    """Name and label the coarse groups, each over its topics' papers against the others."""
+    group_of_topic = {child: g.id for g in groups for child in g.children}
     group_assignments = np.array(
         [group_of_topic[int(a)] if a != NOISE_TOPIC else NOISE_TOPIC for a in assignments],
         dtype=np.int32,
     )
-    names = topic_labels(terms, group_assignments, list(range(n_groups)), vectors, encode)
-    return [
-        TopicGroup(
-            id=g,
-            label=label_of(names[g].keywords[:label_terms], f"group {g}"),
-            keywords=names[g].keywords,
-            children=sorted(t.id for t in fine if group_of_topic[t.id] == g),
-            name=names[g].name,
-        )
-        for g in range(n_groups)
-    ]
+    names = topic_labels(terms, group_assignments, [g.id for g in groups], vectors, encode)
+    for group in groups:
+        group.keywords = names[group.id].keywords
+        group.label = label_of(group.keywords[:label_terms], f"group {group.id}")
+        group.name = names[group.id].name
