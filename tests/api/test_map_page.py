@@ -497,10 +497,13 @@ def _labels(map_page: MapPage) -> list[dict[str, Any]]:
 def _zoom(map_page: MapPage, distance: float) -> None:
     """Zoom onto the largest topic's centre, so its name is on screen at any zoom whatever the
     layout (the middle of the map may hold no topic centre: CI's build had none there)."""
+    largest = max((t for t in map_page.data("topics") if t["id"] >= 0), key=lambda t: t["size"])
+    _zoom_onto(map_page, largest["x"], largest["y"], distance)
+
+
+def _zoom_onto(map_page: MapPage, x: float, y: float, distance: float) -> None:
     map_page.page.evaluate(
-        "(() => { const [t] = window.paperscope.state.data.topics.filter((t) => t.id >= 0)"
-        ".sort((a, b) => b.size - a.size);"
-        f" window.paperscope.scatterplot.zoomToLocation([toGl(t.x), toGl(t.y)], {distance}); }})()"
+        f"window.paperscope.scatterplot.zoomToLocation([toGl({x}), toGl({y})], {distance})"
     )
     map_page.page.wait_for_timeout(1200)  # the zoom's transition, then the labels redraw
 
@@ -532,13 +535,6 @@ def test_label_boxes_never_overlap(map_page: MapPage) -> None:
                 assert not overlap, (a, b)
 
 
-def _zoom_onto(map_page: MapPage, x: float, y: float, distance: float) -> None:
-    map_page.page.evaluate(
-        f"window.paperscope.scatterplot.zoomToLocation([toGl({x}), toGl({y})], {distance})"
-    )
-    map_page.page.wait_for_timeout(1200)
-
-
 def _window(map_page: MapPage) -> tuple[float, float, float, float]:
     """The map coordinates on screen: x0, x1, y0, y1."""
     x0, x1, y0, y1 = map_page.page.evaluate("[...xScale.domain(), ...yScale.domain()]")
@@ -548,15 +544,11 @@ def _window(map_page: MapPage) -> tuple[float, float, float, float]:
 def _off_centre_view(map_page: MapPage, distance: float) -> tuple[int, float, float] | None:
     """A topic and a paper of it such that, zoomed onto the paper, three or more of the topic's
     papers are on screen but not the topic's centre; None if this zoom has no such view."""
-    data = map_page.page.evaluate(
-        "(() => { const d = window.paperscope.state.data; return {x: Array.from(d.x), "
-        "y: Array.from(d.y), topic: Array.from(d.topic), topics: d.topics}; })()"
-    )
     _zoom(map_page, distance)
     x0, x1, y0, y1 = _window(map_page)
     half_x, half_y = 0.45 * (x1 - x0), 0.45 * (y1 - y0)  # a margin inside the screen's edges
-    points = list(zip(data["x"], data["y"], data["topic"], strict=True))
-    for topic in sorted(data["topics"], key=lambda t: -t["size"]):
+    points = list(zip(map_page.data("x"), map_page.data("y"), map_page.data("topic"), strict=True))
+    for topic in sorted(map_page.data("topics"), key=lambda t: -t["size"]):
         mine = [(x, y) for x, y, t in points if t == topic["id"] >= 0]
         for x, y in mine:
             if abs(topic["x"] - x) < 1.2 * half_x and abs(topic["y"] - y) < 1.2 * half_y:
