@@ -2,21 +2,24 @@
 
 ``paperscope bench names DATA_DIR`` reads the published build (nothing is written), counts the
 terms of its papers and names its groups, then its topics, with the build's own steps
-(:func:`service.topics.cluster.name_groups`, :func:`service.topics.cluster.name_topics`:
-groups against each other, each topic against its siblings and never like a group), on the
-same clusters and groups. It prints each name that changed and, per level and for both sets
-of names, the duplicates, near-duplicates, one-word names, names that are not noun phrases and
-numbered names (:mod:`service.topics.naming`). So a change to naming is judged on a real build
-in a minute or two, not after a full rebuild. Set ``PAPERSCOPE_BACKEND`` and the embedding
-settings as the build was made (names are ranked with the build's embedder). A build that
-carried topics over from an earlier one moved some papers after naming (an outlier keeps its
-previous topic when nearly as close, :mod:`service.topics.lineage`), so its names are not
-reproduced exactly even by the code that made it: compare such a build's names from two
-versions of the code, not against its stored ones.
+(:func:`service.topics.cluster.name_groups`, :func:`service.topics.cluster.name_topics`: groups
+against each other, each topic against its siblings and never like a group), on the same
+clusters and groups. It prints each name that changed and, per level and for both sets of names,
+the duplicates, near-duplicates, one-word names, names that are not noun phrases, numbered names
+(:mod:`service.topics.naming`) and how much of its papers a name speaks for (the median share of
+a topic's or group's papers that use its name, :func:`used_by`). So a change to naming is judged
+on a real build in a minute or two, not after a full rebuild. Set ``PAPERSCOPE_BACKEND`` and the
+embedding settings as the build was made (names are ranked with the build's embedder). A build
+that carried topics over from an earlier one moved some papers after naming (an outlier keeps
+its previous topic when nearly as close, :mod:`service.topics.lineage`), so its names are not
+reproduced exactly even by the code that made it: compare such a build's names from two versions
+of the code, not against its stored ones.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -65,6 +68,21 @@ def report(names: list[str]) -> str:
     )
 
 
+def used_by(name: str, texts: Sequence[str]) -> float:
+    """The share of ``texts`` (lower case) that use ``name``, a word's plural counting as it."""
+    words = [re.escape(w[:-1] if len(w) > 3 and w.endswith("s") else w) for w in name.split()]
+    pattern = re.compile(r"\b" + r"[\s-]+".join(w + "(?:s|es)?" for w in words) + r"\b")
+    return sum(bool(pattern.search(text)) for text in texts) / max(len(texts), 1)
+
+
+def speaks_for(
+    names: Mapping[int, str], rows: Mapping[int, Sequence[int]], texts: list[str]
+) -> str:
+    """The median share of each class's papers that use its name."""
+    shares = [used_by(names[c], [texts[r] for r in rows[c]]) for c in names if rows.get(c)]
+    return f"median {float(np.median(shares)):.2f} of its papers use its name" if shares else ""
+
+
 def measure(data_dir: Path, settings: Settings) -> None:
     build_dir = current_build_dir(data_dir / BUILDS)
     if build_dir is None:
@@ -84,13 +102,17 @@ def measure(data_dir: Path, settings: Settings) -> None:
         stored, terms, build.assignments(), vectors, embedder.encode, settings.label_terms
     )
     print(f"build {build.name}: {len(texts)} papers")
+    lower = [text.lower() for text in texts]
+    members = {t.id: list(t.members) for t in stored.topics if t.id >= 0}
+    grouped = {g.id: [r for c in g.children for r in members.get(c, [])] for g in stored.groups}
     levels = (
-        ("groups", {g.id: g.name or g.label for g in stored.groups}, groups),
-        ("topics", {t.id: t.name or t.label for t in stored.topics if t.id >= 0}, topics),
+        ("groups", {g.id: g.name or g.label for g in stored.groups}, groups, grouped),
+        ("topics", {t.id: t.name or t.label for t in stored.topics if t.id >= 0}, topics, members),
     )
-    for level, before, after in levels:
+    for level, before, after, rows in levels:
         for key in sorted(before):
             if before[key] != after.get(key):
                 print(f"{level[:-1]} {key}: {before[key]!r} -> {after.get(key)!r}")
-        print(f"{level}, as built: {report(list(before.values()))}")
-        print(f"{level}, this code: {report(list(after.values()))}")
+        for when, names in (("as built", before), ("this code", after)):
+            print(f"{level}, {when}: {report(list(names.values()))}")
+            print(f"  {speaks_for(names, rows, lower)}")

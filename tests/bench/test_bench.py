@@ -359,6 +359,7 @@ def test_names_of_a_build_made_with_this_code_come_back_unchanged(built_dir: Pat
     )
     assert counts["topics, as built"] == counts["topics, this code"]
     assert counts["topics, this code"].endswith("0 numbered"), counts
+    assert result.output.count("of its papers use its name") == 4  # per level, before and after
 
 
 def test_clustering_corpora_are_cut_by_date_and_field(tmp_path: Path) -> None:
