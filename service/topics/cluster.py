@@ -26,7 +26,14 @@ import numpy.typing as npt
 
 from service.schemas import NOISE_TOPIC, TopicParams
 from service.topics.groups import balanced_groups
-from service.topics.labels import PhraseEncoder, TermCounts, count_terms, label_of, topic_labels
+from service.topics.labels import (
+    GROUP_COVERAGE,
+    PhraseEncoder,
+    TermCounts,
+    count_terms,
+    label_of,
+    topic_labels,
+)
 from service.topics.model import NOISE_LABEL, Topic, TopicGroup, TopicModel
 from service.topics.placement import assign_outliers
 from service.topics.reduce import Graph, umap_reduce
@@ -294,13 +301,15 @@ def name_groups(
     label_terms: int,
     encode: PhraseEncoder | None = None,
 ) -> None:
-    """Name and label the coarse groups, each over its topics' papers against the others."""
+    """Name and label the coarse groups, each over its topics' papers against the others, by
+    phrases that speak for many of its papers (:data:`service.topics.labels.GROUP_COVERAGE`)."""
     group_of_topic = {child: g.id for g in groups for child in g.children}
     group_assignments = np.array(
         [group_of_topic[int(a)] if a != NOISE_TOPIC else NOISE_TOPIC for a in assignments],
         dtype=np.int32,
     )
-    names = topic_labels(terms, group_assignments, [g.id for g in groups], vectors, encode)
+    ids = [g.id for g in groups]
+    names = topic_labels(terms, group_assignments, ids, vectors, encode, coverage=GROUP_COVERAGE)
     for group in groups:
         group.keywords = names[group.id].keywords
         group.label = label_of(group.keywords[:label_terms], f"group {group.id}")

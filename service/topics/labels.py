@@ -109,6 +109,12 @@ CONTRAST = 0.5
 TERM_WEIGHT = 0.1
 """With an embedder, a name's c-TF-IDF score (relative to the topic's best) weighs in this much
 beside its cosines, so a phrase the topic's papers use often wins a near tie."""
+GROUP_COVERAGE = 0.5
+"""For a coarse group, how much the share of its papers that use a phrase adds to the phrase's
+score: a group's name should speak for most of its topics, not only for its most distinctive
+one (on the 74k map ``text-to-image diffusion models`` named a group that also holds image
+editing and autoregressive generation; now ``image generation``). Single words get no such
+credit: more papers use them, and they would win as vague one-word names."""
 KEYWORDS = 10
 """Keywords kept per topic (the label shows ``label_terms`` of them; quality is scored on 10)."""
 
@@ -325,6 +331,12 @@ class _Proposal:
     completions: dict[str, str]
     """Candidates cut short by the 3-word limit -> the phrase a name shows
     (:meth:`_Continuations.completions`)."""
+    coverage: dict[str, float]
+    """Each term's share of the topic's own papers that use it."""
+
+    def credit(self, term: str, weight: float) -> float:
+        """What a phrase's coverage adds to its score (:data:`GROUP_COVERAGE`)."""
+        return weight * self.coverage[term] if " " in term else 0.0
 
 
 def _fragments(counts: dict[str, float]) -> frozenset[str]:
@@ -441,6 +453,7 @@ def _propose(
             size / max(len(assignments), 1),
             fragments,
             completions,
+            {n: float(held[i]) / max(size, 1) for n, i in zip(names, wider, strict=True)},
         )
     return proposals
 
@@ -530,6 +543,7 @@ def topic_labels(
     keywords: int = KEYWORDS,
     siblings: Mapping[int, Sequence[int]] | None = None,
     parents: Sequence[str] = (),
+    coverage: float = 0.0,
 ) -> dict[int, TopicLabel]:
     """Names and keywords of the topics ``topic_ids`` (ids in ``assignments``, largest first).
 
@@ -540,7 +554,8 @@ def topic_labels(
     is ranked by that cosine less :data:`CONTRAST` times its cosine to the nearest sibling's
         centroid, plus :data:`TERM_WEIGHT` times its c-TF-IDF score. Without it the c-TF-IDF order
     stands. No name is a near-duplicate of another, nor says no more than one of ``parents``
-    (the level above's names), see :func:`_fits`."""
+    (the level above's names), see :func:`_fits`. ``coverage``: how much a phrase's share of
+    the topic's papers adds to its score (:data:`GROUP_COVERAGE` for coarse groups)."""
     taken: list[str] = []
     if terms is None:
         return {t: TopicLabel(_take(numbered(t, taken, parents), taken), []) for t in topic_ids}
@@ -566,6 +581,9 @@ def topic_labels(
                 proposal.terms, phrase_vectors, centres[topic_id], [centres[s] for s in others]
             )
             relevance = {t: c + TERM_WEIGHT * proposal.scores[t] for t, c in closeness.items()}
+        if coverage:
+            relevance = {t: r + proposal.credit(t, coverage) for t, r in relevance.items()}
+        if phrase_vectors or coverage:
             ranked = sorted(proposal.terms, key=lambda t: -relevance[t])
         slack = 0.08 if phrase_vectors else 0.6
         chosen = _choose(topic_id, proposal, ranked, relevance, taken, parents, slack)

@@ -196,3 +196,27 @@ def test_a_phrase_cut_short_by_the_three_word_limit_gets_its_last_word_back() ->
     labels = topic_labels(count_terms(texts), assignments, [0, 1], vectors, None, 10)
     assert labels[0].name == "multimodal large language models", labels[0].name
     assert not labels[1].name.startswith("topic"), labels[1].name  # the other keeps a name
+
+
+def test_a_group_is_named_by_a_phrase_most_of_its_papers_use() -> None:
+    # group 0 holds two topics, image editing (8 papers) and audio synthesis (4): all 12 use
+    # "diffusion models", only the larger topic "image editing", which c-TF-IDF scores higher
+    edits = ["portraits", "sky", "logos", "faces", "rooms", "cars", "food", "shoes"]
+    sounds = ["speech", "music", "birdsong", "drums"]
+    texts = (
+        [
+            f"Image editing of {x} with diffusion models. Image editing keeps {x} intact."
+            for x in edits
+        ]
+        + [f"Audio synthesis of {x} with diffusion models." for x in sounds]
+        + [f"Graph neural networks for {x} molecules." for x in edits + sounds]
+    )
+    groups = np.array([0] * 12 + [1] * 12, dtype=np.int32)
+    vectors = np.ones((len(texts), 4), dtype=np.float32)
+
+    def name(coverage: float) -> str:
+        labels = topic_labels(count_terms(texts), groups, [0, 1], vectors, coverage=coverage)
+        return labels[0].name
+
+    assert name(0.0) == "image editing"  # the most distinctive phrase, of one topic only
+    assert name(labels_module.GROUP_COVERAGE) == "diffusion models"
