@@ -37,6 +37,7 @@ _CLOSE = 2
 ADJECTIVE_ENDINGS = (
     "al",
     "ic",
+    "iac",
     "ive",
     "ous",
     "ary",
@@ -49,13 +50,13 @@ ADJECTIVE_ENDINGS = (
     "ian",
     "ent",
 )
-"""Endings of adjectives (``solar``, ``efficient``); words of four letters or fewer are let be
-(``star``, ``bed``), and so are ``-eed`` and ``-ment`` (``speed``, ``alignment``)."""
+"""Endings of adjectives (``solar``, ``efficient``, ``cardiac``); words of four letters or fewer
+are let be (``star``, ``bed``), and so are ``-eed`` and ``-ment`` (``speed``, ``alignment``)."""
 NOUNS = frozenset(
     """
     signal signals retrieval proposal interval material potential terminal manual journal
     arrival removal approval survival tutorial trial animal capital hospital portal rival
-    logic music topic traffic clinic epidemic rhetoric arithmetic
+    logic music topic traffic clinic epidemic rhetoric arithmetic zodiac maniac
     archive objective incentive alternative derivative initiative perspective narrative
     directive primitive representative executive detective motive
     dictionary summary library boundary vocabulary glossary commentary itinerary secretary

@@ -60,6 +60,7 @@ def test_distinct_names_are_not_near_duplicates(a: str, b: str) -> None:
         "generative",
         "federated",
         "deep",
+        "cardiac",
     ],
 )
 def test_adjectives_are_no_names(name: str) -> None:
