@@ -30,7 +30,13 @@ from service.config import BUILDS, Settings
 from service.embed.backends import load_embedder
 from service.schemas import embedding_text
 from service.topics.cluster import name_groups, name_topics
-from service.topics.labels import PhraseEncoder, TermCounts, clean_for_labels, count_terms
+from service.topics.labels import (
+    PhraseEncoder,
+    TermCounts,
+    clean_for_labels,
+    count_terms,
+    singular,
+)
 from service.topics.model import Topic, TopicGroup
 from service.topics.naming import duplicate_counts, is_noun_phrase
 
@@ -70,7 +76,7 @@ def report(names: list[str]) -> str:
 
 def used_by(name: str, texts: Sequence[str]) -> float:
     """The share of ``texts`` (lower case) that use ``name``, a word's plural counting as it."""
-    words = [re.escape(w[:-1] if len(w) > 3 and w.endswith("s") else w) for w in name.split()]
+    words = [re.escape(word) for word in singular(name).split()]
     pattern = re.compile(r"\b" + r"[\s-]+".join(w + "(?:s|es)?" for w in words) + r"\b")
     return sum(bool(pattern.search(text)) for text in texts) / max(len(texts), 1)
 

@@ -55,7 +55,7 @@ def _top_indexes(
     for term_index in np.argsort(-scores):
         if scores[term_index] <= 0 or len(chosen) >= count:
             break
-        term = _singular(str(vocabulary[term_index]))
+        term = singular(str(vocabulary[term_index]))
         padded = f" {term} "
         if dedupe and any(f" {c} " in padded or padded in f" {c} " for c in folded):
             continue
@@ -66,7 +66,7 @@ def _top_indexes(
     return chosen
 
 
-def _singular(term: str) -> str:
+def singular(term: str) -> str:
     """Crude plural folding so a label never shows both ``llm`` and ``llms``."""
     return " ".join(w[:-1] if len(w) > 3 and w.endswith("s") else w for w in term.split())
 
@@ -623,8 +623,8 @@ def _dedupe(ranked: list[str]) -> list[str]:
     """Terms in order, dropping one that repeats an earlier one (plural, sub- or super-phrase)."""
     kept: list[str] = []
     for term in ranked:
-        padded = f" {_singular(term)} "
-        if any(f" {c} " in padded or padded in f" {c} " for c in map(_singular, kept)):
+        padded = f" {singular(term)} "
+        if any(f" {c} " in padded or padded in f" {c} " for c in map(singular, kept)):
             continue
         kept.append(term)
     return kept
