@@ -75,9 +75,10 @@ def report(names: list[str]) -> str:
 
 
 def used_by(name: str, texts: Sequence[str]) -> float:
-    """The share of ``texts`` (lower case) that use ``name``, a word's plural counting as it."""
+    """The share of ``texts`` (lower case) that use ``name``, a word's plural or possessive
+    counting as it."""
     words = [re.escape(word) for word in singular(name).split()]
-    pattern = re.compile(r"\b" + r"[\s-]+".join(w + "(?:s|es)?" for w in words) + r"\b")
+    pattern = re.compile(r"\b" + r"[\s-]+".join(w + "(?:s|es|['\u2019]s)?" for w in words) + r"\b")
     return sum(bool(pattern.search(text)) for text in texts) / max(len(texts), 1)
 
 

@@ -37,7 +37,10 @@ ACADEMIC_STOP_WORDS = frozenset(
     """.split()
 )
 STOP_WORDS = sorted(ENGLISH_STOP_WORDS | ACADEMIC_STOP_WORDS)
-TOKEN_PATTERN = r"(?u)\b[a-zA-Z][a-zA-Z0-9]+(?:-[a-zA-Z0-9]+)*\b"
+POSSESSIVE = "\u02bcs"
+"""A possessive ``'s`` while a text is split into terms: a letter, so the apostrophe neither
+ends the phrase (``alzheimer's disease``) nor leaves ``alzheimer`` a name of its own."""
+TOKEN_PATTERN = r"(?u)\b[a-zA-Z][a-zA-Z0-9]+(?:-[a-zA-Z0-9]+)*(?:\u02bcs)?\b"
 
 
 def _top_terms(
@@ -67,8 +70,15 @@ def _top_indexes(
 
 
 def singular(term: str) -> str:
-    """Crude plural folding so a label never shows both ``llm`` and ``llms``."""
-    return " ".join(w[:-1] if len(w) > 3 and w.endswith("s") else w for w in term.split())
+    """Crude plural folding so a label never shows both ``llm`` and ``llms`` (a possessive
+    folds to its noun: ``alzheimer's`` to ``alzheimer``)."""
+    return " ".join(_singular_word(w) for w in term.split())
+
+
+def _singular_word(word: str) -> str:
+    if word.endswith("'s"):
+        return word[:-2]
+    return word[:-1] if len(word) > 3 and word.endswith("s") else word
 
 
 @dataclass(frozen=True)
@@ -126,6 +136,7 @@ PHRASE_WORDS = frozenset("model models data large small task tasks high low".spl
 """Stop words that may stand inside a phrase (``large language models``, ``diffusion models``)
 though never as a term of their own."""
 _BREAKS = re.compile(r"[^\w\s-]+|\s-\s|\s+-|-\s+")
+_POSSESSIVES = re.compile(r"(?<=[a-z0-9])['\u2019]s\b")
 _TOKEN = re.compile(TOKEN_PATTERN)
 _STOP = frozenset(STOP_WORDS)
 _NO_START = frozenset({"models", "tasks"})
@@ -137,23 +148,28 @@ def terms_of(text: str) -> list[str]:
     """A text's terms: its words (stop words out) and its phrases of 2-3 words. A phrase never
     spans punctuation or a stop word (``(LVLMs)`` or ``of`` end one); of the stop words only
     :data:`PHRASE_WORDS` stand inside one, never at its end if an adjective (``large``) nor at
-    its start if a plural noun (``models``)."""
+    its start if a plural noun (``models``). A possessive stays inside a phrase (``alzheimer's
+    disease``); a word or phrase that ends in one counts without it (``teacher network`` in
+    ``the teacher network's output``)."""
     out: list[str] = []
-    for chunk in _BREAKS.split(text.lower()):
+    for chunk in _BREAKS.split(_POSSESSIVES.sub(POSSESSIVE, text.lower())):
         run: list[str] = []
         for word in [*_TOKEN.findall(chunk), ""]:
-            if word and word not in _BREAKING:
+            if word and word.removesuffix(POSSESSIVE) not in _BREAKING:
                 run.append(word)
                 continue
             for i, first in enumerate(run):
-                if first not in _STOP:
-                    out.append(first)
+                alone = first.removesuffix(POSSESSIVE)
+                if alone not in _STOP:
+                    out.append(alone)
                 if first in _NO_START:
                     continue
                 for size in (2, 3):
                     gram = run[i : i + size]
-                    if len(gram) == size and gram[-1] not in _NO_END:
-                        out.append(" ".join(gram))
+                    if len(gram) == size and gram[-1].removesuffix(POSSESSIVE) not in _NO_END:
+                        out.append(
+                            " ".join(gram).removesuffix(POSSESSIVE).replace(POSSESSIVE, "'s")
+                        )
             run = []
     return out
 

@@ -16,6 +16,7 @@ from service.topics.labels import (
     count_terms,
     keyword_labels,
     mmr,
+    singular,
     terms_of,
     topic_labels,
 )
@@ -43,6 +44,14 @@ def test_phrases_stop_at_punctuation_and_stop_words() -> None:
     assert "lvlms" in terms and not any("models lvlms" in t for t in terms)
     assert "for" not in terms and "models" not in terms  # stop words are no terms of their own
     assert not any(t.startswith("models ") or t.endswith(" large") for t in terms)
+
+
+def test_a_possessive_stays_inside_a_phrase() -> None:
+    terms = terms_of("Alzheimer's disease; it's the teacher network\u2019s ability that counts.")
+    assert "alzheimer's disease" in terms and "alzheimer" in terms and "disease" in terms
+    assert "teacher network" in terms and "teacher network's ability" in terms
+    assert not any(t.endswith("'s") or "\u02bc" in t or t.startswith("it") for t in terms)
+    assert singular("alzheimer's disease") == singular("alzheimer disease")
 
 
 def test_mmr_trades_relevance_for_novelty() -> None:
