@@ -54,6 +54,22 @@ def test_a_possessive_stays_inside_a_phrase() -> None:
     assert singular("alzheimer's disease") == singular("alzheimer disease")
 
 
+WORD = st.tuples(
+    st.sampled_from(["teacher", "network", "model", "it", "Alzheimer", "a"]),
+    st.sampled_from(["", "'s", "\u2019s", "\u02bcs", "'", "s", "\u02bc"]),
+    st.sampled_from([" ", " ", "-", ". ", "'", ""]),
+).map("".join)
+
+
+@given(st.lists(WORD, max_size=12).map("".join))
+def test_terms_are_words_or_phrases_whatever_the_text(text: str) -> None:
+    for term in terms_of(text):
+        words = term.split(" ")
+        assert 1 <= len(words) <= 3 and all(words), term
+        assert "\u02bc" not in term and not term.endswith("'s"), term
+        assert all(w.count("'") <= (1 if w.endswith("'s") else 0) for w in words), term
+
+
 def test_mmr_trades_relevance_for_novelty() -> None:
     relevance = np.array([1.0, 0.99, 0.5], dtype=np.float32)
     similarity = np.array([[1, 0.99, 0], [0.99, 1, 0], [0, 0, 1]], dtype=np.float32)
