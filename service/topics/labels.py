@@ -59,8 +59,7 @@ def _top_indexes(
         if scores[term_index] <= 0 or len(chosen) >= count:
             break
         term = singular(str(vocabulary[term_index]))
-        padded = f" {term} "
-        if dedupe and any(f" {c} " in padded or padded in f" {c} " for c in folded):
+        if dedupe and _repeats(term, folded):
             continue
         if not dedupe and term in folded:
             continue
@@ -638,12 +637,20 @@ def _name_closeness(
 def _dedupe(ranked: list[str]) -> list[str]:
     """Terms in order, dropping one that repeats an earlier one (plural, sub- or super-phrase)."""
     kept: list[str] = []
+    folded: list[str] = []
     for term in ranked:
-        padded = f" {singular(term)} "
-        if any(f" {c} " in padded or padded in f" {c} " for c in map(singular, kept)):
+        folded_term = singular(term)
+        if _repeats(folded_term, folded):
             continue
         kept.append(term)
+        folded.append(folded_term)
     return kept
+
+
+def _repeats(folded_term: str, folded: list[str]) -> bool:
+    """Whether a term (plurals folded) is one of ``folded`` or a sub- or super-phrase of one."""
+    padded = f" {folded_term} "
+    return any(f" {c} " in padded or padded in f" {c} " for c in folded)
 
 
 def label_of(keywords: list[str], fallback: str) -> str:
